@@ -1,0 +1,127 @@
+"""Benchmark of the selfie check: per-image time per backend, and peak RSS for a set of 30.
+
+Run: ``.venv/bin/python bench/bench_selfie_check.py``. Not a test. The insightface part runs on
+the pack in ``<models_path>/insightface/models/<pack>`` when present; without one it times only
+the ArcFace embedding path on a small exported model (the detector cannot be substituted).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from headshots.generation.faces import (
+    DlibAnalyzer,
+    InsightFaceAnalyzer,
+    check_selfie,
+    insightface_pack_dir,
+)
+from headshots.settings import Settings
+from tests.plugins.faces import face_photo_variants, insightface_image_path
+
+_CHILD = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from headshots.generation.faces import DlibAnalyzer, check_selfie, check_selfie_set
+analyzer = DlibAnalyzer()
+files = sorted(Path(sys.argv[2]).glob("*.jpg"))
+verdicts = [check_selfie(p.read_bytes(), analyzer, index=i) for i, p in enumerate(files, 1)]
+result = check_selfie_set(verdicts, same_person_threshold=analyzer.same_person_threshold)
+print(json.dumps({
+    "photos": len(files),
+    "accepted": len(result.accepted),
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "torch_imported": "torch" in sys.modules,
+}))
+"""
+
+
+def _time_checks(analyzer: object, photos: list[bytes], rounds: int = 3) -> list[float]:
+    check_selfie(photos[0], analyzer, index=0)  # type: ignore[arg-type]  # warm-up: model load
+    times = []
+    for _ in range(rounds):
+        for index, data in enumerate(photos, start=1):
+            start = time.perf_counter()
+            check_selfie(data, analyzer, index=index)  # type: ignore[arg-type]
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def _report(name: str, times: list[float]) -> None:
+    print(
+        f"{name:<28} median {statistics.median(times) * 1000:7.1f} ms/image"
+        f"   max {max(times) * 1000:7.1f} ms   (n={len(times)})"
+    )
+
+
+def _time_embedding_path() -> None:
+    """Time insightface's alignment + ONNX embedding on the small model the tests export."""
+    import numpy as np
+    from PIL import Image
+
+    from headshots.generation.faces import ArcFaceEmbedder
+    from tests.test_faces_insightface import _tiny_arcface
+
+    with tempfile.TemporaryDirectory() as folder:
+        embedder = ArcFaceEmbedder.from_file(_tiny_arcface(Path(folder) / "tiny.onnx"))
+        from insightface.utils import face_align
+
+        face = Image.open(insightface_image_path("Tom_Hanks_54745.png")).convert("RGB")
+        landmarks = np.asarray(face_align.arcface_dst, dtype=np.float32)
+        times = []
+        for _ in range(50):
+            start = time.perf_counter()
+            embedder.embed(face, landmarks)
+            times.append(time.perf_counter() - start)
+    _report("insightface align+embed*", times)
+    print("  * small exported model, not w600k_r50: measures the code path, not the real cost")
+
+
+def main() -> None:
+    photos = face_photo_variants()
+    group = insightface_image_path("t1.jpg").read_bytes()
+    print(f"{len(photos)} selfies (512-600 px) + t1.jpg (1280x886)\n")
+    dlib = DlibAnalyzer()
+    _report("dlib selfies", _time_checks(dlib, photos))
+    _report("dlib group photo", _time_checks(dlib, [group]))
+
+    settings = Settings()
+    pack = insightface_pack_dir(settings.models_path, settings.insightface_pack)
+    if pack.is_dir() and any(pack.glob("det_*.onnx")):
+        analyzer = InsightFaceAnalyzer(pack)
+        _report("insightface selfies", _time_checks(analyzer, photos))
+        _report("insightface group photo", _time_checks(analyzer, [group]))
+    else:
+        print(f"insightface detection: skipped, no pack in {pack}")
+    _time_embedding_path()
+
+    with tempfile.TemporaryDirectory() as folder:
+        for number in range(30):
+            data = photos[number % len(photos)]
+            Path(folder, f"{number:02d}.jpg").write_bytes(data)
+        start = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(Path(__file__).resolve().parents[1]), folder],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        elapsed = time.perf_counter() - start
+    result = json.loads(child.stdout)
+    print(
+        f"\nsubprocess, 30 photos with dlib: {elapsed:.1f} s wall, "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB, torch imported: {result['torch_imported']}, "
+        f"accepted {result['accepted']} (duplicates of the 7 variants are rejected)"
+    )
+
+
+if __name__ == "__main__":
+    main()

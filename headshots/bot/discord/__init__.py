@@ -1,0 +1,102 @@
+"""The Discord front end: ``/headshot`` slash commands, a thread per session, results by the worker.
+
+Team mode (``/headshot team ...``): one brand kit per server, members' private sessions and
+their picked favourites in the team channel; see :mod:`headshots.bot.discord.team`.
+
+Entry points for the CLI: :func:`run` (``headshots bot discord``) and :func:`sync_commands`
+(``headshots bot discord --sync``). Everything else is internal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+
+from headshots.errors import ConfigurationError
+from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["run", "sync_commands"]
+
+
+def _token(settings: Settings) -> str:
+    if settings.discord_token is None:
+        raise ConfigurationError("HEADSHOTS_DISCORD_TOKEN is not set")
+    return settings.discord_token.get_secret_value()
+
+
+def _point_at_api(settings: Settings) -> None:
+    from headshots.queue.delivery.discord import point_discord_at
+
+    point_discord_at(settings.discord_api_url)
+
+
+def run(settings: Settings, redis_url: str) -> None:
+    """Run the Discord bot until interrupted."""
+    token = _token(settings)
+    _point_at_api(settings)
+    asyncio.run(_serve(settings, redis_url, token))
+
+
+async def _serve(settings: Settings, redis_url: str, token: str) -> None:
+    from headshots.bot.discord.client import HeadshotsClient, bot_intents
+    from headshots.queue.client import QueueClient
+
+    queue = await QueueClient.connect(settings, redis_url)
+    try:
+        for message_content in (True, False):
+            client = HeadshotsClient(
+                queue=queue, settings=settings, intents=bot_intents(message_content=message_content)
+            )
+            try:
+                async with client:
+                    await client.start(token)
+                return
+            except discord.PrivilegedIntentsRequired:
+                if not message_content:
+                    raise
+                logger.warning(
+                    "the Message Content intent is not enabled for this bot: selfies posted as "
+                    "messages in threads will not arrive; attachments to /headshot start and DMs "
+                    "still work. Enable it in the Developer Portal "
+                    "(Bot > Privileged Gateway Intents)."
+                )
+    finally:
+        await queue.close()
+
+
+async def sync_commands(settings: Settings, guild_id: int | None) -> int:
+    """Register the slash commands (globally, or in one guild at once); returns how many."""
+    from discord import app_commands
+
+    from headshots.bot.discord.client import command_tree_hash
+    from headshots.bot.discord.commands import HeadshotGroup
+    from headshots.queue import constants
+
+    token = _token(settings)
+    _point_at_api(settings)
+    client = discord.Client(intents=discord.Intents.none())
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+    tree.add_command(HeadshotGroup())
+    async with client:
+        await client.login(token)
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            tree.copy_global_to(guild=guild)
+            synced = await tree.sync(guild=guild)
+        else:
+            synced = await tree.sync()
+            if settings.redis_url:
+                # Record what was synced so the bot's own start does not sync again.
+                from headshots.queue.connections import connect
+
+                redis = await connect(settings.redis_url)
+                try:
+                    key = constants.discord_commands_hash_key(client.application_id)
+                    await redis.set(key, command_tree_hash(tree))
+                finally:
+                    await redis.aclose()
+    return len(synced)

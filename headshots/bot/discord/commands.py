@@ -1,0 +1,120 @@
+"""The ``/headshot`` slash-command group; each command hands over to the session :class:`Flow`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+import discord
+from discord import app_commands
+
+if TYPE_CHECKING:
+    from headshots.bot.discord.client import HeadshotsClient
+    from headshots.bot.discord.flow import Flow
+    from headshots.bot.discord.team import TeamFlow
+
+#: Discord allows 25 options; 10 selfies attach comfortably, more can be posted in the thread.
+MAX_ATTACHMENT_OPTIONS = 10
+
+
+def _flow(interaction: discord.Interaction) -> Flow:
+    return cast("HeadshotsClient", interaction.client).flow
+
+
+def _team(interaction: discord.Interaction) -> TeamFlow:
+    return _flow(interaction).team
+
+
+class TeamGroup(app_commands.Group, name="team", description="Team headshots in one brand look"):
+    """``/headshot team setup|show|join|status|export|delete`` (team mode, servers only)."""
+
+    @app_commands.command(name="setup", description="Set the team's brand kit (server admins)")
+    @app_commands.describe(logo="Your logo (PNG or JPEG), for a corner mark on profile pictures")
+    async def setup(
+        self, interaction: discord.Interaction, logo: discord.Attachment | None = None
+    ) -> None:
+        """Open the kit editor; Save posts the preview and a Join button in this channel."""
+        await _team(interaction).setup(interaction, logo)
+
+    @app_commands.command(name="show", description="Show the team's brand kit")
+    async def show(self, interaction: discord.Interaction) -> None:
+        """Show the kit and its preview, privately."""
+        await _team(interaction).show(interaction)
+
+    @app_commands.command(name="join", description="Get your headshot in the team's look")
+    async def join(self, interaction: discord.Interaction) -> None:
+        """Join the team and open a private session for your selfies."""
+        await _team(interaction).join(interaction)
+
+    @app_commands.command(name="status", description="Where each team member stands")
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Show the team's progress (admins see everyone)."""
+        await _team(interaction).status(interaction)
+
+    @app_commands.command(name="export", description="Get the team's headshots as a ZIP (admins)")
+    async def export(self, interaction: discord.Interaction) -> None:
+        """Send the approved headshots and a contact sheet to the admin by DM."""
+        await _team(interaction).export(interaction)
+
+    @app_commands.command(name="delete", description="Delete the team's kit and pictures (admins)")
+    async def delete(self, interaction: discord.Interaction) -> None:
+        """Ask for confirmation, then delete the team."""
+        await _team(interaction).delete(interaction)
+
+
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)
+class HeadshotGroup(
+    app_commands.Group, name="headshot", description="Professional headshots from your selfies"
+):
+    """``/headshot start|styles|status|cancel|delete|privacy`` and the ``team`` group."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_command(TeamGroup())
+
+    @app_commands.command(
+        name="start", description="Start a headshot session (attach up to 10 selfies)"
+    )
+    @app_commands.describe(photo1="A selfie (you can also post them in the session thread)")
+    async def start(
+        self,
+        interaction: discord.Interaction,
+        photo1: discord.Attachment | None = None,
+        photo2: discord.Attachment | None = None,
+        photo3: discord.Attachment | None = None,
+        photo4: discord.Attachment | None = None,
+        photo5: discord.Attachment | None = None,
+        photo6: discord.Attachment | None = None,
+        photo7: discord.Attachment | None = None,
+        photo8: discord.Attachment | None = None,
+        photo9: discord.Attachment | None = None,
+        photo10: discord.Attachment | None = None,
+    ) -> None:
+        """Start a session: consent, a thread, selfie checks, style choice."""
+        photos = [photo1, photo2, photo3, photo4, photo5, photo6, photo7, photo8, photo9, photo10]
+        await _flow(interaction).start(interaction, [p for p in photos if p is not None])
+
+    @app_commands.command(name="styles", description="List the available styles")
+    async def styles(self, interaction: discord.Interaction) -> None:
+        """Show the styles, backgrounds, attire and colour grades."""
+        await _flow(interaction).styles(interaction)
+
+    @app_commands.command(name="status", description="Where is my job?")
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Show the state, queue position and ETA of the user's job."""
+        await _flow(interaction).status(interaction)
+
+    @app_commands.command(name="cancel", description="Cancel your running job or open session")
+    async def cancel(self, interaction: discord.Interaction) -> None:
+        """Cancel the user's job (or the unsubmitted session here)."""
+        await _flow(interaction).cancel(interaction)
+
+    @app_commands.command(name="delete", description="Delete all your data")
+    async def delete(self, interaction: discord.Interaction) -> None:
+        """Ask for confirmation, then delete everything of the user."""
+        await _flow(interaction).delete(interaction)
+
+    @app_commands.command(name="privacy", description="What is stored, and for how long")
+    async def privacy(self, interaction: discord.Interaction) -> None:
+        """Explain what is kept and for how long."""
+        await _flow(interaction).privacy(interaction)

@@ -1,0 +1,106 @@
+"""Build the python-telegram-bot ``Application`` from settings, and run it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, BaseRateLimiter
+
+from headshots.bot.telegram.commands import COMMANDS
+from headshots.bot.telegram.handlers import AnyApplication, register
+from headshots.bot.telegram.services import BotServices
+from headshots.errors import ConfigurationError
+from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Albums of full-size photos take longer than PTB's 20 s default to upload.
+MEDIA_WRITE_TIMEOUT_S = 120.0
+
+
+def api_urls(settings: Settings) -> tuple[str, str] | None:
+    """``(base_url, base_file_url)`` for another Bot API server, or ``None`` for Telegram's."""
+    if not settings.telegram_api_url:
+        return None
+    base = settings.telegram_api_url.rstrip("/")
+    return f"{base}/bot", f"{base}/file/bot"
+
+
+def build_application(
+    settings: Settings,
+    redis_url: str,
+    *,
+    services: BotServices | None = None,
+    rate_limiter: BaseRateLimiter[Any] | None = None,
+) -> AnyApplication:
+    """The bot, its handlers registered; the queue client connects in ``post_init``."""
+    if settings.telegram_token is None:
+        raise ConfigurationError("set HEADSHOTS_TELEGRAM_TOKEN to run the Telegram bot")
+    services = services or BotServices(settings, redis_url)
+
+    async def post_init(application: AnyApplication) -> None:
+        await services.connect()
+        await application.bot.set_my_commands(COMMANDS)
+        logger.info("telegram bot @%s ready", application.bot.username)
+
+    async def post_shutdown(application: AnyApplication) -> None:
+        await services.close()
+
+    builder = (
+        Application.builder()
+        .token(settings.telegram_token.get_secret_value())
+        # A 429 is retried after Telegram's retry_after rather than failing the handler.
+        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=3))
+        .media_write_timeout(MEDIA_WRITE_TIMEOUT_S)
+        # Safe: conversation state is locked per user and place (see state.Conversations).
+        .concurrent_updates(True)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    urls = api_urls(settings)
+    if urls is not None:
+        builder = builder.base_url(urls[0]).base_file_url(urls[1])
+    if settings.telegram_webhook_url:
+        builder = builder.updater(None)
+    application: AnyApplication = builder.build()
+    register(application, services)
+    return application
+
+
+@asynccontextmanager
+async def polling(
+    application: AnyApplication, *, poll_timeout_s: float = 10.0
+) -> AsyncIterator[AnyApplication]:
+    """Run ``application`` with long polling inside the current event loop (as run_polling does).
+
+    ``run_polling`` owns the loop and the signals; this is for embedding (tests, ``headshots
+    up``-style supervisors).
+    """
+    updater = application.updater
+    if updater is None:
+        raise ConfigurationError("this application was built for webhooks, not polling")
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    try:
+        await updater.start_polling(
+            timeout=int(poll_timeout_s),
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=False,
+        )
+        await application.start()
+        try:
+            yield application
+        finally:
+            if updater.running:
+                await updater.stop()
+            if application.running:
+                await application.stop()
+    finally:
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)
+        await application.shutdown()

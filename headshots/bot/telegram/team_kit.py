@@ -1,0 +1,308 @@
+"""The brand-kit draft an admin builds step by step, free of any chat API (like style_flow).
+
+    name -> preset -> background [-> colour | gradient] -> attire -> colour grade -> aspect ratio
+         -> count -> logo [-> placement] -> review -> confirm
+
+The draft lives in the admin's own conversation state (JSON in Redis) until it is saved as the
+team's :class:`BrandKit`. Text steps (name, hex colours) take the admin's next message; the logo
+step takes an image. Option values are short and contain no ``:`` (callback data separator).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from headshots.bot.labels import COLOUR_GRADE_LABELS
+from headshots.bot.telegram.style_flow import DEFAULT, Option
+from headshots.bot.telegram.style_flow import options as style_options
+from headshots.errors import UserError
+from headshots.queue.teams import BrandKit, normalise_hex
+
+if TYPE_CHECKING:
+    pass
+
+KitStep = Literal[
+    "name",
+    "preset",
+    "background",
+    "colour",
+    "gradient",
+    "attire",
+    "colour_grade",
+    "aspect_ratio",
+    "count",
+    "logo",
+    "placement",
+    "review",
+    "confirm",
+]
+#: Steps answered by a text message (the rest by buttons; "logo" by an image or a button).
+TEXT_STEPS: tuple[KitStep, ...] = ("name", "colour", "gradient")
+#: One-letter codes keep callback data short.
+STEP_CODES: dict[KitStep, str] = {
+    "name": "n",
+    "preset": "p",
+    "background": "b",
+    "colour": "c",
+    "gradient": "g",
+    "attire": "a",
+    "colour_grade": "k",
+    "aspect_ratio": "r",
+    "count": "h",
+    "logo": "l",
+    "placement": "m",
+    "review": "v",
+    "confirm": "f",
+}
+CODE_STEPS = {code: step for step, code in STEP_CODES.items()}
+
+BACKGROUND_LABELS = {
+    "office": "Office",
+    "blurred_office": "Blurred office",
+    "colour": "Brand colour",
+    "gradient": "Gradient",
+}
+ASPECT_LABELS = {"1x1": "Square 1:1", "4x5": "Portrait 4:5", "2x3": "Tall 2:3"}
+QUESTIONS: dict[KitStep, str] = {
+    "name": "What is the team's name? Reply to this message with it.",
+    "preset": "Which style for the whole team?",
+    "background": "Which background?",
+    "colour": "Reply with the brand colour as hex, e.g. #1F6FEB.",
+    "gradient": "Reply with the two gradient colours as hex, top then bottom: #1F6FEB #0B1F3A.",
+    "attire": "What should everyone wear?",
+    "colour_grade": "Which colour grade?",
+    "aspect_ratio": "Which shape?",
+    "count": "How many headshots should each member get to choose from?",
+    "logo": "Reply to this message with the team's logo (an image or PNG file), or:",
+    "placement": "Where should the logo go? (Corner: a small mark on the exported profile "
+    "pictures only, never on the headshots themselves.)",
+    "review": "Should an admin approve each member's pick before it counts?",
+    "confirm": "Save this look for the team?",
+}
+COUNTS = (4, 8, 12, 20)
+
+
+@dataclass
+class KitDraft:
+    """An admin's kit in progress; ``to_json``/``from_json`` are what Redis holds."""
+
+    step: KitStep = "name"
+    #: :class:`BrandKit` fields as JSON (the saved kit's when changing one).
+    values: dict[str, Any] = field(default_factory=dict)
+    #: What happens to the logo on save: keep the current one, remove it, or store ``logo_png``.
+    logo: Literal["keep", "none", "new"] = "none"
+    logo_png: str | None = None  # base64 PNG
+    had_logo: bool = False
+    #: Changing a saved kit (the name step offers to keep the name).
+    editing: bool = False
+    menu_message_id: int | None = None
+    anchor_message_id: int | None = None
+    #: When the current question was asked (``time.time()``).
+    asked_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KitDraft:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def logo_bytes(self) -> bytes | None:
+        return base64.b64decode(self.logo_png) if self.logo_png else None
+
+    def set_logo(self, png: bytes) -> None:
+        self.logo, self.logo_png = "new", base64.b64encode(png).decode()
+
+
+def start_draft(kit: BrandKit | None, *, has_logo: bool) -> KitDraft:
+    """A draft from the saved kit (or the defaults), at the first step."""
+    values = (kit or BrandKit()).model_dump(mode="json")
+    return KitDraft(
+        values=values,
+        logo="keep" if has_logo else "none",
+        had_logo=has_logo,
+        editing=kit is not None,
+    )
+
+
+def _presets() -> dict[str, Any]:
+    from headshots.generation.presets import load_presets
+
+    return dict(load_presets())
+
+
+def options(step: KitStep, draft: KitDraft) -> list[Option]:
+    """The buttons at ``step`` (empty for pure text steps)."""
+    values = draft.values
+    if step == "name":
+        current = str(values.get("team_name") or "")
+        return [Option("keep", f"Keep “{current}”")] if draft.editing else []
+    if step == "preset":
+        return [Option(name, preset.title) for name, preset in _presets().items()]
+    if step == "background":
+        return [Option(kind, label) for kind, label in BACKGROUND_LABELS.items()]
+    if step == "attire":
+        return style_options("attire", {"preset": values.get("preset", "corporate")})
+    if step == "colour_grade":
+        return style_options("colour_grade", {})
+    if step == "aspect_ratio":
+        return [Option(value, label) for value, label in ASPECT_LABELS.items()]
+    if step == "count":
+        return [Option(str(n), str(n)) for n in COUNTS]
+    if step == "logo":
+        found = [Option("none", "No logo")]
+        if draft.had_logo:
+            found.insert(0, Option("keep", "Keep the current logo"))
+        return found
+    if step == "placement":
+        return [Option("none", "Don't use it"), Option("corner", "Small corner mark")]
+    if step == "review":
+        return [Option("on", "Yes, admins approve"), Option("off", "No, picks are final")]
+    if step == "confirm":
+        return [
+            Option("save", "✅ Save"),
+            Option("restart", "Start over"),
+            Option("cancel", "Cancel"),
+        ]
+    return []
+
+
+def _after(step: KitStep, draft: KitDraft) -> KitStep:
+    order: list[KitStep] = [
+        "name",
+        "preset",
+        "background",
+        "attire",
+        "colour_grade",
+        "aspect_ratio",
+        "count",
+        "logo",
+        "placement",
+        "review",
+        "confirm",
+    ]
+    if step in ("colour", "gradient"):
+        return "attire"
+    following = order[order.index(step) + 1]
+    if following == "placement" and draft.logo == "none":
+        return "review"
+    return following
+
+
+def choose(draft: KitDraft, step: KitStep, value: str) -> KitDraft:
+    """Apply a button press at ``step`` and move on; ``ValueError`` if it was not offered."""
+    if value not in {option.value for option in options(step, draft)}:
+        raise ValueError(f"{value!r} is not an option at step {step}")
+    values = draft.values
+    if step == "name":
+        pass  # "keep": the saved name stays
+    elif step == "preset":
+        values["preset"] = value
+        values["attire"] = None  # attire keys belong to a preset
+    elif step == "background":
+        if value in ("colour", "gradient"):
+            draft.step = cast(KitStep, value)
+            return draft
+        values["background"] = {"kind": value, "colours": []}
+    elif step in ("attire", "colour_grade"):
+        values[step] = None if value == DEFAULT else value
+    elif step == "aspect_ratio":
+        values["aspect_ratio"] = value.replace("x", ":")
+    elif step == "count":
+        values["count"] = int(value)
+    elif step == "logo":
+        draft.logo = "keep" if value == "keep" else "none"
+        draft.logo_png = None
+    elif step == "placement":
+        values["logo_placement"] = value
+    elif step == "review":
+        values["review"] = value == "on"
+    if step == "logo" and draft.logo == "none":
+        values["logo_placement"] = "none"
+    draft.step = _after(step, draft)
+    return draft
+
+
+def take_text(draft: KitDraft, text: str) -> KitDraft:
+    """Apply a text answer (team name, hex colours); a :class:`UserError` when unusable."""
+    words = " ".join(text.split())
+    if draft.step == "name":
+        if not words:
+            raise UserError("Please send the team's name.")
+        if len(words) > 80:
+            raise UserError(f"That is {len(words)} characters; please keep the name under 80.")
+        draft.values["team_name"] = words
+    elif draft.step == "colour":
+        draft.values["background"] = {"kind": "colour", "colours": [normalise_hex(words)]}
+    elif draft.step == "gradient":
+        parts = words.replace(",", " ").split()
+        if len(parts) != 2:
+            raise UserError("Send exactly two hex colours, like #1F6FEB #0B1F3A.")
+        colours = [normalise_hex(part) for part in parts]
+        draft.values["background"] = {"kind": "gradient", "colours": colours}
+    else:
+        raise ValueError(f"step {draft.step} takes no text")
+    draft.step = _after(draft.step, draft)
+    return draft
+
+
+def take_logo(draft: KitDraft, png: bytes) -> KitDraft:
+    draft.set_logo(png)
+    draft.step = _after("logo", draft)
+    return draft
+
+
+def to_kit(draft: KitDraft) -> BrandKit:
+    """The finished kit; a :class:`UserError` when the draft is invalid."""
+    try:
+        return BrandKit.model_validate(draft.values)
+    except UserError:
+        raise
+    except ValueError as exc:
+        raise UserError("That team look is incomplete; please run /team again.") from exc
+
+
+def question(step: KitStep) -> str:
+    return QUESTIONS[step]
+
+
+def _pretty(key: str) -> str:
+    return key.replace("_", " ").replace("-", " ").capitalize()
+
+
+def look_lines(kit: BrandKit, *, logo: bool) -> list[str]:
+    """The kit in words, one line per choice (summary, preview caption, members' summary)."""
+    preset = _presets().get(kit.preset)
+    title = preset.title if preset is not None else kit.preset
+    background = BACKGROUND_LABELS[kit.background.kind]
+    if kit.background.colours:
+        from headshots.generation.brand import colour_name
+
+        named = " → ".join(f"{colour_name(c)} ({c})" for c in kit.background.colours)
+        background = f"{background}: {named}"
+    grade = kit.colour_grade or (preset.colour_grade if preset is not None else "none")
+    lines = [
+        f"Team: {kit.team_name}",
+        f"Style: {title}",
+        f"Background: {background}",
+        f"Attire: {_pretty(kit.attire) if kit.attire else 'style default'}",
+        f"Colour: {COLOUR_GRADE_LABELS.get(grade, grade)}",
+        f"Shape: {kit.aspect_ratio}, {kit.count} headshots each",
+    ]
+    if kit.logo_placement == "corner" and logo:
+        lines.append("Logo: small corner mark on the exported profile pictures")
+    lines.append(f"Admin review: {'on' if kit.review else 'off'}")
+    return lines
+
+
+def draft_lines(draft: KitDraft) -> list[str]:
+    """The draft in words for the confirm step."""
+    kit = to_kit(draft)
+    lines = look_lines(kit, logo=draft.logo != "none")
+    if draft.logo == "none":
+        lines.insert(-1, "Logo: none")
+    return lines

@@ -1,0 +1,325 @@
+"""Commands that run and inspect the service: up, worker, bot, status, forget, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from headshots.errors import ConfigurationError
+from headshots.queue import constants
+from headshots.queue.client import QueueClient
+from headshots.queue.locate import redis_for
+from headshots.queue.progress import events, format_eta
+from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = subparsers.add_parser("up", help="run everything on this machine (Redis, workers, bots)")
+    up.add_argument("--no-worker", action="store_true", help="run only the bots")
+    up.set_defaults(func=cmd_up)
+
+    worker = subparsers.add_parser("worker", help="run a GPU worker")
+    worker.add_argument("--queue", choices=["train", "generate", "all"], default="all")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(func=cmd_worker)
+
+    bot = subparsers.add_parser("bot", help="run a chat front end")
+    bot.add_argument("platform", choices=["telegram", "discord"])
+    bot.add_argument("--sync", action="store_true", help="discord: sync slash commands, then exit")
+    bot.add_argument("--guild", type=int, default=None, help="discord: sync to one server only")
+    bot.set_defaults(func=cmd_bot)
+
+    status = subparsers.add_parser("status", help="queues, workers, or one job")
+    status.add_argument("job", nargs="?", help="a job id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    forget = subparsers.add_parser("forget", help="delete every key and file of a user")
+    forget.add_argument("user", help="user key, e.g. tg:12345 or dc:67890 (telegram:/discord: too)")
+    forget.set_defaults(func=cmd_forget)
+
+    doctor = subparsers.add_parser("doctor", help="what is configured or missing")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from headshots.queue.worker import run_workers
+
+    parts = ["train", "generate"] if args.queue == "all" else [args.queue]
+    with redis_for(settings) as url:
+        asyncio.run(run_workers(settings, url, parts, burst=args.burst))
+    return 0
+
+
+def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    if args.platform == "telegram":
+        if settings.telegram_token is None:
+            raise ConfigurationError("set HEADSHOTS_TELEGRAM_TOKEN to run the Telegram bot")
+        from headshots.bot import telegram
+
+        with redis_for(settings) as url:
+            telegram.run(settings, url)
+        return 0
+    if settings.discord_token is None:
+        raise ConfigurationError("set HEADSHOTS_DISCORD_TOKEN to run the Discord bot")
+    from headshots.bot import discord
+
+    if args.sync:
+        count = asyncio.run(discord.sync_commands(settings, args.guild))
+        print(f"synced {count} command(s)")
+        return 0
+    with redis_for(settings) as url:
+        discord.run(settings, url)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """Run Redis (embedded unless configured), a worker for both queues, and each bot."""
+    commands: list[list[str]] = []
+    if not args.no_worker:
+        commands.append([sys.executable, "-m", "headshots", "worker", "--queue", "all"])
+    if settings.telegram_token is not None:
+        commands.append([sys.executable, "-m", "headshots", "bot", "telegram"])
+    if settings.discord_token is not None:
+        commands.append([sys.executable, "-m", "headshots", "bot", "discord"])
+    if len(commands) == (0 if args.no_worker else 1):
+        print(
+            "headshots: no bot token is set (HEADSHOTS_TELEGRAM_TOKEN / HEADSHOTS_DISCORD_TOKEN); "
+            "running the worker only",
+            file=sys.stderr,
+        )
+    with redis_for(settings, announce=True) as url:
+        env = {**os.environ, "HEADSHOTS_REDIS_URL": url}
+        children = [subprocess.Popen(cmd, env=env) for cmd in commands]
+        names = {
+            id(child): " ".join(cmd[3:]) for child, cmd in zip(children, commands, strict=True)
+        }
+        print(f"headshots up: Redis at {url}; {len(children)} process(es); Ctrl-C stops all")
+        stopping = False
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        try:
+            while not stopping:
+                for child in children:
+                    code = child.poll()
+                    if code is not None:
+                        print(
+                            f"headshots up: {names[id(child)]} exited with {code}",
+                            file=sys.stderr,
+                        )  # type: ignore[index]
+                        exit_code = code or 1
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        return exit_code
+
+
+def _normalise_user(user: str) -> str:
+    platform, _, ident = user.partition(":")
+    short = {"telegram": "tg", "discord": "dc", "tg": "tg", "dc": "dc", "cli": "cli"}.get(platform)
+    if short is None or not ident.isdigit():
+        raise ConfigurationError(f"user must look like tg:12345 or dc:67890, got {user!r}")
+    return f"{short}:{ident}"
+
+
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    user_key = _normalise_user(args.user)
+
+    async def forget(url: str) -> None:
+        client = await QueueClient.connect(settings, url)
+        try:
+            report = await client.forget(user_key)
+        finally:
+            await client.close()
+        print(
+            f"forgot {user_key}: {report.jobs} job(s), {report.keys} key(s), {report.blobs} file(s)"
+        )
+
+    with redis_for(settings) as url:
+        asyncio.run(forget(url))
+    return 0
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "-"
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    async def status(url: str) -> dict[str, Any]:
+        client = await QueueClient.connect(settings, url)
+        try:
+            if args.job:
+                info = await client.job(args.job)
+                if info is None:
+                    return {"missing": f"no job {args.job}"}
+                return {
+                    "job": info.job_id,
+                    "state": info.state.value,
+                    "user": info.user_key,
+                    "kind": info.request.kind,
+                    "style": info.request.style.preset,
+                    "error": info.error,
+                    "timestamps": {k: _when(v) for k, v in info.timestamps.items()},
+                    "position": info.position.position if info.position else None,
+                    "eta": format_eta(info.position.eta_s) if info.position else None,
+                    "results": len(info.results),
+                    "events": [
+                        e.model_dump(mode="json") for e in await events(client.redis, info.job_id)
+                    ],
+                }
+            report: dict[str, Any] = {"redis": url}
+            for part, queue in constants.QUEUES.items():
+                health = await client.redis.get(queue + ":health-check")
+                report[part] = {
+                    "queued": int(await client.redis.zcard(queue)),
+                    "worker": health.decode() if isinstance(health, bytes) else health,
+                }
+            return report
+        finally:
+            await client.close()
+
+    with redis_for(settings) as url:
+        report = asyncio.run(status(url))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif "job" in report:
+        print(f"job {report['job']}: {report['state']} ({report['kind']}, {report['style']})")
+        if report.get("position"):
+            print(f"  position {report['position']}, ETA {report['eta']}")
+        for name, when in report["timestamps"].items():
+            print(f"  {name:<11} {when}")
+        if report.get("error"):
+            print(f"  error: {report['error']}")
+        for event in report["events"][-5:]:
+            print(f"  · {event['stage']}: {event['text']}")
+    elif "missing" in report:
+        print(report["missing"], file=sys.stderr)
+        return 1
+    else:
+        print(f"Redis: {report['redis']}")
+        for part in constants.QUEUES:
+            worker = report[part]["worker"] or "no worker seen in the last hour"
+            print(f"  {part:<9} {report[part]['queued']} queued · {worker}")
+    return 1 if "missing" in report else 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    checks: list[tuple[str, bool, str, bool]] = []  # name, ok, detail, required for `up`
+
+    def check(name: str, ok: bool, detail: str, required: bool = True) -> None:
+        checks.append((name, ok, detail, required))
+
+    check(
+        "chat tokens",
+        settings.telegram_token is not None or settings.discord_token is not None,
+        ", ".join(
+            n
+            for n, t in (("telegram", settings.telegram_token), ("discord", settings.discord_token))
+            if t is not None
+        )
+        or "none set: set HEADSHOTS_TELEGRAM_TOKEN and/or HEADSHOTS_DISCORD_TOKEN",
+        required=False,
+    )
+    try:
+        with redis_for(settings) as url:
+            client = redis.Redis.from_url(url, socket_connect_timeout=2)
+            try:
+                client.ping()
+            finally:
+                client.close()
+            check("redis", True, url if settings.redis_url else f"embedded ({url})")
+    except Exception as exc:  # any failure to reach Redis is the finding, whatever its type
+        check("redis", False, f"cannot reach Redis: {exc}")
+    for module, what, required in (
+        ("torch", "worker extra (pip install 'headshots[worker]')", True),
+        ("diffusers", "worker extra", True),
+        ("peft", "worker extra", True),
+        ("dlib", "faces extra (pip install 'headshots[faces]')", False),
+        ("insightface", "faces extra", False),
+        ("onnxruntime", "faces extra", False),
+    ):
+        found = importlib.util.find_spec(module) is not None
+        check(module, found, "installed" if found else f"missing: {what}", required)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        device = (
+            "cuda"
+            if torch.cuda.is_available()
+            else "mps"
+            if torch.backends.mps.is_available()
+            else "cpu"
+        )
+        check(
+            "torch device",
+            True,
+            device + ("" if device != "cpu" else " (slow: no GPU found)"),
+            False,
+        )
+    models = settings.models_path
+    check(
+        "model cache",
+        True,
+        f"{models} ({'exists' if models.exists() else 'will be created'})",
+        False,
+    )
+    base = settings.base_model
+    local = os.path.isdir(base)
+    check(
+        "base model",
+        local or not settings.hf_offline,
+        f"{base} ({'local folder' if local else 'Hugging Face id; downloaded on first use'})",
+    )
+    pack = models / "insightface" / "models" / settings.insightface_pack
+    check(
+        "face models",
+        True,
+        f"insightface pack {'found' if pack.exists() else 'missing'} at {pack}; "
+        f"backend setting: {settings.face_backend}",
+        False,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                [{"check": n, "ok": ok, "detail": d, "required": r} for n, ok, d, r in checks],
+                indent=2,
+            )
+        )
+    else:
+        for name, ok, detail, required in checks:
+            mark = "ok " if ok else ("ERR" if required else "-- ")
+            print(f"[{mark}] {name:<13} {detail}")
+    failed = [n for n, ok, _, required in checks if required and not ok]
+    if failed:
+        print(f"headshots up would not work: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,146 @@
+"""Face analysis with an insightface model pack (SCRFD detector + ArcFace embeddings).
+
+More accurate than dlib, but insightface's pretrained packs are licensed for **non-commercial
+research only**, and we cannot ship or download them: an operator puts a pack (e.g.
+``buffalo_l``: ``det_10g.onnx``, ``w600k_r50.onnx``, ...) into
+``<models_path>/insightface/models/<pack>/`` (see :func:`insightface_pack_dir`).
+
+insightface, onnxruntime and OpenCV are imported on first use only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from headshots.errors import ModelMissing
+from headshots.generation.faces.types import Face, normalise_embedding
+
+logger = logging.getLogger(__name__)
+
+#: ArcFace (w600k_r50 in buffalo_l) cosine similarities of the same person are typically
+#: 0.5-0.8 and of different people below 0.2; insightface's own verification demos and
+#: FaceChain/EasyPhoto filters sit between 0.3 and 0.4. Not measured here: no pack is available
+#: offline. 0.35 leans towards accepting a genuine but unflattering selfie.
+SAME_PERSON_THRESHOLD = 0.35
+DETECTION_SIZE = (640, 640)
+DETECTION_THRESHOLD = 0.5
+_PROVIDERS = ["CPUExecutionProvider"]
+
+
+def insightface_pack_dir(models_path: Path, pack: str) -> Path:
+    """Where the pack must live: ``<models_path>/insightface/models/<pack>``.
+
+    This mirrors insightface's own ``<root>/models/<name>`` layout with ``root`` =
+    ``<models_path>/insightface``, so a pack unzipped there also works with insightface's tools.
+    """
+    return models_path / "insightface" / "models" / pack
+
+
+def pack_is_present(pack_dir: Path) -> bool:
+    return pack_dir.is_dir() and any(pack_dir.glob("*.onnx"))
+
+
+def missing_pack_error(pack_dir: Path) -> ModelMissing:
+    return ModelMissing(
+        f"insightface model pack not found: put its .onnx files in {pack_dir} "
+        "(insightface packs are licensed for non-commercial research only; "
+        "set HEADSHOTS_FACE_BACKEND=dlib to use the public-domain dlib models instead)"
+    )
+
+
+class ArcFaceEmbedder:
+    """Embeds a face from its five landmarks with an ArcFace-contract ONNX model.
+
+    The contract: input ``1x3xNxN`` float (N >= 112, a multiple of 16), one output vector. The
+    face is aligned with insightface's ``norm_crop`` (a similarity transform of the landmarks onto
+    the ArcFace template), exactly as insightface does it.
+    """
+
+    def __init__(self, model: Any) -> None:
+        if getattr(model, "taskname", None) != "recognition":
+            raise ModelMissing(f"not a face recognition model: {model!r}")
+        self._model = model
+
+    @classmethod
+    def from_file(cls, path: Path) -> ArcFaceEmbedder:
+        """Load a recognition model file through insightface's model zoo router."""
+        if not path.is_file():
+            raise ModelMissing(f"face recognition model missing: {path}")
+        from insightface.model_zoo import get_model
+
+        model = get_model(str(path), providers=_PROVIDERS)
+        if model is None:
+            raise ModelMissing(f"insightface does not recognise {path} as a model")
+        model.prepare(ctx_id=-1)
+        return cls(model)
+
+    @property
+    def input_size(self) -> int:
+        return int(self._model.input_size[0])
+
+    def embed(self, image: Image.Image, landmarks: np.ndarray) -> np.ndarray:
+        """Return the L2-normalised embedding of the face at ``landmarks`` in an RGB image."""
+        from insightface.utils import face_align
+
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        aligned = face_align.norm_crop(
+            bgr, landmark=np.asarray(landmarks, dtype=np.float32), image_size=self.input_size
+        )
+        return normalise_embedding(self._model.get_feat(aligned))
+
+
+class InsightFaceAnalyzer:
+    """:class:`FaceAnalyzer` on an insightface pack. Thread-safe; the pack loads lazily."""
+
+    name = "insightface"
+    same_person_threshold = SAME_PERSON_THRESHOLD
+
+    def __init__(self, pack_dir: Path) -> None:
+        if not pack_is_present(pack_dir):
+            raise missing_pack_error(pack_dir)
+        self.pack_dir = pack_dir
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, ArcFaceEmbedder] | None = None
+
+    def _load(self) -> tuple[Any, ArcFaceEmbedder]:
+        with self._lock:
+            if self._loaded is None:
+                from insightface.app import FaceAnalysis
+
+                logger.info("loading insightface pack from %s", self.pack_dir)
+                # A directory as ``name`` makes insightface load it as is, never download.
+                app = FaceAnalysis(
+                    name=str(self.pack_dir),
+                    allowed_modules=["detection", "recognition"],
+                    providers=_PROVIDERS,
+                )
+                app.prepare(ctx_id=-1, det_thresh=DETECTION_THRESHOLD, det_size=DETECTION_SIZE)
+                if "recognition" not in app.models:
+                    raise ModelMissing(f"no recognition model in {self.pack_dir}")
+                self._loaded = (app.det_model, ArcFaceEmbedder(app.models["recognition"]))
+            return self._loaded
+
+    def analyze(self, image: Image.Image) -> list[Face]:
+        detector, embedder = self._load()
+        rgb = image.convert("RGB")
+        bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+        boxes, landmarks = detector.detect(bgr, max_num=0, metric="default")
+        faces: list[Face] = []
+        for row, points in zip(boxes, landmarks, strict=True):
+            x0, y0, x1, y1, score = (float(v) for v in row[:5])
+            faces.append(
+                Face(
+                    box=(x0, y0, x1, y1),
+                    landmarks=np.asarray(points, dtype=np.float32).reshape(5, 2),
+                    score=score,
+                    embedding=embedder.embed(rgb, points),
+                )
+            )
+        faces.sort(key=lambda face: face.area, reverse=True)
+        return faces

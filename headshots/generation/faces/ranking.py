@@ -1,0 +1,126 @@
+"""Likeness: a robust reference embedding of the person, and ranking generated images by it.
+
+As FaceChain does after generation: keep images with exactly one face of sensible size, sort by
+embedding similarity to the person; as EasyPhoto does, compare against a centroid of the
+selfies rather than any single one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from headshots.generation.faces import measures
+from headshots.generation.faces.types import Face, FaceAnalyzer, normalise_embedding
+
+logger = logging.getLogger(__name__)
+
+#: Share of the faces closest to the medoid that form the centroid when no threshold is given.
+TRIM_SHARE = 0.75
+#: How much face sharpness and size may move an image up the ranking; similarity dominates.
+SHARPNESS_WEIGHT = 0.03
+SIZE_WEIGHT = 0.02
+#: Sharpness (see measures.face_sharpness) at which the sharpness bonus saturates.
+SHARPNESS_SATURATION = 150.0
+NEAR_DUPLICATE_BITS = 6
+
+
+@dataclass(frozen=True)
+class RankedImage:
+    """One kept image: ``index`` into the input, ``rank`` 1-based, best first."""
+
+    index: int
+    score: float
+    similarity: float
+    rank: int
+
+
+def reference_embedding(
+    embeddings: Sequence[np.ndarray], *, same_person_threshold: float | None = None
+) -> np.ndarray:
+    """Return a robust, L2-normalised centroid of face embeddings of one person.
+
+    Starts at the medoid (the embedding most similar to all others), so one photo of somebody
+    else cannot drag the centre; then averages the embeddings within ``same_person_threshold``
+    of it, or the closest :data:`TRIM_SHARE` of them when no threshold is given.
+    """
+    if not embeddings:
+        raise ValueError("reference_embedding needs at least one embedding")
+    matrix = np.stack([normalise_embedding(e) for e in embeddings])
+    if len(matrix) <= 2:
+        return normalise_embedding(matrix.mean(axis=0))
+    similarity = matrix @ matrix.T
+    medoid = matrix[int(np.argmax(similarity.sum(axis=1)))]
+    to_medoid = matrix @ medoid
+    if same_person_threshold is not None:
+        members = matrix[to_medoid >= same_person_threshold]
+    else:
+        keep = max(1, int(np.ceil(TRIM_SHARE * len(matrix))))
+        members = matrix[np.argsort(-to_medoid)[:keep]]
+    if len(members) == 0:
+        members = medoid[np.newaxis, :]
+    return normalise_embedding(members.mean(axis=0))
+
+
+def rank_by_likeness(
+    images: Sequence[Image.Image],
+    reference: np.ndarray,
+    analyzer: FaceAnalyzer,
+    *,
+    top_k: int,
+    min_similarity: float | None = None,
+) -> list[RankedImage]:
+    """Return up to ``top_k`` images that look most like ``reference``, best first.
+
+    Dropped: images without exactly one prominent face, a face under 8 % of the short side,
+    similarity below ``min_similarity`` (default: the backend's same-person threshold), and
+    near-duplicates of a better image.
+    """
+    # Imported here: selfie_check imports this module for reference_embedding.
+    from headshots.generation.faces.selfie_check import MIN_FACE_FRACTION, prominent_faces
+
+    threshold = analyzer.same_person_threshold if min_similarity is None else min_similarity
+    target = normalise_embedding(reference)
+    candidates: list[tuple[float, float, int, str]] = []
+    for index, image in enumerate(images):
+        rgb = image.convert("RGB")
+        faces = prominent_faces(analyzer.analyze(rgb))
+        if len(faces) != 1:
+            logger.debug("image %d dropped: %d prominent faces", index, len(faces))
+            continue
+        face = faces[0]
+        size = max(face.width, face.height) / min(rgb.size)
+        if size < MIN_FACE_FRACTION:
+            logger.debug("image %d dropped: face too small (%.2f)", index, size)
+            continue
+        similarity = face.similarity(target)
+        if similarity < threshold:
+            logger.debug("image %d dropped: similarity %.3f < %.3f", index, similarity, threshold)
+            continue
+        score = similarity + _quality_bonus(rgb, face, size)
+        candidates.append((score, similarity, index, measures.difference_hash(rgb)))
+
+    candidates.sort(key=lambda item: (-item[0], item[2]))
+    ranked: list[RankedImage] = []
+    kept_hashes: list[str] = []
+    for score, similarity, index, image_hash in candidates:
+        if any(measures.hash_distance(image_hash, h) <= NEAR_DUPLICATE_BITS for h in kept_hashes):
+            continue
+        kept_hashes.append(image_hash)
+        ranked.append(
+            RankedImage(index=index, score=score, similarity=similarity, rank=len(ranked) + 1)
+        )
+        if len(ranked) >= top_k:
+            break
+    return ranked
+
+
+def _quality_bonus(image: Image.Image, face: Face, size: float) -> float:
+    sharpness = min(1.0, measures.face_sharpness(image, face.box) / SHARPNESS_SATURATION)
+    # Headshots read best with the face at roughly a quarter to a half of the frame.
+    framing = 1.0 - min(1.0, abs(size - 0.35) / 0.35)
+    return SHARPNESS_WEIGHT * sharpness + SIZE_WEIGHT * framing

@@ -1,0 +1,329 @@
+"""Is this selfie usable for training, and is the whole set one person?
+
+Per photo (:func:`check_selfie`): size, exactly one prominent face (a second face of at least a
+quarter of the largest's area rejects, as FaceChain does; small background faces are ignored),
+face size in the frame, sharpness and exposure of the face. Per set (:func:`check_selfie_set`):
+identity against a robust centroid, near-duplicates, count limits.
+
+Messages are written for the chat: short, plain, and they say what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from headshots.generation.faces import measures
+from headshots.generation.faces.images import decode_image
+from headshots.generation.faces.ranking import reference_embedding
+from headshots.generation.faces.types import Face, FaceAnalyzer, ImageRejected
+
+logger = logging.getLogger(__name__)
+
+MIN_SHORT_SIDE = 256
+WARN_SHORT_SIDE = 512
+#: FaceChain's rule: another face at least this fraction of the largest face's area means the
+#: photo shows more than one person; anything smaller is a face in the background.
+SECOND_FACE_AREA_RATIO = 0.25
+#: Face box side relative to the image's short side. Detector boxes cover brows to chin, so a
+#: head-and-shoulders selfie sits around 0.2-0.45.
+MIN_FACE_FRACTION = 0.08
+WARN_FACE_FRACTION = 0.12
+MAX_FACE_FRACTION = 0.8
+WARN_MAX_FACE_FRACTION = 0.6
+#: Below this many pixels across, a face carries too little detail to learn a likeness from.
+MIN_FACE_PIXELS = 64
+WARN_FACE_PIXELS = 80
+#: Variance of the Laplacian of the face (see measures.face_sharpness). Measured on the
+#: astronaut portrait (dlib box, 90 px face): ~890 sharp JPEG, ~80 after a radius-1 Gaussian
+#: blur, ~15 at radius 2, ~7 at radius 3; the enlarged Tom Hanks crop ~165.
+MIN_SHARPNESS = 20.0
+WARN_SHARPNESS = 60.0
+#: Mean luma of the face box.
+MIN_BRIGHTNESS = 40.0
+WARN_MIN_BRIGHTNESS = 70.0
+MAX_BRIGHTNESS = 225.0
+WARN_MAX_BRIGHTNESS = 205.0
+#: Differing bits (of 64) between difference hashes below which two photos are the same shot.
+NEAR_DUPLICATE_BITS = 6
+
+
+@dataclass
+class SelfieVerdict:
+    """The outcome of :func:`check_selfie` for one photo; ``index`` is 1-based as users count."""
+
+    index: int
+    accepted: bool
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    face: Face | None = None
+    face_count: int = 0
+    sharpness: float = 0.0
+    brightness: float = 0.0
+    image_hash: str = ""
+
+    def summary(self) -> str:
+        """One line for the chat, e.g. ``photo 3: more than one person in the picture``."""
+        if not self.accepted:
+            return f"photo {self.index}: {'; '.join(self.reasons)}"
+        if self.warnings:
+            return f"photo {self.index}: ok, but {'; '.join(self.warnings)}"
+        return f"photo {self.index}: ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "accepted": self.accepted,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+            "width": self.width,
+            "height": self.height,
+            "face": self.face.to_json() if self.face is not None else None,
+            "face_count": self.face_count,
+            "sharpness": self.sharpness,
+            "brightness": self.brightness,
+            "image_hash": self.image_hash,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SelfieVerdict:
+        face = data.get("face")
+        return cls(
+            index=int(data["index"]),
+            accepted=bool(data["accepted"]),
+            reasons=[str(r) for r in data.get("reasons", [])],
+            warnings=[str(w) for w in data.get("warnings", [])],
+            width=int(data.get("width", 0)),
+            height=int(data.get("height", 0)),
+            face=Face.from_json(face) if face is not None else None,
+            face_count=int(data.get("face_count", 0)),
+            sharpness=float(data.get("sharpness", 0.0)),
+            brightness=float(data.get("brightness", 0.0)),
+            image_hash=str(data.get("image_hash", "")),
+        )
+
+
+@dataclass
+class SetVerdict:
+    """The outcome of :func:`check_selfie_set`: which photos train, and whether that is enough."""
+
+    usable: bool
+    accepted: list[int]
+    rejected: dict[int, list[str]]
+    reasons: list[str]
+    warnings: dict[int, list[str]] = field(default_factory=dict)
+    #: Robust centroid of the accepted faces (None when nothing was accepted).
+    reference: np.ndarray | None = None
+    #: Cosine similarity of each face to ``reference``, by photo index.
+    similarities: dict[int, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A short tally for the chat: ``7 accepted, 1 rejected: photo 4, two people ...``."""
+        text = f"{len(self.accepted)} accepted, {len(self.rejected)} rejected"
+        if self.rejected:
+            details = "; ".join(
+                f"photo {index}, {', '.join(reasons)}"
+                for index, reasons in sorted(self.rejected.items())
+            )
+            text += f": {details}"
+        if self.reasons:
+            text += ". " + ". ".join(reason[0].upper() + reason[1:] for reason in self.reasons)
+        return text
+
+
+def check_selfie(data: bytes, analyzer: FaceAnalyzer, *, index: int) -> SelfieVerdict:
+    """Check one uploaded photo; bad input gives a rejected verdict, never an exception.
+
+    Errors of the analyzer itself (a missing model) do propagate: they are ours, not the user's.
+    """
+    try:
+        image = decode_image(data)
+    except ImageRejected as exc:
+        return SelfieVerdict(index=index, accepted=False, reasons=[exc.reason])
+    return check_selfie_image(image, analyzer, index=index)
+
+
+def check_selfie_image(image: Image.Image, analyzer: FaceAnalyzer, *, index: int) -> SelfieVerdict:
+    """:func:`check_selfie` on an already decoded RGB image."""
+    verdict = SelfieVerdict(
+        index=index,
+        accepted=False,
+        width=image.width,
+        height=image.height,
+        image_hash=measures.difference_hash(image),
+    )
+    short_side = min(image.size)
+    if short_side < MIN_SHORT_SIDE:
+        verdict.reasons.append(
+            f"the photo is too small ({image.width}x{image.height}): send one at least "
+            f"{WARN_SHORT_SIDE} px on each side"
+        )
+        return verdict
+    if short_side < WARN_SHORT_SIDE:
+        verdict.warnings.append("low resolution: a larger photo gives better results")
+
+    faces = analyzer.analyze(image)
+    prominent = prominent_faces(faces)
+    verdict.face_count = len(prominent)
+    if not prominent:
+        verdict.reasons.append("no face found: look at the camera with your face fully visible")
+        return verdict
+    if len(prominent) > 1:
+        verdict.reasons.append("more than one person in the picture")
+        return verdict
+    face = prominent[0]
+    verdict.face = face
+    verdict.reasons.extend(_face_problems(image, face, verdict.warnings))
+    verdict.sharpness = measures.face_sharpness(image, face.box)
+    verdict.brightness = measures.face_brightness(image, face.box)
+    verdict.reasons.extend(_quality_problems(verdict.sharpness, verdict.brightness, verdict))
+    verdict.accepted = not verdict.reasons
+    logger.debug(
+        "selfie %d: accepted=%s sharpness=%.1f brightness=%.1f",
+        index,
+        verdict.accepted,
+        verdict.sharpness,
+        verdict.brightness,
+    )
+    return verdict
+
+
+def prominent_faces(faces: list[Face]) -> list[Face]:
+    """The largest face and every other face of at least a quarter of its area."""
+    if not faces:
+        return []
+    largest = max(faces, key=lambda face: face.area)
+    others = [
+        face
+        for face in faces
+        if face is not largest and face.area >= SECOND_FACE_AREA_RATIO * largest.area
+    ]
+    return [largest, *others]
+
+
+def _face_problems(image: Image.Image, face: Face, warnings: list[str]) -> list[str]:
+    problems: list[str] = []
+    side = max(face.width, face.height)
+    fraction = side / min(image.size)
+    if side < MIN_FACE_PIXELS or fraction < MIN_FACE_FRACTION:
+        problems.append("your face is too small in the picture: come closer")
+    elif side < WARN_FACE_PIXELS or fraction < WARN_FACE_FRACTION:
+        warnings.append("your face is rather small: a closer photo works better")
+    if fraction > MAX_FACE_FRACTION:
+        problems.append("too close: your whole head should fit in the picture")
+    elif fraction > WARN_MAX_FACE_FRACTION:
+        warnings.append("quite close: include a little of your shoulders")
+    # A face cut by the frame edge by more than a fifth of its size is missing chin or forehead.
+    margin = 0.2 * side
+    x0, y0, x1, y1 = face.box
+    if x0 < -margin or y0 < -margin or x1 > image.width + margin or y1 > image.height + margin:
+        problems.append("your face is cut off at the edge of the photo")
+    return problems
+
+
+def _quality_problems(sharpness: float, brightness: float, verdict: SelfieVerdict) -> list[str]:
+    problems: list[str] = []
+    if sharpness < MIN_SHARPNESS:
+        problems.append("the photo is blurry: hold still and make sure your face is in focus")
+    elif sharpness < WARN_SHARPNESS:
+        verdict.warnings.append("slightly blurry")
+    if brightness < MIN_BRIGHTNESS:
+        problems.append("your face is too dark: find more light")
+    elif brightness < WARN_MIN_BRIGHTNESS:
+        verdict.warnings.append("rather dark")
+    if brightness > MAX_BRIGHTNESS:
+        problems.append("your face is overexposed: avoid direct flash or harsh sun")
+    elif brightness > WARN_MAX_BRIGHTNESS:
+        verdict.warnings.append("rather bright")
+    return problems
+
+
+def check_selfie_set(
+    verdicts: list[SelfieVerdict],
+    *,
+    same_person_threshold: float,
+    min_count: int = 4,
+    max_count: int = 30,
+) -> SetVerdict:
+    """Decide which photos of an upload train the model, and whether there are enough.
+
+    A photo that passed on its own is still rejected when it is a near-duplicate of an earlier
+    one, or when its face is further than ``same_person_threshold`` (cosine) from the robust
+    centroid of the set: probably someone else.
+    """
+    ordered = sorted(verdicts, key=lambda v: v.index)
+    rejected: dict[int, list[str]] = {v.index: list(v.reasons) for v in ordered if not v.accepted}
+    warnings = {v.index: list(v.warnings) for v in ordered if v.warnings}
+    reasons: list[str] = []
+
+    candidates: list[SelfieVerdict] = []
+    for verdict in ordered:
+        if not verdict.accepted or verdict.face is None:
+            if verdict.accepted:  # accepted without a face: a hand-built verdict; be strict
+                rejected[verdict.index] = ["no face found"]
+            continue
+        twin = next(
+            (
+                kept.index
+                for kept in candidates
+                if verdict.image_hash
+                and kept.image_hash
+                and measures.hash_distance(verdict.image_hash, kept.image_hash)
+                <= NEAR_DUPLICATE_BITS
+            ),
+            None,
+        )
+        if twin is not None:
+            rejected[verdict.index] = [f"almost the same as photo {twin}"]
+            continue
+        candidates.append(verdict)
+
+    reference: np.ndarray | None = None
+    similarities: dict[int, float] = {}
+    if candidates:
+        embeddings = [v.face.embedding for v in candidates if v.face is not None]
+        reference = reference_embedding(embeddings, same_person_threshold=same_person_threshold)
+        similarities = {
+            v.index: float(np.dot(v.face.embedding, reference))
+            for v in candidates
+            if v.face is not None
+        }
+        inliers = [v for v in candidates if similarities[v.index] >= same_person_threshold]
+        if len(candidates) >= 2 and 2 * len(inliers) <= len(candidates):
+            # No clear majority: we cannot tell who the set is of, so reject nobody by name.
+            reasons.append("these photos seem to show different people: send photos of one person")
+            candidates = []
+        else:
+            for verdict in candidates:
+                if verdict not in inliers:
+                    rejected[verdict.index] = ["looks like a different person than the others"]
+            candidates = inliers
+
+    if len(candidates) > max_count:
+        for verdict in candidates[max_count:]:
+            rejected[verdict.index] = [f"over the limit of {max_count} photos"]
+        candidates = candidates[:max_count]
+    if len(candidates) < min_count and not reasons:
+        reasons.append(f"only {len(candidates)} usable photos, need at least {min_count}")
+
+    accepted = [v.index for v in candidates]
+    if accepted and candidates:
+        reference = reference_embedding(
+            [v.face.embedding for v in candidates if v.face is not None],
+            same_person_threshold=same_person_threshold,
+        )
+    return SetVerdict(
+        usable=not reasons and len(accepted) >= min_count,
+        accepted=accepted,
+        rejected=dict(sorted(rejected.items())),
+        reasons=reasons,
+        warnings={i: w for i, w in warnings.items() if i in accepted},
+        reference=reference if accepted else None,
+        similarities=similarities,
+    )

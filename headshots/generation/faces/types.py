@@ -1,0 +1,98 @@
+"""The value types of face analysis: a detected :class:`Face` and the :class:`FaceAnalyzer` seam."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from headshots.errors import SelfieRejected
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class ImageRejected(SelfieRejected):
+    """The bytes are not an image we are willing to decode; ``reasons`` holds one chat message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, [reason])
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in the pixel coordinates of the image it was found in.
+
+    ``landmarks`` are five (x, y) points whose order is the backend's own (insightface: eyes,
+    nose tip, mouth corners; dlib: outer and inner corners of both eyes, then the nose base);
+    only alignment code of the same backend should interpret them.
+    ``embedding`` is float32 and L2-normalised, so a dot product is the cosine similarity.
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    score: float
+    embedding: np.ndarray
+
+    @property
+    def width(self) -> float:
+        return max(0.0, self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return max(0.0, self.box[3] - self.box[1])
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+    def similarity(self, other: np.ndarray) -> float:
+        """Cosine similarity of this face's embedding with another L2-normalised embedding."""
+        return float(np.dot(self.embedding, other))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "box": [float(v) for v in self.box],
+            "landmarks": np.asarray(self.landmarks, dtype=np.float64).round(2).tolist(),
+            "score": float(self.score),
+            # float32 survives a JSON round-trip exactly through Python's shortest repr.
+            "embedding": [float(v) for v in np.asarray(self.embedding, dtype=np.float32)],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Face:
+        box = tuple(float(v) for v in data["box"])
+        if len(box) != 4:
+            raise ValueError("a face box has four numbers")
+        return cls(
+            box=(box[0], box[1], box[2], box[3]),
+            landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(5, 2),
+            score=float(data["score"]),
+            embedding=np.asarray(data["embedding"], dtype=np.float32),
+        )
+
+
+class FaceAnalyzer(Protocol):
+    """Finds faces and embeds them; one object per process, created by ``load_analyzer``."""
+
+    #: Short backend name for logs and the bench ("dlib", "insightface").
+    name: str
+    #: Cosine similarity of two embeddings above which this backend calls them the same person.
+    same_person_threshold: float
+
+    def analyze(self, image: Image.Image) -> list[Face]:
+        """Return the faces in an RGB image, largest first (empty when there is none)."""
+        ...
+
+
+def normalise_embedding(vector: np.ndarray) -> np.ndarray:
+    """Return ``vector`` as a float32 unit vector (a zero vector stays zero)."""
+    flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(flat))
+    return flat / norm if norm > 0 else flat

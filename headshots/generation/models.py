@@ -1,0 +1,160 @@
+"""Where the base model comes from, which family it is, and on which device/dtype it runs.
+
+The base model is a Hugging Face id (fetched into ``settings.models_path``) or a local directory
+in diffusers layout. Every failure to find weights becomes :class:`ModelMissing` naming the
+settings an operator can change, because "OSError: couldn't connect to huggingface.co" buried in
+a traceback is the most common first-run failure of diffusers services.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from headshots.errors import ConfigurationError, ModelMissing
+
+if TYPE_CHECKING:
+    import torch
+
+    from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ModelFamily = Literal["sd15", "sdxl"]
+#: diffusers pipelines register their modules at runtime, so static types cannot follow them.
+DiffusersPipeline = Any
+
+_MISSING_HINT = (
+    "set HEADSHOTS_BASE_MODEL to a local diffusers folder or a reachable Hugging Face id, "
+    "HEADSHOTS_MODEL_DIR to the cache that holds it, and HEADSHOTS_HF_OFFLINE=1 only when the "
+    "weights are already there"
+)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved base model: a local folder in diffusers layout and its family."""
+
+    name: str
+    path: Path
+    family: ModelFamily
+
+    @property
+    def native_resolution(self) -> int:
+        """Training/generation side length the model was built for (512 SD1.5, 1024 SDXL)."""
+        unet_config = _read_json(self.path / "unet" / "config.json")
+        vae_config = _read_json(self.path / "vae" / "config.json")
+        sample_size = unet_config.get("sample_size", 64)
+        if isinstance(sample_size, list):
+            sample_size = sample_size[0]
+        vae_factor = 2 ** (len(vae_config.get("block_out_channels", [0, 0, 0, 0])) - 1)
+        return int(sample_size) * int(vae_factor)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelMissing(f"cannot read {path}: {exc}; {_MISSING_HINT}") from exc
+    if not isinstance(data, dict):
+        raise ModelMissing(f"{path} is not a JSON object; {_MISSING_HINT}")
+    return data
+
+
+def detect_family(path: Path) -> ModelFamily:
+    """``sdxl`` when the folder has a second text encoder (or says so), else ``sd15``."""
+    index = _read_json(path / "model_index.json")
+    class_name = str(index.get("_class_name", ""))
+    if "XL" in class_name or "text_encoder_2" in index:
+        return "sdxl"
+    return "sd15"
+
+
+def resolve_model(settings: Settings, model: str | None = None) -> ModelSource:
+    """Find the base model locally, downloading it into ``settings.models_path`` if allowed."""
+    name = model or settings.base_model
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "model_index.json").is_file():
+            raise ModelMissing(
+                f"{local} has no model_index.json (not a diffusers folder); {_MISSING_HINT}"
+            )
+        return ModelSource(name=name, path=local.resolve(), family=detect_family(local))
+    if local.is_absolute() or name.startswith((".", "~")):
+        raise ModelMissing(f"base model folder {local} does not exist; {_MISSING_HINT}")
+
+    from huggingface_hub import snapshot_download
+
+    cache_dir = settings.models_path / "hub"
+    try:
+        snapshot = snapshot_download(
+            repo_id=name,
+            cache_dir=cache_dir,
+            local_files_only=settings.hf_offline,
+            # Only what diffusers needs: the single-file checkpoints in many repos are 2-7 GB each.
+            allow_patterns=["*.json", "*.txt", "*.safetensors", "tokenizer*/*", "*.model"],
+            ignore_patterns=["*.ckpt", "*.pt", "*.bin", "*/*fp16*", "*.onnx*"],
+        )
+    except Exception as exc:  # huggingface_hub raises a zoo of network/offline errors
+        mode = "offline" if settings.hf_offline else "online"
+        raise ModelMissing(
+            f"base model {name!r} is not in {cache_dir} and could not be fetched ({mode}): "
+            f"{type(exc).__name__}: {exc}; {_MISSING_HINT}"
+        ) from exc
+    path = Path(snapshot)
+    return ModelSource(name=name, path=path, family=detect_family(path))
+
+
+def resolve_device(settings: Settings) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU (MPS is opt-in: its fp16 LoRA path is flaky)."""
+    import torch
+
+    if settings.device != "auto":
+        try:
+            return torch.device(settings.device)
+        except RuntimeError as exc:
+            raise ConfigurationError(f"HEADSHOTS_DEVICE={settings.device!r}: {exc}") from exc
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(settings: Settings, device: torch.device) -> torch.dtype:
+    """``auto``: bf16 on CUDA that supports it, else fp16 on CUDA, and fp32 on CPU."""
+    import torch
+
+    if settings.dtype != "auto":
+        dtype: torch.dtype = getattr(torch, settings.dtype)
+        return dtype
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # Half precision on CPU is slow and numerically poor for diffusion: keep fp32.
+    return torch.float32
+
+
+def load_base_pipeline(settings: Settings, model: str | None = None) -> DiffusersPipeline:
+    """Load the text-to-image pipeline of the base model on the configured device and dtype."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    source = resolve_model(settings, model)
+    device = resolve_device(settings)
+    dtype = resolve_dtype(settings, device)
+    pipeline_class: Any = (
+        StableDiffusionXLPipeline if source.family == "sdxl" else StableDiffusionPipeline
+    )
+    logger.info("loading %s base model %s on %s (%s)", source.family, source.name, device, dtype)
+    try:
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        if source.family == "sd15":
+            # Headshots are filtered by our own checks; the CLIP safety checker is not shipped
+            # with most community checkpoints and would fail to load.
+            kwargs.update(safety_checker=None, requires_safety_checker=False)
+        pipe = pipeline_class.from_pretrained(source.path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelMissing(
+            f"cannot load base model from {source.path}: {exc}; {_MISSING_HINT}"
+        ) from exc
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe  # type: ignore[no-any-return]

@@ -1,0 +1,320 @@
+"""The resident pipeline: the base model loaded once per worker, a person's LoRA per job.
+
+Loading an SD1.5 checkpoint takes seconds to tens of seconds; a LoRA takes milliseconds. So the
+base stays resident and each job loads its LoRA under its own adapter name, activates it with
+``set_adapters``, generates, and unloads every LoRA again (``unload_lora_weights`` removes the
+peft layers, so the next job starts from the exact base weights).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headshots.errors import ModelMissing
+from headshots.generation.models import (
+    DiffusersPipeline,
+    ModelSource,
+    load_base_pipeline,
+    resolve_model,
+)
+from headshots.generation.presets import PromptSpec, SchedulerName
+from headshots.generation.train import LORA_WEIGHT_NAME
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LoraSource = bytes | Path | dict[str, "torch.Tensor"]
+"""A LoRA as safetensors bytes (from the store), a file or folder, or a state dict."""
+
+LCM_ADAPTER = "lcm"
+LCM_STEPS = (4, 8)
+LCM_CFG = (1.0, 2.0)
+
+
+@dataclass
+class GeneratedImage:
+    image: Image.Image
+    seed: int
+    index: int
+
+
+@dataclass
+class GenerationResult:
+    images: list[GeneratedImage]
+    #: The settings actually used (after LCM clamping or fallbacks): enough to reproduce.
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def lora_state_dict(source: LoraSource) -> dict[str, torch.Tensor]:
+    """Read a LoRA into a fresh state dict (``load_lora_weights`` consumes its argument)."""
+    from safetensors.torch import load, load_file
+
+    if isinstance(source, dict):
+        return dict(source)
+    if isinstance(source, bytes):
+        return load(source)
+    path = source / LORA_WEIGHT_NAME if source.is_dir() else source
+    if not path.is_file():
+        raise ModelMissing(f"no LoRA weights at {path}")
+    return load_file(str(path))
+
+
+def make_scheduler(name: SchedulerName, base_config: Any) -> Any:
+    """A scheduler for ``name`` built from the base model's scheduler config."""
+    from diffusers import (
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        LCMScheduler,
+    )
+
+    if name == "euler_a":
+        return EulerAncestralDiscreteScheduler.from_config(base_config)
+    if name == "dpm++2m_karras":
+        return DPMSolverMultistepScheduler.from_config(
+            base_config, algorithm_type="dpmsolver++", use_karras_sigmas=True
+        )
+    if name == "dpm++sde_karras":
+        # A1111's "DPM++ SDE Karras" needs torchsde; the multistep SDE variant is the closest
+        # diffusers sampler without that dependency.
+        return DPMSolverMultistepScheduler.from_config(
+            base_config, algorithm_type="sde-dpmsolver++", use_karras_sigmas=True
+        )
+    if name == "lcm":
+        return LCMScheduler.from_config(base_config)
+    raise ValueError(f"unknown scheduler {name!r}")
+
+
+ProgressCallback = Callable[[float, int], None]
+"""``progress(images_done, images_total)``; ``images_done`` is fractional within a batch."""
+
+
+class ResidentPipeline:
+    """The base pipeline, loaded on first use and kept; one job at a time (a lock enforces it)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model: str | None = None,
+        loader: Callable[[Settings, str | None], DiffusersPipeline] = load_base_pipeline,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self._loader = loader
+        self._pipe: DiffusersPipeline | None = None
+        self._img2img: DiffusersPipeline | None = None
+        self._base_scheduler: Any = None
+        self._source: ModelSource | None = None
+        self._lcm_state: dict[str, torch.Tensor] | None = None
+        self._lock = threading.RLock()
+        #: How many times the base weights were loaded (1 for the life of a worker).
+        self.base_loads = 0
+
+    @property
+    def source(self) -> ModelSource:
+        if self._source is None:
+            self._source = resolve_model(self.settings, self.model)
+        return self._source
+
+    @property
+    def pipe(self) -> DiffusersPipeline:
+        if self._pipe is None:
+            started = time.monotonic()
+            self._pipe = self._loader(self.settings, self.model)
+            self._base_scheduler = self._pipe.scheduler
+            self.base_loads += 1
+            logger.info("base pipeline resident after %.1fs", time.monotonic() - started)
+        return self._pipe
+
+    @property
+    def native_resolution(self) -> int:
+        return self.source.native_resolution
+
+    @property
+    def img2img(self) -> DiffusersPipeline:
+        """An img2img pipeline sharing the resident modules (and so any loaded LoRA)."""
+        if self._img2img is None:
+            from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
+
+            pipe = self.pipe
+            img2img: Any
+            if self.source.family == "sdxl":
+                img2img = StableDiffusionXLImg2ImgPipeline(**pipe.components)
+            else:
+                img2img = StableDiffusionImg2ImgPipeline(
+                    **pipe.components, requires_safety_checker=False
+                )
+            img2img.set_progress_bar_config(disable=True)
+            self._img2img = img2img
+        return self._img2img
+
+    @contextlib.contextmanager
+    def adapters(
+        self, lora: LoraSource | None, adapter_name: str, *, lcm: bool = False, scale: float = 1.0
+    ) -> Iterator[DiffusersPipeline]:
+        """Hold the pipeline with the job's LoRA (and the LCM-LoRA) active; unload on exit."""
+        with self._lock:
+            pipe = self.pipe
+            names: list[str] = []
+            weights: list[float] = []
+            try:
+                if lora is not None:
+                    pipe.load_lora_weights(lora_state_dict(lora), adapter_name=adapter_name)
+                    names.append(adapter_name)
+                    weights.append(scale)
+                if lcm:
+                    pipe.load_lora_weights(self._lcm_lora(), adapter_name=LCM_ADAPTER)
+                    names.append(LCM_ADAPTER)
+                    weights.append(1.0)
+                if names:
+                    pipe.set_adapters(names, adapter_weights=weights)
+                yield pipe
+            finally:
+                if names or getattr(pipe.unet, "peft_config", None):
+                    # Removes the peft layers altogether: nothing of this job reaches the next.
+                    pipe.unload_lora_weights()
+                pipe.scheduler = self._base_scheduler
+
+    def _lcm_lora(self) -> dict[str, torch.Tensor]:
+        if self._lcm_state is None:
+            name = self.settings.lcm_lora
+            if not name:
+                raise ModelMissing("the lcm scheduler needs an LCM-LoRA: set HEADSHOTS_LCM_LORA")
+            path = Path(name).expanduser()
+            if not path.exists():
+                from huggingface_hub import hf_hub_download
+
+                try:
+                    path = Path(
+                        hf_hub_download(
+                            name,
+                            LORA_WEIGHT_NAME,
+                            cache_dir=self.settings.models_path / "hub",
+                            local_files_only=self.settings.hf_offline,
+                        )
+                    )
+                except Exception as exc:
+                    raise ModelMissing(
+                        f"cannot fetch LCM-LoRA {name!r}: {exc}; check HEADSHOTS_LCM_LORA, "
+                        "HEADSHOTS_MODEL_DIR and HEADSHOTS_HF_OFFLINE"
+                    ) from exc
+            self._lcm_state = lora_state_dict(path)
+        return dict(self._lcm_state)
+
+    def effective_settings(self, spec: PromptSpec) -> dict[str, Any]:
+        """Scheduler, steps and cfg as they will really run (LCM needs few steps, low cfg)."""
+        scheduler: SchedulerName = spec.scheduler
+        steps, cfg = spec.steps, spec.cfg
+        note = None
+        if scheduler == "lcm":
+            if self.settings.lcm_lora:
+                steps = max(LCM_STEPS[0], min(LCM_STEPS[1], steps))
+                cfg = max(LCM_CFG[0], min(LCM_CFG[1], cfg))
+            else:
+                scheduler = "euler_a"
+                note = "lcm requested but HEADSHOTS_LCM_LORA is not set: used euler_a"
+                logger.warning(note)
+        return {"scheduler": scheduler, "steps": steps, "cfg": cfg, "note": note}
+
+    def generate(
+        self,
+        spec: PromptSpec,
+        *,
+        lora: LoraSource | None,
+        adapter_name: str,
+        progress: ProgressCallback | None = None,
+        check_cancelled: Callable[[], None] | None = None,
+        batch_size: int = 4,
+        init_image: Image.Image | None = None,
+        strength: float = 0.55,
+    ) -> GenerationResult:
+        """One image per seed of ``spec``; ``check_cancelled`` may raise between steps.
+
+        With ``init_image`` every seed is a variation of that image (img2img at ``strength``):
+        "More like #N" keeps the composition and light the user picked, and changes details.
+        """
+        import torch
+
+        effective = self.effective_settings(spec)
+        seeds = list(spec.seeds)
+        images: list[GeneratedImage] = []
+        with self.adapters(lora, adapter_name, lcm=effective["scheduler"] == "lcm") as pipe:
+            pipe.scheduler = make_scheduler(effective["scheduler"], self._base_scheduler.config)
+            steps = int(effective["steps"])
+            runner: Any = pipe
+            size_or_image: dict[str, Any] = {"width": spec.width, "height": spec.height}
+            # img2img runs only the last `strength` share of the schedule.
+            progress_steps = steps
+            if init_image is not None:
+                runner = self.img2img
+                runner.scheduler = pipe.scheduler  # the img2img pipe shares modules, not this
+                source = init_image.convert("RGB").resize((spec.width, spec.height))
+                size_or_image = {"image": source, "strength": strength}
+                progress_steps = max(1, int(steps * strength))
+            for start in range(0, len(seeds), batch_size):
+                chunk = seeds[start : start + batch_size]
+                # One generator per image: each image is reproducible from its own seed.
+                generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in chunk]
+
+                def on_step_end(
+                    _pipe: Any,
+                    step: int,
+                    _timestep: Any,
+                    kwargs: dict[str, Any],
+                    _start: int = start,
+                    _n: int = len(chunk),
+                ) -> dict[str, Any]:
+                    if check_cancelled is not None:
+                        check_cancelled()
+                    if progress is not None:
+                        progress(_start + _n * min(1.0, (step + 1) / progress_steps), len(seeds))
+                    return kwargs
+
+                output = runner(
+                    prompt=spec.prompt,
+                    negative_prompt=spec.negative_prompt,
+                    num_inference_steps=steps,
+                    guidance_scale=effective["cfg"],
+                    **size_or_image,
+                    num_images_per_prompt=len(chunk),
+                    generator=generators,
+                    callback_on_step_end=on_step_end,
+                )
+                for offset, image in enumerate(output.images):
+                    images.append(
+                        GeneratedImage(image=image, seed=chunk[offset], index=start + offset)
+                    )
+        record = {
+            **spec.to_record(),
+            **{k: v for k, v in effective.items() if v is not None},
+            **({"variation_strength": strength} if init_image is not None else {}),
+            "model": self.source.name,
+            "family": self.source.family,
+        }
+        return GenerationResult(images=images, record=record)
+
+    def close(self) -> None:
+        """Drop the resident modules (and free accelerator memory)."""
+        with self._lock:
+            self._pipe = None
+            self._img2img = None
+            self._lcm_state = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is a worker dependency
+            pass

@@ -1,0 +1,293 @@
+"""After generation: face refine, 2x upscale, colour grade, film grain, crop, provenance.
+
+Pillow and numpy only, except the face refine pass, which runs img2img on the resident
+modules (with the job's LoRA still active, so the refined face is still the person's).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
+
+from headshots.generation.presets import ColourGrade
+
+if TYPE_CHECKING:
+    from headshots.generation.faces import Face, FaceAnalyzer
+    from headshots.queue.contracts import AspectRatio
+
+logger = logging.getLogger(__name__)
+
+AI_NOTICE = "AI-generated image (headshots)"
+_EXIF_IMAGE_DESCRIPTION = 0x010E
+_EXIF_SOFTWARE = 0x0131
+_EXIF_USER_COMMENT = 0x9286
+
+# --- face refine ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    padding: float = 0.6  # extra context around the face box, as a share of its size
+    strength: float = 0.35  # low: fix detail, keep identity and pose
+    feather: float = 0.12  # mask blur as a share of the crop side
+
+
+def face_crop_box(
+    face: Face, image_size: tuple[int, int], padding: float
+) -> tuple[int, int, int, int]:
+    """A square box around the face, padded, clamped inside the image."""
+    x0, y0, x1, y1 = face.box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * padding)
+    side = min(side, *image_size)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = round(min(max(cx - side / 2, 0), image_size[0] - side))
+    top = round(min(max(cy - side / 2, 0), image_size[1] - side))
+    return left, top, left + int(side), top + int(side)
+
+
+def feathered_mask(size: int, feather: float) -> Image.Image:
+    """An opaque square that fades to transparent at its edges (no visible paste seam)."""
+    margin = max(1, int(size * feather))
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).rectangle((margin, margin, size - margin, size - margin), fill=255)
+    return mask.filter(ImageFilter.GaussianBlur(margin / 2))
+
+
+def refine_face(
+    image: Image.Image,
+    face: Face,
+    img2img: Callable[[Image.Image], Image.Image],
+    *,
+    resolution: int,
+    settings: RefineSettings = RefineSettings(),
+) -> Image.Image:
+    """Re-render the padded face crop at ``resolution`` with ``img2img`` and blend it back.
+
+    Faces are small in a portrait, so the base model draws them with few latent pixels; a
+    second pass over just the face, at the model's full resolution, restores eyes and teeth.
+    """
+    box = face_crop_box(face, image.size, settings.padding)
+    side = box[2] - box[0]
+    if side < 8:
+        return image
+    crop = image.crop(box).resize((resolution, resolution), Image.Resampling.LANCZOS)
+    refined = img2img(crop).resize((side, side), Image.Resampling.LANCZOS)
+    result = image.copy()
+    result.paste(refined, box[:2], feathered_mask(side, settings.feather))
+    return result
+
+
+def diffusers_img2img(
+    pipe: Any,
+    *,
+    prompt: str,
+    negative_prompt: str,
+    steps: int,
+    cfg: float,
+    seed: int,
+    strength: float,
+) -> Callable[[Image.Image], Image.Image]:
+    """Bind an img2img pipeline call to one image's prompt and seed."""
+    import torch
+
+    def run(crop: Image.Image) -> Image.Image:
+        generator: torch.Generator = torch.Generator().manual_seed(seed)
+        output = pipe(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            image=crop,
+            strength=strength,
+            num_inference_steps=max(steps, int(np.ceil(1 / strength))),
+            guidance_scale=cfg,
+            generator=generator,
+        )
+        refined: Image.Image = output.images[0]
+        return refined
+
+    return run
+
+
+# --- upscale, grades, grain ------------------------------------------------------------
+
+
+def upscale_2x(image: Image.Image) -> Image.Image:
+    """Lanczos 2x and a mild unsharp mask (what Lanczos softens, at a radius skin tolerates)."""
+    bigger = image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
+    return bigger.filter(ImageFilter.UnsharpMask(radius=1.5, percent=60, threshold=3))
+
+
+def _curve(points: list[tuple[float, float]]) -> np.ndarray:
+    xs, ys = zip(*points, strict=True)
+    curve: np.ndarray = np.interp(np.arange(256) / 255.0, xs, ys).clip(0, 1) * 255.0
+    return curve
+
+
+# Tone curves per channel (R, G, B) and a saturation factor: a plain-numpy approximation of
+# the look of each stock, not a scan-derived LUT.
+_GRADES: dict[str, tuple[list[list[tuple[float, float]]], float]] = {
+    # Portra: lifted shadows, soft highlights, warm skin, slightly muted saturation.
+    "film_portra": (
+        [
+            [(0, 0.04), (0.25, 0.28), (0.5, 0.54), (0.75, 0.79), (1, 0.97)],
+            [(0, 0.03), (0.25, 0.26), (0.5, 0.51), (0.75, 0.76), (1, 0.96)],
+            [(0, 0.05), (0.25, 0.25), (0.5, 0.48), (0.75, 0.72), (1, 0.93)],
+        ],
+        0.92,
+    ),
+    # Velvia: deep contrast and strong saturation.
+    "film_velvia": (
+        [
+            [(0, 0.0), (0.25, 0.2), (0.5, 0.5), (0.75, 0.81), (1, 1.0)],
+            [(0, 0.0), (0.25, 0.21), (0.5, 0.5), (0.75, 0.8), (1, 1.0)],
+            [(0, 0.02), (0.25, 0.22), (0.5, 0.51), (0.75, 0.8), (1, 1.0)],
+        ],
+        1.3,
+    ),
+    # Ektar: punchy but clean, a touch warm in the mids.
+    "ektar": (
+        [
+            [(0, 0.01), (0.25, 0.24), (0.5, 0.53), (0.75, 0.8), (1, 1.0)],
+            [(0, 0.01), (0.25, 0.23), (0.5, 0.5), (0.75, 0.77), (1, 0.99)],
+            [(0, 0.02), (0.25, 0.22), (0.5, 0.47), (0.75, 0.74), (1, 0.97)],
+        ],
+        1.12,
+    ),
+}
+
+
+def apply_colour_grade(image: Image.Image, grade: ColourGrade | str) -> Image.Image:
+    """Apply one of the film looks (``none`` returns the image unchanged)."""
+    if grade == "none":
+        return image
+    try:
+        curves, saturation = _GRADES[grade]
+    except KeyError:
+        raise ValueError(f"unknown colour grade {grade!r}") from None
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    graded = np.empty_like(pixels)
+    for channel, points in enumerate(curves):
+        lut = _curve(points)
+        graded[..., channel] = np.interp(pixels[..., channel], np.arange(256), lut)
+    luma = graded @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    graded = luma[..., None] + (graded - luma[..., None]) * saturation
+    return Image.fromarray(graded.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def add_film_grain(image: Image.Image, *, strength: float = 0.035, seed: int = 0) -> Image.Image:
+    """Luminance grain, stronger in the mid-tones as on film; seeded so re-runs match."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, strength, pixels.shape[:2]).astype(np.float32)
+    luma = pixels.mean(axis=2)
+    midtone = 4.0 * luma * (1.0 - luma)
+    grained = pixels + (noise * (0.4 + 0.6 * midtone))[..., None]
+    return Image.fromarray((grained.clip(0, 1) * 255.0 + 0.5).astype(np.uint8), "RGB")
+
+
+# --- crops ------------------------------------------------------------------------------
+
+
+def crop_to_aspect(
+    image: Image.Image, aspect_ratio: AspectRatio, face: Face | None = None
+) -> Image.Image:
+    """Largest crop of ``aspect_ratio`` (w:h); centred on the face when there is one."""
+    ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
+    target = ratio_w / ratio_h
+    width, height = image.size
+    if abs(width / height - target) < 1e-3:
+        return image
+    if width / height > target:
+        new_w, new_h = round(height * target), height
+    else:
+        new_w, new_h = width, round(width / target)
+    if face is not None:
+        cx, cy = face.center
+        # Headshot framing: eyes a bit above the centre line.
+        cy += 0.1 * new_h
+    else:
+        cx, cy = width / 2, height / 2
+    left = round(min(max(cx - new_w / 2, 0), width - new_w))
+    top = round(min(max(cy - new_h / 2, 0), height - new_h))
+    return image.crop((left, top, left + new_w, top + new_h))
+
+
+# --- provenance -------------------------------------------------------------------------
+
+
+def encode_with_provenance(image: Image.Image, metadata: dict[str, Any]) -> bytes:
+    """PNG bytes carrying the AI notice and ``metadata`` in tEXt chunks and in EXIF."""
+    info = PngImagePlugin.PngInfo()
+    payload = {"ai_generated": True, **metadata}
+    info.add_text("AI-Generated", "true")
+    info.add_text("Description", AI_NOTICE)
+    info.add_text("Software", "headshots")
+    info.add_text("headshots", json.dumps(payload, sort_keys=True, default=str))
+    exif = Image.Exif()
+    exif[_EXIF_IMAGE_DESCRIPTION] = AI_NOTICE
+    exif[_EXIF_SOFTWARE] = "headshots"
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG", pnginfo=info, exif=exif)
+    return buffer.getvalue()
+
+
+def read_provenance(data: bytes) -> dict[str, Any]:
+    """The ``headshots`` metadata of a PNG from :func:`encode_with_provenance` ({} if none)."""
+    with Image.open(io.BytesIO(data)) as image:
+        text = getattr(image, "text", {}).get("headshots")
+    if not text:
+        return {}
+    value: dict[str, Any] = json.loads(text)
+    return value
+
+
+# --- the whole chain ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostprocessOptions:
+    colour_grade: ColourGrade = "none"
+    film_grain: bool = True
+    upscale: bool = False
+    aspect_ratio: AspectRatio | None = None
+    refine: bool = True
+
+
+def postprocess_image(
+    image: Image.Image,
+    options: PostprocessOptions,
+    *,
+    analyzer: FaceAnalyzer | None = None,
+    img2img: Callable[[Image.Image], Image.Image] | None = None,
+    refine_resolution: int = 512,
+    seed: int = 0,
+) -> tuple[Image.Image, dict[str, Any]]:
+    """Run the chain on one image; returns it and a record of what was applied."""
+    applied: dict[str, Any] = {"face_found": False, "refined": False}
+    face = None
+    if analyzer is not None:
+        faces = analyzer.analyze(image.convert("RGB"))
+        face = faces[0] if faces else None
+        applied["face_found"] = face is not None
+    if face is not None and options.refine and img2img is not None:
+        image = refine_face(image, face, img2img, resolution=refine_resolution)
+        applied["refined"] = True
+    if options.aspect_ratio is not None:
+        image = crop_to_aspect(image, options.aspect_ratio, face)
+        applied["aspect_ratio"] = options.aspect_ratio
+    if options.upscale:
+        image = upscale_2x(image)
+        applied["upscaled"] = True
+    if options.colour_grade != "none":
+        image = apply_colour_grade(image, options.colour_grade)
+    applied["colour_grade"] = options.colour_grade
+    if options.film_grain:
+        image = add_film_grain(image, seed=seed)
+    applied["film_grain"] = options.film_grain
+    return image, applied

@@ -1,0 +1,582 @@
+"""The worker's generation stages: check, crops, preview, train; generate, postprocess, rank.
+
+``build_stages(settings)`` is the entry the worker imports (``HEADSHOTS_STAGES``). Each stage
+reads and writes only through the :class:`StageContext`, so a stage re-run on another host
+finds everything it needs in the shared store, and returns a JSON-friendly record.
+
+Likeness policy of ``rank`` (what a demanding user wants: honesty over padding): only images
+whose face passes the backend's same-person threshold are delivered, best first, up to the
+count asked for. When *none* passes, the job still delivers the best attempts (by similarity,
+or in generation order when no face is found at all), each captioned "low likeness", and the
+record says ``low_likeness: true`` so the chat can offer a retry instead of silently failing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from headshots.errors import NotFound, OperationalError, SelfieRejected
+from headshots.generation.context import (
+    Retention,
+    Stage,
+    StageContext,
+    StageSet,
+    lora_path,
+    reference_embedding_path,
+    upload_prefix,
+)
+from headshots.queue.contracts import JobState
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from headshots.generation.faces import FaceAnalyzer
+    from headshots.generation.pipeline import ResidentPipeline
+    from headshots.generation.presets import PromptSpec
+    from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+TOKEN = "ohwx"
+#: Generate a few more than asked and keep the best (FaceChain generates 10 and filters).
+OVERSAMPLE = 1.25
+MAX_GENERATED = 48
+REFINE_STRENGTH = 0.35
+_SELFIE_SUFFIXES = (".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Knobs the CLI and tests turn; the worker uses the defaults."""
+
+    sample_steps: int | None = None  # override the preset's sampling steps
+    refine_faces: bool = True
+    validate_likeness: bool = True
+    checkpoint_every: int = 100
+    progress_every: int = 10
+
+
+def _encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _encode_jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def _decode(data: bytes) -> Image.Image:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def _job_seed(job_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big") % 2**31
+
+
+def _require(ctx: StageContext, stage: str) -> dict[str, Any]:
+    record = ctx.output_of(stage)
+    if record is None:
+        raise OperationalError(f"stage {stage!r} has no record for job {ctx.job_id}")
+    return record
+
+
+class _StoreCheckpoints:
+    """Training checkpoints in the shared store: a re-run on any host resumes from them."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.path = f"jobs/{ctx.job_id}/checkpoints/latest.pt"
+
+    def load(self) -> bytes | None:
+        try:
+            return self.ctx.read_blob(self.path)
+        except NotFound:
+            return None
+
+    def save(self, data: bytes, step: int) -> None:
+        self.ctx.write_blob(self.path, data, Retention.SELFIE)
+        logger.info("job %s: checkpoint at step %d", self.ctx.job_id, step)
+
+
+class GenerationStages:
+    """The stage functions plus the resident things they share (created lazily, once)."""
+
+    def __init__(self, settings: Settings, options: GenerationOptions | None = None) -> None:
+        self.settings = settings
+        self.options = options or GenerationOptions()
+        self._resident: ResidentPipeline | None = None
+        self._analyzer: FaceAnalyzer | None = None
+
+    # --- resident things ----------------------------------------------------------------
+
+    @property
+    def resident(self) -> ResidentPipeline:
+        if self._resident is None:
+            from headshots.generation.pipeline import ResidentPipeline
+
+            self._resident = ResidentPipeline(self.settings)
+        return self._resident
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        if self._analyzer is None:
+            from headshots.generation.faces import load_analyzer
+
+            self._analyzer = load_analyzer(self.settings)
+        return self._analyzer
+
+    def close(self) -> None:
+        if self._resident is not None:
+            self._resident.close()
+        self._resident = None
+        self._analyzer = None
+
+    def stage_set(self) -> StageSet:
+        return StageSet(
+            train=[
+                Stage("check", JobState.CHECKING, self.check),
+                Stage("crops", JobState.CHECKING, self.crops),
+                Stage("preview", JobState.TRAINING, self.preview),
+                Stage("train", JobState.TRAINING, self.train),
+            ],
+            generate=[
+                Stage("generate", JobState.GENERATING, self.generate),
+                Stage("postprocess", JobState.GENERATING, self.postprocess),
+                Stage("rank", JobState.GENERATING, self.rank),
+            ],
+            close=self.close,
+        )
+
+    # --- train stages ---------------------------------------------------------------------
+
+    def check(self, ctx: StageContext) -> dict[str, Any]:
+        """Re-check the stored selfies; keep the usable ones and the person's reference face."""
+        from headshots.generation.faces import check_selfie, check_selfie_set, reference_embedding
+
+        paths = [
+            path
+            for path in ctx.list_blobs(upload_prefix(ctx.request.upload_id))
+            if path.lower().endswith(_SELFIE_SUFFIXES)
+        ]
+        if not paths:
+            raise NotFound(
+                "Your photos are no longer stored (they expire after a day): "
+                "please send them again."
+            )
+        ctx.progress(None, f"checking {len(paths)} photos")
+        analyzer = self.analyzer
+        verdicts = []
+        for number, path in enumerate(paths, start=1):
+            ctx.check_cancelled()
+            verdicts.append(check_selfie(ctx.read_blob(path), analyzer, index=number))
+        verdict = check_selfie_set(
+            verdicts,
+            same_person_threshold=analyzer.same_person_threshold,
+            min_count=self.settings.min_selfies,
+            max_count=self.settings.max_selfies,
+        )
+        if not verdict.usable:
+            raise SelfieRejected(verdict.summary(), reasons=list(verdict.reasons))
+        by_index = {v.index: v for v in verdicts}
+        accepted = [by_index[i] for i in verdict.accepted]
+        reference = verdict.reference
+        if reference is None:
+            reference = reference_embedding(
+                [v.face.embedding for v in accepted if v.face is not None]
+            )
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(reference, dtype=np.float32))
+        ctx.write_blob(reference_embedding_path(ctx.job_id), buffer.getvalue(), Retention.LORA)
+        return {
+            "accepted": list(verdict.accepted),
+            "rejected": {str(k): v for k, v in verdict.rejected.items()},
+            "summary": verdict.summary(),
+            "backend": getattr(analyzer, "name", "unknown"),
+            # Boxes only: embeddings stay out of records (the reference is in the store).
+            "selfies": [
+                {
+                    "index": v.index,
+                    "path": paths[v.index - 1],
+                    "box": list(v.face.box) if v.face else None,
+                }
+                for v in accepted
+            ],
+            "reference": reference_embedding_path(ctx.job_id),
+        }
+
+    def crops(self, ctx: StageContext) -> dict[str, Any]:
+        """Cut head-and-shoulders and close-up crops at the model's resolution."""
+        from headshots.generation.faces import Face, decode_image, make_training_crops
+
+        check = _require(ctx, "check")
+        resolution = self.resident.native_resolution
+        crops: list[dict[str, Any]] = []
+        for selfie in check["selfies"]:
+            ctx.check_cancelled()
+            image = decode_image(ctx.read_blob(selfie["path"]))
+            box = selfie["box"]
+            face = Face(
+                box=tuple(box),
+                landmarks=np.zeros((5, 2), np.float32),
+                score=1.0,
+                embedding=np.zeros(0, np.float32),
+            )
+            examples = make_training_crops(
+                image,
+                face,
+                resolution=resolution,
+                subject_class=ctx.request.style.subject_class,
+                token=TOKEN,
+            )
+            for number, example in enumerate(examples):
+                path = f"jobs/{ctx.job_id}/crops/{selfie['index']:02d}_{number}.jpg"
+                ctx.write_blob(path, _encode_jpeg(example.image), Retention.SELFIE)
+                crops.append({"path": path, "caption": example.caption})
+        return {"crops": crops, "resolution": resolution}
+
+    def preview(self, ctx: StageContext) -> dict[str, Any]:
+        """Publish an instant IP-Adapter FaceID preview when configured; say why not otherwise."""
+        from headshots.generation.postprocess import encode_with_provenance
+        from headshots.generation.preview import make_preview, preview_unavailable
+
+        reason = preview_unavailable(self.settings, self.analyzer, self.resident.source.family)
+        if reason is not None:
+            logger.info("job %s: no instant preview: %s", ctx.job_id, reason)
+            return {"skipped": reason}
+        spec = self._spec(ctx, count=1)
+        embedding = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
+        try:
+            image = make_preview(self.resident, spec, embedding)
+        except OperationalError as exc:
+            # A preview is a courtesy: its failure must not cost the user the real job.
+            logger.warning("job %s: preview failed: %s", ctx.job_id, exc)
+            return {"skipped": str(exc)}
+        path = f"jobs/{ctx.job_id}/preview.png"
+        metadata = {
+            "kind": "preview",
+            "preset": spec.preset,
+            "seed": spec.seeds[0],
+            "model": self.resident.source.name,
+        }
+        ctx.write_blob(path, encode_with_provenance(image, metadata), Retention.RESULT)
+        ctx.publish_preview(
+            path,
+            "A quick preview while your personal model trains. "
+            "The final photos look more like you.",
+        )
+        return {"path": path, "seed": spec.seeds[0]}
+
+    def train(self, ctx: StageContext) -> dict[str, Any]:
+        """Train the person's LoRA (resuming from the store's checkpoint) and store it."""
+        from headshots.generation.faces import TrainingExample
+        from headshots.generation.train import (
+            LORA_WEIGHT_NAME,
+            TrainConfig,
+            TrainProgress,
+            train_lora,
+        )
+
+        check = _require(ctx, "check")
+        crops = _require(ctx, "crops")
+        examples = [
+            TrainingExample(_decode(ctx.read_blob(c["path"])), c["caption"]) for c in crops["crops"]
+        ]
+        resident = self.resident
+        config = TrainConfig.for_family(
+            resident.source.family,
+            photos=len(check["accepted"]),
+            resolution=int(crops["resolution"]),
+            steps=self.settings.train_steps,
+            seed=_job_seed(ctx.job_id),
+            checkpoint_every=self.options.checkpoint_every,
+            progress_every=self.options.progress_every,
+        )
+
+        def on_progress(progress: TrainProgress) -> None:
+            ctx.progress(progress.percent, f"training {int(progress.percent)}%")
+
+        validate = (
+            self._likeness_validator(ctx, config.steps) if self.options.validate_likeness else None
+        )
+        ctx.progress(0.0, "training 0%")
+        with tempfile.TemporaryDirectory(prefix="headshots-lora-") as tmp:
+            result = train_lora(
+                resident.pipe,
+                examples,
+                config,
+                output_dir=Path(tmp),
+                checkpoints=_StoreCheckpoints(ctx),
+                on_progress=on_progress,
+                check_cancelled=ctx.check_cancelled,
+                validate=validate,
+            )
+            ctx.write_blob(
+                lora_path(ctx.job_id), (Path(tmp) / LORA_WEIGHT_NAME).read_bytes(), Retention.LORA
+            )
+        record = result.to_record()
+        record.update(
+            lora=lora_path(ctx.job_id),
+            config=dataclasses.asdict(config),
+            model=resident.source.name,
+        )
+        return record
+
+    def _likeness_validator(self, ctx: StageContext, total_steps: int) -> Any:
+        """Score a checkpoint by how much two quick samples look like the person (None: no face)."""
+        import torch
+
+        reference = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
+        resident = self.resident
+        analyzer = self.analyzer
+        prompt = f"portrait photo of {TOKEN} {ctx.request.style.subject_class}, professional photo"
+
+        def validate(unet: Any, step: int) -> float | None:
+            if step < total_steps // 2:
+                return None
+            base = resident.pipe
+            pipe = type(base)(**{**base.components, "unet": unet})
+            pipe.set_progress_bar_config(disable=True)
+            size = resident.native_resolution
+            with torch.no_grad():
+                images = pipe(
+                    prompt=prompt,
+                    num_inference_steps=20,
+                    guidance_scale=7.0,
+                    width=size,
+                    height=size,
+                    num_images_per_prompt=2,
+                    generator=[torch.Generator().manual_seed(seed) for seed in (1, 2)],
+                ).images
+            scores = [
+                faces[0].similarity(reference)
+                for faces in (analyzer.analyze(image) for image in images)
+                if faces
+            ]
+            return float(np.mean(scores)) if scores else None
+
+        return validate
+
+    # --- generate stages ------------------------------------------------------------------
+
+    def _spec(self, ctx: StageContext, *, count: int) -> PromptSpec:
+        from headshots.generation.presets import build_prompt_spec
+
+        style = ctx.request.style
+        if ctx.request.kind == "more_like":
+            style = style.model_copy(update={"seed": None})  # new seeds, from this job's id
+        return build_prompt_spec(
+            style,
+            job_id=ctx.job_id,
+            native_resolution=self.resident.native_resolution,
+            count=count,
+            token=TOKEN,
+            steps=self.options.sample_steps,
+        )
+
+    def _lora(self, ctx: StageContext) -> bytes:
+        try:
+            return ctx.read_blob(lora_path(ctx.train_job_id))
+        except NotFound:
+            raise NotFound(
+                "Your personal model is no longer stored (models are deleted after "
+                f"{self.settings.lora_ttl_days:g} days): please send your photos again."
+            ) from None
+
+    def _variation_source(self, ctx: StageContext) -> tuple[Image.Image, dict[str, Any]] | None:
+        """For "More like #N": the chosen headshot of the earlier job, and where it came from."""
+        request = ctx.request
+        if request.kind != "more_like" or request.like_rank is None or not request.lora_job_id:
+            return None
+        earlier = ctx.output_of_job(request.lora_job_id, "rank")
+        chosen = next(
+            (r for r in (earlier or {}).get("results", []) if int(r["rank"]) == request.like_rank),
+            None,
+        )
+        if chosen is None:
+            raise NotFound(
+                f"Headshot #{request.like_rank} of that set is no longer stored "
+                f"(results are kept {self.settings.results_ttl_days:g} days): try a new style."
+            )
+        image = _decode(ctx.read_blob(str(chosen["path"])))
+        source = {"job": request.lora_job_id, "rank": request.like_rank, "seed": chosen.get("seed")}
+        return image, source
+
+    def generate(self, ctx: StageContext) -> dict[str, Any]:
+        """Generate the images of the request with the person's LoRA on the resident base."""
+        count = ctx.request.style.count
+        wanted = min(MAX_GENERATED, max(count, math.ceil(count * OVERSAMPLE)))
+        spec = self._spec(ctx, count=wanted)
+        lora = self._lora(ctx)
+        variation = self._variation_source(ctx)
+
+        def progress(done: float, total: int) -> None:
+            ctx.progress(100.0 * done / total, f"generating {int(done)}/{total}")
+
+        result = self.resident.generate(
+            spec,
+            lora=lora,
+            adapter_name=f"job_{ctx.job_id}",
+            progress=progress,
+            check_cancelled=ctx.check_cancelled,
+            init_image=variation[0] if variation else None,
+        )
+        if variation:
+            result.record["variation_of"] = variation[1]
+        images = []
+        for generated in result.images:
+            path = f"jobs/{ctx.job_id}/raw/{generated.index:02d}.png"
+            ctx.write_blob(path, _encode_png(generated.image), Retention.SELFIE)
+            images.append({"path": path, "seed": generated.seed, "index": generated.index})
+        return {"images": images, "generation": result.record}
+
+    def postprocess(self, ctx: StageContext) -> dict[str, Any]:
+        """Face refine (with the LoRA active), upscale, colour grade, grain."""
+        from headshots.generation.postprocess import (
+            PostprocessOptions,
+            diffusers_img2img,
+            postprocess_image,
+        )
+
+        generated = _require(ctx, "generate")
+        settings = generated["generation"]
+        options = PostprocessOptions(
+            colour_grade=settings["colour_grade"],
+            film_grain=bool(settings["film_grain"]),
+            upscale=bool(settings["upscale"]),
+            aspect_ratio=settings["aspect_ratio"],
+            refine=self.options.refine_faces,
+        )
+        resident = self.resident
+        analyzer = self.analyzer
+        outputs = []
+        with resident.adapters(self._lora(ctx), f"job_{ctx.job_id}"):
+            img2img_pipe = resident.img2img
+            for number, item in enumerate(generated["images"]):
+                ctx.check_cancelled()
+                ctx.progress(100.0 * number / len(generated["images"]), "finishing touches")
+                refine = diffusers_img2img(
+                    img2img_pipe,
+                    prompt=settings["prompt"],
+                    negative_prompt=settings["negative_prompt"],
+                    steps=int(settings["steps"]),
+                    cfg=float(settings["cfg"]),
+                    seed=int(item["seed"]),
+                    strength=REFINE_STRENGTH,
+                )
+                image, applied = postprocess_image(
+                    _decode(ctx.read_blob(item["path"])),
+                    options,
+                    analyzer=analyzer,
+                    img2img=refine,
+                    refine_resolution=resident.native_resolution,
+                    seed=int(item["seed"]),
+                )
+                path = f"jobs/{ctx.job_id}/post/{item['index']:02d}.png"
+                ctx.write_blob(path, _encode_png(image), Retention.SELFIE)
+                outputs.append({**item, "path": path, "applied": applied})
+        return {"images": outputs}
+
+    def rank(self, ctx: StageContext) -> dict[str, Any]:
+        """Rank by likeness, write the deliverables with provenance, and a contact sheet."""
+        from headshots.generation.faces import contact_sheet, rank_by_likeness
+        from headshots.generation.postprocess import encode_with_provenance
+        from headshots.generation.presets import get_preset
+
+        ctx.progress(None, "ranking")
+        generation = _require(ctx, "generate")["generation"]
+        items = _require(ctx, "postprocess")["images"]
+        images = [_decode(ctx.read_blob(item["path"])) for item in items]
+        count = ctx.request.style.count
+        analyzer = self.analyzer
+        threshold = analyzer.same_person_threshold
+        try:
+            reference: np.ndarray | None = np.load(
+                io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.train_job_id)))
+            )
+        except NotFound:
+            reference = None
+
+        picks: list[tuple[int, float | None, float | None]] = []  # (item index, score, similarity)
+        low_likeness = False
+        if reference is not None:
+            ranked = rank_by_likeness(images, reference, analyzer, top_k=count)
+            picks = [(r.index, r.score, r.similarity) for r in ranked]
+            if not picks:
+                low_likeness = True
+                # Nobody passed: the closest attempts, however far (-1 is the cosine floor).
+                ranked = rank_by_likeness(
+                    images, reference, analyzer, top_k=count, min_similarity=-1.0
+                )
+                picks = [(r.index, r.score, r.similarity) for r in ranked]
+        if not picks:
+            low_likeness = reference is not None
+            picks = [(index, None, None) for index in range(min(count, len(images)))]
+
+        title = get_preset(generation["preset"]).title
+        results = []
+        sheet_images: list[Image.Image] = []
+        labels: list[str] = []
+        for rank, (index, score, similarity) in enumerate(picks, start=1):
+            item = items[index]
+            caption = f"#{rank} · {title} · seed {item['seed']}"
+            if similarity is not None and not low_likeness:
+                caption += f" · likeness {similarity:.2f}"
+            elif reference is not None:
+                caption += " · low likeness"
+            path = f"jobs/{ctx.job_id}/results/{rank:02d}.png"
+            metadata = {
+                "preset": generation["preset"],
+                "seed": item["seed"],
+                "model": generation.get("model"),
+                "rank": rank,
+                "similarity": similarity,
+                "job_id": ctx.job_id,
+            }
+            ctx.write_blob(path, encode_with_provenance(images[index], metadata), Retention.RESULT)
+            results.append(
+                {
+                    "path": path,
+                    "rank": rank,
+                    "score": score,
+                    "seed": item["seed"],
+                    "caption": caption,
+                    "similarity": similarity,
+                }
+            )
+            sheet_images.append(images[index])
+            labels.append(f"#{rank}" + (f" {similarity:.2f}" if similarity is not None else ""))
+
+        sheet_path: str | None = None
+        if sheet_images:
+            sheet_path = f"jobs/{ctx.job_id}/contact_sheet.jpg"
+            ctx.write_blob(sheet_path, contact_sheet(sheet_images, labels), Retention.RESULT)
+        return {
+            "results": results,
+            "contact_sheet": sheet_path,
+            "low_likeness": low_likeness,
+            "likeness_threshold": threshold,
+            "generated": len(images),
+            "dropped": len(images) - len(results),
+            "generation": generation,
+        }
+
+
+def build_stages(settings: Settings, options: GenerationOptions | None = None) -> StageSet:
+    """The worker's stages; resident pipeline and face analyzer are shared across jobs."""
+    return GenerationStages(settings, options).stage_set()

@@ -1,0 +1,140 @@
+"""A tiny random-weight Stable Diffusion 1.5-shaped model, built from configs with no download.
+
+Tests, the CLI's ``dev tiny-model`` and the benchmark use it: every code path of the real
+pipeline (LoRA targets, VAE scaling, tokenizer, schedulers) runs, in seconds, on a CPU. Its
+images are noise, so nothing judges them; only their plumbing.
+
+The VAE has four blocks like SD's, so it downsamples by 8 and the native resolution is
+``unet_sample_size * 8`` (64 px by default): face crops and aspect ratios keep their meaning.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_BOS = "<|startoftext|>"
+_EOS = "<|endoftext|>"
+
+
+def _byte_level_alphabet() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for bytes (CLIP's ``bytes_to_unicode``)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(code) for code in codes]
+
+
+def build_tiny_tokenizer() -> object:
+    """A character-level CLIP tokenizer: every byte alone and at word end, no merges.
+
+    Real CLIP vocabularies cannot be downloaded here; this one keeps CLIP's pre-tokenisation,
+    special tokens and 77-token limit, which is all the pipeline relies on.
+    """
+    from transformers import CLIPTokenizer
+
+    vocab: dict[str, int] = {}
+    for symbol in _byte_level_alphabet():
+        vocab[symbol] = len(vocab)
+    for symbol in _byte_level_alphabet():
+        vocab[symbol + "</w>"] = len(vocab)
+    vocab[_BOS] = len(vocab)
+    vocab[_EOS] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def build_tiny_pipeline(seed: int = 0, *, sample_size: int = 8) -> Any:
+    """Build the tiny pipeline; the same ``seed`` gives bit-identical weights."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = build_tiny_tokenizer()
+    vocab_size = len(tokenizer)  # type: ignore[arg-type]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=sample_size,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 64),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=32,
+        )
+        torch.manual_seed(seed + 1)
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(16, 16, 16, 16),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=sample_size * 8,
+        )
+        torch.manual_seed(seed + 2)
+        text_config = CLIPTextConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            projection_dim=32,
+            bos_token_id=tokenizer.bos_token_id,  # type: ignore[attr-defined]
+            eos_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
+            pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
+        )
+        text_encoder = CLIPTextModel(text_config)
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        steps_offset=1,
+        set_alpha_to_one=False,
+    )
+    pipe: Any = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def save_tiny_model(path: Path, seed: int = 0) -> Path:
+    """Write the tiny model in diffusers layout to ``path`` (usable as HEADSHOTS_BASE_MODEL)."""
+    pipe = build_tiny_pipeline(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(path, safe_serialization=True)
+    logger.info("wrote tiny model to %s", path)
+    return path

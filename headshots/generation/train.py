@@ -1,0 +1,587 @@
+"""DreamBooth-style LoRA fine-tuning of the UNet on one person's face crops.
+
+Follows the diffusers DreamBooth-LoRA recipe (peft ``LoraConfig`` on ``to_k/to_q/to_v/to_out.0``
+added with ``unet.add_adapter``; saved with ``save_lora_weights``) with what a service needs on
+top: VAE latents and text embeddings computed once per job, a typed config, progress and cancel
+hooks between steps, and checkpoints (LoRA + optimizer + step + RNG) so a job killed on one host
+resumes on another from the shared store.
+
+The trainable UNet is a *copy* of the resident pipeline's UNet: adapters added for training must
+never touch the pipeline that serves generation jobs, and a copy costs no disk read.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from headshots.generation.models import DiffusersPipeline, ModelFamily
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
+_CHECKPOINT_FORMAT = 1
+
+
+class CaptionedImage(Protocol):
+    """What training consumes (``faces.TrainingExample`` satisfies it)."""
+
+    @property
+    def image(self) -> Image.Image: ...
+
+    @property
+    def caption(self) -> str: ...
+
+
+def default_steps(photos: int) -> int:
+    """EasyPhoto-style budget: 100 steps per photo, at least 400 and at most 1200."""
+    return max(400, min(1200, photos * 100))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (and so its checkpoint compatibility)."""
+
+    family: ModelFamily = "sd15"
+    resolution: int = 512
+    steps: int = 800
+    rank: int = 16
+    alpha: int | None = None  # None = rank, i.e. LoRA scale 1
+    learning_rate: float = 1e-4
+    batch_size: int = 1
+    max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = False
+    prior_loss_weight: float = 1.0
+    seed: int = 0
+    progress_every: int = 10
+    checkpoint_every: int = 100
+    eval_samples: int = 8
+
+    @classmethod
+    def for_family(
+        cls,
+        family: ModelFamily,
+        *,
+        photos: int,
+        resolution: int | None = None,
+        steps: int | None = None,
+        **overrides: Any,
+    ) -> TrainConfig:
+        """Defaults per family: SD1.5 512 px rank 16; SDXL 1024 px with gradient checkpointing."""
+        base = cls(
+            family=family,
+            resolution=resolution or (1024 if family == "sdxl" else 512),
+            steps=steps if steps is not None else default_steps(photos),
+            gradient_checkpointing=family == "sdxl",
+        )
+        return replace(base, **overrides)
+
+    def fingerprint(self, examples: int, class_examples: int) -> str:
+        # A checkpoint is only resumed by a run that would have produced it.
+        material = json.dumps(
+            {**asdict(self), "examples": examples, "class_examples": class_examples},
+            sort_keys=True,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    step: int
+    total: int
+    loss: float
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.step / self.total if self.total else 100.0
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``to_record`` is JSON-friendly."""
+
+    lora_path: Path
+    total_steps: int
+    steps_run: int
+    resumed_from: int
+    optimizer_steps: int
+    losses: list[float] = field(default_factory=list)
+    eval_loss_before: float | None = None
+    eval_loss_after: float | None = None
+    best_step: int | None = None
+    best_score: float | None = None
+    seconds: float = 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["lora_path"] = str(self.lora_path)
+        record["losses"] = [round(loss, 6) for loss in self.losses[-50:]]
+        return record
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoints go: a folder locally, the shared blob store in a worker."""
+
+    def load(self) -> bytes | None: ...
+
+    def save(self, data: bytes, step: int) -> None: ...
+
+
+class DirectoryCheckpoints:
+    """One ``checkpoint.pt`` in a folder, replaced atomically so a kill never leaves half a file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "checkpoint.pt"
+
+    def load(self) -> bytes | None:
+        return self.path.read_bytes() if self.path.is_file() else None
+
+    def save(self, data: bytes, step: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, self.path)
+
+
+Validator = Callable[[Any, int], float | None]
+"""``validate(unet_with_lora, step)`` -> a likeness score (higher is better), or None."""
+
+
+@dataclass
+class _Conditioning:
+    """Per-caption text conditioning, computed once per job."""
+
+    prompt_embeds: torch.Tensor
+    pooled: torch.Tensor | None = None  # SDXL only
+
+
+@dataclass
+class _Cache:
+    latent_params: torch.Tensor  # (N, 2*C, h, w): mean and logvar, sampled each step
+    captions: list[int]  # index into conditioning per example
+    conditioning: list[_Conditioning]
+    is_prior: list[bool]
+
+
+def _pixels(image: Image.Image, resolution: int) -> torch.Tensor:
+    import numpy as np
+    import torch
+    from PIL import Image as PILImage
+
+    if image.size != (resolution, resolution):
+        image = image.convert("RGB").resize((resolution, resolution), PILImage.Resampling.LANCZOS)
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def _encode_once(
+    pipe: DiffusersPipeline,
+    examples: Sequence[CaptionedImage],
+    class_examples: Sequence[CaptionedImage],
+    config: TrainConfig,
+) -> _Cache:
+    """Encode every image with the VAE and every distinct caption with the text encoder(s)."""
+    import torch
+
+    device = pipe.device
+    vae = pipe.vae
+    everything = [*examples, *class_examples]
+    params: list[torch.Tensor] = []
+    with torch.no_grad():
+        for start in range(0, len(everything), 8):
+            chunk = everything[start : start + 8]
+            pixels = torch.stack([_pixels(ex.image, config.resolution) for ex in chunk])
+            posterior = vae.encode(pixels.to(device, dtype=vae.dtype)).latent_dist
+            params.append(posterior.parameters.float().cpu())
+        captions: dict[str, int] = {}
+        conditioning: list[_Conditioning] = []
+        indices: list[int] = []
+        for example in everything:
+            if example.caption not in captions:
+                captions[example.caption] = len(conditioning)
+                conditioning.append(_encode_caption(pipe, example.caption, config.family))
+            indices.append(captions[example.caption])
+    return _Cache(
+        latent_params=torch.cat(params),
+        captions=indices,
+        conditioning=conditioning,
+        is_prior=[False] * len(examples) + [True] * len(class_examples),
+    )
+
+
+def _encode_caption(pipe: DiffusersPipeline, caption: str, family: ModelFamily) -> _Conditioning:
+    # The pipeline's own encode_prompt: training sees exactly the conditioning inference uses.
+    device = pipe.device
+    if family == "sdxl":
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            prompt=caption,
+            device=device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
+        )
+        return _Conditioning(embeds.float().cpu(), pooled.float().cpu())
+    embeds, _ = pipe.encode_prompt(caption, device, 1, False)
+    return _Conditioning(embeds.float().cpu())
+
+
+def _sample_latents(
+    cache: _Cache, indices: list[int], generator: torch.Generator, scaling: float
+) -> torch.Tensor:
+    import torch
+
+    params = cache.latent_params[indices]
+    mean, logvar = torch.chunk(params, 2, dim=1)
+    std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
+    noise = torch.randn(mean.shape, generator=generator)
+    return (mean + std * noise) * scaling
+
+
+class _Trainer:
+    """One run's state: the trainable UNet copy, optimizer, noise schedule and caches."""
+
+    def __init__(
+        self,
+        pipe: DiffusersPipeline,
+        cache: _Cache,
+        config: TrainConfig,
+    ) -> None:
+        import torch
+        from diffusers import DDPMScheduler
+        from diffusers.training_utils import cast_training_params
+
+        self.config = config
+        self.cache = cache
+        self.device = pipe.device
+        self.scaling = float(pipe.vae.config.scaling_factor)
+        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.unet = copy.deepcopy(pipe.unet)
+        self.unet.requires_grad_(False)
+        # peft draws the initial lora_A from the global RNG: seed it, or runs are not repeatable.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self._add_adapter(config)
+        cast_training_params(self.unet, dtype=torch.float32)
+        self._setup(pipe, config)
+
+    def _add_adapter(self, config: TrainConfig) -> None:
+        from peft import LoraConfig
+
+        self.unet.add_adapter(
+            LoraConfig(
+                r=config.rank,
+                lora_alpha=config.alpha or config.rank,
+                init_lora_weights="gaussian",
+                target_modules=list(LORA_TARGET_MODULES),
+            )
+        )
+
+    def _setup(self, pipe: DiffusersPipeline, config: TrainConfig) -> None:
+        import torch
+
+        # Frozen weights stay in the pipeline dtype; the LoRA weights (cast above) train in fp32.
+        if config.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        self.unet.train()
+        self.params = [p for p in self.unet.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.autocast_dtype = pipe.unet.dtype if self.device.type == "cuda" else None
+        self.time_ids: torch.Tensor | None = None
+        if config.family == "sdxl":
+            r = config.resolution
+            self.time_ids = torch.tensor([[r, r, 0, 0, r, r]], dtype=torch.float32)
+
+    def _forward_loss(
+        self,
+        indices: list[int],
+        noise: torch.Tensor,
+        timesteps: torch.Tensor,
+        latents: torch.Tensor,
+    ) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        cache = self.cache
+        embeds = torch.cat([cache.conditioning[cache.captions[i]].prompt_embeds for i in indices])
+        kwargs: dict[str, Any] = {}
+        if self.time_ids is not None:
+            pooled = torch.cat([cache.conditioning[cache.captions[i]].pooled for i in indices])  # type: ignore[misc]
+            kwargs["added_cond_kwargs"] = {
+                "text_embeds": pooled.to(self.device),
+                "time_ids": self.time_ids.repeat(len(indices), 1).to(self.device),
+            }
+        latents, noise, timesteps = (t.to(self.device) for t in (latents, noise, timesteps))
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        dtype = self.unet.dtype
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
+            pred = self.unet(
+                noisy.to(dtype), timesteps, embeds.to(self.device, dtype), **kwargs
+            ).sample
+        per_example = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        weights = torch.tensor(
+            [self.config.prior_loss_weight if cache.is_prior[i] else 1.0 for i in indices],
+            device=self.device,
+        )
+        return (per_example * weights).sum() / weights.sum()
+
+    def _pick(self) -> list[int]:
+        import torch
+
+        instance = [i for i, prior in enumerate(self.cache.is_prior) if not prior]
+        prior = [i for i, p in enumerate(self.cache.is_prior) if p]
+        picks = torch.randint(len(instance), (self.config.batch_size,), generator=self.generator)
+        indices = [instance[int(i)] for i in picks]
+        if prior:
+            # DreamBooth prior preservation: each instance example is paired with a class one.
+            extra = torch.randint(len(prior), (self.config.batch_size,), generator=self.generator)
+            indices += [prior[int(i)] for i in extra]
+        return indices
+
+    def step(self) -> float:
+        import torch
+
+        indices = self._pick()
+        latents = _sample_latents(self.cache, indices, self.generator, self.scaling)
+        noise = torch.randn(latents.shape, generator=self.generator)
+        timesteps = torch.randint(
+            0,
+            self.noise_scheduler.config.num_train_timesteps,
+            (len(indices),),
+            generator=self.generator,
+        )
+        loss = self._forward_loss(indices, noise, timesteps, latents)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    def eval_loss(self) -> float:
+        """Loss on a fixed draw of (example, noise, timestep): comparable before and after."""
+        import torch
+
+        generator = torch.Generator().manual_seed(10_000 + self.config.seed)
+        instance = [i for i, prior in enumerate(self.cache.is_prior) if not prior]
+        total = 0.0
+        self.unet.eval()
+        with torch.no_grad():
+            for sample in range(self.config.eval_samples):
+                indices = [instance[sample % len(instance)]]
+                latents = _sample_latents(self.cache, indices, generator, self.scaling)
+                noise = torch.randn(latents.shape, generator=generator)
+                steps = self.noise_scheduler.config.num_train_timesteps
+                timesteps = torch.randint(0, steps, (1,), generator=generator)
+                total += float(self._forward_loss(indices, noise, timesteps, latents))
+        self.unet.train()
+        return total / max(1, self.config.eval_samples)
+
+    def optimizer_steps(self) -> int:
+        # Adam keeps its own step count per parameter; it survives checkpoints, so it tells
+        # how many updates the final weights really received.
+        state = self.optimizer.state.get(self.params[0], {})
+        step = state.get("step", 0)
+        return int(step.item() if hasattr(step, "item") else step)
+
+    def lora_state(self) -> dict[str, torch.Tensor]:
+        from peft.utils import get_peft_model_state_dict
+
+        return {
+            k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.unet).items()
+        }
+
+    def load_lora_state(self, state: dict[str, torch.Tensor]) -> None:
+        from peft.utils import set_peft_model_state_dict
+
+        set_peft_model_state_dict(self.unet, state)
+
+
+def _serialise_checkpoint(
+    trainer: _Trainer, step: int, fingerprint: str, extra: dict[str, Any]
+) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "format": _CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "step": step,
+            "lora": trainer.lora_state(),
+            "optimizer": trainer.optimizer.state_dict(),
+            "rng": trainer.generator.get_state(),
+            **extra,
+        },
+        buffer,
+    )
+    return buffer.getvalue()
+
+
+def _restore_checkpoint(data: bytes, fingerprint: str) -> dict[str, Any] | None:
+    import torch
+
+    try:
+        payload: dict[str, Any] = torch.load(
+            io.BytesIO(data), map_location="cpu", weights_only=True
+        )
+    except Exception as exc:  # a truncated or foreign file must not kill the job: start over
+        logger.warning("ignoring unreadable checkpoint: %s", exc)
+        return None
+    if payload.get("format") != _CHECKPOINT_FORMAT or payload.get("fingerprint") != fingerprint:
+        logger.warning("ignoring checkpoint from a different training configuration")
+        return None
+    return payload
+
+
+def save_lora(
+    unet: Any, output_dir: Path, family: ModelFamily, state: dict[str, Any] | None = None
+) -> Path:
+    """Write ``pytorch_lora_weights.safetensors`` in the format ``load_lora_weights`` reads."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.utils.state_dict_utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    peft_state = state if state is not None else get_peft_model_state_dict(unet)
+    layers = convert_state_dict_to_diffusers(peft_state)
+    pipeline_class: Any = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pipeline_class.save_lora_weights(
+        save_directory=output_dir, unet_lora_layers=layers, weight_name=LORA_WEIGHT_NAME
+    )
+    return output_dir / LORA_WEIGHT_NAME
+
+
+def train_lora(
+    pipe: DiffusersPipeline,
+    examples: Sequence[CaptionedImage],
+    config: TrainConfig,
+    *,
+    output_dir: Path,
+    class_examples: Sequence[CaptionedImage] = (),
+    checkpoints: CheckpointStore | None = None,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    check_cancelled: Callable[[], None] | None = None,
+    validate: Validator | None = None,
+) -> TrainResult:
+    """Train a LoRA on ``examples`` and save it to ``output_dir``; returns what happened.
+
+    ``pipe`` is only read (its VAE, text encoder(s), scheduler config and a copy of its UNet).
+    ``check_cancelled`` and ``on_progress`` may raise to stop the run; the last checkpoint
+    survives and the next call with the same config and store resumes from it.
+    """
+    if not examples:
+        raise ValueError("training needs at least one example")
+
+    started = time.monotonic()
+    fingerprint = config.fingerprint(len(examples), len(class_examples))
+    cache = _encode_once(pipe, examples, class_examples, config)
+    trainer = _Trainer(pipe, cache, config)
+
+    start_step = 0
+    losses: list[float] = []
+    best_score: float | None = None
+    best_step: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    eval_before: float | None = None
+    payload = (
+        _restore_checkpoint(data, fingerprint)
+        if checkpoints and (data := checkpoints.load())
+        else None
+    )
+    if payload is not None:
+        trainer.load_lora_state(payload["lora"])
+        trainer.optimizer.load_state_dict(payload["optimizer"])
+        trainer.generator.set_state(payload["rng"])
+        start_step = int(payload["step"])
+        losses = list(payload.get("losses", []))
+        eval_before = payload.get("eval_before")
+        best_score, best_step = payload.get("best_score"), payload.get("best_step")
+        best_state = payload.get("best_lora")
+        logger.info("resuming training at step %d of %d", start_step, config.steps)
+    elif config.eval_samples:
+        eval_before = trainer.eval_loss()
+
+    def checkpoint(step: int) -> None:
+        if checkpoints is None:
+            return
+        extra = {
+            "losses": losses,
+            "eval_before": eval_before,
+            "best_score": best_score,
+            "best_step": best_step,
+            "best_lora": best_state,
+        }
+        checkpoints.save(_serialise_checkpoint(trainer, step, fingerprint, extra), step)
+
+    for step in range(start_step + 1, config.steps + 1):
+        if check_cancelled is not None:
+            check_cancelled()
+        loss = trainer.step()
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training diverged at step {step} (loss {loss})")
+        losses.append(loss)
+        at_checkpoint = step % config.checkpoint_every == 0 or step == config.steps
+        if at_checkpoint and validate is not None:
+            trainer.unet.eval()
+            score = validate(trainer.unet, step)
+            trainer.unet.train()
+            if score is not None and (best_score is None or score > best_score):
+                best_score, best_step, best_state = score, step, trainer.lora_state()
+                logger.info("validation at step %d: likeness %.3f (best so far)", step, score)
+        if at_checkpoint and step < config.steps:
+            checkpoint(step)
+        if on_progress is not None and (step % config.progress_every == 0 or step == config.steps):
+            on_progress(TrainProgress(step=step, total=config.steps, loss=loss))
+
+    eval_after = trainer.eval_loss() if config.eval_samples else None
+    path = save_lora(trainer.unet, output_dir, config.family, state=best_state)
+    result = TrainResult(
+        lora_path=path,
+        total_steps=config.steps,
+        steps_run=config.steps - start_step,
+        resumed_from=start_step,
+        optimizer_steps=trainer.optimizer_steps(),
+        losses=losses,
+        eval_loss_before=eval_before,
+        eval_loss_after=eval_after,
+        best_step=best_step,
+        best_score=best_score,
+        seconds=time.monotonic() - started,
+    )
+    logger.info(
+        "trained %d steps (%d run here) in %.1fs, eval loss %s -> %s",
+        result.total_steps,
+        result.steps_run,
+        result.seconds,
+        eval_before,
+        eval_after,
+    )
+    return result

@@ -1,0 +1,332 @@
+"""The queue seen from a chat handler: submit, inspect, cancel and forget jobs.
+
+One :class:`QueueClient` per process, created at start-up and passed to the handlers. Every
+limit and every state lives in Redis, so several bot processes (or a restarted one) agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from headshots.errors import LimitReached, NotFound
+from headshots.generation.context import upload_prefix
+from headshots.queue import constants
+from headshots.queue.connections import connect
+from headshots.queue.contracts import JobRequest, JobState, UserRef
+from headshots.queue.progress import QueuePosition, decode_hash, queue_position, set_state
+from headshots.queue.store import BlobStore, build_store
+from headshots.queue.teams import TeamStore
+from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Delete a key only if it still holds the expected value (the slot belongs to this job).
+_RELEASE_SLOT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def arq_job_id(job_id: str, part: str) -> str:
+    """arq's id for one part (``train`` or ``generate``) of our job."""
+    return f"{job_id}.{part}"
+
+
+def job_ttl_s(settings: Settings) -> int:
+    # A job record must outlive the LoRA it names (a "new style" request reads it).
+    return max(settings.lora_ttl_s, settings.results_ttl_s)
+
+
+@dataclass
+class JobInfo:
+    job_id: str
+    state: JobState
+    user_key: str
+    request: JobRequest
+    error: str | None = None
+    timestamps: dict[str, float] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    contact_sheet: str | None = None
+    position: QueuePosition | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state.finished
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_id: str
+    created: bool
+    position: QueuePosition
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    jobs: int
+    keys: int
+    blobs: int
+
+
+async def release_slot(redis: ArqRedis, user_key: str, job_id: str) -> None:
+    await redis.eval(_RELEASE_SLOT, 1, constants.user_active_key(user_key), job_id)  # type: ignore[misc]
+
+
+class QueueClient:
+    def __init__(self, redis: ArqRedis, settings: Settings, store: BlobStore) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.store = store
+
+    @classmethod
+    async def connect(cls, settings: Settings, redis_url: str) -> QueueClient:
+        redis = await connect(redis_url)
+        return cls(redis, settings, build_store(redis, settings.store_backend, settings.state_dir))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    # --- selfies ------------------------------------------------------------------------
+    @staticmethod
+    def new_upload_id() -> str:
+        return secrets.token_hex(8)
+
+    async def add_selfie(self, user: UserRef, upload_id: str, index: int, jpeg: bytes) -> str:
+        """Store one normalised selfie (index is 1-based); returns its store path."""
+        path = f"{upload_prefix(upload_id)}{index:02d}.jpg"
+        await self.store.put(user.key, path, jpeg, self.settings.selfie_ttl_s)
+        return path
+
+    async def list_selfies(self, user: UserRef, upload_id: str) -> list[str]:
+        return await self.store.list(user.key, upload_prefix(upload_id))
+
+    async def remove_selfie(self, user: UserRef, upload_id: str, index: int) -> None:
+        await self.store.delete(user.key, f"{upload_prefix(upload_id)}{index:02d}.jpg")
+
+    async def read_blob(self, user: UserRef, path: str) -> bytes:
+        return await self.store.get(user.key, path)
+
+    # --- jobs ---------------------------------------------------------------------------
+    async def submit(self, request: JobRequest) -> Submission:
+        """Queue ``request``; the same request twice is one job. Raises :class:`LimitReached`."""
+        job_id = request.job_id()
+        key = constants.job_key(job_id)
+        now = time.time()
+        if not await self.redis.hsetnx(key, "created", str(now)):
+            info = await self.job(job_id)
+            return Submission(
+                job_id,
+                False,
+                info.position if info and info.position else QueuePosition(None, None),
+            )
+        try:
+            await self._take_slot(request.user, job_id)
+        except LimitReached:
+            await self.redis.delete(key)
+            raise
+        part = "train" if request.kind == "full" else "generate"
+        queue = constants.TRAIN_QUEUE if part == "train" else constants.GENERATE_QUEUE
+        ttl = job_ttl_s(self.settings)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={
+                    "user": request.user.key,
+                    "request": request.model_dump_json(),
+                    "part": part,
+                },
+            )
+            pipe.expire(key, ttl)
+            pipe.sadd(constants.user_jobs_key(request.user.key), job_id)
+            pipe.expire(constants.user_jobs_key(request.user.key), ttl)
+            await pipe.execute()
+        await set_state(self.redis, job_id, JobState.QUEUED, text="queued")
+        await self.redis.expire(constants.job_events_key(job_id), ttl)
+        function = constants.TRAIN_JOB if part == "train" else constants.GENERATE_JOB
+        await self.redis.enqueue_job(
+            function,
+            request.model_dump(mode="json"),
+            _job_id=arq_job_id(job_id, part),
+            _queue_name=queue,
+        )
+        logger.info("queued job %s (%s) for %s", job_id, request.kind, request.user.key)
+        position = await queue_position(
+            self.redis, queue, arq_job_id(job_id, part), train=part == "train"
+        )
+        return Submission(job_id, True, position)
+
+    async def _take_slot(self, user: UserRef, job_id: str) -> None:
+        active_key = constants.user_active_key(user.key)
+        slot_ttl = self.settings.train_job_timeout_s * self.settings.job_max_tries + 3600
+        if self.settings.max_active_jobs_per_user > 0:
+            if not await self.redis.set(active_key, job_id, nx=True, ex=slot_ttl):
+                holder = await self.redis.get(active_key)
+                holder_id = holder.decode() if isinstance(holder, bytes) else str(holder)
+                info = await self.job(holder_id)
+                if info is not None and not info.finished:
+                    raise LimitReached(
+                        "You already have a job in progress. Wait for its results, "
+                        "or cancel it with /cancel."
+                    )
+                # The holder finished without releasing (e.g. it was forgotten): take over.
+                await self.redis.set(active_key, job_id, ex=slot_ttl)
+        day = datetime.now(UTC).strftime("%Y%m%d")
+        daily_key = constants.user_daily_key(user.key, day)
+        count = await self.redis.incr(daily_key)
+        await self.redis.expire(daily_key, 2 * 86400)
+        if count > self.settings.max_jobs_per_day:
+            await self.redis.decr(daily_key)
+            await release_slot(self.redis, user.key, job_id)
+            raise LimitReached(
+                f"You have reached today's limit of {self.settings.max_jobs_per_day} jobs. "
+                "It resets at midnight UTC."
+            )
+
+    async def job(self, job_id: str) -> JobInfo | None:
+        raw = decode_hash(await self.redis.hgetall(constants.job_key(job_id)))
+        if "request" not in raw:
+            return None
+        request = JobRequest.model_validate_json(raw["request"])
+        info = JobInfo(
+            job_id=job_id,
+            state=JobState(raw.get("state", "queued")),
+            user_key=raw["user"],
+            request=request,
+            error=raw.get("error") or None,
+            timestamps={k[3:]: float(v) for k, v in raw.items() if k.startswith("ts_")},
+        )
+        rank_record = await self.redis.hget(constants.job_stages_key(job_id), "rank")
+        if rank_record:
+            record = json.loads(rank_record)
+            info.results = list(record.get("results", []))
+            info.contact_sheet = record.get("contact_sheet")
+        if info.state is JobState.QUEUED:
+            part = raw.get("part", "train")
+            queue = constants.TRAIN_QUEUE if part == "train" else constants.GENERATE_QUEUE
+            info.position = await queue_position(
+                self.redis, queue, arq_job_id(job_id, part), train=part == "train"
+            )
+        return info
+
+    async def active_job(self, user: UserRef) -> JobInfo | None:
+        holder = await self.redis.get(constants.user_active_key(user.key))
+        if holder is None:
+            return None
+        info = await self.job(holder.decode() if isinstance(holder, bytes) else str(holder))
+        return info if info is not None and not info.finished else None
+
+    async def user_jobs(self, user: UserRef) -> list[JobInfo]:
+        ids = await self.redis.smembers(constants.user_jobs_key(user.key))
+        infos = [await self.job(i.decode() if isinstance(i, bytes) else str(i)) for i in ids]
+        found = [i for i in infos if i is not None]
+        return sorted(found, key=lambda i: i.timestamps.get("queued", 0.0))
+
+    async def set_status_message(self, job_id: str, message_id: int) -> None:
+        """Tell the workers which chat message shows this job's status."""
+        await self.redis.hset(constants.job_status_key(job_id), "message_id", str(message_id))
+        await self.redis.expire(constants.job_status_key(job_id), job_ttl_s(self.settings))
+
+    async def cancel(self, user: UserRef, job_id: str | None = None) -> JobInfo:
+        """Cancel the user's active job (or ``job_id``); raises :class:`NotFound` when none.
+
+        A queued job leaves the queue at once. A running one gets a cancel flag that the worker
+        checks between steps (asyncio cancellation cannot interrupt blocking GPU code); the
+        worker then marks it cancelled and frees the user's slot.
+        """
+        info = await (self.job(job_id) if job_id else self.active_job(user))
+        if info is None or info.user_key != user.key:
+            raise NotFound("You have no job in progress.")
+        if info.finished:
+            return info
+        await self.redis.set(
+            constants.job_cancel_key(info.job_id), "1", ex=job_ttl_s(self.settings)
+        )
+        removed = 0
+        for part, queue in (
+            ("train", constants.TRAIN_QUEUE),
+            ("generate", constants.GENERATE_QUEUE),
+        ):
+            removed += int(await self.redis.zrem(queue, arq_job_id(info.job_id, part)))
+        if removed and info.state is JobState.QUEUED:
+            for part in ("train", "generate"):
+                await self.redis.delete(constants.ARQ_JOB_PREFIX + arq_job_id(info.job_id, part))
+            await set_state(
+                self.redis, info.job_id, JobState.CANCELLED, text="cancelled while queued"
+            )
+            await release_slot(self.redis, user.key, info.job_id)
+            info.state = JobState.CANCELLED
+        return info
+
+    async def forget(self, user: UserRef | str) -> ForgetReport:
+        """Delete every key and blob of the user (``headshots forget`` and ``/delete``)."""
+        user_key = user.key if isinstance(user, UserRef) else user
+        ids = [
+            i.decode() if isinstance(i, bytes) else str(i)
+            for i in await self.redis.smembers(constants.user_jobs_key(user_key))
+        ]
+        keys = 0
+        for job_id in ids:
+            # Running jobs stop at their next step: their record vanishes and the flag says so.
+            for part, queue in (
+                ("train", constants.TRAIN_QUEUE),
+                ("generate", constants.GENERATE_QUEUE),
+            ):
+                aid = arq_job_id(job_id, part)
+                await self.redis.zrem(queue, aid)
+                await self.redis.zrem(constants.ARQ_ABORT_KEY, aid)
+                for prefix in (
+                    constants.ARQ_JOB_PREFIX,
+                    constants.ARQ_RESULT_PREFIX,
+                    constants.ARQ_IN_PROGRESS_PREFIX,
+                    constants.ARQ_RETRY_PREFIX,
+                ):
+                    keys += int(await self.redis.delete(prefix + aid))
+            keys += int(
+                await self.redis.delete(
+                    constants.job_key(job_id),
+                    constants.job_events_key(job_id),
+                    constants.job_stages_key(job_id),
+                    constants.job_cancel_key(job_id),
+                    constants.job_status_key(job_id),
+                    constants.job_delivered_key(job_id),
+                )
+            )
+        blobs = await self.store.delete_user(user_key)
+        # Their photo leaves every team too (the team keeps nothing of a member who left).
+        await TeamStore(self.redis, self.store, self.settings).remove_member_everywhere(user_key)
+        async for key in self.redis.scan_iter(
+            match=f"{constants.user_prefix(user_key)}*", count=500
+        ):
+            keys += int(await self.redis.delete(key))
+        logger.info("forgot user %s: %d jobs, %d keys, %d blobs", user_key, len(ids), keys, blobs)
+        return ForgetReport(jobs=len(ids), keys=keys, blobs=blobs)
+
+    # --- conversation state of the chat front ends ------------------------------------
+    async def save_chat_state(self, user: UserRef, scope: str, state: dict[str, Any]) -> None:
+        await self.redis.set(
+            constants.user_state_key(user.key, scope),
+            json.dumps(state),
+            ex=self.settings.selfie_ttl_s,
+        )
+
+    async def load_chat_state(self, user: UserRef, scope: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(constants.user_state_key(user.key, scope))
+        return dict(json.loads(raw)) if raw else None
+
+    async def clear_chat_state(self, user: UserRef, scope: str) -> None:
+        await self.redis.delete(constants.user_state_key(user.key, scope))
+
+
+async def require_job(client: QueueClient, job_id: str) -> JobInfo:
+    info = await client.job(job_id)
+    if info is None:
+        raise NotFound("That job no longer exists (its data may have expired or been deleted).")
+    return info

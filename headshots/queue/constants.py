@@ -1,0 +1,107 @@
+"""Every Redis key, channel, queue name and job name in one place (as arq keeps its own)."""
+
+from __future__ import annotations
+
+KEY_PREFIX = "hs:"
+
+#: arq queue names; each is also the Redis sorted-set key arq keeps the queue in.
+TRAIN_QUEUE = "headshots:train"
+GENERATE_QUEUE = "headshots:generate"
+QUEUES = {"train": TRAIN_QUEUE, "generate": GENERATE_QUEUE}
+
+#: arq function names.
+TRAIN_JOB = "run_train_job"
+GENERATE_JOB = "run_generate_job"
+
+#: arq's own key prefixes (arq.constants), used by ``forget`` and queue-position look-ups.
+ARQ_JOB_PREFIX = "arq:job:"
+ARQ_RESULT_PREFIX = "arq:result:"
+ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
+ARQ_RETRY_PREFIX = "arq:retry:"
+ARQ_ABORT_KEY = "arq:abort"
+
+#: Pub/sub channel that carries every job's progress events (one channel, many jobs).
+PROGRESS_CHANNEL = KEY_PREFIX + "progress"
+
+
+def job_key(job_id: str) -> str:
+    """Hash: state, timestamps, request, target, error."""
+    return f"{KEY_PREFIX}job:{job_id}"
+
+
+def job_events_key(job_id: str) -> str:
+    """List of JSON progress events, oldest first."""
+    return f"{KEY_PREFIX}job:{job_id}:events"
+
+
+def job_stages_key(job_id: str) -> str:
+    """Hash: stage name -> JSON record of that stage's outputs (what makes re-runs skip it)."""
+    return f"{KEY_PREFIX}job:{job_id}:stages"
+
+
+def job_cancel_key(job_id: str) -> str:
+    """String flag that long loops poll between steps."""
+    return f"{KEY_PREFIX}job:{job_id}:cancel"
+
+
+def job_status_key(job_id: str) -> str:
+    """Hash: last status text shown in the chat and when (throttles edits)."""
+    return f"{KEY_PREFIX}job:{job_id}:status"
+
+
+def job_delivered_key(job_id: str) -> str:
+    """Set of delivery item ids already sent (no duplicate results on a re-run)."""
+    return f"{KEY_PREFIX}job:{job_id}:delivered"
+
+
+def user_prefix(user_key: str) -> str:
+    return f"{KEY_PREFIX}user:{user_key}:"
+
+
+def user_jobs_key(user_key: str) -> str:
+    """Set of this user's job ids (``forget`` walks it)."""
+    return f"{user_prefix(user_key)}jobs"
+
+
+def user_active_key(user_key: str) -> str:
+    """String: the job id holding this user's active-job slot."""
+    return f"{user_prefix(user_key)}active"
+
+
+def user_daily_key(user_key: str, day: str) -> str:
+    """Counter of jobs started on ``day`` (YYYYMMDD, UTC)."""
+    return f"{user_prefix(user_key)}daily:{day}"
+
+
+def user_state_key(user_key: str, scope: str) -> str:
+    """Hash: a chat front end's conversation state for this user in one chat (``scope``)."""
+    return f"{user_prefix(user_key)}chat:{scope}"
+
+
+def stage_durations_key(stage: str) -> str:
+    """List of recent durations (seconds) of a stage, newest first, for ETAs."""
+    return f"{KEY_PREFIX}stats:duration:{stage}"
+
+
+def user_teams_key(user_key: str) -> str:
+    """Set of team ids the user joined (their ``/delete`` leaves every team)."""
+    return f"{user_prefix(user_key)}teams"
+
+
+def team_key(team_id: str) -> str:
+    """Hash: platform, brand kit, target chat, admins, logo flag."""
+    return f"{KEY_PREFIX}team:{team_id}"
+
+
+def team_members_key(team_id: str) -> str:
+    """Hash: member user key -> JSON member record (state, jobs, favourite)."""
+    return f"{KEY_PREFIX}team:{team_id}:members"
+
+
+def discord_commands_hash_key(application_id: int | None) -> str:
+    """String: hash of the slash-command tree last synced (sync only when it changes)."""
+    return f"{KEY_PREFIX}discord:commands-hash:{application_id}"
+
+
+BLOB_PREFIX = KEY_PREFIX + "blob:"
+BLOB_EXPIRY_KEY = KEY_PREFIX + "blob-expiry"

@@ -1,0 +1,127 @@
+"""Job contracts: the small, JSON-friendly models that travel through the queue.
+
+Never images: pixels live in the shared store and jobs carry only ids and options.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Platform = Literal["telegram", "discord", "cli"]
+SubjectClass = Literal["man", "woman", "person"]
+AspectRatio = Literal["1:1", "4:5", "2:3"]
+JobKind = Literal["full", "new_style", "more_like"]
+
+_PLATFORM_SHORT = {"telegram": "tg", "discord": "dc", "cli": "cli"}
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    CHECKING = "checking"
+    TRAINING = "training"
+    GENERATING = "generating"
+    DELIVERING = "delivering"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class UserRef(BaseModel):
+    """A person on one platform."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    user_id: int
+    display_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable key used in every Redis key and store path of this user, e.g. ``tg:42``."""
+        return f"{_PLATFORM_SHORT[self.platform]}:{self.user_id}"
+
+
+class ChatTarget(BaseModel):
+    """The exact place a request came from and where its progress and results go."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    chat_id: int
+    thread_id: int | None = None
+    user_id: int
+    reply_to_message_id: int | None = None
+    status_message_id: int | None = None
+
+
+class StyleChoice(BaseModel):
+    """What a chat collects about the look; presets turn it into prompts."""
+
+    preset: str = "corporate"
+    subject_class: SubjectClass = "person"
+    background: str | None = None
+    attire: str | None = None
+    colour_grade: str | None = None
+    count: int = Field(default=8, ge=1, le=40)
+    aspect_ratio: AspectRatio | None = None
+    custom: str | None = Field(default=None, max_length=300)
+    seed: int | None = None
+
+    @field_validator("custom")
+    @classmethod
+    def _strip_custom(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split())
+        return value or None
+
+
+class JobRequest(BaseModel):
+    """Everything a worker needs to run one job; the argument of both arq jobs."""
+
+    user: UserRef
+    target: ChatTarget
+    upload_id: str
+    style: StyleChoice = Field(default_factory=StyleChoice)
+    kind: JobKind = "full"
+    #: Job whose trained LoRA a "new style" / "more like" job reuses.
+    lora_job_id: str | None = None
+    #: "More like #N": the rank of the image to vary.
+    like_rank: int | None = None
+    team_id: str | None = None
+    #: Distinguishes deliberate repeats (new seeds) from accidental double submissions.
+    nonce: str = ""
+
+    def job_id(self) -> str:
+        """Deterministic id: the same request twice is the same job (arq dedupes on it)."""
+        material = "|".join(
+            [
+                self.user.key,
+                self.upload_id,
+                self.kind,
+                self.lora_job_id or "",
+                str(self.like_rank or ""),
+                self.style.model_dump_json(),
+                self.nonce,
+            ]
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:20]
+
+
+class ProgressEvent(BaseModel):
+    """One progress report of a job: recorded in Redis and published for chats."""
+
+    job_id: str
+    state: JobState
+    stage: str
+    percent: float | None = None
+    text: str = ""
+    at: float

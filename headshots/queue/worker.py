@@ -1,0 +1,465 @@
+"""arq workers: one for the ``train`` queue, one for ``generate``, or both in one process.
+
+Two queues because arq re-runs a crashed worker's job only after its in-progress key expires
+(the longest function timeout + 10 s): a 1-hour training timeout must not delay the recovery
+of 5-minute generation jobs.
+
+Each job runs its part's stages in order. A stage's returned record is stored under the job id
+before the next starts, so a re-run (arq runs jobs at least once) skips finished stages. Stages
+block (GPU work) and run in a thread, so the event loop keeps arq's heartbeats flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import signal
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from arq import Retry
+from arq.connections import ArqRedis
+from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from headshots.errors import ConfigurationError, JobCancelled, StoreUnavailable, UserError
+from headshots.generation.context import Retention, Stage, StageSet, StageSetFactory, upload_prefix
+from headshots.queue import constants
+from headshots.queue.client import arq_job_id, job_ttl_s, release_slot
+from headshots.queue.connections import connect
+from headshots.queue.contracts import JobRequest, JobState, ProgressEvent
+from headshots.queue.deliver import deliver_preview, deliver_results
+from headshots.queue.delivery import SenderPool
+from headshots.queue.progress import decode_hash, record_duration, record_event, set_state
+from headshots.queue.status import StatusReporter
+from headshots.queue.store import BlobStore, LocalBlobStore, build_store
+from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STATE_TEXT = {
+    JobState.CHECKING: "Checking your selfies…",
+    JobState.TRAINING: "Training your personal model…",
+    JobState.GENERATING: "Generating your headshots…",
+    JobState.DELIVERING: "Sending your headshots…",
+    JobState.DONE: "Done! Your headshots are below.",
+    JobState.CANCELLED: "Cancelled. Nothing more will be generated.",
+}
+_TRANSIENT = (
+    StoreUnavailable,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def load_stage_factory(path: str) -> StageSetFactory:
+    """Import ``module:function`` (the ``HEADSHOTS_STAGES`` setting)."""
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        raise ConfigurationError(f"HEADSHOTS_STAGES must look like 'module:function', got {path!r}")
+    factory: StageSetFactory = getattr(importlib.import_module(module_name), attr)
+    return factory
+
+
+@dataclass
+class WorkerResources:
+    """Built once per worker process and shared by its arq workers (and their jobs)."""
+
+    settings: Settings
+    redis: ArqRedis
+    store: BlobStore
+    stages: StageSet
+    senders: SenderPool
+    status: StatusReporter
+    loop: asyncio.AbstractEventLoop
+    #: One GPU: the train and generate workers of one process take turns.
+    gpu_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def ttl_for(self, retention: Retention) -> int:
+        return {
+            Retention.SELFIE: self.settings.selfie_ttl_s,
+            Retention.LORA: self.settings.lora_ttl_s,
+            Retention.RESULT: self.settings.results_ttl_s,
+        }[retention]
+
+
+class RunContext:
+    """The :class:`StageContext` of one job inside a worker; stages call it from their thread."""
+
+    def __init__(
+        self,
+        resources: WorkerResources,
+        job_id: str,
+        request: JobRequest,
+        outputs: dict[str, Any],
+        train_job_id: str | None = None,
+    ) -> None:
+        self.resources = resources
+        self.settings = resources.settings
+        self.job_id = job_id
+        self.request = request
+        self._train_job_id = train_job_id or request.lora_job_id or job_id
+        self._outputs = outputs
+        self._state = JobState.QUEUED
+        self._stage = ""
+        self._last_cancel_check = 0.0
+
+    @property
+    def train_job_id(self) -> str:
+        return self._train_job_id
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.resources.loop).result()
+
+    def read_blob(self, path: str) -> bytes:
+        return self._call(self.resources.store.get(self.request.user.key, path))
+
+    def write_blob(self, path: str, data: bytes, retention: Retention) -> None:
+        self.check_cancelled()
+        store, ttl = self.resources.store, self.resources.ttl_for(retention)
+        self._call(store.put(self.request.user.key, path, data, ttl))
+
+    def list_blobs(self, prefix: str) -> list[str]:
+        return self._call(self.resources.store.list(self.request.user.key, prefix))
+
+    def output_of(self, stage: str) -> dict[str, Any] | None:
+        return self._outputs.get(stage)
+
+    def output_of_job(self, job_id: str, stage: str) -> dict[str, Any] | None:
+        return self._call(self._output_of_job(job_id, stage))
+
+    async def _output_of_job(self, job_id: str, stage: str) -> dict[str, Any] | None:
+        redis = self.resources.redis
+        owner = await redis.hget(constants.job_key(job_id), "user")
+        if owner is None or owner.decode() != self.request.user.key:
+            return None  # never read another person's job
+        raw = await redis.hget(constants.job_stages_key(job_id), stage)
+        return dict(json.loads(raw)) if raw else None
+
+    def progress(self, percent: float | None, text: str) -> None:
+        self._call(self._progress(percent, text))
+
+    async def _progress(self, percent: float | None, text: str) -> None:
+        event = ProgressEvent(
+            job_id=self.job_id,
+            state=self._state,
+            stage=self._stage,
+            percent=percent,
+            text=text,
+            at=time.time(),
+        )
+        await record_event(self.resources.redis, event)
+        await self.resources.status.update(self.job_id, self.request.target, _sentence(text))
+
+    def check_cancelled(self) -> None:
+        now = time.monotonic()
+        if now - self._last_cancel_check < 0.5:
+            return  # polled between steps; twice a second is plenty and spares Redis
+        self._last_cancel_check = now
+        if self._call(is_cancelled(self.resources.redis, self.job_id)):
+            raise JobCancelled("cancelled by the user")
+
+    def publish_preview(self, path: str, caption: str) -> None:
+        self._call(deliver_preview(self.resources, self.job_id, self.request, path, caption))
+
+    def enter(self, state: JobState, stage: str) -> None:
+        self._state, self._stage = state, stage
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+async def find_train_job(redis: ArqRedis, request: JobRequest) -> str | None:
+    """The job that trained the LoRA a "new style" / "more like" request reuses.
+
+    Buttons name the job whose results they sit under, which may itself be a "new style" job:
+    follow the chain back to the full job (same user only) whose LoRA is in the store.
+    """
+    job_id = request.lora_job_id
+    seen: set[str] = set()
+    while job_id and job_id not in seen:
+        seen.add(job_id)
+        raw = decode_hash(await redis.hgetall(constants.job_key(job_id)))
+        if "request" not in raw or raw.get("user") != request.user.key:
+            break
+        earlier = JobRequest.model_validate_json(raw["request"])
+        if earlier.kind == "full" or not earlier.lora_job_id:
+            return job_id
+        job_id = earlier.lora_job_id
+    return request.lora_job_id
+
+
+async def is_cancelled(redis: ArqRedis, job_id: str) -> bool:
+    """True when the user cancelled, or forgot their data (the job record is gone)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(constants.job_cancel_key(job_id))
+        pipe.exists(constants.job_key(job_id))
+        flagged, exists = await pipe.execute()
+    return bool(flagged) or not exists
+
+
+async def run_train_job(ctx: dict[str, Any], request_data: dict[str, Any]) -> str:
+    """arq job: check, crop, preview and train; then queue the generate part."""
+    return await _run_part(ctx, request_data, "train")
+
+
+async def run_generate_job(ctx: dict[str, Any], request_data: dict[str, Any]) -> str:
+    """arq job: generate, post-process, rank, deliver."""
+    return await _run_part(ctx, request_data, "generate")
+
+
+async def _run_part(ctx: dict[str, Any], request_data: dict[str, Any], part: str) -> str:
+    resources: WorkerResources = ctx["resources"]
+    request = JobRequest.model_validate(request_data)  # validate at the top of every job
+    job_id = request.job_id()
+    redis = resources.redis
+    raw = decode_hash(await redis.hgetall(constants.job_key(job_id)))
+    if "request" not in raw:
+        logger.info("job %s no longer exists (forgotten); skipping", job_id)
+        return "gone"
+    state = JobState(raw.get("state", "queued"))
+    if state.finished:
+        return state.value  # a duplicate run of a finished job does nothing
+    outputs = {
+        k: json.loads(v)
+        for k, v in decode_hash(await redis.hgetall(constants.job_stages_key(job_id))).items()
+    }
+    run = RunContext(resources, job_id, request, outputs, await find_train_job(redis, request))
+    stages = resources.stages.train if part == "train" else resources.stages.generate
+    started = time.time()
+    try:
+        if await is_cancelled(redis, job_id):
+            raise JobCancelled("cancelled by the user")
+        for stage in stages:
+            if stage.name in outputs:
+                logger.info("job %s: stage %s already done, skipping", job_id, stage.name)
+                continue
+            await _run_stage(resources, run, stage, state)
+            state = stage.state
+        if part == "train":
+            await record_duration(redis, "train", time.time() - started)
+            await redis.enqueue_job(
+                constants.GENERATE_JOB,
+                request.model_dump(mode="json"),
+                _job_id=arq_job_id(job_id, "generate"),
+                _queue_name=constants.GENERATE_QUEUE,
+            )
+            await _progress_text(
+                resources, run, "Your model is trained; waiting for a generation slot…"
+            )
+            return "trained"
+        await _deliver(resources, run, outputs)
+        await record_duration(redis, "generate", time.time() - started)
+        return JobState.DONE.value
+    except JobCancelled:
+        await _finish(resources, run, JobState.CANCELLED, STATE_TEXT[JobState.CANCELLED])
+        return JobState.CANCELLED.value
+    except UserError as exc:
+        await _finish(
+            resources,
+            run,
+            JobState.FAILED,
+            f"Sorry, this job could not finish: {exc}",
+            error=str(exc),
+        )
+        return JobState.FAILED.value
+    except _TRANSIENT as exc:
+        job_try = int(ctx.get("job_try", 1))
+        if job_try < resources.settings.job_max_tries:
+            logger.warning("job %s: transient error (%s), retry %d", job_id, exc, job_try)
+            raise Retry(defer=min(60, 5 * job_try)) from exc
+        logger.exception("job %s failed after %d tries", job_id, job_try)
+        await _finish(resources, run, JobState.FAILED, _OUR_FAULT, error=str(exc))
+        return JobState.FAILED.value
+    except Exception as exc:
+        logger.exception("job %s failed in part %s", job_id, part)
+        await _finish(
+            resources, run, JobState.FAILED, _OUR_FAULT, error=f"{type(exc).__name__}: {exc}"
+        )
+        return JobState.FAILED.value
+
+
+_OUR_FAULT = "Sorry, something went wrong on our side and this job failed. Please try again later."
+
+
+async def _run_stage(
+    resources: WorkerResources, run: RunContext, stage: Stage, current: JobState
+) -> None:
+    redis = resources.redis
+    run.enter(stage.state, stage.name)
+    if stage.state is not current:
+        await set_state(
+            redis, run.job_id, stage.state, stage=stage.name, text=STATE_TEXT.get(stage.state, "")
+        )
+        await resources.status.update(
+            run.job_id, run.request.target, STATE_TEXT.get(stage.state, ""), force=True
+        )
+    t0 = time.time()
+    async with resources.gpu_lock:
+        record = await asyncio.to_thread(stage.run, run)
+    if await is_cancelled(redis, run.job_id):
+        raise JobCancelled("cancelled by the user")
+    run._outputs[stage.name] = record
+    await redis.hset(constants.job_stages_key(run.job_id), stage.name, json.dumps(record))
+    await redis.expire(constants.job_stages_key(run.job_id), job_ttl_s(resources.settings))
+    await record_duration(redis, stage.name, time.time() - t0)
+    logger.info("job %s: stage %s done in %.1fs", run.job_id, stage.name, time.time() - t0)
+
+
+async def _progress_text(resources: WorkerResources, run: RunContext, text: str) -> None:
+    await resources.status.update(run.job_id, run.request.target, text, force=True)
+
+
+async def _deliver(resources: WorkerResources, run: RunContext, outputs: dict[str, Any]) -> None:
+    redis = resources.redis
+    final = outputs[resources.stages.generate[-1].name]
+    run.enter(JobState.DELIVERING, "deliver")
+    await set_state(redis, run.job_id, JobState.DELIVERING, text=STATE_TEXT[JobState.DELIVERING])
+    await resources.status.update(
+        run.job_id, run.request.target, STATE_TEXT[JobState.DELIVERING], force=True
+    )
+    await deliver_results(resources, run.job_id, run.request, final)
+    await _finish(resources, run, JobState.DONE, STATE_TEXT[JobState.DONE])
+    # Selfies (and what was derived from them) live until selfie_ttl after delivery.
+    user_key, ttl = run.request.user.key, resources.settings.selfie_ttl_s
+    await resources.store.expire(user_key, upload_prefix(run.request.upload_id), ttl)
+    await resources.store.expire(user_key, f"jobs/{run.train_job_id}/crops/", ttl)
+    await resources.store.expire(user_key, f"jobs/{run.train_job_id}/checkpoints/", ttl)
+
+
+async def _finish(
+    resources: WorkerResources,
+    run: RunContext,
+    state: JobState,
+    text: str,
+    *,
+    error: str | None = None,
+) -> None:
+    redis = resources.redis
+    if not await redis.exists(constants.job_key(run.job_id)):
+        return  # forgotten while running: write nothing back
+    if error is not None:
+        await redis.hset(constants.job_key(run.job_id), "error", error)
+    await set_state(redis, run.job_id, state, text=text)
+    await release_slot(redis, run.request.user.key, run.job_id)
+    await resources.status.update(run.job_id, run.request.target, text, force=True)
+
+
+def build_worker(resources: WorkerResources, part: str, *, burst: bool = False) -> Worker:
+    settings = resources.settings
+    if part == "train":
+        function = func(
+            run_train_job,
+            name=constants.TRAIN_JOB,
+            timeout=settings.train_job_timeout_s,
+            max_tries=settings.job_max_tries,
+        )
+    else:
+        function = func(
+            run_generate_job,
+            name=constants.GENERATE_JOB,
+            timeout=settings.generate_job_timeout_s,
+            max_tries=settings.job_max_tries,
+        )
+    return Worker(
+        functions=[function],
+        queue_name=constants.QUEUES[part],
+        redis_pool=resources.redis,
+        burst=burst,
+        handle_signals=False,
+        max_jobs=settings.worker_max_jobs,
+        allow_abort_jobs=True,
+        keep_result=3600,
+        poll_delay=0.5,
+        ctx={"resources": resources},
+    )
+
+
+async def build_resources(settings: Settings, redis_url: str) -> WorkerResources:
+    redis = await connect(redis_url)
+    senders = SenderPool(settings)
+    return WorkerResources(
+        settings=settings,
+        redis=redis,
+        store=build_store(redis, settings.store_backend, settings.state_dir),
+        stages=load_stage_factory(settings.stages)(settings),
+        senders=senders,
+        status=StatusReporter(
+            redis,
+            senders,
+            min_interval_s=settings.status_edit_interval_s,
+            ttl_s=job_ttl_s(settings),
+        ),
+        loop=asyncio.get_running_loop(),
+    )
+
+
+async def run_workers(
+    settings: Settings, redis_url: str, parts: list[str], *, burst: bool = False
+) -> None:
+    """Run one arq worker per part until SIGINT/SIGTERM (with ``burst``: until queues empty)."""
+    resources = await build_resources(settings, redis_url)
+    workers = [build_worker(resources, part, burst=burst) for part in parts]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(w.main()) for w in workers]
+    sweeper = (
+        asyncio.create_task(_sweep_local_store(resources))
+        if isinstance(resources.store, LocalBlobStore)
+        else None
+    )
+    logger.info("worker ready: queues %s, stages from %s", ", ".join(parts), settings.stages)
+    try:
+        stopper = asyncio.create_task(stop.wait())
+        # Burst mode ends when every worker has drained its queue; otherwise only a signal ends it.
+        running: list[asyncio.Future[Any]] = [asyncio.gather(*tasks)] if burst else list(tasks)
+        await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+    finally:
+        for task in tasks:
+            task.cancel()
+        if sweeper:
+            sweeper.cancel()
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await worker.close()
+        await resources.senders.close()
+        resources.stages.close()
+        with contextlib.suppress(Exception):
+            await resources.redis.aclose()
+        logger.info("worker stopped")
+
+
+async def _sweep_local_store(resources: WorkerResources) -> None:
+    store = resources.store
+    assert isinstance(store, LocalBlobStore)
+    while True:
+        with contextlib.suppress(Exception):
+            removed = await store.sweep()
+            if removed:
+                logger.info("removed %d expired files from the local store", removed)
+        await asyncio.sleep(600)
+
+
+__all__ = [
+    "RunContext",
+    "WorkerResources",
+    "build_worker",
+    "run_generate_job",
+    "run_train_job",
+    "run_workers",
+]

@@ -1,0 +1,117 @@
+"""All configuration, read once from the environment (prefix ``HEADSHOTS_``) and ``.env``.
+
+Only this module reads ``os.environ``. Entry points build one :class:`Settings` and pass it down;
+nothing else keeps configuration in globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FaceBackendName = Literal["auto", "insightface", "dlib"]
+StoreBackendName = Literal["redis", "local"]
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "state" / "headshots"
+
+
+class Settings(BaseSettings):
+    """Every setting of every process; see ``.env.example`` for the documented list."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEADSHOTS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # `HEADSHOTS_TELEGRAM_TOKEN=` in .env means "not set", not an empty string.
+        env_ignore_empty=True,
+        extra="ignore",
+        protected_namespaces=(),
+    )
+
+    # --- where things live -------------------------------------------------------------
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    redis_url: str | None = None
+    store_backend: StoreBackendName = "redis"
+
+    # --- chat platforms ---------------------------------------------------------------
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1:8443"
+    discord_token: SecretStr | None = None
+    discord_api_url: str | None = None
+    discord_private_threads: bool = False
+    discord_thread_archive_minutes: int = 1440
+
+    # --- retention (nothing a user sent outlives these) --------------------------------
+    selfie_ttl_hours: float = 24.0
+    lora_ttl_days: float = 30.0
+    results_ttl_days: float = 7.0
+
+    # --- limits ---------------------------------------------------------------------------
+    max_active_jobs_per_user: int = 1
+    max_jobs_per_day: int = 5
+    min_selfies: int = 4
+    max_selfies: int = 30
+    team_max_members: int = 50
+    team_jobs_per_member: int = 3
+    discord_team_admin_role: str | None = None
+
+    # --- queue and workers -------------------------------------------------------------
+    train_job_timeout_s: int = 3600
+    generate_job_timeout_s: int = 900
+    job_max_tries: int = 5
+    worker_max_jobs: int = 1
+    status_edit_interval_s: float = 3.0
+    stages: str = "headshots.generation.stages:build_stages"
+
+    # --- faces --------------------------------------------------------------------------
+    face_backend: FaceBackendName = "auto"
+    insightface_pack: str = "buffalo_l"
+
+    # --- models -------------------------------------------------------------------------
+    model_dir: Path | None = None
+    base_model: str = "SG161222/Realistic_Vision_V5.1_noVAE"
+    hf_offline: bool = False
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    lcm_lora: str | None = None
+    ip_adapter_faceid: str | None = None
+    train_steps: int | None = None
+
+    log_level: str = "INFO"
+
+    @field_validator("telegram_token", "discord_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        # An empty ``HEADSHOTS_TELEGRAM_TOKEN=`` in .env means "not configured", not "".
+        return None if value == "" else value
+
+    @field_validator("discord_thread_archive_minutes")
+    @classmethod
+    def _discord_archive_choice(cls, value: int) -> int:
+        if value not in (60, 1440, 4320, 10080):
+            raise ValueError("Discord threads archive after 60, 1440, 4320 or 10080 minutes")
+        return value
+
+    @property
+    def models_path(self) -> Path:
+        """Directory for model weights and face model packs."""
+        return self.model_dir if self.model_dir is not None else self.state_dir / "models"
+
+    @property
+    def selfie_ttl_s(self) -> int:
+        return int(self.selfie_ttl_hours * 3600)
+
+    @property
+    def lora_ttl_s(self) -> int:
+        return int(self.lora_ttl_days * 86400)
+
+    @property
+    def results_ttl_s(self) -> int:
+        return int(self.results_ttl_days * 86400)

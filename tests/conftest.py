@@ -1,0 +1,11 @@
+"""Test configuration: every fixture module is a plugin under tests/plugins/."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.plugins.queue",
+    "tests.plugins.faces",
+    "tests.plugins.generation",
+    "tests.plugins.telegram",
+    "tests.plugins.discord",
+]

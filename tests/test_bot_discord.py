@@ -1,0 +1,515 @@
+"""The Discord front end against the fake REST server, a real Redis and real photographs.
+
+Interactions are fed the way the gateway would (``parse_interaction_create``); every REST call
+the bot makes goes over HTTP to :class:`tests.fake_discord.FakeDiscord`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from headshots.bot.discord.client import HeadshotsClient
+from headshots.queue.contracts import UserRef
+from tests.fake_discord import ALL_PERMISSIONS, FakeDiscord
+from tests.queue_helpers import keys_mentioning
+
+GUILD_ID = 700_000_000_000_000_001
+CREATE_PUBLIC_THREADS = 1 << 35
+
+
+def feed(client: HeadshotsClient, payload: dict[str, Any]) -> dict[str, Any]:
+    """Deliver an INTERACTION_CREATE as the gateway would."""
+    client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+    return payload
+
+
+async def responded(fake: FakeDiscord, payload: dict[str, Any]) -> dict[str, Any]:
+    responses = await fake.wait_for(
+        lambda: fake.interaction_responses(payload), what="an interaction response"
+    )
+    return dict(responses[0])
+
+
+def ephemeral_followups(fake: FakeDiscord, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in fake.messages.values()
+        if m.get("interaction_token") == payload["token"] and int(m.get("flags", 0)) & 64
+    ]
+
+
+async def followup_text(fake: FakeDiscord, payload: dict[str, Any]) -> str:
+    """The text the user finally sees for a deferred command (its first followup/edit)."""
+
+    def text() -> str | None:
+        for message in ephemeral_followups(fake, payload):
+            if message.get("content"):
+                return str(message["content"])
+        return None
+
+    return str(await fake.wait_for(text, what="a followup"))
+
+
+class Member:
+    """One Discord user driving the bot through the fake."""
+
+    def __init__(self, fake: FakeDiscord, bot: HeadshotsClient, user_id: int, name: str) -> None:
+        self.fake = fake
+        self.bot = bot
+        self.user = fake.add_user(user_id, name)
+        self.id = user_id
+        self.ref = UserRef(platform="discord", user_id=user_id)
+
+    def slash(self, sub: str, channel: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return feed(self.bot, self.fake.slash(sub, user=self.user, channel=channel, **kwargs))
+
+    async def click(self, message: dict[str, Any], op: str, **kwargs: Any) -> dict[str, Any]:
+        custom_id = next(c for c in self.fake.custom_ids(message) if c.startswith(op))
+        payload = feed(self.bot, self.fake.click(message, custom_id, user=self.user, **kwargs))
+        await responded(self.fake, payload)
+        return payload
+
+    async def choose(self, message: dict[str, Any], op: str, value: str) -> dict[str, Any]:
+        custom_id = next(c for c in self.fake.custom_ids(message) if c.startswith(op))
+        payload = feed(self.bot, self.fake.select(message, custom_id, [value], user=self.user))
+        await responded(self.fake, payload)
+        return payload
+
+    async def start_session(
+        self, channel: dict[str, Any], photos: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``/headshot start`` with photos, consent; returns (thread, style form message)."""
+        payload = self.slash("start", channel, attachments=photos)
+        await responded(self.fake, payload)
+        consent = await self.fake.wait_for(
+            lambda: self.fake.message_with(f"hsd:consent:{self.id}:"), what="the consent prompt"
+        )
+        assert int(consent["flags"]) & 64, "consent is asked privately"
+        await self.click(consent, "hsd:consent")
+        form = await self.fake.wait_for(
+            lambda: self.fake.message_with(f"hsd:preset:{self.id}:"), what="the style form"
+        )
+        thread = self.fake.channels[int(form["channel_id"])]
+        return thread, form
+
+
+def photo_attachments(fake: FakeDiscord, photos: list[bytes]) -> list[dict[str, Any]]:
+    return [fake.add_attachment(data, f"selfie{i}.jpg") for i, data in enumerate(photos, 1)]
+
+
+def tally(fake: FakeDiscord, thread: dict[str, Any]) -> str:
+    return next(
+        str(m["content"])
+        for m in fake.live_messages(int(thread["id"]))
+        if str(m["content"]).startswith("**Photos**")
+    )
+
+
+async def test_session_from_start_to_submitted_job(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    photos = photo_attachments(fake, face_photo_bytes[:4])
+    photos.append(fake.add_attachment(b"just some notes", "notes.txt", "text/plain"))
+    photos.append(fake.add_attachment(b"\0" * 1024, "huge.png", "image/png", size=30 * 1024 * 1024))
+
+    thread, form = await alice.start_session(channel, photos)
+
+    # A public thread in the channel, archived after the configured time, the user added.
+    assert thread["type"] == 11 and thread["parent_id"] == channel["id"]
+    assert thread["thread_metadata"]["auto_archive_duration"] == 1440
+    assert fake.calls("PUT", f"/channels/{thread['id']}/thread-members/{alice.id}")
+    # Photos were downloaded at once; the big and the non-image file never were.
+    fetched = {c.path for c in fake.calls("GET", "/attachments/")}
+    assert len(fetched) == 4 and not any("notes" in p or "huge" in p for p in fetched)
+    text = tally(fake, thread)
+    assert "4 accepted, 2 rejected" in text
+    assert "photo 5 (`notes.txt`): this is not a photo (text/plain)" in text
+    assert "photo 6 (`huge.png`): this file is too large (30 MB)" in text
+    (session,) = await sessions_of(discord_bot, alice)
+    stored = await discord_bot.queue.list_selfies(alice.ref, session["upload_id"])
+    assert len(stored) == 4
+
+    # A fifth selfie posted as a message in the thread is checked and tallied too.
+    extra = fake.add_attachment(face_photo_bytes[4], "later.jpg")
+    discord_bot._connection.parse_message_create(  # type: ignore[arg-type]
+        fake.user_message(user=alice.user, channel=thread, attachments=[extra])
+    )
+    await fake.wait_for(lambda: "5 accepted, 2 rejected" in tally(fake, thread), what="tally")
+
+    # Style choices: preset, subject, background, attire, then page two and a description.
+    await alice.choose(form, "hsd:preset", "legal")
+    form = fake.messages[int(form["id"])]
+    assert "Style: Legal" in form["content"]
+    await alice.choose(form, "hsd:class", "woman")
+    await alice.choose(fake.messages[int(form["id"])], "hsd:bg", "bookshelf")
+    await alice.choose(fake.messages[int(form["id"])], "hsd:attire", "blazer")
+    await alice.click(fake.messages[int(form["id"])], "hsd:more")
+    await alice.choose(fake.messages[int(form["id"])], "hsd:grade", "ektar")
+    await alice.choose(fake.messages[int(form["id"])], "hsd:count", "4")
+    await alice.choose(fake.messages[int(form["id"])], "hsd:aspect", "1:1")
+    opened = await alice.click(fake.messages[int(form["id"])], "hsd:custom")
+    modal = fake.interaction_responses(opened)[0]
+    assert modal["type"] == 9
+    submit = feed(
+        discord_bot,
+        fake.modal_submit(
+            modal["data"],
+            {_text_input_id(modal["data"]): "warm smile,   soft window light"},
+            user=alice.user,
+            channel=thread,
+            message=fake.messages[int(form["id"])],
+        ),
+    )
+    await responded(fake, submit)
+    await alice.click(fake.messages[int(form["id"])], "hsd:next")
+    summary = fake.messages[int(form["id"])]
+    assert summary["content"].startswith("**Summary**")
+    assert "Photos: 5 accepted." in summary["content"]
+    await alice.click(summary, "hsd:confirm")
+
+    job = await submitted_job(discord_bot, alice)
+    info = await discord_bot.queue.job(job)
+    assert info is not None
+    style = info.request.style
+    assert (style.preset, style.subject_class, style.background, style.attire) == (
+        "legal",
+        "woman",
+        "bookshelf",
+        "blazer",
+    )
+    assert (style.colour_grade, style.count, style.aspect_ratio) == ("ektar", 4, "1:1")
+    assert style.custom == "warm smile, soft window light"
+    target = info.request.target
+    assert target.platform == "discord" and target.chat_id == int(channel["id"])
+    assert target.thread_id == int(thread["id"]) and target.user_id == alice.id
+    status = fake.messages[target.status_message_id or 0]
+    assert status["channel_id"] == thread["id"]
+    assert status["content"].startswith("⏳ Queued: position 1, ETA")
+    assert fake.message_auth[int(status["id"])] == f"Bot {fake.token}"
+
+
+async def sessions_of(bot: HeadshotsClient, member: Member) -> list[dict[str, Any]]:
+    """The member's sessions as stored in Redis."""
+    redis = bot.queue.redis
+    pattern = f"hs:user:dc:{member.id}:chat:dc-session:*"
+    return [json.loads(await redis.get(key)) async for key in redis.scan_iter(match=pattern)]
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], what: str, within: float = 30.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def submitted_job(bot: HeadshotsClient, member: Member) -> str:
+    async def probe() -> str | None:
+        return next((s["job_id"] for s in await sessions_of(bot, member) if s.get("job_id")), None)
+
+    return str(await eventually(probe, "a submitted job"))
+
+
+def _text_input_id(modal: dict[str, Any]) -> str:
+    for row in modal["components"]:
+        for component in row.get("components", []) if row.get("type") == 1 else [row["component"]]:
+            return str(component["custom_id"])
+    raise AssertionError(json.dumps(modal))
+
+
+async def test_missing_thread_permission_is_explained(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    payload = alice.slash(
+        "start", channel, app_permissions=ALL_PERMISSIONS & ~CREATE_PUBLIC_THREADS
+    )
+    answer = await responded(fake, payload)
+    assert answer["type"] == 4 and answer["data"]["flags"] & 64
+    assert "**Create Public Threads**" in answer["data"]["content"]
+    assert "admin" in answer["data"]["content"]
+    assert not fake.calls("POST", f"/channels/{channel['id']}/threads")
+
+
+async def test_thread_refused_by_discord_is_explained(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    # The permission changed between the command and the thread: Discord answers 403 / 50013.
+    fake.fail_next("POST", f"/channels/{channel['id']}/threads", status=403)
+    payload = alice.slash(
+        "start", channel, attachments=photo_attachments(fake, face_photo_bytes[:1])
+    )
+    await responded(fake, payload)
+    consent = await fake.wait_for(lambda: fake.message_with("hsd:consent"), what="consent")
+    await alice.click(consent, "hsd:consent")
+    await fake.wait_for(
+        lambda: "can't create threads here" in str(fake.messages[int(consent["id"])]["content"]),
+        what="the explanation",
+    )
+    assert "Create Public Threads" in fake.messages[int(consent["id"])]["content"]
+    assert not fake.threads()
+    assert not fake.calls("GET", "/attachments/"), "nothing is downloaded without a place to work"
+
+
+async def test_rate_limited_edit_is_retried(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, _ = await alice.start_session(channel, [])
+    fake.fail_next("PATCH", f"/channels/{thread['id']}/messages/", status=429)
+    photo = fake.add_attachment(face_photo_bytes[0], "one.jpg")
+    discord_bot._connection.parse_message_create(  # type: ignore[arg-type]
+        fake.user_message(user=alice.user, channel=thread, attachments=[photo])
+    )
+    await fake.wait_for(lambda: "1 accepted" in tally(fake, thread), what="the tally after a 429")
+    statuses = [c.status for c in fake.calls("PATCH", f"/channels/{thread['id']}/messages/")]
+    assert statuses == [429, 200]
+
+
+async def test_bad_photos_get_reasons_and_too_few_block_confirm(
+    fake_discord: FakeDiscord,
+    discord_bot: HeadshotsClient,
+    face_photo_bytes: list[bytes],
+    group_photo_bytes: bytes,
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    photos = photo_attachments(fake, face_photo_bytes[:2])
+    photos.append(fake.add_attachment(group_photo_bytes, "team.jpg"))
+    photos.append(fake.add_attachment(b"GIF89a broken", "fake.jpg", None))
+    thread, form = await alice.start_session(channel, photos)
+    text = tally(fake, thread)
+    assert "2 accepted, 2 rejected" in text
+    assert "photo 3 (`team.jpg`): more than one person" in text
+    assert "photo 4 (`fake.jpg`):" in text
+    payload = await alice.click(form, "hsd:next")
+    answer = fake.interaction_responses(payload)[0]
+    assert answer["type"] == 4 and "Not enough usable photos" in answer["data"]["content"]
+    assert (await sessions_of(discord_bot, alice))[0]["phase"] == "open"
+
+
+async def test_cancel_then_delete_leaves_nothing_of_the_user(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, form = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:4]))
+    await alice.click(form, "hsd:next")
+    await alice.click(fake.messages[int(form["id"])], "hsd:confirm")
+    job_id = await submitted_job(discord_bot, alice)
+    upload_id = (await sessions_of(discord_bot, alice))[0]["upload_id"]
+
+    cancel = alice.slash("cancel", thread)
+    assert await followup_text(fake, cancel) == "Cancelled your job."
+    info = await discord_bot.queue.job(job_id)
+    assert info is not None and info.state.value == "cancelled"
+    assert fake.messages[info.request.target.status_message_id or 0]["content"].startswith("❌")
+
+    delete = alice.slash("delete", channel)
+    prompt = await responded(fake, delete)
+    assert prompt["data"]["flags"] & 64 and "cannot be undone" in prompt["data"]["content"]
+    prompt_message = fake.message_with(f"hsd:forget:{alice.id}:")
+    assert prompt_message is not None
+    bob = Member(fake, discord_bot, 1002, "bob")
+    refused = await bob.click(prompt_message, "hsd:forget")
+    assert "not your session" in fake.interaction_responses(refused)[0]["data"]["content"]
+    done = await alice.click(prompt_message, "hsd:forget")
+    assert "Deleted 1 job(s)" in fake.interaction_responses(done)[0]["data"]["content"]
+    assert (
+        await keys_mentioning(discord_bot.queue.redis, [f"dc:{alice.id}", job_id, upload_id]) == []
+    )
+
+
+async def test_dm_session_works_in_the_dm_channel(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    dm = fake.add_dm_channel(alice.user)
+    payload = alice.slash("start", dm, app_permissions=0)
+    await responded(fake, payload)
+    consent = await fake.wait_for(lambda: fake.message_with("hsd:consent"), what="consent")
+    await alice.click(consent, "hsd:consent")
+    form = await fake.wait_for(lambda: fake.message_with("hsd:preset", int(dm["id"])), what="form")
+    assert not fake.threads()
+    photos = photo_attachments(fake, face_photo_bytes[:4])
+    discord_bot._connection.parse_message_create(  # type: ignore[arg-type]
+        fake.user_message(user=alice.user, channel=dm, attachments=photos)
+    )
+    await fake.wait_for(lambda: "4 accepted" in tally(fake, dm), what="tally in the DM")
+    await alice.click(fake.messages[int(form["id"])], "hsd:next")
+    await alice.click(fake.messages[int(form["id"])], "hsd:confirm")
+    info = await discord_bot.queue.job(await submitted_job(discord_bot, alice))
+    assert info is not None
+    assert info.request.target.chat_id == int(dm["id"]) and info.request.target.thread_id is None
+
+
+async def test_buttons_survive_a_restart_and_sync_happens_only_on_change(
+    fake_discord: FakeDiscord,
+    discord_bot_factory: Callable[..., Awaitable[HeadshotsClient]],
+    face_photo_bytes: list[bytes],
+) -> None:
+    fake = fake_discord
+    first = await discord_bot_factory()
+    assert len(fake.calls("PUT", "/applications/")) == 1
+    alice = Member(fake, first, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    _, form = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:4]))
+    await first.close()
+
+    second = await discord_bot_factory()
+    assert len(fake.calls("PUT", "/applications/")) == 1, "an unchanged tree is not synced again"
+    alice.bot = second
+    await alice.choose(fake.messages[int(form["id"])], "hsd:preset", "healthcare")
+    assert "Style: Healthcare" in fake.messages[int(form["id"])]["content"]
+    await alice.click(fake.messages[int(form["id"])], "hsd:next")
+    await alice.click(fake.messages[int(form["id"])], "hsd:confirm")
+    info = await second.queue.job(await submitted_job(second, alice))
+    assert info is not None and info.request.style.preset == "healthcare"
+
+
+async def test_limits_are_explained(
+    fake_discord: FakeDiscord,
+    discord_bot_factory: Callable[..., Awaitable[HeadshotsClient]],
+    face_photo_bytes: list[bytes],
+) -> None:
+    fake = fake_discord
+    bot = await discord_bot_factory(max_jobs_per_day=0)
+    alice = Member(fake, bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, form = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:4]))
+    await alice.click(form, "hsd:next")
+    await alice.click(fake.messages[int(form["id"])], "hsd:confirm")
+    limit = await fake.wait_for(
+        lambda: next(
+            (m for m in fake.live_messages(int(thread["id"])) if "limit" in m["content"]), None
+        ),
+        what="the limit message",
+    )
+    assert "today's limit of 0 jobs" in limit["content"]
+    # The form comes back so the user can confirm later.
+    await fake.wait_for(
+        lambda: fake.message_with("hsd:next", int(thread["id"])), what="the form again"
+    )
+    assert await bot.queue.active_job(alice.ref) is None
+
+
+async def test_privacy_styles_and_status_answer_privately(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    privacy = await responded(fake, alice.slash("privacy", channel))
+    assert privacy["data"]["flags"] & 64 and "24 hours" in privacy["data"]["content"]
+    styles = await responded(fake, alice.slash("styles", channel))
+    assert "**Legal** (`legal`)" in styles["data"]["content"]
+    status = alice.slash("status", channel)
+    assert "no job in progress" in await followup_text(fake, status)
+
+
+pytestmark = pytest.mark.usefixtures("redis_client")
+
+
+def test_bot_imports_no_generation_stack() -> None:
+    """The bot process (and its lazy face checks) must never pull in torch or diffusers."""
+    script = (
+        "import sys, headshots.bot.discord, headshots.bot.discord.client, "
+        "headshots.generation.faces\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'onnxruntime') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+async def test_result_buttons_more_like_and_new_style(
+    fake_discord: FakeDiscord,
+    discord_bot_factory: Callable[..., Awaitable[HeadshotsClient]],
+    face_photo_bytes: list[bytes],
+) -> None:
+    fake = fake_discord
+    bot = await discord_bot_factory(max_active_jobs_per_user=0)
+    alice = Member(fake, bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, form = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:4]))
+    await alice.click(form, "hsd:next")
+    await alice.click(fake.messages[int(form["id"])], "hsd:confirm")
+    job_id = await submitted_job(bot, alice)
+    first = await bot.queue.job(job_id)
+    assert first is not None
+    # The buttons the worker puts under results (plain custom_ids from headshots.actions).
+    results = fake._message_payload(
+        int(thread["id"]),
+        "Your headshots",
+        components=[
+            {
+                "type": 1,
+                "components": [
+                    {"type": 2, "style": 2, "label": "x", "custom_id": f"hs:ml:{job_id}:1"},
+                    {"type": 2, "style": 2, "label": "y", "custom_id": f"hs:ns:{job_id}"},
+                ],
+            }
+        ],
+    )
+    fake.messages[int(results["id"])] = results
+
+    await alice.click(results, f"hs:ml:{job_id}:1")
+    await alice.click(results, f"hs:ml:{job_id}:1")  # deliberate repeat: a second job
+
+    async def more_like_jobs() -> list[Any]:
+        jobs = await bot.queue.user_jobs(alice.ref)
+        found = [j for j in jobs if j.request.kind == "more_like"]
+        return found if len(found) == 2 else []
+
+    for job in await eventually(more_like_jobs, "two 'more like' jobs"):
+        assert job.request.like_rank == 1 and job.request.lora_job_id == job_id
+        assert job.request.style == first.request.style
+        assert job.request.target.thread_id == int(thread["id"])
+
+    await alice.click(results, f"hs:ns:{job_id}")
+    new_form = await fake.wait_for(
+        lambda: next(
+            (
+                m
+                for m in fake.live_messages(int(thread["id"]))
+                if "**New style**" in m["content"] and int(m["id"]) != int(form["id"])
+            ),
+            None,
+        ),
+        what="the new-style form",
+    )
+    await alice.choose(new_form, "hsd:preset", "creative")
+    await alice.click(fake.messages[int(new_form["id"])], "hsd:next")
+    await alice.click(fake.messages[int(new_form["id"])], "hsd:confirm")
+
+    async def new_style_job() -> Any:
+        jobs = await bot.queue.user_jobs(alice.ref)
+        return next((j for j in jobs if j.request.kind == "new_style"), None)
+
+    job = await eventually(new_style_job, "a new-style job")
+    assert job.request.lora_job_id == job_id and job.request.upload_id == first.request.upload_id
+    assert job.request.style.preset == "creative"

@@ -1,0 +1,636 @@
+"""The Telegram bot against a local fake Bot API server (real HTTP) and a real Redis.
+
+The bot runs for real in the test's event loop (long polling the fake); each test plays users
+by pushing updates and reads what the bot sent from the fake's call log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headshots.queue.contracts import JobState, UserRef
+from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
+from tests.plugins.queue import ROOT, settings_env
+from tests.plugins.telegram import ChatDriver, RunningBot
+
+ALICE = FakeUser(id=1001, first_name="Alice", username="alice")
+BOB = FakeUser(id=1002, first_name="Bob", username="bob")
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+
+
+async def start_and_consent(driver: ChatDriver) -> dict[str, Any]:
+    """/start, check the explanation, press "I agree"; returns the consent message."""
+    mark = driver.fake.mark()
+    driver.text("/start")
+    intro = await driver.said("Do you agree", since=mark)
+    text = intro["text"]
+    assert "24 hours after delivery" in text and "30 days" in text and "7 days" in text
+    mark = driver.fake.mark()
+    driver.press_label(intro, "I agree")
+    await driver.said("Now send", since=mark)
+    return intro
+
+
+async def test_start_consent_and_album_tally(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+    group_photo_bytes: bytes,
+) -> None:
+    await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    # Before consent, a photo is not taken.
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[:1])
+    await driver.said("Send /start first", since=mark)
+    assert not fake_telegram.calls_since(mark, "getFile")
+
+    await start_and_consent(driver)
+    mark = fake_telegram.mark()
+    driver.photos([*face_photo_bytes[:4], group_photo_bytes])
+    tally = await driver.said("4 accepted, 1 rejected", since=mark)
+    assert "photo 5, more than one person in the picture" in tally["text"]
+    # One answer for the whole album: a single tally message, no per-photo replies.
+    sent = [c for c in fake_telegram.calls_since(mark, "sendMessage")]
+    assert len(sent) == 1
+    assert "Done" in str(tally["reply_markup"])
+    # Every photo was downloaded at its largest size.
+    downloads = {c.params["file_id"] for c in fake_telegram.calls_since(mark, "getFile")}
+    assert len(downloads) == 5
+    assert all(fake_telegram.files[f].size > 5000 for f in downloads)
+
+
+async def test_photos_are_numbered_in_the_order_they_were_sent(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+    group_photo_bytes: bytes,
+) -> None:
+    # Album updates are handled concurrently, so they reach the checks in any order; here
+    # they are even delivered newest first. "Photo 5" must still be the fifth photo sent.
+    await telegram_bot()
+    chat = FakeChat.private(ALICE)
+    driver = ChatDriver(fake_telegram, chat, ALICE)
+    await start_and_consent(driver)
+    messages = [
+        fake_telegram.user_message(
+            chat, ALICE, photo=fake_telegram.photo_sizes(data), media_group_id="album-1"
+        )
+        for data in [*face_photo_bytes[:4], group_photo_bytes]
+    ]
+    mark = fake_telegram.mark()
+    for message in reversed(messages):
+        fake_telegram.send_message(message)
+    tally = await driver.said("4 accepted, 1 rejected", since=mark, timeout=60)
+    assert "photo 5, more than one person in the picture" in tally["text"], tally["text"]
+
+
+async def upload_and_finish(driver: ChatDriver, photos: list[bytes], expect: str) -> dict[str, Any]:
+    """Send ``photos`` as an album, wait for the tally with ``expect``, press Done."""
+    mark = driver.fake.mark()
+    driver.photos(photos)
+    tally = await driver.said(expect, since=mark, timeout=60)
+    mark = driver.fake.mark()
+    driver.press_label(tally, "Done")
+    return await driver.said("Which style?", since=mark)
+
+
+async def choose_style(
+    driver: ChatDriver, menu: dict[str, Any], labels: list[str]
+) -> dict[str, Any]:
+    """Press one button per step (labels in order) until the summary; returns the summary."""
+    for label in labels:
+        mark = driver.fake.mark()
+        driver.press_label(menu, label)
+        menu_id = int(menu["message_id"])
+        call = await driver.fake.wait_for(
+            "editMessageText", lambda c, m=menu_id: int(c.params["message_id"]) == m, since=mark
+        )
+        menu = dict(call.response)
+    assert "Confirm to start?" in menu["text"], menu["text"]
+    return menu
+
+
+async def confirm(driver: ChatDriver, summary: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Press Confirm; returns the status message and the submitted job id."""
+    mark = driver.fake.mark()
+    driver.press_label(summary, "Confirm")
+    status = await driver.said("Queued: position", since=mark)
+    return status, ""
+
+
+FULL_CHOICE = ["Corporate", "Woman", "Office", "Blazer", "Ektar", "8", "Square"]
+
+
+async def test_whole_session_until_queued(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+    group_photo_bytes: bytes,
+    redis_client: Any,
+) -> None:
+    bot = await telegram_bot()
+    assert [c["command"] for c in fake_telegram.commands][:2] == ["start", "help"]
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    menu = await upload_and_finish(
+        driver, [*face_photo_bytes[:5], group_photo_bytes], "5 accepted, 1 rejected"
+    )
+    summary = await choose_style(driver, menu, FULL_CHOICE)
+    assert "Background: Office" in summary["text"] and "Images: 8, shape 1:1" in summary["text"]
+    status, _ = await confirm(driver, summary)
+
+    client = bot.services.client
+    user = UserRef(platform="telegram", user_id=ALICE.id)
+    job = await client.active_job(user)
+    assert job is not None and job.state is JobState.QUEUED
+    target = job.request.target
+    assert (target.chat_id, target.thread_id, target.user_id) == (ALICE.id, None, ALICE.id)
+    assert target.status_message_id == status["message_id"]
+    style = job.request.style
+    assert (style.preset, style.subject_class, style.background, style.attire) == (
+        "corporate",
+        "woman",
+        "office",
+        "blazer",
+    )
+    assert (style.colour_grade, style.count, style.aspect_ratio) == ("ektar", 8, "1:1")
+    selfies = await client.list_selfies(user, job.request.upload_id)
+    assert len(selfies) == 5  # the accepted ones, normalised; the group photo is not stored
+
+    # /status reports the position; /cancel takes the queued job out at once.
+    mark = fake_telegram.mark()
+    driver.text("/status")
+    await driver.said("position 1", since=mark)
+    mark = fake_telegram.mark()
+    driver.text("/cancel")
+    await driver.said("taken out of the queue", since=mark)
+    cancelled = await client.job(job.job_id)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+
+
+async def test_garbage_gets_helpful_replies(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    await telegram_bot()
+    chat = FakeChat.private(ALICE)
+    driver = ChatDriver(fake_telegram, chat, ALICE)
+
+    # Text where a button was expected: say so, and show the buttons again.
+    mark = fake_telegram.mark()
+    driver.text("/start")
+    await driver.said("Do you agree", since=mark)
+    mark = fake_telegram.mark()
+    driver.text("yes I agree")
+    await driver.said("Please use the buttons", since=mark)
+    again = await driver.said("Do you agree", since=mark)
+    mark = fake_telegram.mark()
+    driver.press_label(again, "I agree")
+    await driver.said("Now send", since=mark)
+
+    cases: list[tuple[Callable[[], object], str]] = [
+        (lambda: fake_telegram.send_sticker(chat, ALICE), "I can't use stickers"),
+        (lambda: fake_telegram.send_video(chat, ALICE), "I can't use videos"),
+        (lambda: fake_telegram.send_voice(chat, ALICE), "I can't use voice messages"),
+        (
+            lambda: fake_telegram.send_document(
+                chat, ALICE, b"%PDF-1.4 ...", file_name="cv.pdf", mime_type="application/pdf"
+            ),
+            "not an image",
+        ),
+        (
+            lambda: fake_telegram.send_document(
+                chat,
+                ALICE,
+                face_photo_bytes[0],
+                file_name="huge.jpg",
+                mime_type="image/jpeg",
+                size=25 * 1024 * 1024,
+            ),
+            "25 MB: Telegram lets bots download at most 20 MB",
+        ),
+        (lambda: driver.text("hello?"), "I need photos now"),
+        (lambda: driver.text("/frobnicate"), "I don't know that command"),
+    ]
+    for send, expected in cases:
+        mark = fake_telegram.mark()
+        send()
+        await driver.said(expected, since=mark)
+    # The 25 MB file was never requested from Telegram (it would refuse it anyway).
+    assert not fake_telegram.calls("getFile")
+
+    # A full-resolution image file is taken like a photo.
+    mark = fake_telegram.mark()
+    fake_telegram.send_document(
+        chat, ALICE, face_photo_bytes[0], file_name="me.jpg", mime_type="image/jpeg"
+    )
+    await driver.said("1 accepted, 0 rejected", since=mark)
+
+
+async def test_restart_continues_mid_upload(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    first = await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[:2])
+    await driver.said("2 accepted, 0 rejected", since=mark)
+    await first.stop()  # everything the bot knew is in Redis
+
+    await telegram_bot()
+    mark = fake_telegram.mark()
+    driver.text("/start")
+    offer = await driver.said("Continue with it, or start over?", since=mark)
+    mark = fake_telegram.mark()
+    driver.press_label(offer, "Continue with 2 photos")
+    await driver.said("2 accepted, 0 rejected", since=mark)
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[2:4])
+    tally = await driver.said("4 accepted, 0 rejected", since=mark)
+    assert "Done" in str(tally["reply_markup"])
+
+    # "Start over" forgets the photos and asks for consent again.
+    mark = fake_telegram.mark()
+    driver.text("/start")
+    offer = await driver.said("Continue with it, or start over?", since=mark)
+    mark = fake_telegram.mark()
+    driver.press_label(offer, "Start over")
+    restarted = await driver.said("Do you agree", since=mark)
+    mark = fake_telegram.mark()
+    driver.press_label(restarted, "I agree")
+    await driver.said("Now send", since=mark)
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[4:5])
+    await driver.said("1 accepted, 0 rejected", since=mark)
+
+
+async def test_delete_leaves_nothing_in_redis(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+    redis_client: Any,
+) -> None:
+    bot = await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    menu = await upload_and_finish(driver, face_photo_bytes[:4], "4 accepted, 0 rejected")
+    summary = await choose_style(driver, menu, FULL_CHOICE)
+    await confirm(driver, summary)
+    user = UserRef(platform="telegram", user_id=ALICE.id)
+    jobs = await bot.services.client.user_jobs(user)
+    assert len(jobs) == 1
+    job_id = jobs[0].job_id
+    # Bob's data must survive Alice's /delete.
+    bob = ChatDriver(fake_telegram, FakeChat.private(BOB), BOB)
+    await start_and_consent(bob)
+
+    mark = fake_telegram.mark()
+    driver.text("/delete")
+    question = await driver.said("Delete everything", since=mark)
+    mark = fake_telegram.mark()
+    driver.press_label(question, "Yes, delete everything")
+    report = await driver.said("Deleted: 1 job", since=mark)
+    assert "Nothing of yours is left" in report["text"]
+
+    leftovers = [
+        key
+        async for key in redis_client.scan_iter(count=1000)
+        if b"tg:1001" in key or job_id.encode() in key
+    ]
+    assert leftovers == []
+    for key in [k async for k in redis_client.scan_iter(count=1000)]:
+        if await redis_client.type(key) == b"string":
+            value = await redis_client.get(key)
+            assert job_id.encode() not in value and b'"user_id":1001' not in value, key
+    assert [k async for k in redis_client.scan_iter(match="*tg:1002*")]
+
+
+async def test_rate_limited_reply_is_retried(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram
+) -> None:
+    await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    fake_telegram.fail_next("sendMessage", 429)
+    mark = fake_telegram.mark()
+    driver.text("/help")
+    await driver.said("/privacy", since=mark)
+    attempts = fake_telegram.calls_since(mark, "sendMessage")
+    assert [c.status for c in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 0.9  # waited retry_after
+
+
+async def test_custom_description(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    bot = await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    menu = await upload_and_finish(driver, face_photo_bytes[:4], "4 accepted")
+    mark = fake_telegram.mark()
+    driver.press_label(menu, "Custom")
+    await driver.said("Describe the look", since=mark)
+    mark = fake_telegram.mark()
+    driver.text("x" * 301)
+    await driver.said("keep it under 300", since=mark)
+    mark = fake_telegram.mark()
+    driver.text("navy turtleneck,   rooftop at golden hour")
+    menu = await driver.said("How should the model see you?", since=mark)
+    summary = await choose_style(driver, menu, ["Man", "Style default", "4", "Style default"])
+    assert "Description: navy turtleneck, rooftop at golden hour" in summary["text"]
+    # Change starts the menus again; Cancel drops the upload.
+    mark = fake_telegram.mark()
+    driver.press_label(summary, "Change")
+    await driver.said("Which style?", since=mark)
+    mark = fake_telegram.mark()
+    driver.text("/cancel")
+    await driver.said("Cancelled. The photos you sent are deleted", since=mark)
+    user = UserRef(platform="telegram", user_id=ALICE.id)
+    assert await bot.services.conversations.client.load_chat_state(user, str(ALICE.id)) is None
+
+
+TEAM = FakeChat.supergroup(-100500, "Team", forum=True)
+TOPIC = 77
+
+
+async def test_forum_topic_keeps_members_apart(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+    other_person_photo_bytes: bytes,
+) -> None:
+    bot = await telegram_bot()
+    alice = ChatDriver(fake_telegram, TEAM, ALICE, TOPIC)
+    bob = ChatDriver(fake_telegram, TEAM, BOB, TOPIC)
+    carol_user = FakeUser(id=1003, first_name="Carol")
+    carol = ChatDriver(fake_telegram, TEAM, carol_user, TOPIC)
+
+    for driver in (alice, bob):
+        mark = fake_telegram.mark()
+        driver.text("/start@headshots_test_bot")
+        intro = await driver.said("Do you agree", since=mark)
+        assert intro["message_thread_id"] == TOPIC
+        assert intro["reply_to_message"]["from"]["id"] == driver.user.id
+        # Bob cannot agree for Alice (and vice versa).
+        other = bob if driver is alice else alice
+        mark = fake_telegram.mark()
+        other.press_label(intro, "I agree")
+        answer = await fake_telegram.wait_for("answerCallbackQuery", since=mark)
+        assert "someone else" in answer.params["text"]
+        mark = fake_telegram.mark()
+        driver.press_label(intro, "I agree")
+        await driver.said("Now send", since=mark)
+
+    # A member who is not uploading is ignored (busy groups), whatever they post.
+    mark = fake_telegram.mark()
+    carol.photos(face_photo_bytes[:1])
+    fake_telegram.send_sticker(TEAM, carol_user, thread_id=TOPIC)
+    carol.text("nice photos everyone")
+
+    # Both upload at once: albums arrive interleaved, tallies stay apart.
+    mark = fake_telegram.mark()
+    for mine, his in zip(face_photo_bytes[:4], face_photo_bytes[2:6], strict=True):
+        fake_telegram.send_photo(TEAM, ALICE, mine, thread_id=TOPIC, media_group_id="album-a")
+        fake_telegram.send_photo(TEAM, BOB, his, thread_id=TOPIC, media_group_id="album-b")
+    alice_tally = await alice.said("4 accepted, 0 rejected", since=mark)
+    bob_tally = await bob.said("4 accepted, 0 rejected", since=mark)
+    assert alice_tally["message_id"] != bob_tally["message_id"]
+    for tally in (alice_tally, bob_tally):
+        assert tally["message_thread_id"] == TOPIC
+    assert alice.button(alice_tally, "Done") == f"d:{ALICE.id}"
+    assert bob.button(bob_tally, "Done") == f"d:{BOB.id}"
+    # Carol got no answer at all, and none of her photos was downloaded.
+    carol_files = {
+        size["file_id"]
+        for m in fake_telegram.messages.values()
+        if m.get("from", {}).get("id") == carol_user.id
+        for size in m.get("photo", [])
+    }
+    assert not {c.params["file_id"] for c in fake_telegram.calls("getFile")} & carol_files
+    replies = [
+        m
+        for m in fake_telegram.bot_messages(TEAM.id)
+        if (m.get("reply_to_message") or {}).get("from", {}).get("id") == carol_user.id
+    ]
+    assert replies == []
+
+    statuses = {}
+    for driver in (alice, bob):
+        mark = fake_telegram.mark()
+        driver.press_label(alice_tally if driver is alice else bob_tally, "Done")
+        menu = await driver.said("Which style?", since=mark)
+        assert menu["message_thread_id"] == TOPIC
+        summary = await choose_style(driver, menu, FULL_CHOICE)
+        status, _ = await confirm(driver, summary)
+        assert status["text"].startswith(f"{driver.user.first_name}: Queued")
+        assert status["message_thread_id"] == TOPIC
+        statuses[driver.user.id] = status
+
+    client = bot.services.client
+    for user_id in (ALICE.id, BOB.id):
+        user = UserRef(platform="telegram", user_id=user_id)
+        job = await client.active_job(user)
+        assert job is not None
+        target = job.request.target
+        assert (target.chat_id, target.thread_id, target.user_id) == (TEAM.id, TOPIC, user_id)
+        assert target.status_message_id == statuses[user_id]["message_id"]
+        # Results will reply to the member's own /start message.
+        anchor = fake_telegram.message(TEAM.id, target.reply_to_message_id or 0)
+        assert anchor["from"]["id"] == user_id
+        assert len(await client.list_selfies(user, job.request.upload_id)) == 4
+
+
+def test_every_callback_data_fits_64_bytes() -> None:
+    from headshots.bot.telegram import keyboards, style_flow
+    from headshots.generation.presets import load_presets
+
+    user_id = 2**53  # larger than any Telegram user id
+    markups = [
+        keyboards.consent(user_id),
+        keyboards.resume(user_id, 30),
+        keyboards.done(user_id),
+        keyboards.summary(user_id),
+        keyboards.delete(user_id),
+    ]
+    for preset in [*load_presets(), style_flow.CUSTOM]:
+        style = style_flow.apply({}, "preset", preset)
+        for step in style_flow.STEPS:
+            markups.append(keyboards.style_step(user_id, step, style))
+    datas = [
+        str(button.callback_data)
+        for markup in markups
+        for row in markup.inline_keyboard
+        for button in row
+    ]
+    assert len(datas) > 100
+    assert all(len(d.encode()) <= 64 for d in datas), max(datas, key=len)
+    for data in datas:
+        decoded = keyboards.decode(data)
+        assert decoded is not None and decoded.user_id == user_id
+    # Buttons under results, as the worker attaches them.
+    from headshots.actions import result_actions
+
+    for row in result_actions("f" * 20, [1, 2, 3, 4, 5, 40]):
+        for action in row:
+            assert len(action.encode().encode()) <= 64
+
+
+async def test_webhook_mode(
+    fake_telegram: FakeTelegram,
+    settings_factory: Callable[..., Any],
+    redis_url: str,
+    redis_client: Any,
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from headshots.bot.telegram.app import build_application
+    from headshots.bot.telegram.webhook import SECRET_HEADER, secret_token, serve_webhook
+    from headshots.queue.embedded import free_port
+
+    port = free_port()
+    settings = settings_factory(
+        telegram_token=fake_telegram.token,
+        telegram_api_url=fake_telegram.url,
+        telegram_webhook_url="https://bot.example.org/tg/hook",
+        telegram_webhook_listen=f"127.0.0.1:{port}",
+    )
+    application = build_application(settings, redis_url)
+    assert application.updater is None
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve_webhook(application, settings, stop))
+    try:
+        registered = await fake_telegram.wait_for("setWebhook")
+        secret = secret_token(fake_telegram.token)
+        assert registered.params["url"] == "https://bot.example.org/tg/hook"
+        assert registered.params["secret_token"] == secret
+        assert fake_telegram.token not in secret
+        chat = FakeChat.private(ALICE)
+        message = fake_telegram.user_message(
+            chat, ALICE, text="/help", entities=[{"type": "bot_command", "offset": 0, "length": 5}]
+        )
+        async with httpx.AsyncClient() as http:
+            url = f"http://127.0.0.1:{port}/tg/hook"
+            forged = await http.post(url, json={"update_id": 1, "message": message})
+            assert forged.status_code == 403
+            mark = fake_telegram.mark()
+            ok = await http.post(
+                url, json={"update_id": 2, "message": message}, headers={SECRET_HEADER: secret}
+            )
+            assert ok.status_code == 200
+        await ChatDriver(fake_telegram, chat, ALICE).said("/privacy", since=mark)
+        assert len(fake_telegram.calls("sendMessage")) == 1
+    finally:
+        stop.set()
+        await server
+
+
+def test_bot_package_does_not_import_torch() -> None:
+    code = (
+        "import sys, headshots.bot.telegram, headshots.bot.telegram.app; "
+        "assert not {'torch', 'diffusers', 'onnxruntime', 'dlib'} & set(sys.modules), "
+        "sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'diffusers', 'dlib'})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def bot_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    full_env.update(env, PYTHONPATH=str(ROOT))
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "headshots", "bot", "telegram"],
+            env=full_env,
+            cwd=log.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_crashed_bot_process_is_replaced_mid_upload(
+    fake_telegram: FakeTelegram,
+    settings_factory: Callable[..., Any],
+    redis_client: Any,
+    face_photo_bytes: list[bytes],
+    tmp_path: Path,
+) -> None:
+    settings = settings_factory(
+        telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.url
+    )
+    env = settings_env(settings)
+    log = tmp_path / "bot.log"
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    first = bot_process(env, log)
+    try:
+        await fake_telegram.wait_for("setMyCommands", timeout=30)
+        await start_and_consent(driver)
+        mark = fake_telegram.mark()
+        driver.photos(face_photo_bytes[:2])
+        await driver.said("2 accepted, 0 rejected", since=mark, timeout=60)
+    finally:
+        first.send_signal(signal.SIGKILL)  # a crash: no clean shutdown
+        first.wait(10)
+    second = bot_process(env, log)
+    try:
+        mark = fake_telegram.mark()
+        driver.text("/start")
+        offer = await driver.said(
+            "upload in progress with 2 accepted photos", since=mark, timeout=30
+        )
+        mark = fake_telegram.mark()
+        driver.press_label(offer, "Continue with 2 photos")
+        await driver.said("2 accepted, 0 rejected", since=mark)
+        mark = fake_telegram.mark()
+        driver.photos(face_photo_bytes[2:4])
+        tally = await driver.said("4 accepted, 0 rejected", since=mark, timeout=60)
+        assert "Done" in str(tally["reply_markup"]), log.read_text()
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait()
+    assert fake_telegram.token not in log.read_text()  # never log the token
+
+
+async def test_info_commands_and_error_handler(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bot = await telegram_bot(selfie_ttl_hours=12, results_ttl_days=3)
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    for command, expected in [
+        ("/tips", "no sunglasses"),
+        ("/styles", "Tech startup: backgrounds office, white, plants"),
+        ("/privacy", "deleted 12 hours after delivery"),
+        ("/privacy", "results after 3 days"),
+        ("/status", "Nothing in progress"),
+        ("/cancel", "nothing to cancel"),
+    ]:
+        mark = fake_telegram.mark()
+        driver.text(command)
+        await driver.said(expected, since=mark)
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("redis exploded")
+
+    monkeypatch.setattr(bot.services.client, "active_job", broken)
+    mark = fake_telegram.mark()
+    driver.text("/start")
+    await driver.said("something went wrong on my side", since=mark)
+    logged = [r for r in caplog.records if r.name == "headshots.bot.telegram.errors"]
+    assert logged and logged[-1].exc_info is not None
+    assert fake_telegram.token not in caplog.text

@@ -1,0 +1,108 @@
+"""The operator commands as a person runs them: subprocesses, real Redis, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from headshots.queue.client import QueueClient
+from headshots.settings import Settings
+from tests.plugins.queue import ROOT, settings_env
+from tests.queue_helpers import make_request
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def headshots(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "headshots", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_up_runs_embedded_redis_and_worker_and_stops_cleanly(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = clean_env(HEADSHOTS_STATE_DIR=str(state), HEADSHOTS_STAGES="tests.stub_stages:build")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "headshots", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url_file = state / "redis" / "url"
+        deadline = time.monotonic() + 60
+        while not url_file.exists():
+            assert up.poll() is None, up.stdout.read() if up.stdout else ""
+            assert time.monotonic() < deadline, "embedded Redis never announced"
+            time.sleep(0.2)
+        # Another command finds the running embedded Redis instead of starting its own.
+        deadline = time.monotonic() + 60
+        while True:
+            status = headshots("status", "--json", env=env)
+            assert status.returncode == 0, status.stderr
+            report = json.loads(status.stdout)
+            if report["train"]["worker"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert report["redis"] == url_file.read_text().strip()
+        assert report["train"]["worker"], "the worker started by `up` reports health"
+    finally:
+        up.send_signal(signal.SIGINT)
+        output, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, output
+    assert "no bot token is set" in output
+    assert not (state / "redis" / "url").exists()
+    assert (state / "redis" / "appendonly.aof").exists() or (
+        state / "redis" / "appendonlydir"
+    ).exists()
+
+
+async def test_status_of_a_job_and_doctor(
+    settings_factory: Callable[..., Settings], redis_client: Any, tmp_path: Path
+) -> None:
+    settings = settings_factory()
+    assert settings.redis_url
+    client = await QueueClient.connect(settings, settings.redis_url)
+    try:
+        submission = await client.submit(await make_request(client))
+    finally:
+        await client.close()
+    env = clean_env(**settings_env(settings))
+    status = headshots("status", submission.job_id, env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"job {submission.job_id}: queued" in status.stdout and "position 1" in status.stdout
+    missing = headshots("status", "nope", env=env)
+    assert missing.returncode == 1 and "no job nope" in missing.stderr
+
+    doctor = headshots("doctor", "--json", env=env)
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)}
+    assert checks["redis"]["ok"] and checks["torch"]["ok"]
+    assert not checks["chat tokens"]["ok"]
+    assert doctor.returncode == 0, doctor.stderr
+    broken = headshots(
+        "doctor",
+        env=clean_env(**{**settings_env(settings), "HEADSHOTS_REDIS_URL": "redis://127.0.0.1:1/0"}),
+    )
+    assert broken.returncode == 1 and "[ERR] redis" in broken.stdout
+    bad_user = headshots("forget", "bob", env=env)
+    assert bad_user.returncode == 1 and "tg:12345" in bad_user.stderr

@@ -1,0 +1,160 @@
+"""Per-photo checks and the set verdict on real photographs with the dlib backend."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from headshots.generation.faces import (
+    SelfieVerdict,
+    check_selfie,
+    check_selfie_set,
+)
+from tests.plugins.faces import astronaut_image, to_jpeg
+
+
+def _check_all(photos: list[bytes], analyzer) -> list[SelfieVerdict]:
+    return [check_selfie(data, analyzer, index=i) for i, data in enumerate(photos, start=1)]
+
+
+def test_augmented_photos_of_one_person_pass_as_a_set(dlib_analyzer, face_photo_bytes) -> None:
+    verdicts = _check_all(face_photo_bytes, dlib_analyzer)
+    assert [v.reasons for v in verdicts] == [[]] * len(face_photo_bytes)
+    result = check_selfie_set(verdicts, same_person_threshold=dlib_analyzer.same_person_threshold)
+    assert result.usable, result.summary()
+    assert result.accepted == list(range(1, len(face_photo_bytes) + 1))
+    assert result.rejected == {} and result.reasons == []
+    assert result.reference is not None
+    assert result.summary() == f"{len(face_photo_bytes)} accepted, 0 rejected"
+
+
+def test_exif_rotated_photo_is_found_upright(dlib_analyzer, face_photo_bytes) -> None:
+    rotated = face_photo_bytes[4]  # stored sideways with Orientation=6
+    verdict = check_selfie(rotated, dlib_analyzer, index=5)
+    assert verdict.accepted and verdict.face is not None
+    assert verdict.height > verdict.width  # displayed upright: 452x472
+    assert verdict.face.box[1] < verdict.height / 2  # face in the upper half, not at the side
+
+
+def test_another_person_in_the_set_is_flagged(
+    dlib_analyzer, face_photo_bytes, other_person_photo_bytes, group_photo_bytes
+) -> None:
+    photos = [
+        *face_photo_bytes[:4],
+        other_person_photo_bytes,
+        *face_photo_bytes[4:],
+        group_photo_bytes,
+    ]
+    verdicts = _check_all(photos, dlib_analyzer)
+    assert verdicts[4].accepted  # on its own, Tom Hanks' photo is a fine selfie
+    result = check_selfie_set(verdicts, same_person_threshold=dlib_analyzer.same_person_threshold)
+    assert result.usable
+    assert result.rejected == {
+        5: ["looks like a different person than the others"],
+        9: ["more than one person in the picture"],
+    }
+    assert 5 not in result.accepted and len(result.accepted) == 7
+    assert result.similarities[5] < dlib_analyzer.same_person_threshold
+    assert result.summary().startswith("7 accepted, 2 rejected: photo 5, looks like a different")
+
+
+def test_two_people_half_and_half_is_not_usable(
+    dlib_analyzer, face_photo_bytes, other_person_photo_bytes
+) -> None:
+    tom = other_person_photo_bytes
+    tom_variants = [
+        tom,
+        to_jpeg(Image.open(__import__("io").BytesIO(tom)).crop((30, 30, 560, 560))),
+    ]
+    verdicts = _check_all([face_photo_bytes[0], face_photo_bytes[2], *tom_variants], dlib_analyzer)
+    result = check_selfie_set(
+        verdicts, same_person_threshold=dlib_analyzer.same_person_threshold, min_count=2
+    )
+    assert not result.usable
+    assert result.accepted == []
+    assert "different people" in result.reasons[0]
+
+
+def test_near_duplicates_are_rejected(dlib_analyzer, face_photo_bytes) -> None:
+    recompressed = to_jpeg(astronaut_image().resize((640, 640)), quality=60)
+    photos = [*face_photo_bytes[:4], recompressed]
+    result = check_selfie_set(
+        _check_all(photos, dlib_analyzer),
+        same_person_threshold=dlib_analyzer.same_person_threshold,
+    )
+    assert result.rejected == {5: ["almost the same as photo 1"]}
+    assert result.usable
+
+
+def test_too_few_photos_is_a_set_level_reason(dlib_analyzer, face_photo_bytes) -> None:
+    verdicts = _check_all(face_photo_bytes[:3], dlib_analyzer)
+    result = check_selfie_set(verdicts, same_person_threshold=dlib_analyzer.same_person_threshold)
+    assert not result.usable
+    assert result.reasons == ["only 3 usable photos, need at least 4"]
+    assert "Only 3 usable photos" in result.summary()
+
+
+def test_photos_over_the_limit_are_rejected(dlib_analyzer, face_photo_bytes) -> None:
+    verdicts = _check_all(face_photo_bytes, dlib_analyzer)
+    result = check_selfie_set(
+        verdicts, same_person_threshold=dlib_analyzer.same_person_threshold, max_count=5
+    )
+    assert result.accepted == [1, 2, 3, 4, 5]
+    assert result.rejected == {6: ["over the limit of 5 photos"], 7: ["over the limit of 5 photos"]}
+    assert result.usable
+
+
+def test_blurry_photo_is_rejected_and_sharp_one_is_not(dlib_analyzer) -> None:
+    sharp = check_selfie(to_jpeg(astronaut_image()), dlib_analyzer, index=1)
+    blurred = astronaut_image().filter(ImageFilter.GaussianBlur(2.5))
+    blurry = check_selfie(to_jpeg(blurred), dlib_analyzer, index=2)
+    assert sharp.accepted
+    assert blurry.face is not None, "the face must still be found for the blur check to matter"
+    assert not blurry.accepted and "blurry" in blurry.reasons[0]
+    assert blurry.sharpness < sharp.sharpness / 10
+
+
+def test_dark_and_overexposed_faces_are_rejected(dlib_analyzer) -> None:
+    dark = ImageEnhance.Brightness(astronaut_image()).enhance(0.22)
+    bright = ImageEnhance.Brightness(astronaut_image()).enhance(1.9)
+    dark_verdict = check_selfie(to_jpeg(dark), dlib_analyzer, index=1)
+    bright_verdict = check_selfie(to_jpeg(bright), dlib_analyzer, index=2)
+    assert dark_verdict.face is not None and bright_verdict.face is not None
+    assert "too dark" in " ".join(dark_verdict.reasons)
+    assert "overexposed" in " ".join(bright_verdict.reasons)
+
+
+def test_small_face_in_a_large_frame_is_rejected(dlib_analyzer) -> None:
+    canvas = Image.new("RGB", (1600, 1600), (90, 110, 130))
+    canvas.paste(astronaut_image(), (600, 600))  # face ~90 px across a 1600 px frame
+    verdict = check_selfie(to_jpeg(canvas), dlib_analyzer, index=1)
+    assert verdict.face is not None
+    assert verdict.reasons == ["your face is too small in the picture: come closer"]
+
+
+def test_too_close_face_is_rejected(dlib_analyzer) -> None:
+    close = astronaut_image().crop((180, 80, 262, 162)).resize((300, 300))
+    verdict = check_selfie(to_jpeg(close), dlib_analyzer, index=4)
+    assert not verdict.accepted
+    assert verdict.face is None or any("too close" in r for r in verdict.reasons)
+
+
+def test_low_resolution_photo_is_warned_not_rejected(dlib_analyzer) -> None:
+    verdict = check_selfie(to_jpeg(astronaut_image().resize((400, 400))), dlib_analyzer, index=1)
+    assert verdict.accepted
+    assert any("low resolution" in w for w in verdict.warnings)
+    assert verdict.summary().startswith("photo 1: ok, but low resolution")
+
+
+def test_verdict_round_trips_through_json(dlib_analyzer, face_photo_bytes) -> None:
+    verdict = check_selfie(face_photo_bytes[0], dlib_analyzer, index=1)
+    restored = SelfieVerdict.from_json(json.loads(json.dumps(verdict.to_json())))
+    assert restored.face is not None and verdict.face is not None
+    assert np.array_equal(restored.face.embedding, verdict.face.embedding)
+    assert restored.face.embedding.dtype == np.float32
+    assert restored.face.box == verdict.face.box
+    assert restored.to_json() == verdict.to_json()
+    rejected = check_selfie(b"nope", dlib_analyzer, index=2)
+    assert SelfieVerdict.from_json(rejected.to_json()) == rejected

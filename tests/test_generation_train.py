@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from safetensors.torch import load_file
+
+from headshots.errors import JobCancelled
+from headshots.generation.train import (
+    LORA_WEIGHT_NAME,
+    DirectoryCheckpoints,
+    TrainConfig,
+    TrainProgress,
+    default_steps,
+    train_lora,
+)
+
+FAST = TrainConfig(
+    resolution=64,
+    steps=12,
+    rank=4,
+    learning_rate=5e-3,
+    checkpoint_every=4,
+    progress_every=2,
+    eval_samples=4,
+)
+
+
+def _image(pipe: Any, seed: int = 3) -> Any:
+    import numpy as np
+    import torch
+
+    out = pipe(
+        "photo of ohwx person",
+        num_inference_steps=3,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+    ).images[0]
+    return np.asarray(out)
+
+
+def test_training_lowers_loss_and_saves_loadable_diffusers_lora(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    config = TrainConfig(resolution=64, steps=40, rank=4, learning_rate=5e-3, eval_samples=8)
+    progress: list[TrainProgress] = []
+    result = train_lora(
+        tiny_pipeline, training_images, config, output_dir=tmp_path, on_progress=progress.append
+    )
+    assert result.eval_loss_before is not None and result.eval_loss_after is not None
+    assert result.eval_loss_after < result.eval_loss_before * 0.95
+    assert [p.step for p in progress] == [10, 20, 30, 40]
+    assert result.optimizer_steps == 40
+
+    weights = load_file(str(tmp_path / LORA_WEIGHT_NAME))
+    # diffusers format (as the DreamBooth-LoRA script writes it): unet.-prefixed lora.down/up
+    # pairs on the four attention projections.
+    assert weights and all(k.startswith("unet.") for k in weights)
+    assert {k.rsplit(".", 3)[-3] + "." + k.rsplit(".", 3)[-2] for k in weights} == {
+        "lora.down",
+        "lora.up",
+    }
+    assert any(".to_out.0." in k for k in weights) and any(".to_q." in k for k in weights)
+
+    base = _image(tiny_pipeline)
+    tiny_pipeline.load_lora_weights(str(tmp_path), adapter_name="person")
+    with_lora = _image(tiny_pipeline)
+    assert np.abs(with_lora - base).max() > 1e-3, "the LoRA must change the output"
+    tiny_pipeline.unload_lora_weights()
+    np.testing.assert_array_equal(_image(tiny_pipeline), base)
+
+
+def test_resume_after_kill_runs_the_configured_steps_once(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    import torch
+
+    checkpoints = DirectoryCheckpoints(tmp_path / "ckpt")
+
+    def kill_at_8(progress: TrainProgress) -> None:
+        if progress.step == 8:
+            raise RuntimeError("worker killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train_lora(
+            tiny_pipeline,
+            training_images,
+            FAST,
+            output_dir=tmp_path / "a",
+            checkpoints=checkpoints,
+            on_progress=kill_at_8,
+        )
+    assert checkpoints.path.is_file()
+    assert not (tmp_path / "a" / LORA_WEIGHT_NAME).exists()
+
+    resumed = train_lora(
+        tiny_pipeline, training_images, FAST, output_dir=tmp_path / "a", checkpoints=checkpoints
+    )
+    assert resumed.resumed_from == 8
+    assert resumed.steps_run == 4
+    assert resumed.optimizer_steps == FAST.steps  # not 8 + 12
+    assert len(resumed.losses) == FAST.steps
+
+    # The interrupted run ends exactly where an uninterrupted one does (RNG state restored).
+    straight = train_lora(tiny_pipeline, training_images, FAST, output_dir=tmp_path / "b")
+    a = load_file(str(tmp_path / "a" / LORA_WEIGHT_NAME))
+    b = load_file(str(tmp_path / "b" / LORA_WEIGHT_NAME))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+    assert straight.losses == pytest.approx(resumed.losses)
+
+
+def test_checkpoint_of_another_config_is_ignored(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    checkpoints = DirectoryCheckpoints(tmp_path / "ckpt")
+
+    def stop(progress: TrainProgress) -> None:
+        if progress.step == 4:
+            raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        train_lora(
+            tiny_pipeline,
+            training_images,
+            FAST,
+            output_dir=tmp_path,
+            checkpoints=checkpoints,
+            on_progress=stop,
+        )
+    other = TrainConfig(**{**FAST.__dict__, "rank": 8})
+    result = train_lora(
+        tiny_pipeline, training_images, other, output_dir=tmp_path, checkpoints=checkpoints
+    )
+    assert result.resumed_from == 0 and result.optimizer_steps == other.steps
+
+
+def test_cancel_check_stops_between_steps(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    calls = 0
+
+    def cancel() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise JobCancelled("cancelled by user")
+
+    with pytest.raises(JobCancelled):
+        train_lora(
+            tiny_pipeline, training_images, FAST, output_dir=tmp_path, check_cancelled=cancel
+        )
+    assert calls == 3
+
+
+def test_validation_keeps_the_best_checkpoint(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    scores = {4: 0.2, 8: 0.9, 12: 0.5}
+    seen: list[int] = []
+
+    def validate(unet: Any, step: int) -> float | None:
+        seen.append(step)
+        return scores[step]
+
+    result = train_lora(
+        tiny_pipeline, training_images, FAST, output_dir=tmp_path, validate=validate
+    )
+    assert seen == [4, 8, 12]
+    assert result.best_step == 8 and result.best_score == 0.9
+
+
+def test_defaults_per_family() -> None:
+    assert default_steps(2) == 400 and default_steps(7) == 700 and default_steps(30) == 1200
+    sd15 = TrainConfig.for_family("sd15", photos=6)
+    assert (sd15.resolution, sd15.rank, sd15.learning_rate, sd15.steps) == (512, 16, 1e-4, 600)
+    assert not sd15.gradient_checkpointing
+    sdxl = TrainConfig.for_family("sdxl", photos=20, steps=50)
+    assert (sdxl.resolution, sdxl.gradient_checkpointing, sdxl.steps) == (1024, True, 50)

@@ -1,0 +1,120 @@
+"""Delivery from a worker to local fake Telegram and Discord servers over real HTTP."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from headshots.actions import result_actions
+from headshots.errors import DeliveryFailed
+from headshots.queue.contracts import ChatTarget
+from headshots.queue.delivery.base import OutgoingImage, split_batches
+from headshots.queue.delivery.discord import DiscordSender
+from headshots.queue.delivery.telegram import TelegramSender, build_telegram_bot
+from tests.fake_discord import FakeDiscord
+from tests.fake_telegram import FakeTelegram
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 60), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+IMAGES = [
+    OutgoingImage(f"headshot-{i:02d}.png", png((i * 60, 90, 200)), f"#{i} corporate")
+    for i in (1, 2, 3)
+]
+
+
+async def test_telegram_album_into_topic_with_reply_and_429_retry(
+    fake_telegram: FakeTelegram,
+) -> None:
+    sender = TelegramSender(build_telegram_bot(fake_telegram.token, fake_telegram.url))
+    target = ChatTarget(
+        platform="telegram", chat_id=-100777, thread_id=42, user_id=5, reply_to_message_id=9
+    )
+    fake_telegram.fail_next("sendMediaGroup")  # a 429 with retry_after 1
+    try:
+        ids = await sender.send_album(target, IMAGES)
+        sheet_id = await sender.send_image(
+            target,
+            OutgoingImage("contact-sheet.jpg", png((1, 2, 3)), "sheet"),
+            result_actions("job1", [1, 2]),
+        )
+        status_id = await sender.send_text(target, "Queued")
+        await sender.edit_text(target, status_id, "Training 40%")
+        await sender.edit_text(target, status_id, "Training 40%")  # unchanged: not an error
+    finally:
+        await sender.close()
+
+    calls = fake_telegram.calls("sendMediaGroup")
+    assert [c.status for c in calls] == [429, 200], "exactly one retry after the 429"
+    sent = calls[-1]
+    assert int(sent.params["chat_id"]) == -100777
+    assert int(sent.params["message_thread_id"]) == 42
+    assert '"message_id": 9' in str(sent.params["reply_parameters"]).replace("'", '"')
+    assert len(sent.files) == 3 and all(data.startswith(b"\x89PNG") for data in sent.files.values())
+    assert len(ids) == 3
+    photo = fake_telegram.calls("sendPhoto")[-1]
+    assert "hs:ns:job1" in str(photo.params["reply_markup"]) and sheet_id
+    edits = fake_telegram.calls("editMessageText")
+    assert len(edits) == 2 and fake_telegram.message(-100777, status_id)["text"] == "Training 40%"
+
+
+async def test_telegram_gives_up_on_a_bad_request(fake_telegram: FakeTelegram) -> None:
+    sender = TelegramSender(build_telegram_bot(fake_telegram.token, fake_telegram.url))
+    fake_telegram.fail_next(
+        "sendMessage",
+        400,
+        {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+    )
+    try:
+        with pytest.raises(DeliveryFailed, match=r"(?i)chat not found"):
+            await sender.send_text(ChatTarget(platform="telegram", chat_id=1, user_id=1), "hi")
+    finally:
+        await sender.close()
+    assert len(fake_telegram.calls("sendMessage")) == 1
+
+
+async def test_discord_files_into_thread_with_bot_token_and_429_retry(
+    fake_discord: FakeDiscord,
+) -> None:
+    sender = DiscordSender(fake_discord.token, api_base=fake_discord.api_base)
+    channel_id = int(fake_discord.add_text_channel(guild_id=77)["id"])
+    thread_id = int(fake_discord._new_thread(channel_id, {"name": "headshots"}, 11)["id"])
+    target = ChatTarget(platform="discord", chat_id=channel_id, thread_id=thread_id, user_id=6)
+    fake_discord.fail_next("POST", f"/channels/{thread_id}/messages")
+    try:
+        await sender.send_album(target, IMAGES)
+        await sender.send_image(
+            target,
+            OutgoingImage("contact-sheet.jpg", png((9, 9, 9)), "sheet"),
+            result_actions("job2", [1]),
+        )
+        status_id = await sender.send_text(target, "Queued")
+        await sender.edit_text(target, status_id, "Generating 2/3")
+    finally:
+        await sender.close()
+
+    posts = fake_discord.calls("POST", f"/channels/{thread_id}/messages")
+    assert [c.status for c in posts][:2] == [429, 200], "one retry after the 429"
+    assert all(c.authorization == f"Bot {fake_discord.token}" for c in posts)
+    assert sorted(f.filename for f in posts[1].files) == [i.filename for i in IMAGES]
+    assert not fake_discord.calls("POST", f"/channels/{channel_id}/"), (
+        "nothing to the parent channel"
+    )
+    sheet_post: dict[str, Any] = posts[2].json or {}
+    assert "hs:ns:job2" in str(sheet_post.get("components"))
+    assert fake_discord.calls("PATCH", f"/channels/{thread_id}/messages/{status_id}")
+
+
+def test_split_batches_respects_count_and_size() -> None:
+    images = [OutgoingImage(f"{i}.png", b"x" * 400, "") for i in range(23)]
+    batches = split_batches(images, max_items=10, max_bytes=2000)
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
+    assert [i.filename for b in batches for i in b] == [i.filename for i in images]
+    assert [len(b) for b in split_batches(images, 10, 10**9)] == [10, 10, 3]

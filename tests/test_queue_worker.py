@@ -1,0 +1,228 @@
+"""The job pipeline end to end: chat-side submit -> real Redis -> real arq worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headshots.errors import LimitReached, NotFound
+from headshots.queue.client import QueueClient
+from headshots.queue.contracts import JobState
+from headshots.queue.progress import events
+from headshots.settings import Settings
+from tests.plugins.queue import ROOT, settings_env
+from tests.queue_helpers import keys_mentioning, make_request, wait_for_state
+
+FINISHED = {JobState.DONE, JobState.FAILED, JobState.CANCELLED}
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(
+        stages="tests.stub_stages:build",
+        train_job_timeout_s=6,
+        generate_job_timeout_s=6,
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, redis_client: Any) -> AsyncIterator[QueueClient]:
+    assert settings.redis_url
+    queue_client = await QueueClient.connect(settings, settings.redis_url)
+    yield queue_client
+    await queue_client.close()
+
+
+def worker_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = settings_env(settings)
+    env["STUB_RUN_LOG"] = str(tmp_path / "runs.log")
+    env.update(extra)
+    return env
+
+
+def run_log(tmp_path: Path) -> list[tuple[str, str]]:
+    path = tmp_path / "runs.log"
+    if not path.exists():
+        return []
+    return [tuple(line.split()) for line in path.read_text().splitlines()]  # type: ignore[misc]
+
+
+async def test_job_runs_to_done_and_leaves_progress(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    request = await make_request(client, count=3)
+    submission = await client.submit(request)
+    assert submission.created and submission.position.position == 1
+    start_worker(worker_env(settings, tmp_path))
+
+    assert await wait_for_state(client, submission.job_id, FINISHED) is JobState.DONE
+    states = [e.state for e in await events(client.redis, submission.job_id)]
+    for expected in ("queued", "checking", "training", "generating", "delivering", "done"):
+        assert JobState(expected) in states
+    assert any(e.percent == 100 for e in await events(client.redis, submission.job_id))
+
+    info = await client.job(submission.job_id)
+    assert info is not None and len(info.results) == 3
+    assert await client.active_job(request.user) is None, "the active-job slot must be freed"
+    # Delivered into the CLI outbox: three images, the contact sheet, status edits.
+    outbox = settings.state_dir / "outbox" / str(request.target.chat_id)
+    assert sorted(p.name for p in outbox.glob("headshot-*.png")) == [
+        "headshot-01.png",
+        "headshot-02.png",
+        "headshot-03.png",
+    ]
+    messages = [json.loads(line) for line in (outbox / "messages.jsonl").read_text().splitlines()]
+    texts = [m.get("text", "") for m in messages]
+    assert any("Training" in t for t in texts) and texts[-1].startswith("Done")
+    sheet = [m for m in messages if m.get("file") == "contact-sheet.jpg"]
+    assert sheet and f"hs:ns:{submission.job_id}" in sheet[0]["buttons"]
+
+
+async def test_same_request_twice_is_one_job(client: QueueClient) -> None:
+    request = await make_request(client)
+    first = await client.submit(request)
+    second = await client.submit(request)
+    assert first.job_id == second.job_id
+    assert first.created and not second.created
+    assert await client.redis.zcard("headshots:train") == 1
+    assert len(await client.user_jobs(request.user)) == 1
+
+
+async def test_limits_hold_in_redis(
+    settings_factory: Callable[..., Settings], redis_client: Any
+) -> None:
+    settings = settings_factory(max_jobs_per_day=2)
+    assert settings.redis_url
+    first_client = await QueueClient.connect(settings, settings.redis_url)
+    second_client = await QueueClient.connect(settings, settings.redis_url)  # another bot process
+    try:
+        first = await make_request(first_client, user_id=7)
+        await first_client.submit(first)
+        with pytest.raises(LimitReached, match="already have a job"):
+            await second_client.submit(await make_request(second_client, user_id=7))
+        await second_client.cancel(first.user)
+        await second_client.submit(await make_request(second_client, user_id=7))
+        await second_client.cancel(first.user)
+        with pytest.raises(LimitReached, match="limit of 2 jobs"):
+            await first_client.submit(await make_request(first_client, user_id=7))
+        # Another user is not affected.
+        await first_client.submit(await make_request(first_client, user_id=8))
+    finally:
+        await first_client.close()
+        await second_client.close()
+
+
+async def test_cancel_queued_job_frees_slot(client: QueueClient) -> None:
+    request = await make_request(client)
+    submission = await client.submit(request)
+    info = await client.cancel(request.user)
+    assert info.state is JobState.CANCELLED
+    assert await client.redis.zcard("headshots:train") == 0
+    assert await client.active_job(request.user) is None
+    again = await client.submit(await make_request(client))
+    assert again.created and again.job_id != submission.job_id
+    with pytest.raises(NotFound):
+        await client.cancel(request.user, "nonexistent")
+
+
+async def test_cancel_running_job(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    request = await make_request(client)
+    submission = await client.submit(request)
+    start_worker(worker_env(settings, tmp_path, STUB_STEPS="200", STUB_STEP_S="0.02"))
+    await wait_for_state(client, submission.job_id, {JobState.TRAINING})
+    await client.cancel(request.user)
+    assert await wait_for_state(client, submission.job_id, FINISHED) is JobState.CANCELLED
+    assert await client.active_job(request.user) is None
+    stages = [stage for _, stage in run_log(tmp_path)]
+    assert "generate" not in stages
+
+
+async def test_worker_killed_mid_job_resumes_on_another(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    request = await make_request(client)
+    submission = await client.submit(request)
+    env = worker_env(settings, tmp_path, STUB_HANG_ONCE=str(tmp_path / "hang-marker"))
+    first = start_worker(env)
+    await wait_for_state(client, submission.job_id, {JobState.TRAINING})
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "hang-marker").exists():
+        assert time.monotonic() < deadline, "first worker never reached the hanging stage"
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    start_worker(env)  # arq re-runs the job once the dead worker's in-progress key expires
+    assert await wait_for_state(client, submission.job_id, FINISHED, timeout_s=90) is JobState.DONE
+    runs = [stage for job, stage in run_log(tmp_path) if job == submission.job_id]
+    assert runs.count("check") == 1, f"finished stage re-ran: {runs}"
+    assert runs.count("train") == 2, runs
+    assert runs.count("generate") == 1 and runs.count("rank") == 1
+
+
+async def test_forget_leaves_no_key_of_the_user(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    request = await make_request(client, user_id=777001)
+    submission = await client.submit(request)
+    start_worker(worker_env(settings, tmp_path))
+    assert await wait_for_state(client, submission.job_id, FINISHED) is JobState.DONE
+    queued = await client.submit(await make_request(client, user_id=777001, count=2))
+    other = await make_request(client, user_id=555)
+    other_job = await client.submit(other)
+    assert await keys_mentioning(client.redis, ["777001", submission.job_id])
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    env.update(settings_env(settings))
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "headshots", "forget", "cli:777001"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "forgot cli:777001" in done.stdout
+    leftovers = await keys_mentioning(client.redis, ["777001", submission.job_id, queued.job_id])
+    assert leftovers == []
+    # Someone else's data is untouched.
+    assert await client.job(other_job.job_id) is not None
+    assert await client.list_selfies(other.user, other.upload_id)
+
+
+async def test_reuse_requests_find_the_job_that_trained(client: QueueClient) -> None:
+    from headshots.queue import constants
+    from headshots.queue.worker import find_train_job
+
+    full = await make_request(client, user_id=31)
+    new_style = full.model_copy(update={"kind": "new_style", "lora_job_id": full.job_id()})
+    more_like = full.model_copy(
+        update={"kind": "more_like", "lora_job_id": new_style.job_id(), "like_rank": 2}
+    )
+    stranger = full.model_copy(
+        update={"user": full.user.model_copy(update={"user_id": 32}), "lora_job_id": full.job_id()}
+    )
+    for request in (full, new_style, more_like):
+        await client.redis.hset(
+            constants.job_key(request.job_id()),
+            mapping={"user": request.user.key, "request": request.model_dump_json()},
+        )
+    assert await find_train_job(client.redis, more_like) == full.job_id()
+    assert await find_train_job(client.redis, new_style) == full.job_id()
+    # Another user's job is never followed (the LoRA look-up then finds nothing of theirs).
+    assert await find_train_job(
+        client.redis, stranger.model_copy(update={"kind": "new_style"})
+    ) == (full.job_id())
