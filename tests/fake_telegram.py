@@ -166,6 +166,8 @@ class FakeTelegram:
         self.member_status: dict[int, dict[int, str]] = {}
         #: Users who never opened a private chat with the bot (the bot cannot write to them).
         self.never_started: set[int] = set()
+        #: User messages privacy mode kept from the bot.
+        self.withheld: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -390,7 +392,26 @@ class FakeTelegram:
             self.messages[(chat.id, message["message_id"])] = message
         return message
 
+    def set_privacy_mode(self, on: bool) -> None:
+        """BotFather's group privacy mode (set before the bot starts: it reads getMe once)."""
+        self.bot_user["can_read_all_group_messages"] = not on
+
+    def _withheld_by_privacy(self, message: dict[str, Any]) -> bool:
+        """What Telegram keeps from a bot in privacy mode: group messages not meant for it."""
+        if self.bot_user["can_read_all_group_messages"]:
+            return False
+        if message["chat"]["type"] not in ("group", "supergroup"):
+            return False
+        text = str(message.get("text") or message.get("caption") or "")
+        replied = message.get("reply_to_message") or {}
+        return not text.startswith("/") and replied.get("from", {}).get("id") != self.bot_id
+
     def send_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Deliver a user's message to the bot (unless privacy mode withholds it)."""
+        if self._withheld_by_privacy(message):
+            with self._lock:
+                self.withheld.append(message)
+            return message
         self.push_update({"message": message})
         return message
 
@@ -432,21 +453,35 @@ class FakeTelegram:
         thread_id: int | None = None,
         media_group_id: str | None = None,
         caption: str | None = None,
+        reply_to: int | None = None,
     ) -> dict[str, Any]:
         content: dict[str, Any] = {"photo": self.photo_sizes(data)}
         if media_group_id is not None:
             content["media_group_id"] = media_group_id
         if caption is not None:
             content["caption"] = caption
-        return self.send_message(self.user_message(chat, user, thread_id=thread_id, **content))
+        return self.send_message(
+            self.user_message(chat, user, thread_id=thread_id, reply_to=reply_to, **content)
+        )
 
     def send_album(
-        self, chat: FakeChat, user: FakeUser, photos: list[bytes], *, thread_id: int | None = None
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        photos: list[bytes],
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Several photos sharing a ``media_group_id``: separate updates, as Telegram sends them."""
+        """Several photos sharing a ``media_group_id``: separate updates, as Telegram sends them.
+
+        An album sent as a reply arrives with ``reply_to_message`` on every photo.
+        """
         group = str(next(self._media_group_ids))
         return [
-            self.send_photo(chat, user, data, thread_id=thread_id, media_group_id=group)
+            self.send_photo(
+                chat, user, data, thread_id=thread_id, media_group_id=group, reply_to=reply_to
+            )
             for data in photos
         ]
 

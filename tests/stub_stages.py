@@ -2,6 +2,7 @@
 
 Driven by environment variables of the worker process (test-only knobs):
 STUB_RUN_LOG (a file each stage start is appended to), STUB_STEPS / STUB_STEP_S (training loop),
+STUB_BLIND_S (after the loop, a pause without cancel checks before the LoRA is written),
 STUB_HANG_ONCE (a marker file: the first train run that finds it missing creates it and then
 hangs, so the test can SIGKILL the worker mid-stage).
 """
@@ -56,6 +57,11 @@ def _train(ctx: StageContext) -> dict[str, Any]:
         ctx.check_cancelled()
         time.sleep(step_s)
         ctx.progress(100 * step / steps, f"training {100 * step // steps}%")
+    blind_s = float(os.environ.get("STUB_BLIND_S", "0"))
+    if blind_s:
+        _log(ctx, "train-blind")
+        time.sleep(blind_s)  # a long GPU call: no cancel check until it returns
+        _log(ctx, "train-writing")
     ctx.write_blob(lora_path(ctx.job_id), b"not really a lora", Retention.LORA)
     return {"lora": lora_path(ctx.job_id), "steps": steps}
 

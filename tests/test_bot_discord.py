@@ -309,6 +309,32 @@ async def test_bad_photos_get_reasons_and_too_few_block_confirm(
     assert (await sessions_of(discord_bot, alice))[0]["phase"] == "open"
 
 
+async def test_photos_are_numbered_in_the_order_they_were_posted(
+    fake_discord: FakeDiscord,
+    discord_bot: HeadshotsClient,
+    face_photo_bytes: list[bytes],
+    group_photo_bytes: bytes,
+) -> None:
+    # Each message is its own task in discord.py, so a later message can be checked first;
+    # here it is even dispatched first. The numbers must follow the thread, not the checks.
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, _ = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:2]))
+    earlier = fake.user_message(
+        user=alice.user, channel=thread, attachments=photo_attachments(fake, face_photo_bytes[2:4])
+    )
+    later = fake.user_message(
+        user=alice.user,
+        channel=thread,
+        attachments=[fake.add_attachment(group_photo_bytes, "team.jpg")],
+    )
+    for message in (later, earlier):
+        discord_bot._connection.parse_message_create(message)  # type: ignore[arg-type]
+    await fake.wait_for(lambda: "4 accepted, 1 rejected" in tally(fake, thread), what="tally")
+    assert "photo 5 (`team.jpg`): more than one person" in tally(fake, thread)
+
+
 async def test_cancel_then_delete_leaves_nothing_of_the_user(
     fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
 ) -> None:

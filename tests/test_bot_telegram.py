@@ -94,6 +94,34 @@ async def test_photos_are_numbered_in_the_order_they_were_sent(
     assert "photo 5, more than one person in the picture" in tally["text"], tally["text"]
 
 
+async def test_group_in_privacy_mode_takes_photos_sent_as_replies(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    # BotFather's default: in groups the bot sees commands and replies to its own messages only.
+    fake_telegram.set_privacy_mode(True)
+    await telegram_bot()
+    group = FakeChat.supergroup(-100600, "Office")
+    driver = ChatDriver(fake_telegram, group, ALICE)
+    intro = await start_and_consent(driver)
+    prompt = fake_telegram.message(group.id, int(intro["message_id"]))
+    assert "send them as a reply to this message" in prompt["text"]
+
+    driver.photos(face_photo_bytes[:4])  # not a reply: Telegram never shows these to the bot
+    assert len(fake_telegram.withheld) == 4
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[:4], reply_to=int(prompt["message_id"]))
+    tally = await driver.said("4 accepted", since=mark, timeout=60)
+
+    # A custom description is text: the prompt asks for a reply there too.
+    mark = fake_telegram.mark()
+    driver.press_label(tally, "Done")
+    menu = await driver.said("Which style?", since=mark)
+    mark = fake_telegram.mark()
+    driver.press_label(menu, "Custom")
+    custom = await driver.said("Describe the look", since=mark)
+    assert "send them as a reply to this message" in custom["text"]
+
+
 async def upload_and_finish(driver: ChatDriver, photos: list[bytes], expect: str) -> dict[str, Any]:
     """Send ``photos`` as an album, wait for the tally with ``expect``, press Done."""
     mark = driver.fake.mark()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -49,6 +50,13 @@ def worker_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, st
     return env
 
 
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
 def run_log(tmp_path: Path) -> list[tuple[str, str]]:
     path = tmp_path / "runs.log"
     if not path.exists():
@@ -85,6 +93,31 @@ async def test_job_runs_to_done_and_leaves_progress(
     assert any("Training" in t for t in texts) and texts[-1].startswith("Done")
     sheet = [m for m in messages if m.get("file") == "contact-sheet.jpg"]
     assert sheet and f"hs:ns:{submission.job_id}" in sheet[0]["buttons"]
+
+
+async def test_waiting_jobs_see_the_line_move(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    # One worker, one training slot: three people queue up; each finished job moves the
+    # others up, and their status messages say so before they start.
+    submissions = []
+    for user_id in (11, 12, 13):
+        submissions.append(await client.submit(await make_request(client, user_id=user_id)))
+    assert [s.position.position for s in submissions] == [1, 2, 3]
+    start_worker(worker_env(settings, tmp_path))
+    for submission in submissions:
+        assert await wait_for_state(client, submission.job_id, FINISHED) is JobState.DONE
+
+    def status_texts(user_id: int) -> list[str]:
+        outbox = settings.state_dir / "outbox" / str(user_id) / "messages.jsonl"
+        lines = [json.loads(line) for line in outbox.read_text().splitlines()]
+        return [str(m.get("text", "")) for m in lines if m.get("text")]
+
+    last = status_texts(13)
+    queued = [t for t in last if t.startswith("Queued: position")]
+    assert queued and queued[0].startswith("Queued: position 2, ETA"), last
+    assert last.index(queued[0]) < next(i for i, t in enumerate(last) if "Checking" in t)
+    assert status_texts(13)[-1].startswith("Done"), last
 
 
 async def test_same_request_twice_is_one_job(client: QueueClient) -> None:
@@ -197,10 +230,26 @@ async def test_forget_leaves_no_key_of_the_user(
     assert done.returncode == 0, done.stderr
     assert "forgot cli:777001" in done.stdout
     leftovers = await keys_mentioning(client.redis, ["777001", submission.job_id, queued.job_id])
-    assert leftovers == []
+    assert leftovers == [], leftovers
     # Someone else's data is untouched.
     assert await client.job(other_job.job_id) is not None
     assert await client.list_selfies(other.user, other.upload_id)
+
+
+async def test_forget_during_a_stage_leaves_nothing_behind(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    # /delete while the worker is inside a long GPU call that cannot be interrupted: what the
+    # stage writes when the call returns (the LoRA, its record, progress) must not survive.
+    request = await make_request(client, user_id=777002)
+    submission = await client.submit(request)
+    start_worker(worker_env(settings, tmp_path, STUB_BLIND_S="1.5"))
+    await wait_until(lambda: (submission.job_id, "train-blind") in run_log(tmp_path))
+    assert (await client.forget(request.user)).jobs == 1
+    await wait_until(lambda: (submission.job_id, "train-writing") in run_log(tmp_path))
+    await asyncio.sleep(1.0)  # the worker writes, finds the record gone and cleans up
+    assert await keys_mentioning(client.redis, ["777002", submission.job_id]) == []
+    assert not await client.store.list(request.user.key, "")
 
 
 async def test_reuse_requests_find_the_job_that_trained(client: QueueClient) -> None:

@@ -40,6 +40,20 @@ def arq_job_id(job_id: str, part: str) -> str:
     return f"{job_id}.{part}"
 
 
+async def drop_arq_job(redis: ArqRedis, arq_id: str) -> int:
+    """Remove one arq job from its queue and every arq key of it; returns the keys deleted."""
+    part = arq_id.rpartition(".")[2]
+    await redis.zrem(constants.QUEUES[part], arq_id)
+    await redis.zrem(constants.ARQ_ABORT_KEY, arq_id)
+    prefixes = (
+        constants.ARQ_JOB_PREFIX,
+        constants.ARQ_RESULT_PREFIX,
+        constants.ARQ_IN_PROGRESS_PREFIX,
+        constants.ARQ_RETRY_PREFIX,
+    )
+    return int(await redis.delete(*(prefix + arq_id for prefix in prefixes)))
+
+
 def job_ttl_s(settings: Settings) -> int:
     # A job record must outlive the LoRA it names (a "new style" request reads it).
     return max(settings.lora_ttl_s, settings.results_ttl_s)
@@ -274,21 +288,9 @@ class QueueClient:
         ]
         keys = 0
         for job_id in ids:
-            # Running jobs stop at their next step: their record vanishes and the flag says so.
-            for part, queue in (
-                ("train", constants.TRAIN_QUEUE),
-                ("generate", constants.GENERATE_QUEUE),
-            ):
-                aid = arq_job_id(job_id, part)
-                await self.redis.zrem(queue, aid)
-                await self.redis.zrem(constants.ARQ_ABORT_KEY, aid)
-                for prefix in (
-                    constants.ARQ_JOB_PREFIX,
-                    constants.ARQ_RESULT_PREFIX,
-                    constants.ARQ_IN_PROGRESS_PREFIX,
-                    constants.ARQ_RETRY_PREFIX,
-                ):
-                    keys += int(await self.redis.delete(prefix + aid))
+            # The record goes first: a running job sees it gone at its next check, and every
+            # job-owned write checks it atomically (headshots.queue.guarded), so nothing the
+            # job writes after this line survives the rest of the sweep.
             keys += int(
                 await self.redis.delete(
                     constants.job_key(job_id),
@@ -299,6 +301,8 @@ class QueueClient:
                     constants.job_delivered_key(job_id),
                 )
             )
+            for part in constants.QUEUES:
+                keys += await drop_arq_job(self.redis, arq_job_id(job_id, part))
         blobs = await self.store.delete_user(user_key)
         # Their photo leaves every team too (the team keeps nothing of a member who left).
         await TeamStore(self.redis, self.store, self.settings).remove_member_everywhere(user_key)

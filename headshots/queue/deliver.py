@@ -10,8 +10,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from headshots.actions import result_actions
-from headshots.errors import NotFound
-from headshots.queue import constants
+from headshots.errors import JobCancelled, NotFound
+from headshots.queue import constants, guarded
 from headshots.queue.contracts import JobRequest
 from headshots.queue.delivery.base import OutgoingImage, split_batches
 
@@ -27,8 +27,9 @@ async def _already_sent(resources: WorkerResources, job_id: str, item: str) -> b
 
 async def _mark_sent(resources: WorkerResources, job_id: str, item: str) -> None:
     key = constants.job_delivered_key(job_id)
-    await resources.redis.sadd(key, item)
-    await resources.redis.expire(key, resources.settings.results_ttl_s)
+    ttl = resources.settings.results_ttl_s
+    if not await guarded.write(resources.redis, job_id, "SADD", key, item, ttl_s=ttl):
+        raise JobCancelled("the user deleted their data during delivery")
 
 
 async def deliver_results(

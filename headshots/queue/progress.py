@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from headshots.queue import constants
+from headshots.queue import constants, guarded
 from headshots.queue.contracts import JobState, ProgressEvent
 
 logger = logging.getLogger(__name__)
@@ -23,28 +23,24 @@ _DEFAULT_DURATIONS = {"train": 900.0, "generate": 240.0}
 async def set_state(
     redis: Redis, job_id: str, state: JobState, *, text: str = "", stage: str | None = None
 ) -> ProgressEvent:
-    """Move a job to ``state`` (timestamped) and record/publish the matching event."""
+    """Move a job to ``state`` (timestamped) and record/publish the matching event.
+
+    A job whose record is gone (its user asked to forget everything) is left gone.
+    """
     now = time.time()
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(
-            constants.job_key(job_id),
-            mapping={"state": state.value, "updated": now, f"ts_{state.value}": now},
-        )
-        await pipe.execute()
-    return await record_event(
-        redis,
-        ProgressEvent(job_id=job_id, state=state, stage=stage or state.value, text=text, at=now),
-    )
+    event = ProgressEvent(job_id=job_id, state=state, stage=stage or state.value, text=text, at=now)
+    fields: dict[str, str | float] = {
+        "state": state.value,
+        "updated": now,
+        f"ts_{state.value}": now,
+    }
+    await guarded.event(redis, job_id, event.model_dump_json(), keep=_MAX_EVENTS, fields=fields)
+    return event
 
 
 async def record_event(redis: Redis, event: ProgressEvent) -> ProgressEvent:
-    """Append ``event`` to the job's event list and publish it on the progress channel."""
-    payload = event.model_dump_json()
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.rpush(constants.job_events_key(event.job_id), payload)
-        pipe.ltrim(constants.job_events_key(event.job_id), -_MAX_EVENTS, -1)
-        pipe.publish(constants.PROGRESS_CHANNEL, payload)
-        await pipe.execute()
+    """Append ``event`` to the job's event list and publish it (while the job exists)."""
+    await guarded.event(redis, event.job_id, event.model_dump_json(), keep=_MAX_EVENTS)
     return event
 
 

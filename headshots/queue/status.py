@@ -8,7 +8,7 @@ import time
 from redis.asyncio import Redis
 
 from headshots.errors import HeadshotsError
-from headshots.queue import constants
+from headshots.queue import constants, guarded
 from headshots.queue.contracts import ChatTarget
 from headshots.queue.delivery import SenderPool
 from headshots.queue.progress import decode_hash
@@ -35,6 +35,8 @@ class StatusReporter:
         edits with 429). Failures are logged, never raised: a status line must not fail a job.
         """
         key = constants.job_status_key(job_id)
+        if not await guarded.job_exists(self.redis, job_id):
+            return  # forgotten: the chat was told so, a late "training 40%" would contradict it
         last = decode_hash(await self.redis.hgetall(key))
         if last.get("text") == text:
             return  # Telegram rejects an edit with the same text ("message is not modified")
@@ -51,7 +53,5 @@ class StatusReporter:
         except HeadshotsError as exc:
             logger.warning("status update of job %s failed: %s", job_id, exc)
             return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"text": text, "at": now, "message_id": message_id})
-            pipe.expire(key, self.ttl_s)
-            await pipe.execute()
+        fields = ("text", text, "at", now, "message_id", message_id)
+        await guarded.write(self.redis, job_id, "HSET", key, *fields, ttl_s=self.ttl_s)

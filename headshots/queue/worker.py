@@ -24,21 +24,29 @@ from typing import Any, TypeVar
 
 from arq import Retry
 from arq.connections import ArqRedis
+from arq.typing import StartupShutdown
 from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headshots.errors import ConfigurationError, JobCancelled, StoreUnavailable, UserError
 from headshots.generation.context import Retention, Stage, StageSet, StageSetFactory, upload_prefix
-from headshots.queue import constants
-from headshots.queue.client import arq_job_id, job_ttl_s, release_slot
+from headshots.queue import constants, guarded
+from headshots.queue.client import arq_job_id, drop_arq_job, job_ttl_s, release_slot
 from headshots.queue.connections import connect
 from headshots.queue.contracts import JobRequest, JobState, ProgressEvent
 from headshots.queue.deliver import deliver_preview, deliver_results
 from headshots.queue.delivery import SenderPool
-from headshots.queue.progress import decode_hash, record_duration, record_event, set_state
+from headshots.queue.progress import (
+    decode_hash,
+    queue_position,
+    record_duration,
+    record_event,
+    set_state,
+)
 from headshots.queue.status import StatusReporter
 from headshots.queue.store import BlobStore, LocalBlobStore, build_store
+from headshots.queue.waiting import refresh_waiting, trained_waiting_text
 from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -128,6 +136,11 @@ class RunContext:
         self.check_cancelled()
         store, ttl = self.resources.store, self.resources.ttl_for(retention)
         self._call(store.put(self.request.user.key, path, data, ttl))
+        # Forget deletes the job record before the user's blobs: if the record is gone now,
+        # this blob may have landed after the sweep, so it is ours to remove.
+        if not self._call(guarded.job_exists(self.resources.redis, self.job_id)):
+            self._call(store.delete(self.request.user.key, path))
+            raise JobCancelled("the user deleted their data")
 
     def list_blobs(self, prefix: str) -> list[str]:
         return self._call(self.resources.store.list(self.request.user.key, prefix))
@@ -255,9 +268,15 @@ async def _run_part(ctx: dict[str, Any], request_data: dict[str, Any], part: str
                 _job_id=arq_job_id(job_id, "generate"),
                 _queue_name=constants.GENERATE_QUEUE,
             )
-            await _progress_text(
-                resources, run, "Your model is trained; waiting for a generation slot…"
+            if not await guarded.job_exists(redis, job_id):
+                # Forgotten meanwhile; forget drops the record before arq's keys, so a part
+                # queued after that sweep is removed here.
+                await drop_arq_job(redis, arq_job_id(job_id, "generate"))
+                raise JobCancelled("the user deleted their data")
+            position = await queue_position(
+                redis, constants.GENERATE_QUEUE, arq_job_id(job_id, "generate"), train=False
             )
+            await _progress_text(resources, run, trained_waiting_text(position))
             return "trained"
         await _deliver(resources, run, outputs)
         await record_duration(redis, "generate", time.time() - started)
@@ -311,8 +330,11 @@ async def _run_stage(
     if await is_cancelled(redis, run.job_id):
         raise JobCancelled("cancelled by the user")
     run._outputs[stage.name] = record
-    await redis.hset(constants.job_stages_key(run.job_id), stage.name, json.dumps(record))
-    await redis.expire(constants.job_stages_key(run.job_id), job_ttl_s(resources.settings))
+    stages_key, ttl = constants.job_stages_key(run.job_id), job_ttl_s(resources.settings)
+    if not await guarded.write(
+        redis, run.job_id, "HSET", stages_key, stage.name, json.dumps(record), ttl_s=ttl
+    ):
+        raise JobCancelled("the user deleted their data")
     await record_duration(redis, stage.name, time.time() - t0)
     logger.info("job %s: stage %s done in %.1fs", run.job_id, stage.name, time.time() - t0)
 
@@ -350,7 +372,9 @@ async def _finish(
     if not await redis.exists(constants.job_key(run.job_id)):
         return  # forgotten while running: write nothing back
     if error is not None:
-        await redis.hset(constants.job_key(run.job_id), "error", error)
+        await guarded.write(
+            redis, run.job_id, "HSET", constants.job_key(run.job_id), "error", error
+        )
     await set_state(redis, run.job_id, state, text=text)
     await release_slot(redis, run.request.user.key, run.job_id)
     await resources.status.update(run.job_id, run.request.target, text, force=True)
@@ -380,10 +404,24 @@ def build_worker(resources: WorkerResources, part: str, *, burst: bool = False) 
         handle_signals=False,
         max_jobs=settings.worker_max_jobs,
         allow_abort_jobs=True,
-        keep_result=3600,
+        keep_result=0,  # results live in our own records; arq's copy would outlive a forget
         poll_delay=0.5,
         ctx={"resources": resources},
+        after_job_end=_refresher(part),
     )
+
+
+def _refresher(part: str) -> StartupShutdown:
+    """arq's ``after_job_end`` hook: the finished job has left the queue, so the line moved."""
+
+    async def refresh(ctx: dict[str, Any]) -> None:
+        resources: WorkerResources = ctx["resources"]
+        try:
+            await refresh_waiting(resources.redis, resources.status, part)
+        except Exception:  # a status line must never stop the worker
+            logger.warning("refreshing the %s queue's waiting jobs failed", part, exc_info=True)
+
+    return refresh
 
 
 async def build_resources(settings: Settings, redis_url: str) -> WorkerResources:

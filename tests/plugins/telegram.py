@@ -130,10 +130,16 @@ class ChatDriver:
     def text(self, text: str) -> dict[str, Any]:
         return self.fake.send_text(self.chat, self.user, text, thread_id=self.thread_id)
 
-    def photos(self, photos: list[bytes]) -> list[dict[str, Any]]:
+    def photos(self, photos: list[bytes], *, reply_to: int | None = None) -> list[dict[str, Any]]:
         if len(photos) == 1:
-            return [self.fake.send_photo(self.chat, self.user, photos[0], thread_id=self.thread_id)]
-        return self.fake.send_album(self.chat, self.user, photos, thread_id=self.thread_id)
+            return [
+                self.fake.send_photo(
+                    self.chat, self.user, photos[0], thread_id=self.thread_id, reply_to=reply_to
+                )
+            ]
+        return self.fake.send_album(
+            self.chat, self.user, photos, thread_id=self.thread_id, reply_to=reply_to
+        )
 
     def press(self, message: dict[str, Any], data: str) -> dict[str, Any]:
         return self.fake.press(self.user, message, data)

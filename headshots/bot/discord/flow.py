@@ -23,10 +23,11 @@ from headshots.bot.discord.team import TeamFlow
 from headshots.bot.labels import COLOUR_GRADE_LABELS
 from headshots.errors import LimitReached, NotFound
 from headshots.generation.presets import load_presets
+from headshots.queue import waiting
 from headshots.queue.client import JobInfo, QueueClient
 from headshots.queue.contracts import ChatTarget, JobRequest, JobState, StyleChoice, UserRef
 from headshots.queue.delivery.base import split_batches
-from headshots.queue.progress import QueuePosition, format_eta
+from headshots.queue.progress import QueuePosition
 
 if TYPE_CHECKING:
     from headshots.bot.discord.client import HeadshotsClient
@@ -46,9 +47,8 @@ def _ref(user: discord.abc.User) -> UserRef:
 
 
 def queued_text(position: QueuePosition) -> str:
-    if position.position is None:
-        return "⏳ Queued."
-    return f"⏳ Queued: position {position.position}, ETA {format_eta(position.eta_s)}."
+    # The workers' refreshes of a waiting job use the same words (see headshots.queue.waiting).
+    return "⏳ " + waiting.queued_text(position)
 
 
 def describe_job(info: JobInfo) -> str:
@@ -128,10 +128,7 @@ class Flow:
             upload_id=self.queue.new_upload_id(),
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or user.id,
-            pending=[
-                Photo(url=a.url, filename=a.filename, size=a.size, content_type=a.content_type)
-                for a in attachments
-            ],
+            pending=[Photo.of(a, message_id=0, position=n) for n, a in enumerate(attachments)],
         )
         await self.begin(interaction, ref, session)
 
@@ -667,8 +664,8 @@ class Flow:
             )
             return
         photos = [
-            Photo(url=a.url, filename=a.filename, size=a.size, content_type=a.content_type)
-            for a in message.attachments
+            Photo.of(a, message_id=message.id, position=n)
+            for n, a in enumerate(message.attachments)
         ]
         async with self._lock(session.session_id):
             fresh = await self.sessions.load(ref, session.session_id)

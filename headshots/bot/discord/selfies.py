@@ -75,6 +75,7 @@ async def add_photos(
     for photo in photos:
         index = session.next_index
         session.next_index += 1
+        session.photo_places.append(photo.place)
         session.filenames[str(index)] = photo.filename
         reason = precheck(photo)
         if reason is None and accepted_count(session) >= settings.max_selfies:
@@ -105,8 +106,12 @@ def set_verdict(session: Session, settings: Settings, analyzer: FaceAnalyzer) ->
     from headshots.generation.faces import check_selfie_set
     from headshots.generation.faces.selfie_check import SelfieVerdict
 
+    numbers = session.photo_numbers()
+    verdicts = [SelfieVerdict.from_json(v) for v in session.verdicts]
+    for verdict in verdicts:
+        verdict.index = numbers.get(verdict.index, verdict.index)
     return check_selfie_set(
-        [SelfieVerdict.from_json(v) for v in session.verdicts],
+        verdicts,
         same_person_threshold=analyzer.same_person_threshold,
         min_count=settings.min_selfies,
         max_count=settings.max_selfies,
@@ -121,11 +126,13 @@ def tally_text(session: Session, verdict: SetVerdict | None, settings: Settings)
             f"Post {settings.min_selfies}-{settings.max_selfies} selfies here "
             "(attach several to one message if you like)."
         )
+    # ``verdict`` counts photos as sent (see :func:`set_verdict`); file names are by index.
+    index_of = {number: index for index, number in session.photo_numbers().items()}
     lines = [f"**Photos**: {len(verdict.accepted)} accepted, {len(verdict.rejected)} rejected"]
     if verdict.accepted:
         lines.append("✅ " + ", ".join(f"photo {i}" for i in verdict.accepted))
     for index, reasons in verdict.rejected.items():
-        name = session.filenames.get(str(index))
+        name = session.filenames.get(str(index_of.get(index, index)))
         label = f"photo {index}" + (f" (`{name}`)" if name else "")
         lines.append(f"❌ {label}: {'; '.join(reasons)}")
     for index, warnings in verdict.warnings.items():

@@ -12,8 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+import discord
 from pydantic import BaseModel, Field
 
+from headshots.bot.numbering import numbers_in_sent_order
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import StyleChoice, UserRef
 
@@ -30,6 +32,18 @@ class Photo(BaseModel):
     filename: str
     size: int
     content_type: str | None = None
+    #: Where it sat: (message id, position among the attachments); 0 for command options.
+    place: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def of(cls, attachment: discord.Attachment, *, message_id: int, position: int) -> Photo:
+        return cls(
+            url=attachment.url,
+            filename=attachment.filename,
+            size=attachment.size,
+            content_type=attachment.content_type,
+            place=(message_id, position),
+        )
 
 
 class Session(BaseModel):
@@ -50,6 +64,9 @@ class Session(BaseModel):
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
     filenames: dict[str, str] = Field(default_factory=dict)
     next_index: int = 1
+    #: ``photo_places[i]`` is :attr:`Photo.place` of the photo with index ``i + 1``: messages
+    #: are handled concurrently, so the tally numbers photos by place, not by index.
+    photo_places: list[tuple[int, int]] = Field(default_factory=list)
     tally_message_id: int | None = None
     style_message_id: int | None = None
     style: StyleChoice = Field(default_factory=StyleChoice)
@@ -59,6 +76,12 @@ class Session(BaseModel):
     team_id: str | None = None
     #: The team's look in words, for the member's form and summary.
     team_look: str | None = None
+
+    def photo_numbers(self) -> dict[int, int]:
+        """Index -> the number the user sees: the photo's place in the order it was sent."""
+        if len(self.photo_places) != self.next_index - 1:
+            return {}  # a session saved before places were recorded: keep its indices
+        return numbers_in_sent_order(self.photo_places)
 
     @property
     def workspace_id(self) -> int:

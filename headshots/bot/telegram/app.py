@@ -46,6 +46,11 @@ def build_application(
         await services.connect()
         await application.bot.set_my_commands(COMMANDS)
         logger.info("telegram bot @%s ready", application.bot.username)
+        if not application.bot.can_read_all_group_messages:
+            logger.info(
+                "group privacy mode is on: in groups, members must reply to the bot's messages "
+                "(BotFather /setprivacy turns it off)"
+            )
 
     async def post_shutdown(application: AnyApplication) -> None:
         await services.close()

@@ -241,7 +241,9 @@ class ConversationHandlers:
         state.consent = True
         state.upload_id = self.services.client.new_upload_id()
         state.menu_message_id = None
-        text = lead + texts.consent_given(settings)
+        text = lead + texts.consent_given(
+            settings, replies_only=messaging.sees_only_replies(bot, place)
+        )
         if edit_message_id is not None:
             await messaging.edit(bot, place, edit_message_id, text)
         else:
@@ -326,7 +328,9 @@ class ConversationHandlers:
         self, bot: Bot, user: UserRef, place: Place, state: ChatState, *, intro: str = ""
     ) -> None:
         """Send the current menu (style step, custom prompt or summary) as a new message."""
-        text, markup = await self._menu(user, state)
+        text, markup = await self._menu(
+            user, state, replies_only=messaging.sees_only_replies(bot, place)
+        )
         sent = await messaging.send(
             bot, place, intro + text, reply_to=state.anchor_message_id, markup=markup
         )
@@ -346,10 +350,10 @@ class ConversationHandlers:
         return texts.team_summary(team_kit.look_lines(team.kit, logo=team.has_logo), subject)
 
     async def _menu(
-        self, user: UserRef, state: ChatState
+        self, user: UserRef, state: ChatState, *, replies_only: bool = False
     ) -> tuple[str, InlineKeyboardMarkup | None]:
         if state.stage == "custom":
-            return texts.custom_prompt(), None
+            return texts.custom_prompt(replies_only=replies_only), None
         if state.stage == "confirm":
             return await self._summary_text(state), keyboards.summary(user.user_id)
         first = self._first_step(state)
@@ -400,7 +404,8 @@ class ConversationHandlers:
     ) -> str | None:
         if step == "preset" and value == style_flow.CUSTOM:
             state.stage = "custom"
-            await messaging.edit(bot, place, message_id, texts.custom_prompt())
+            prompt = texts.custom_prompt(replies_only=messaging.sees_only_replies(bot, place))
+            await messaging.edit(bot, place, message_id, prompt)
             await self.services.conversations.save(user, place, state)
             return "Describe the look"
         try:

@@ -17,6 +17,15 @@ def mention(place: Place, display_name: str | None) -> str | None:
     return display_name if place.is_group and display_name else None
 
 
+def sees_only_replies(bot: Bot, place: Place) -> bool:
+    """True in groups while the bot's privacy mode is on (BotFather's default).
+
+    Then Telegram delivers only commands, button presses and replies to the bot's messages, so
+    photos and text must be sent as replies: every prompt in a group says so.
+    """
+    return place.is_group and not bot.can_read_all_group_messages
+
+
 async def send(
     bot: Bot,
     place: Place,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from telegram import Message, User
 from telegram.constants import ChatType
 
+from headshots.bot.numbering import numbers_in_sent_order
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import UserRef
 
@@ -126,8 +127,7 @@ class ChatState:
         """Index -> the number the user sees: the photo's place in the order it was sent."""
         if len(self.photo_messages) != self.next_index - 1:
             return {}  # a state saved before message ids were recorded: keep its indices
-        by_message = sorted(range(len(self.photo_messages)), key=self.photo_messages.__getitem__)
-        return {index + 1: number for number, index in enumerate(by_message, start=1)}
+        return numbers_in_sent_order(self.photo_messages)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -38,12 +38,18 @@ def start(settings: Settings, eta_s: float | None) -> str:
     )
 
 
-def consent_given(settings: Settings) -> str:
-    return (
+REPLY_IN_GROUP = (
+    "In this group I only see replies to my messages: send them as a reply to this message."
+)
+
+
+def consent_given(settings: Settings, *, replies_only: bool = False) -> str:
+    text = (
         f"Thanks! Now send {settings.min_selfies}–{settings.max_selfies} selfies: as photos, or "
         "as image files for full quality (an album is fine). Only you in the picture, different "
         "places and light. /tips has more advice."
     )
+    return f"{text}\n{REPLY_IN_GROUP}" if replies_only else text
 
 
 CONSENT_DECLINED = "No problem: nothing was stored. Send /start if you change your mind."
@@ -154,11 +160,12 @@ def resume(photos: int) -> str:
     )
 
 
-def custom_prompt() -> str:
-    return (
+def custom_prompt(*, replies_only: bool = False) -> str:
+    text = (
         "Describe the look in your own words: clothes, background, mood (up to 300 "
         "characters), e.g. “navy turtleneck, rooftop terrace at golden hour”."
     )
+    return f"{text}\n{REPLY_IN_GROUP}" if replies_only else text
 
 
 def summary(style_text: str) -> str:
