@@ -196,6 +196,7 @@ async def test_session_from_start_to_submitted_job(
     status = fake.messages[target.status_message_id or 0]
     assert status["channel_id"] == thread["id"]
     assert status["content"].startswith("⏳ Queued: position 1, ETA")
+    assert "No worker is online right now" in status["content"]  # none runs in this test
     assert fake.message_auth[int(status["id"])] == f"Bot {fake.token}"
 
 

@@ -176,6 +176,8 @@ async def test_whole_session_until_queued(
     summary = await choose_style(driver, menu, FULL_CHOICE)
     assert "Background: Office" in summary["text"] and "Images: 8, shape 1:1" in summary["text"]
     status, _ = await confirm(driver, summary)
+    # No worker runs in this test: the user is told the job waits for one, with no ETA.
+    assert "ETA unknown. No worker is online right now" in status["text"]
 
     client = bot.services.client
     user = UserRef(platform="telegram", user_id=ALICE.id)

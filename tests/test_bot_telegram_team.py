@@ -522,3 +522,30 @@ async def test_join_when_the_team_is_full(
     # Her chat is her own again: a photo now is answered as in any fresh chat.
     assert await bot.services.conversations.place_of_chat(ref, CAROL.id) == Place(CAROL.id)
     assert [m.user_key for m in await teams.members(TEAM_ID)] == ["tg:1002"]
+
+
+async def test_anonymous_admins_are_asked_to_post_as_themselves(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram
+) -> None:
+    # An anonymous admin's messages come "from" GroupAnonymousBot, shared by every anonymous
+    # admin everywhere: nothing may be keyed on it, and the bot cannot write to it privately.
+    bot = await telegram_bot()
+    anonymous = FakeUser(id=1087968824, first_name="Group", username="GroupAnonymousBot")
+    driver = ChatDriver(fake_telegram, GROUP, anonymous, TOPIC)
+    for command in ("/team", "/team setup", "/start"):
+        mark = fake_telegram.mark()
+        entity = {"type": "bot_command", "offset": 0, "length": len(command.split()[0])}
+        fake_telegram.send_message(
+            fake_telegram.user_message(
+                GROUP,
+                anonymous,
+                thread_id=TOPIC,
+                text=command,
+                entities=[entity],
+                sender_chat=GROUP.to_json(),
+            )
+        )
+        await driver.said("You are posting anonymously", since=mark)
+    assert not fake_telegram.calls("getChatMember")
+    redis = bot.services.client.redis
+    assert await keys_mentioning(redis, [str(anonymous.id), TEAM_ID]) == []

@@ -140,3 +140,22 @@ def test_normalise_selfie_strips_metadata_and_bounds_the_size() -> None:
 def test_normalise_selfie_rejects_non_images() -> None:
     with pytest.raises(ImageRejected):
         normalise_selfie(b"GIF89a broken")
+
+
+def test_heic_photo_from_an_iphone_is_read_and_checked(dlib_analyzer) -> None:
+    # iPhones send HEIC when a photo goes out as a file; pi-heif decodes it (pillow-heif, a
+    # dev-only dependency, encodes the test photo).
+    import pillow_heif
+
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(astronaut_image()).save(buffer, quality=85)
+    heic = buffer.getvalue()
+    assert heic[4:12] == b"ftypheic"
+
+    image = decode_image(heic)
+    assert image.mode == "RGB" and image.size == (512, 512)
+    reference = np.asarray(astronaut_image(), dtype=np.float32)
+    assert np.abs(np.asarray(image, dtype=np.float32) - reference).mean() < 8
+    assert check_selfie(heic, dlib_analyzer, index=1).accepted
+    with Image.open(io.BytesIO(normalise_selfie(heic))) as stored:
+        assert stored.format == "JPEG"

@@ -116,6 +116,7 @@ async def test_waiting_jobs_see_the_line_move(
     last = status_texts(13)
     queued = [t for t in last if t.startswith("Queued: position")]
     assert queued and queued[0].startswith("Queued: position 2, ETA"), last
+    assert not any("No worker" in t for t in queued), last  # this one was online
     assert last.index(queued[0]) < next(i for i, t in enumerate(last) if "Checking" in t)
     assert status_texts(13)[-1].startswith("Done"), last
 

@@ -198,7 +198,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 }
             report: dict[str, Any] = {"redis": url}
             for part, queue in constants.QUEUES.items():
-                health = await client.redis.get(queue + ":health-check")
+                health = await client.redis.get(constants.worker_health_key(queue))
                 report[part] = {
                     "queued": int(await client.redis.zcard(queue)),
                     "worker": health.decode() if isinstance(health, bytes) else health,

@@ -68,10 +68,15 @@ async def average_duration(redis: Redis, name: str) -> float:
 
 @dataclass(frozen=True)
 class QueuePosition:
-    """Where a queued job stands: 1 = next. ``eta_s`` is until its results arrive."""
+    """Where a queued job stands: 1 = next. ``eta_s`` is until its results arrive.
+
+    ``worker_online`` is False when no worker of the job's queue has reported in lately: the
+    job is safe in Redis but will not move until one starts, so no ETA is promised.
+    """
 
     position: int | None
     eta_s: float | None
+    worker_online: bool = True
 
 
 async def queue_position(
@@ -81,12 +86,19 @@ async def queue_position(
     rank = await redis.zrank(queue_name, arq_job_id)
     if rank is None:
         return QueuePosition(None, None)
+    if not await redis.exists(constants.worker_health_key(queue_name)):
+        return QueuePosition(int(rank) + 1, None, worker_online=False)
     part = "train" if train else "generate"
     ahead = (int(rank)) * await average_duration(redis, part)
     own = await average_duration(redis, "generate")
     if train:
         own += await average_duration(redis, "train")
     return QueuePosition(int(rank) + 1, ahead + own)
+
+
+NO_WORKER = (
+    "No worker is online right now: your job is safe in the queue and starts as soon as one is."
+)
 
 
 def format_eta(seconds: float | None) -> str:

@@ -14,7 +14,13 @@ from redis.asyncio import Redis
 
 from headshots.queue import constants
 from headshots.queue.contracts import JobRequest, JobState
-from headshots.queue.progress import QueuePosition, decode_hash, format_eta, queue_position
+from headshots.queue.progress import (
+    NO_WORKER,
+    QueuePosition,
+    decode_hash,
+    format_eta,
+    queue_position,
+)
 from headshots.queue.status import StatusReporter
 
 logger = logging.getLogger(__name__)
@@ -29,7 +35,8 @@ def queued_text(position: QueuePosition) -> str:
     """The status line of a job waiting to start."""
     if position.position is None:
         return "Queued."
-    return f"Queued: position {position.position}, ETA {format_eta(position.eta_s)}."
+    text = f"Queued: position {position.position}, ETA {format_eta(position.eta_s)}."
+    return text if position.worker_online else f"{text} {NO_WORKER}"
 
 
 def trained_waiting_text(position: QueuePosition) -> str:

@@ -375,9 +375,11 @@ async def _finish(
         await guarded.write(
             redis, run.job_id, "HSET", constants.job_key(run.job_id), "error", error
         )
+    # The chat first: whoever sees the final state (a bot, `headshots status`) can rely on the
+    # user having been told.
+    await resources.status.update(run.job_id, run.request.target, text, force=True)
     await set_state(redis, run.job_id, state, text=text)
     await release_slot(redis, run.request.user.key, run.job_id)
-    await resources.status.update(run.job_id, run.request.target, text, force=True)
 
 
 def build_worker(resources: WorkerResources, part: str, *, burst: bool = False) -> Worker:
@@ -404,6 +406,7 @@ def build_worker(resources: WorkerResources, part: str, *, burst: bool = False) 
         handle_signals=False,
         max_jobs=settings.worker_max_jobs,
         allow_abort_jobs=True,
+        health_check_interval=constants.WORKER_HEALTH_INTERVAL_S,
         keep_result=0,  # results live in our own records; arq's copy would outlive a forget
         poll_delay=0.5,
         ctx={"resources": resources},

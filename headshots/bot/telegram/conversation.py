@@ -37,6 +37,9 @@ class ConversationHandlers:
         message = update.effective_message
         if message is None or message.from_user is None:
             return
+        if messaging.posted_anonymously(message):
+            await message.reply_text(texts.ANONYMOUS_SENDER, do_quote=True)
+            return
         user = user_ref(message.from_user)
         place = Place.of_message(message)
         if not place.is_group:
@@ -565,9 +568,7 @@ class ConversationHandlers:
         # Once a worker has picked the job up, the status message is the worker's to edit.
         if info is None or info.state is JobState.QUEUED:
             position = info.position if info is not None and info.position else submission.position
-            await messaging.edit(
-                bot, place, status.message_id, texts.queued(position.position, position.eta_s, name)
-            )
+            await messaging.edit(bot, place, status.message_id, texts.queued(position, name))
         logger.info("submitted %s job %s for %s", kind, submission.job_id, user.key)
         return submission.job_id
 

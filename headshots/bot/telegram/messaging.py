@@ -17,6 +17,15 @@ def mention(place: Place, display_name: str | None) -> str | None:
     return display_name if place.is_group and display_name else None
 
 
+def posted_anonymously(message: Message) -> bool:
+    """Sent on behalf of a chat (an anonymous admin, a channel): no person we can identify.
+
+    ``from_user`` is then a placeholder bot (GroupAnonymousBot, Channel_Bot) shared by every
+    such message, so nothing may be keyed on it, and the bot cannot write to it privately.
+    """
+    return message.sender_chat is not None
+
+
 def sees_only_replies(bot: Bot, place: Place) -> bool:
     """True in groups while the bot's privacy mode is on (BotFather's default).
 

@@ -77,6 +77,9 @@ class TeamHandlers:
         if message.chat.type == ChatType.PRIVATE:
             await message.reply_text(texts.TEAM_IN_GROUP)
             return
+        if messaging.posted_anonymously(message):
+            await message.reply_text(texts.ANONYMOUS_SENDER, do_quote=True)
+            return
         user = user_ref(message.from_user)
         place = Place.of_message(message)
         team_id = team_id_for("telegram", message.chat_id)

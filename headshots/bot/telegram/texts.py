@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from headshots.queue.client import ForgetReport, JobInfo
 from headshots.queue.contracts import JobState
-from headshots.queue.progress import format_eta
+from headshots.queue.progress import NO_WORKER, QueuePosition, format_eta
 from headshots.settings import Settings
 
 
@@ -175,11 +175,12 @@ def summary(style_text: str) -> str:
 SUBMITTING = "Submitting your job…"
 
 
-def queued(position: int | None, eta_s: float | None, mention: str | None) -> str:
-    where = f"position {position}" if position else "in the queue"
+def queued(position: QueuePosition, mention: str | None) -> str:
+    where = f"position {position.position}" if position.position else "in the queue"
     prefix = f"{mention}: " if mention else ""
+    offline = f" {NO_WORKER}" if not position.worker_online else ""
     return (
-        f"{prefix}Queued: {where}, ETA {format_eta(eta_s)}. "
+        f"{prefix}Queued: {where}, ETA {format_eta(position.eta_s)}.{offline} "
         "I'll update this message as it goes. /cancel stops it."
     )
 
@@ -193,6 +194,8 @@ def job_status(info: JobInfo) -> str:
     if info.state is JobState.QUEUED and info.position is not None:
         position = info.position.position or "?"
         text = f"Your job is queued: position {position}, ETA {format_eta(info.position.eta_s)}."
+        if not info.position.worker_online:
+            text += f" {NO_WORKER}"
     elif info.state is JobState.DONE:
         text = "Your last job is done: the results are in the chat where you ordered them."
     elif info.state is JobState.FAILED:
@@ -268,6 +271,11 @@ TEAM_USAGE = (
 )
 ONLY_ADMINS_CHANGE = "Only group admins can change the team look."
 ONLY_ADMINS = "Only group admins can do that."
+ANONYMOUS_SENDER = (
+    "You are posting anonymously (as the group or a channel), so I can't tell who you are or "
+    "write to you privately. Turn off “Remain anonymous” in your admin rights, or post as "
+    "yourself, and send the command again."
+)
 NO_KIT_YET = "This group has no team look yet: a group admin sets it up with /team."
 TEAM_LINK_STALE = (
     "That team link no longer works (the team was deleted, or its look expired). "

@@ -8,6 +8,7 @@ some plugins, ``DecompressionBombWarning`` as a *warning*); all of them become o
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import warnings
@@ -27,6 +28,8 @@ STORED_LONG_SIDE = 1024
 _NOT_AN_IMAGE = "this file is not a photo I can read: send a JPEG or PNG"
 _DAMAGED = "this photo seems cut off or damaged: please send it again"
 _ANIMATED = "animated images can't be used: send a still photo"
+#: ISO-BMFF ``ftyp`` boxes of HEIC/HEIF stills (bytes 4-12 of the file).
+_HEIF_BRANDS = {b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftypheim", b"ftypheis"}
 
 
 def decode_image(
@@ -71,7 +74,25 @@ def _too_many_pixels(max_pixels: int) -> str:
     return f"this image is too large (over {max_pixels // 1_000_000} megapixels)"
 
 
+@functools.cache
+def _heif_support() -> bool:
+    """Teach Pillow HEIC/HEIF (iPhone photos sent as files) once, if ``pi-heif`` is installed.
+
+    pi-heif is the decode-only build of pillow-heif (libheif + libde265, no GPL encoder); it
+    applies the file's rotation itself and resets the EXIF orientation accordingly.
+    """
+    try:
+        import pi_heif
+    except ImportError:
+        logger.info("pi-heif is not installed: HEIC photos will be refused")
+        return False
+    pi_heif.register_heif_opener()
+    return True
+
+
 def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    if data[4:12] in _HEIF_BRANDS:
+        _heif_support()
     image = Image.open(io.BytesIO(data))
     width, height = image.size
     # Checked from the header, before any pixel is decoded.
