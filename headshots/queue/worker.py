@@ -375,11 +375,11 @@ async def _finish(
         await guarded.write(
             redis, run.job_id, "HSET", constants.job_key(run.job_id), "error", error
         )
-    # The chat first: whoever sees the final state (a bot, `headshots status`) can rely on the
-    # user having been told.
+    # The chat and the user's slot first: whoever sees the final state (a bot, `headshots
+    # status`) can rely on the user having been told and being free to start the next job.
     await resources.status.update(run.job_id, run.request.target, text, force=True)
-    await set_state(redis, run.job_id, state, text=text)
     await release_slot(redis, run.request.user.key, run.job_id)
+    await set_state(redis, run.job_id, state, text=text)
 
 
 def build_worker(resources: WorkerResources, part: str, *, burst: bool = False) -> Worker:
