@@ -403,12 +403,28 @@ async def test_buttons_survive_a_restart_and_sync_happens_only_on_change(
     assert len(fake.calls("PUT", "/applications/")) == 1
     alice = Member(fake, first, 1001, "alice")
     channel = fake.add_text_channel(GUILD_ID)
-    _, form = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:4]))
+    thread, form = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:4]))
+    # A custom-description form opened before the restart is submitted after it.
+    opened = await alice.click(fake.messages[int(form["id"])], "hsd:custom")
+    modal = fake.interaction_responses(opened)[0]["data"]
     await first.close()
 
     second = await discord_bot_factory()
     assert len(fake.calls("PUT", "/applications/")) == 1, "an unchanged tree is not synced again"
     alice.bot = second
+    submit = feed(
+        second,
+        fake.modal_submit(
+            modal,
+            {_text_input_id(modal): "navy turtleneck"},
+            user=alice.user,
+            channel=thread,
+            message=fake.messages[int(form["id"])],
+        ),
+    )
+    await responded(fake, submit)
+    (session,) = await sessions_of(second, alice)
+    assert session["style"]["custom"] == "navy turtleneck"
     await alice.choose(fake.messages[int(form["id"])], "hsd:preset", "healthcare")
     assert "Style: Healthcare" in fake.messages[int(form["id"])]["content"]
     await alice.click(fake.messages[int(form["id"])], "hsd:next")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from headshots.bot.discord import modals
 from headshots.bot.discord.commands import HeadshotGroup
 from headshots.bot.discord.flow import Flow
 from headshots.bot.discord.replies import report_error
@@ -108,6 +109,14 @@ class HeadshotsClient(discord.Client):
 
                 self._analyzer = await asyncio.to_thread(load_analyzer, self.settings)
             return self._analyzer
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Answer modal submissions from their payload (see :mod:`.modals`)."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        handler = modals.route(self.flow, interaction)
+        if handler is not None:
+            await self.flow.guarded(interaction, handler)
 
     async def on_message(self, message: discord.Message) -> None:
         """Check selfies posted in a session thread or DM."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import discord
 from pydantic import BaseModel
 
-from headshots.bot.discord import texts
+from headshots.bot.discord import modals, texts
 from headshots.bot.labels import COLOUR_GRADE_LABELS as GRADE_LABELS
 from headshots.generation.presets import COLOUR_GRADES, Preset, load_presets
 from headshots.queue.teams import BrandKit
@@ -264,39 +264,31 @@ DYNAMIC_ITEMS = (KitButton, KitSelect, JoinButton, ReviewButton, DeleteTeamButto
 
 
 class TeamNameModal(discord.ui.Modal):
-    """The team's name, shown on the preview and the export."""
+    """The team's name, shown on the preview and the export (a form: see ``modals``)."""
 
     name: discord.ui.TextInput[TeamNameModal] = discord.ui.TextInput(
-        label="Team name", placeholder="e.g. Acme Corp", max_length=80
+        custom_id=modals.TEAM_NAME, label="Team name", placeholder="e.g. Acme Corp", max_length=80
     )
 
     def __init__(self, admin_id: int, guild_id: int, current: str) -> None:
         super().__init__(
             title="Team name", timeout=600, custom_id=kit_custom_id("m-name", admin_id, guild_id)
         )
-        self.admin_id = admin_id
-        self.guild_id = guild_id
         self.name.default = current
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        """Store the team name in the draft."""
-        team = team_of(interaction)
-        await team.flow.guarded(
-            interaction,
-            team.kit_name_submitted(
-                interaction, self.admin_id, self.guild_id, self.name.value.strip()
-            ),
-        )
 
 
 class BrandColoursModal(discord.ui.Modal):
-    """Hex colours of a brand-colour or gradient backdrop."""
+    """Hex colours of a brand-colour or gradient backdrop (a form: see ``modals``)."""
 
     first: discord.ui.TextInput[BrandColoursModal] = discord.ui.TextInput(
-        label="Colour (hex)", placeholder="#1F6FEB", max_length=9
+        custom_id=modals.FIRST_COLOUR, label="Colour (hex)", placeholder="#1F6FEB", max_length=9
     )
     second: discord.ui.TextInput[BrandColoursModal] = discord.ui.TextInput(
-        label="Second colour (gradient only)", placeholder="#0B1F3A", max_length=9, required=False
+        custom_id=modals.SECOND_COLOUR,
+        label="Second colour (gradient only)",
+        placeholder="#0B1F3A",
+        max_length=9,
+        required=False,
     )
 
     def __init__(
@@ -306,25 +298,11 @@ class BrandColoursModal(discord.ui.Modal):
         super().__init__(
             title=title, timeout=600, custom_id=kit_custom_id(f"m-{kind}", admin_id, guild_id)
         )
-        self.admin_id = admin_id
-        self.guild_id = guild_id
-        self.kind = kind
         current = current or []
         self.first.default = current[0] if current else ""
         self.second.default = current[1] if len(current) > 1 else ""
         if kind == "colour":
             self.remove_item(self.second)
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        """Validate the hex colours and store them in the draft."""
-        colours = [v.strip() for v in (self.first.value, self.second.value) if v and v.strip()]
-        team = team_of(interaction)
-        await team.flow.guarded(
-            interaction,
-            team.kit_colours_submitted(
-                interaction, self.admin_id, self.guild_id, self.kind, colours
-            ),
-        )
 
 
 # --- views ------------------------------------------------------------------------------------

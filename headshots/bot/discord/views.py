@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from headshots.actions import Action, decode_action
+from headshots.bot.discord import modals
 from headshots.bot.discord.session import Session
 from headshots.bot.labels import CLASS_LABELS
 from headshots.bot.labels import COLOUR_GRADE_LABELS as GRADE_LABELS
@@ -158,9 +159,13 @@ class ResultButton(
 
 
 class CustomDescriptionModal(discord.ui.Modal):
-    """Free-text description of the look (sanitised again by the prompt builder)."""
+    """Free-text description of the look (sanitised again by the prompt builder).
+
+    A form only: the submission is handled by :mod:`headshots.bot.discord.modals`.
+    """
 
     description: discord.ui.TextInput[CustomDescriptionModal] = discord.ui.TextInput(
+        custom_id=modals.DESCRIPTION,
         label="Describe the look",
         style=discord.TextStyle.paragraph,
         placeholder="e.g. warm smile, soft window light, green sweater",
@@ -174,17 +179,7 @@ class CustomDescriptionModal(discord.ui.Modal):
             timeout=600,
             custom_id=session_custom_id("modal", owner_id, session_id),
         )
-        self.owner_id = owner_id
-        self.session_id = session_id
         self.description.default = current or ""
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        """Store the custom description."""
-        flow = flow_of(interaction)
-        text = self.description.value.strip() or None
-        await flow.guarded(
-            interaction, flow.custom_submitted(interaction, self.owner_id, self.session_id, text)
-        )
 
 
 # --- views ----------------------------------------------------------------------------------
