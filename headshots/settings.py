@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     job_max_tries: int = 5
     worker_max_jobs: int = 1
     status_edit_interval_s: float = 3.0
+    #: Seconds between refreshes of waiting jobs' positions (one worker of the fleet does it).
+    queue_refresh_s: float = 60.0
     stages: str = "headshots.generation.stages:build_stages"
 
     # --- faces --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 
 from headshots.errors import LimitReached, NotFound
 from headshots.queue.client import QueueClient
-from headshots.queue.contracts import JobState
+from headshots.queue.contracts import JobState, UserRef
 from headshots.queue.progress import events
 from headshots.settings import Settings
 from tests.plugins.queue import ROOT, settings_env
@@ -119,6 +119,38 @@ async def test_waiting_jobs_see_the_line_move(
     assert not any("No worker" in t for t in queued), last  # this one was online
     assert last.index(queued[0]) < next(i for i, t in enumerate(last) if "Checking" in t)
     assert status_texts(13)[-1].startswith("Done"), last
+
+
+async def test_a_cancel_ahead_moves_the_line_while_a_job_runs(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    running = await client.submit(await make_request(client, user_id=21))
+    leaving_request = await make_request(client, user_id=22)
+    leaving = await client.submit(leaving_request)
+    waiting = await client.submit(await make_request(client, user_id=23))
+    assert waiting.position.position == 3
+    start_worker(
+        worker_env(
+            settings,
+            tmp_path,
+            STUB_STEPS="400",
+            STUB_STEP_S="0.05",
+            HEADSHOTS_QUEUE_REFRESH_S="0.5",
+        )
+    )
+    await wait_for_state(client, running.job_id, {JobState.TRAINING})
+    await client.cancel(leaving_request.user, leaving.job_id)
+
+    outbox = settings.state_dir / "outbox" / "23" / "messages.jsonl"
+
+    def told_position_2() -> bool:
+        return outbox.exists() and "Queued: position 2," in outbox.read_text()
+
+    await wait_until(told_position_2)
+    # Told while the first job still trains: by the periodic refresh, not by a job's end.
+    info = await client.job(running.job_id)
+    assert info is not None and info.state is JobState.TRAINING
+    await client.cancel(UserRef(platform="cli", user_id=21), running.job_id)
 
 
 async def test_same_request_twice_is_one_job(client: QueueClient) -> None:

@@ -87,6 +87,11 @@ def user_state_key(user_key: str, scope: str) -> str:
     return f"{user_prefix(user_key)}chat:{scope}"
 
 
+def queue_refresh_lock_key(part: str) -> str:
+    """String, short-lived: the worker that refreshes ``part``'s waiting jobs this round."""
+    return f"{KEY_PREFIX}refresh-lock:{part}"
+
+
 def stage_durations_key(stage: str) -> str:
     """List of recent durations (seconds) of a stage, newest first, for ETAs."""
     return f"{KEY_PREFIX}stats:duration:{stage}"

@@ -463,6 +463,7 @@ async def run_workers(
         if isinstance(resources.store, LocalBlobStore)
         else None
     )
+    refresher = asyncio.create_task(_keep_waiting_jobs_current(resources, parts))
     logger.info("worker ready: queues %s, stages from %s", ", ".join(parts), settings.stages)
     try:
         stopper = asyncio.create_task(stop.wait())
@@ -475,6 +476,7 @@ async def run_workers(
             task.cancel()
         if sweeper:
             sweeper.cancel()
+        refresher.cancel()
         for worker in workers:
             with contextlib.suppress(Exception):
                 await worker.close()
@@ -483,6 +485,25 @@ async def run_workers(
         with contextlib.suppress(Exception):
             await resources.redis.aclose()
         logger.info("worker stopped")
+
+
+async def _keep_waiting_jobs_current(resources: WorkerResources, parts: list[str]) -> None:
+    """Refresh waiting jobs' positions every ``queue_refresh_s`` (one worker of the fleet).
+
+    Job ends refresh them at once (``after_job_end``); this catches the rest: a queued job
+    cancelled or forgotten ahead of them, and ETAs as durations are measured.
+    """
+    interval = resources.settings.queue_refresh_s
+    while True:
+        await asyncio.sleep(interval)
+        for part in parts:
+            lock = constants.queue_refresh_lock_key(part)
+            try:
+                # One refresher per round however many workers run: the lock outlives the round.
+                if await resources.redis.set(lock, "1", nx=True, px=max(1, int(interval * 900))):
+                    await refresh_waiting(resources.redis, resources.status, part)
+            except Exception:  # a status line must never stop the worker
+                logger.warning("refreshing the %s queue failed", part, exc_info=True)
 
 
 async def _sweep_local_store(resources: WorkerResources) -> None:
