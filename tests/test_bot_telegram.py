@@ -113,12 +113,8 @@ async def test_group_in_privacy_mode_takes_photos_sent_as_replies(
     tally = await driver.said("4 accepted", since=mark, timeout=60)
 
     # A custom description is text: the prompt asks for a reply there too.
-    mark = fake_telegram.mark()
-    driver.press_label(tally, "Done")
-    menu = await driver.said("Which style?", since=mark)
-    mark = fake_telegram.mark()
-    driver.press_label(menu, "Custom")
-    custom = await driver.said("Describe the look", since=mark)
+    menu = await driver.choose(tally, "Done", "Which style?")
+    custom = await driver.choose(menu, "Custom", "Describe the look")
     assert "send them as a reply to this message" in custom["text"]
 
 

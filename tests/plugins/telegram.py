@@ -155,3 +155,9 @@ class ChatDriver:
 
     def press_label(self, message: dict[str, Any], label_part: str) -> dict[str, Any]:
         return self.press(message, self.button(message, label_part))
+
+    async def choose(self, message: dict[str, Any], label_part: str, expect: str) -> dict[str, Any]:
+        """Press the button labelled ``label_part``; the bot's next message with ``expect``."""
+        mark = self.fake.mark()
+        self.press_label(message, label_part)
+        return await self.said(expect, since=mark)
