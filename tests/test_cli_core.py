@@ -61,11 +61,11 @@ def test_up_runs_embedded_redis_and_worker_and_stops_cleanly(tmp_path: Path) -> 
             status = headshots("status", "--json", env=env)
             assert status.returncode == 0, status.stderr
             report = json.loads(status.stdout)
-            if report["train"]["worker"] or time.monotonic() > deadline:
+            if report["train"]["workers"] or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         assert report["redis"] == url_file.read_text().strip()
-        assert report["train"]["worker"], "the worker started by `up` reports health"
+        assert report["train"]["workers"], "the worker started by `up` is registered"
     finally:
         up.send_signal(signal.SIGINT)
         output, _ = up.communicate(timeout=60)

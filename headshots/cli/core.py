@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from headshots.errors import ConfigurationError
-from headshots.queue import constants
+from headshots.queue import constants, registry
 from headshots.queue.client import QueueClient
 from headshots.queue.locate import redis_for
 from headshots.queue.progress import events, format_eta
@@ -198,10 +198,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 }
             report: dict[str, Any] = {"redis": url}
             for part, queue in constants.QUEUES.items():
-                health = await client.redis.get(constants.worker_health_key(queue))
+                workers = await registry.live_workers(client.redis, part)
                 report[part] = {
                     "queued": int(await client.redis.zcard(queue)),
-                    "worker": health.decode() if isinstance(health, bytes) else health,
+                    "workers": [{"name": n, "seen_s_ago": round(age, 1)} for n, age in workers],
                 }
             return report
         finally:
@@ -227,8 +227,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"Redis: {report['redis']}")
         for part in constants.QUEUES:
-            worker = report[part]["worker"] or "no worker seen in the last hour"
-            print(f"  {part:<9} {report[part]['queued']} queued · {worker}")
+            names = [w["name"] for w in report[part]["workers"]]
+            workers = f"{len(names)} worker(s): {', '.join(names)}" if names else "no live worker"
+            print(f"  {part:<9} {report[part]['queued']} queued · {workers}")
     return 1 if "missing" in report else 0
 
 

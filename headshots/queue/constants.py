@@ -8,14 +8,13 @@ KEY_PREFIX = "hs:"
 TRAIN_QUEUE = "headshots:train"
 GENERATE_QUEUE = "headshots:generate"
 QUEUES = {"train": TRAIN_QUEUE, "generate": GENERATE_QUEUE}
-#: Seconds between a worker's arq health records; a record lives one second longer, so a
-#: queue without one has had no live worker for that long.
+#: Seconds between a worker process's heartbeats (our registry and arq's health record).
 WORKER_HEALTH_INTERVAL_S = 30
 
 
-def worker_health_key(queue_name: str) -> str:
-    """arq's health-check key of the workers of ``queue_name``."""
-    return queue_name + ":health-check"
+def workers_key(part: str) -> str:
+    """Sorted set: live worker processes of ``part`` (``host:pid``), scored by last heartbeat."""
+    return f"{KEY_PREFIX}workers:{part}"
 
 
 #: arq function names.

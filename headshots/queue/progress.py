@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from headshots.queue import constants, guarded
+from headshots.queue import constants, guarded, registry
 from headshots.queue.contracts import JobState, ProgressEvent
 
 logger = logging.getLogger(__name__)
@@ -82,14 +82,19 @@ class QueuePosition:
 async def queue_position(
     redis: Redis, queue_name: str, arq_job_id: str, *, train: bool
 ) -> QueuePosition:
-    """Position from ZRANK on arq's queue key; ETA from recent durations of each part."""
+    """Position from ZRANK on arq's queue key; ETA from recent durations and live workers.
+
+    The rank counts jobs still running (arq keeps them in the queue until they end). With
+    ``n`` live workers a job starts after ``rank // n`` rounds of its part.
+    """
     rank = await redis.zrank(queue_name, arq_job_id)
     if rank is None:
         return QueuePosition(None, None)
-    if not await redis.exists(constants.worker_health_key(queue_name)):
-        return QueuePosition(int(rank) + 1, None, worker_online=False)
     part = "train" if train else "generate"
-    ahead = (int(rank)) * await average_duration(redis, part)
+    workers = await registry.live_count(redis, part)
+    if workers == 0:
+        return QueuePosition(int(rank) + 1, None, worker_online=False)
+    ahead = (int(rank) // workers) * await average_duration(redis, part)
     own = await average_duration(redis, "generate")
     if train:
         own += await average_duration(redis, "train")

@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headshots.errors import ConfigurationError, JobCancelled, StoreUnavailable, UserError
 from headshots.generation.context import Retention, Stage, StageSet, StageSetFactory, upload_prefix
-from headshots.queue import constants, guarded
+from headshots.queue import constants, guarded, registry
 from headshots.queue.client import arq_job_id, drop_arq_job, job_ttl_s, release_slot
 from headshots.queue.connections import connect
 from headshots.queue.contracts import JobRequest, JobState, ProgressEvent
@@ -464,6 +464,9 @@ async def run_workers(
         else None
     )
     refresher = asyncio.create_task(_keep_waiting_jobs_current(resources, parts))
+    name = registry.worker_name()
+    await registry.beat(resources.redis, name, parts)
+    heart = asyncio.create_task(_heartbeat(resources, name, parts))
     logger.info("worker ready: queues %s, stages from %s", ", ".join(parts), settings.stages)
     try:
         stopper = asyncio.create_task(stop.wait())
@@ -477,6 +480,9 @@ async def run_workers(
         if sweeper:
             sweeper.cancel()
         refresher.cancel()
+        heart.cancel()
+        with contextlib.suppress(Exception):
+            await registry.leave(resources.redis, name, parts)
         for worker in workers:
             with contextlib.suppress(Exception):
                 await worker.close()
@@ -485,6 +491,16 @@ async def run_workers(
         with contextlib.suppress(Exception):
             await resources.redis.aclose()
         logger.info("worker stopped")
+
+
+async def _heartbeat(resources: WorkerResources, name: str, parts: list[str]) -> None:
+    """Keep this process in the worker registry (ETAs and "no worker online" read it)."""
+    while True:
+        await asyncio.sleep(constants.WORKER_HEALTH_INTERVAL_S)
+        try:
+            await registry.beat(resources.redis, name, parts)
+        except Exception:  # Redis hiccup: the next beat is well within the stale limit
+            logger.warning("worker heartbeat failed", exc_info=True)
 
 
 async def _keep_waiting_jobs_current(resources: WorkerResources, parts: list[str]) -> None:
