@@ -53,13 +53,15 @@ async def refresh_waiting(redis: Redis, status: StatusReporter, part: str) -> in
     for raw_id in arq_ids:
         arq_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
         job_id, _, id_part = arq_id.rpartition(".")
-        if id_part != part or await redis.exists(constants.ARQ_IN_PROGRESS_PREFIX + arq_id):
-            continue  # running (arq keeps it in the queue until it ends), or not one of ours
-        record = decode_hash(await redis.hgetall(constants.job_key(job_id)))
-        if "request" not in record:
-            continue  # forgotten
-        state = JobState(record.get("state", JobState.QUEUED.value))
+        if id_part != part:
+            continue  # not one of ours
         position = await queue_position(redis, queue_name, arq_id, train=part == "train")
+        # Read last, right before the edit: a job a worker takes meanwhile keeps its stage line
+        # (the window left is one round trip, and the next progress edit corrects it).
+        record = decode_hash(await redis.hgetall(constants.job_key(job_id)))
+        if "request" not in record or await redis.exists(constants.ARQ_IN_PROGRESS_PREFIX + arq_id):
+            continue  # forgotten, or just started
+        state = JobState(record.get("state", JobState.QUEUED.value))
         if state is JobState.QUEUED:
             text = queued_text(position)
         elif part == "generate" and state is JobState.TRAINING:
