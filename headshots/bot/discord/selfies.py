@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from headshots.bot.discord import texts
 from headshots.bot.discord.session import Photo, Session
+from headshots.bot.numbering import renumbered
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import UserRef
 from headshots.settings import Settings
@@ -106,12 +107,9 @@ def set_verdict(session: Session, settings: Settings, analyzer: FaceAnalyzer) ->
     from headshots.generation.faces import check_selfie_set
     from headshots.generation.faces.selfie_check import SelfieVerdict
 
-    numbers = session.photo_numbers()
     verdicts = [SelfieVerdict.from_json(v) for v in session.verdicts]
-    for verdict in verdicts:
-        verdict.index = numbers.get(verdict.index, verdict.index)
     return check_selfie_set(
-        verdicts,
+        renumbered(verdicts, session.photo_numbers()),
         same_person_threshold=analyzer.same_person_threshold,
         min_count=settings.min_selfies,
         max_count=settings.max_selfies,

@@ -79,9 +79,7 @@ class Session(BaseModel):
 
     def photo_numbers(self) -> dict[int, int]:
         """Index -> the number the user sees: the photo's place in the order it was sent."""
-        if len(self.photo_places) != self.next_index - 1:
-            return {}  # a session saved before places were recorded: keep its indices
-        return numbers_in_sent_order(self.photo_places)
+        return numbers_in_sent_order(self.photo_places, photos=self.next_index - 1)
 
     @property
     def workspace_id(self) -> int:

@@ -125,9 +125,7 @@ class ChatState:
 
     def photo_numbers(self) -> dict[int, int]:
         """Index -> the number the user sees: the photo's place in the order it was sent."""
-        if len(self.photo_messages) != self.next_index - 1:
-            return {}  # a state saved before message ids were recorded: keep its indices
-        return numbers_in_sent_order(self.photo_messages)
+        return numbers_in_sent_order(self.photo_messages, photos=self.next_index - 1)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

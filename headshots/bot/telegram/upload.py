@@ -7,6 +7,7 @@ import logging
 from telegram import Bot, Message, Update
 from telegram.ext import ContextTypes
 
+from headshots.bot.numbering import renumbered
 from headshots.bot.telegram import keyboards, messaging, texts
 from headshots.bot.telegram.services import BotServices
 from headshots.bot.telegram.state import ChatState, Place, user_ref
@@ -128,9 +129,7 @@ class UploadHandlers:
 
         settings = self.services.settings
         numbers = state.photo_numbers()
-        verdicts = [SelfieVerdict.from_json(v) for v in state.verdicts]
-        for verdict in verdicts:
-            verdict.index = numbers.get(verdict.index, verdict.index)
+        verdicts = renumbered([SelfieVerdict.from_json(v) for v in state.verdicts], numbers)
         analyzer = await self.services.analyzer()
         result = check_selfie_set(
             verdicts,
