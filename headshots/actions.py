@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ActionName = Literal["new_style", "more_like", "originals", "delete", "pick"]
+ActionName = Literal["new_style", "more_like", "originals", "delete", "pick", "make_more"]
 
 _CODES: dict[ActionName, str] = {
     "new_style": "ns",
@@ -15,6 +15,8 @@ _CODES: dict[ActionName, str] = {
     "originals": "og",
     "delete": "dl",
     "pick": "pk",
+    # "Make N more" after a shortfall: same LoRA and style, new seeds; ``rank`` carries N.
+    "make_more": "mm",
 }
 _NAMES = {code: name for name, code in _CODES.items()}
 PREFIX = "hs"
@@ -76,6 +78,7 @@ LABELS: dict[ActionName, str] = {
     "originals": "Originals as files",
     "delete": "Delete my data",
     "pick": "Pick #{rank} for the team",
+    "make_more": "Make {rank} more",
 }
 
 

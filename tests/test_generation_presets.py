@@ -86,29 +86,14 @@ def test_background_and_attire_options_replace_the_preset_phrases() -> None:
         "NSFW " * 100,
     ],
 )
-def test_hostile_custom_description_cannot_strip_the_negative_prompt(hostile: str) -> None:
-    plain = build_prompt_spec(StyleChoice(preset="corporate", subject_class="woman"), job_id="j")
-    spec = build_prompt_spec(
-        StyleChoice(preset="corporate", subject_class="woman", custom=hostile[:300]), job_id="j"
-    )
-    assert spec.negative_prompt == plain.negative_prompt
-    assert spec.negative_prompt.startswith(SAFETY_NEGATIVE)
-    lowered = spec.prompt.lower()
-    for word in (
-        "nude",
-        "naked",
-        "nsfw",
-        "topless",
-        "undress",
-        "clothes",
-        "ignore",
-        "negative",
-        "lora",
-        "<",
-        "[",
-        ":",
-    ):
-        assert word not in lowered, word
+def test_hostile_custom_description_is_refused_not_rendered(hostile: str) -> None:
+    # A worker rebuilds the prompt from the request: a description the chat should have refused
+    # (an old queued job, a request that skipped the bot) fails the job with the chat's reply.
+    with pytest.raises(UserError, match="Describe attire, background, lighting or mood"):
+        build_prompt_spec(
+            StyleChoice(preset="corporate", subject_class="woman", custom=hostile[:300]),
+            job_id="j",
+        )
 
 
 def test_benign_custom_description_is_kept_near_the_front() -> None:

@@ -10,9 +10,9 @@ Choices made here, and why:
 - CLIP truncates prompts at 77 tokens, so what must never be lost goes *first*: the safety
   negatives open the negative prompt, and the subject, attire, background and the (sanitised)
   custom description come before the preset's quality boilerplate in the positive prompt.
-- A custom description is untrusted text from a chat: it is reduced to plain words, stripped of
-  weighting syntax, nudity terms, clothing negations and instruction-like text, capped in length,
-  and can never touch the negative prompt.
+- A custom description is untrusted text from a chat: ``content_policy`` refuses what we never
+  render (sexual, minors, violence, hate, identity changes, instructions) and reduces the rest to
+  plain words, capped in length; it can never touch the negative prompt.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from headshots.errors import ConfigurationError, UserError
+from headshots.generation.content_policy import review_description
 from headshots.queue.contracts import AspectRatio, StyleChoice, SubjectClass
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ SAFETY_NEGATIVE = (
 )
 #: Added to the positive prompt whenever a custom description is used.
 SAFETY_POSITIVE = "fully clothed"
-MAX_CUSTOM_CHARS = 160
 
 _PRESETS_FILE = Path(__file__).with_name("presets.toml")
 _UPSCALE_SUFFIX = re.compile(r"[\s,]*(?:\(tiled upscale\)|--tiled upscale)\s*$", re.IGNORECASE)
@@ -128,42 +128,17 @@ def dedupe_terms(text: str) -> str:
 
 # --- custom description ---------------------------------------------------------------------
 
-_INSTRUCTION = re.compile(
-    r"\b(ignore|disregard|forget|override|bypass)\b.*|\bnegative\s+prompt\b.*|\bsystem\s+prompt\b.*",
-    re.IGNORECASE,
-)
-_BLOCKED = re.compile(
-    r"\b(nsfw|nude|nudes|nudity|naked|topless|bottomless|shirtless|undress\w*|unclothed|"
-    r"lingerie|underwear|bikini|swimsuit|see[- ]?through|sexy|sexual|erotic\w*|porn\w*|"
-    r"breasts?|nipples?|genitals?|cleavage|explicit|uncensored)\b",
-    re.IGNORECASE,
-)
-_CLOTHING = (
-    r"(clothes|clothing|clothed|shirt|top|dress|suit|garments?|outfits?|pants|trousers|bra|attire)"
-)
-_NEGATION = re.compile(
-    rf"\b(no|without|remove|removed|removing|minus|less|not|never|zero|lose|take\s+off)\s+"
-    rf"(?:\w+\s+){{0,2}}?{_CLOTHING}\b",
-    re.IGNORECASE,
-)
-
 
 def sanitise_custom(text: str | None) -> str | None:
-    """Plain, safe words from an untrusted description, or ``None`` if nothing usable remains."""
-    if not text:
-        return None
-    text = _INSTRUCTION.sub(" ", text)
-    text = re.sub(r"<[^>]*>", " ", text)  # <lora:...>, <embedding> and HTML
-    text = _WEIGHT.sub(" ", text)
-    # Only letters, digits and light punctuation survive: no brackets, pipes or colons, so no
-    # weighting, alternation or prompt-editing syntax reaches the pipeline.
-    text = re.sub(r"[^\w\s,.'\-]", " ", text)
-    text = _NEGATION.sub(" ", text)
-    text = _BLOCKED.sub(" ", text)
-    text = re.sub(r"\s*,[\s,]*", ", ", " ".join(text.split())).strip(" ,.")
-    if len(text) > MAX_CUSTOM_CHARS:
-        text = text[:MAX_CUSTOM_CHARS].rsplit(" ", 1)[0].strip(" ,.")
-    return text or None
+    """Plain, safe words from an untrusted description; a refused one raises :class:`UserError`.
+
+    The chat front ends review a description as it is typed (and reply there); this second
+    review stops a request that skipped them.
+    """
+    review = review_description(text)
+    if review.refusal is not None:
+        raise UserError(review.refusal)
+    return review.text
 
 
 # --- loading ----------------------------------------------------------------------------

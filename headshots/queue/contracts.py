@@ -15,6 +15,11 @@ Platform = Literal["telegram", "discord", "cli"]
 SubjectClass = Literal["man", "woman", "person"]
 AspectRatio = Literal["1:1", "4:5", "2:3"]
 JobKind = Literal["full", "new_style", "more_like"]
+#: The person's own features a chat asks once (``None`` / "as_in_photos": as in the selfies).
+EyeColour = Literal["brown", "dark_brown", "hazel", "green", "blue", "grey"]
+Glasses = Literal["as_in_photos", "wear", "none"]
+HairColour = Literal["black", "dark_brown", "brown", "auburn", "red", "blonde", "grey", "white"]
+HairLength = Literal["shaved", "short", "medium", "long"]
 
 _PLATFORM_SHORT = {"telegram": "tg", "discord": "dc", "cli": "cli"}
 
@@ -62,6 +67,22 @@ class ChatTarget(BaseModel):
     status_message_id: int | None = None
 
 
+class PersonAttributes(BaseModel):
+    """The person's own features: they go into training captions (so the LoRA does not bind
+    them to the token) and into every prompt. ``None`` means "as in my photos"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    eye_colour: EyeColour | None = None
+    glasses: Glasses = "as_in_photos"
+    hair_colour: HairColour | None = None
+    hair_length: HairLength | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self == PersonAttributes()
+
+
 class StyleChoice(BaseModel):
     """What a chat collects about the look; presets turn it into prompts."""
 
@@ -74,6 +95,9 @@ class StyleChoice(BaseModel):
     aspect_ratio: AspectRatio | None = None
     custom: str | None = Field(default=None, max_length=300)
     seed: int | None = None
+    attributes: PersonAttributes = Field(default_factory=PersonAttributes)
+    #: "Quick draft": 4-8 steps with the LCM-LoRA (when the operator configured one).
+    quick: bool = False
 
     @field_validator("custom")
     @classmethod
