@@ -67,6 +67,8 @@ class SelfieVerdict:
     sharpness: float = 0.0
     brightness: float = 0.0
     image_hash: str = ""
+    #: Glasses on the face: True/False when the check could tell, None when it could not.
+    glasses: bool | None = None
 
     def summary(self) -> str:
         """One line for the chat, e.g. ``photo 3: more than one person in the picture``."""
@@ -89,6 +91,7 @@ class SelfieVerdict:
             "sharpness": self.sharpness,
             "brightness": self.brightness,
             "image_hash": self.image_hash,
+            "glasses": self.glasses,
         }
 
     @classmethod
@@ -106,6 +109,7 @@ class SelfieVerdict:
             sharpness=float(data.get("sharpness", 0.0)),
             brightness=float(data.get("brightness", 0.0)),
             image_hash=str(data.get("image_hash", "")),
+            glasses=data.get("glasses"),
         )
 
 
@@ -122,6 +126,8 @@ class SetVerdict:
     reference: np.ndarray | None = None
     #: Cosine similarity of each face to ``reference``, by photo index.
     similarities: dict[int, float] = field(default_factory=dict)
+    #: Set-level remarks for the tally that reject nothing, e.g. glasses in some photos only.
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A short tally for the chat: ``7 accepted, 1 rejected: photo 4, two people ...``."""
