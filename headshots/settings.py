@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     lcm_lora: str | None = None
     ip_adapter_faceid: str | None = None
+    #: Output check before delivery: ``auto``, a folder or HF id, or ``none`` (see safety.py).
+    safety_checker: str = "auto"
     train_steps: int | None = None
 
     log_level: str = "INFO"

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.plugins.generation",
     "tests.plugins.telegram",
     "tests.plugins.discord",
+    "tests.plugins.safety",
 ]

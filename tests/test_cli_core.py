@@ -98,7 +98,26 @@ async def test_status_of_a_job_and_doctor(
     checks = {c["check"]: c for c in json.loads(doctor.stdout)}
     assert checks["redis"]["ok"] and checks["torch"]["ok"]
     assert not checks["chat tokens"]["ok"]
+    output_check = checks["output check"]
+    assert output_check["ok"] and "safety checker from" in output_check["detail"]
     assert doctor.returncode == 0, doctor.stderr
+    unchecked = headshots(
+        "doctor", env=clean_env(**{**settings_env(settings), "HEADSHOTS_SAFETY_CHECKER": "none"})
+    )
+    assert "WITHOUT an NSFW check" in unchecked.stdout
+    assert "WARNING: no output check is configured" in unchecked.stderr
+    offline = headshots(
+        "doctor",
+        env=clean_env(
+            **{
+                **settings_env(settings),
+                "HEADSHOTS_SAFETY_CHECKER": "auto",
+                "HEADSHOTS_HF_OFFLINE": "1",
+                "HEADSHOTS_MODEL_DIR": str(tmp_path / "empty-cache"),
+            }
+        ),
+    )
+    assert offline.returncode == 1 and "[ERR] output check" in offline.stdout
     broken = headshots(
         "doctor",
         env=clean_env(**{**settings_env(settings), "HEADSHOTS_REDIS_URL": "redis://127.0.0.1:1/0"}),

@@ -233,6 +233,44 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if "missing" in report else 0
 
 
+def _check_output_check(settings: Settings, check: Any) -> None:
+    """Say loudly when generated images would reach chats without the NSFW output check."""
+    from pathlib import Path
+
+    from headshots.generation.safety import checker_setting
+
+    base = Path(settings.base_model).expanduser()
+    name = checker_setting(settings, base if base.is_dir() else None)
+    if name is None:
+        check(
+            "output check",
+            False,
+            "OFF (HEADSHOTS_SAFETY_CHECKER=none): generated images of real people's faces are "
+            "delivered WITHOUT an NSFW check; set it to 'auto' or a checker folder",
+            False,
+        )
+        print(
+            "headshots doctor: WARNING: no output check is configured; flagged images would "
+            "be delivered",
+            file=sys.stderr,
+        )
+        return
+    local = Path(name).expanduser()
+    if local.is_dir():
+        check("output check", True, f"safety checker from {local}")
+        return
+    cached = (settings.models_path / "hub" / f"models--{name.replace('/', '--')}").is_dir()
+    where = "cached" if cached else "downloaded on first job"
+    ok = cached or not settings.hf_offline
+    detail = f"safety checker {name} ({where})"
+    if not ok:
+        detail = (
+            f"safety checker {name} is not cached and HEADSHOTS_HF_OFFLINE=1: every job would "
+            f"fail before delivery; put it in the cache or set a local folder"
+        )
+    check("output check", ok, detail)
+
+
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     checks: list[tuple[str, bool, str, bool]] = []  # name, ok, detail, required for `up`
 
@@ -308,6 +346,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         f"backend setting: {settings.face_backend}",
         False,
     )
+    _check_output_check(settings, check)
     if args.json:
         print(
             json.dumps(

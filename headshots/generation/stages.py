@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from headshots.generation.faces import FaceAnalyzer
     from headshots.generation.pipeline import ResidentPipeline
     from headshots.generation.presets import PromptSpec
+    from headshots.generation.safety import SafetyChecker
     from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ class GenerationStages:
         self.options = options or GenerationOptions()
         self._resident: ResidentPipeline | None = None
         self._analyzer: FaceAnalyzer | None = None
+        self._safety: SafetyChecker | None = None
+        self._safety_loaded = False
 
     # --- resident things ----------------------------------------------------------------
 
@@ -141,11 +144,22 @@ class GenerationStages:
             self._analyzer = load_analyzer(self.settings)
         return self._analyzer
 
+    @property
+    def safety(self) -> SafetyChecker | None:
+        """The output check (``None`` only when an operator switched it off)."""
+        if not self._safety_loaded:
+            from headshots.generation.safety import load_safety_checker
+
+            self._safety = load_safety_checker(self.settings, self.resident.source.path)
+            self._safety_loaded = True
+        return self._safety
+
     def close(self) -> None:
         if self._resident is not None:
             self._resident.close()
         self._resident = None
         self._analyzer = None
+        self._safety, self._safety_loaded = None, False
 
     def stage_set(self) -> StageSet:
         return StageSet(
@@ -501,7 +515,11 @@ class GenerationStages:
         ctx.progress(None, "ranking")
         generation = _require(ctx, "generate")["generation"]
         items = _require(ctx, "postprocess")["images"]
+        # The output check comes first: a flagged image is never ranked, stored or sent.
         images = [_decode(ctx.read_blob(item["path"])) for item in items]
+        withheld = self._flagged(ctx, images)
+        items = [item for number, item in enumerate(items) if number not in withheld]
+        images = [image for number, image in enumerate(images) if number not in withheld]
         count = ctx.request.style.count
         analyzer = self.analyzer
         threshold = analyzer.same_person_threshold
@@ -571,10 +589,34 @@ class GenerationStages:
             "contact_sheet": sheet_path,
             "low_likeness": low_likeness,
             "likeness_threshold": threshold,
-            "generated": len(images),
+            "generated": len(images) + len(withheld),
             "dropped": len(images) - len(results),
+            "withheld": len(withheld),
+            **({"message": _withheld_message(len(withheld))} if withheld else {}),
+            "output_check": self.safety.name if self.safety is not None else None,
             "generation": generation,
         }
+
+    def _flagged(self, ctx: StageContext, images: list[Image.Image]) -> set[int]:
+        """Indices of the images the output check flags (they are never delivered)."""
+        checker = self.safety
+        if checker is None or not images:
+            return set()
+        ctx.progress(None, "checking the results")
+        flagged = {number for number, flag in enumerate(checker.flags(images)) if flag}
+        if flagged:
+            logger.warning(
+                "job %s: output check withheld %d of %d", ctx.job_id, len(flagged), len(images)
+            )
+        return flagged
+
+
+def _withheld_message(count: int) -> str:
+    images = "image was" if count == 1 else "images were"
+    return (
+        f"{count} generated {images} withheld by our safety check and will not be sent. "
+        "Nothing you asked for caused it; it can happen by chance."
+    )
 
 
 def build_stages(settings: Settings, options: GenerationOptions | None = None) -> StageSet:
