@@ -6,12 +6,13 @@ limit and every state lives in Redis, so several bot processes (or a restarted o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -192,10 +193,12 @@ class QueueClient:
                     )
                 # The holder finished without releasing (e.g. it was forgotten): take over.
                 await self.redis.set(active_key, job_id, ex=slot_ttl)
-        day = datetime.now(UTC).strftime("%Y%m%d")
-        daily_key = constants.user_daily_key(user.key, day)
+        now = datetime.now(UTC)
+        daily_key = constants.abuse_daily_key(await self._user_digest(user.key), f"{now:%Y%m%d}")
         count = await self.redis.incr(daily_key)
-        await self.redis.expire(daily_key, 2 * 86400)
+        # Until midnight UTC (and a minute of slack for clock skew between hosts).
+        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        await self.redis.expire(daily_key, int((midnight - now).total_seconds()) + 60)
         if count > self.settings.max_jobs_per_day:
             await self.redis.decr(daily_key)
             await release_slot(self.redis, user.key, job_id)
@@ -203,6 +206,13 @@ class QueueClient:
                 f"You have reached today's limit of {self.settings.max_jobs_per_day} jobs. "
                 "It resets at midnight UTC."
             )
+
+    async def _user_digest(self, user_key: str) -> str:
+        """A salted hash of the user key: the abuse counter outlives a delete without an id."""
+        await self.redis.set(constants.ABUSE_SALT_KEY, secrets.token_hex(16), nx=True)
+        salt = await self.redis.get(constants.ABUSE_SALT_KEY)
+        salt_text = salt.decode() if isinstance(salt, bytes) else str(salt)
+        return hashlib.sha256(f"{salt_text}|{user_key}".encode()).hexdigest()[:32]
 
     async def job(self, job_id: str) -> JobInfo | None:
         raw = decode_hash(await self.redis.hgetall(constants.job_key(job_id)))

@@ -76,9 +76,17 @@ def user_active_key(user_key: str) -> str:
     return f"{user_prefix(user_key)}active"
 
 
-def user_daily_key(user_key: str, day: str) -> str:
-    """Counter of jobs started on ``day`` (YYYYMMDD, UTC)."""
-    return f"{user_prefix(user_key)}daily:{day}"
+#: String: the deployment's random salt for abuse counters (made once, never deleted).
+ABUSE_SALT_KEY = f"{KEY_PREFIX}abuse:salt"
+
+
+def abuse_daily_key(user_digest: str, day: str) -> str:
+    """Counter of jobs started on ``day`` (YYYYMMDD, UTC) by the user whose salted hash this is.
+
+    Deliberately *not* under :func:`user_prefix`: ``/delete`` must not reset the daily limit.
+    It holds no id, only a salted hash, and expires at the end of the day.
+    """
+    return f"{KEY_PREFIX}abuse:daily:{day}:{user_digest}"
 
 
 def user_state_key(user_key: str, scope: str) -> str:
