@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     status_edit_interval_s: float = 3.0
     #: Seconds between refreshes of waiting jobs' positions (one worker of the fleet does it).
     queue_refresh_s: float = 60.0
+    #: Seconds between sweeps for jobs arq lost (one worker of the fleet does it).
+    recovery_interval_s: float = 60.0
     stages: str = "headshots.generation.stages:build_stages"
 
     # --- faces --------------------------------------------------------------------------

@@ -4,13 +4,15 @@ Driven by environment variables of the worker process (test-only knobs):
 STUB_RUN_LOG (a file each stage start is appended to), STUB_STEPS / STUB_STEP_S (training loop),
 STUB_BLIND_S (after the loop, a pause without cancel checks before the LoRA is written),
 STUB_HANG_ONCE (a marker file: the first train run that finds it missing creates it and then
-hangs, so the test can SIGKILL the worker mid-stage).
+hangs, so the test can SIGKILL the worker mid-stage), STUB_KILL_ALWAYS (every train run
+SIGKILLs its own worker process, as a stage that crashes the GPU driver would).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,8 @@ def _check(ctx: StageContext) -> dict[str, Any]:
 
 def _train(ctx: StageContext) -> dict[str, Any]:
     _log(ctx, "train")
+    if os.environ.get("STUB_KILL_ALWAYS"):
+        os.kill(os.getpid(), signal.SIGKILL)
     marker = os.environ.get("STUB_HANG_ONCE")
     if marker and not Path(marker).exists():
         Path(marker).write_text("hung")

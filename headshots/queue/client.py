@@ -311,6 +311,7 @@ class QueueClient:
                     constants.job_delivered_key(job_id),
                 )
             )
+            await self.redis.zrem(constants.LIVE_JOBS_KEY, job_id)
             for part in constants.QUEUES:
                 keys += await drop_arq_job(self.redis, arq_job_id(job_id, part))
         blobs = await self.store.delete_user(user_key)

@@ -94,6 +94,13 @@ def user_state_key(user_key: str, scope: str) -> str:
     return f"{user_prefix(user_key)}chat:{scope}"
 
 
+#: Sorted set: job id -> time of its last state change, for every job not yet finished.
+#: The recovery sweep walks it to find jobs arq lost or gave up on.
+LIVE_JOBS_KEY = f"{KEY_PREFIX}jobs:live"
+#: String, short-lived: the worker that runs the recovery sweep this round.
+RECOVERY_LOCK_KEY = f"{KEY_PREFIX}recovery-lock"
+
+
 def queue_refresh_lock_key(part: str) -> str:
     """String, short-lived: the worker that refreshes ``part``'s waiting jobs this round."""
     return f"{KEY_PREFIX}refresh-lock:{part}"

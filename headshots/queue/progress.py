@@ -34,7 +34,12 @@ async def set_state(
         "updated": now,
         f"ts_{state.value}": now,
     }
-    await guarded.event(redis, job_id, event.model_dump_json(), keep=_MAX_EVENTS, fields=fields)
+    if await guarded.event(redis, job_id, event.model_dump_json(), keep=_MAX_EVENTS, fields=fields):
+        if state.finished:
+            await redis.zrem(constants.LIVE_JOBS_KEY, job_id)
+        else:
+            # Guarded: a forget between the event and this write must not leave the id behind.
+            await guarded.write(redis, job_id, "ZADD", constants.LIVE_JOBS_KEY, now, job_id)
     return event
 
 

@@ -32,11 +32,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from headshots.errors import ConfigurationError, JobCancelled, StoreUnavailable, UserError
 from headshots.generation.context import Retention, Stage, StageSet, StageSetFactory, upload_prefix
 from headshots.queue import constants, guarded, registry
-from headshots.queue.client import arq_job_id, drop_arq_job, job_ttl_s, release_slot
+from headshots.queue.client import arq_job_id, drop_arq_job, job_ttl_s
 from headshots.queue.connections import connect
 from headshots.queue.contracts import JobRequest, JobState, ProgressEvent
 from headshots.queue.deliver import deliver_preview, deliver_results
 from headshots.queue.delivery import SenderPool
+from headshots.queue.finish import finish_job
 from headshots.queue.progress import (
     decode_hash,
     queue_position,
@@ -44,6 +45,7 @@ from headshots.queue.progress import (
     record_event,
     set_state,
 )
+from headshots.queue.recovery import on_arq_gave_up, recover_lost_jobs
 from headshots.queue.status import StatusReporter
 from headshots.queue.store import BlobStore, LocalBlobStore, build_store
 from headshots.queue.waiting import refresh_waiting, trained_waiting_text
@@ -368,18 +370,29 @@ async def _finish(
     *,
     error: str | None = None,
 ) -> None:
-    redis = resources.redis
-    if not await redis.exists(constants.job_key(run.job_id)):
-        return  # forgotten while running: write nothing back
-    if error is not None:
-        await guarded.write(
-            redis, run.job_id, "HSET", constants.job_key(run.job_id), "error", error
-        )
-    # The chat and the user's slot first: whoever sees the final state (a bot, `headshots
-    # status`) can rely on the user having been told and being free to start the next job.
-    await resources.status.update(run.job_id, run.request.target, text, force=True)
-    await release_slot(redis, run.request.user.key, run.job_id)
-    await set_state(redis, run.job_id, state, text=text)
+    await finish_job(
+        resources.redis, resources.status, run.job_id, run.request, state, text, error=error
+    )
+
+
+class HeadshotsWorker(Worker):
+    """arq's worker, told when arq drops a job without running it (see ``recovery``)."""
+
+    def __init__(self, *args: Any, resources: WorkerResources, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resources = resources
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        # arq calls this only for jobs it ends without calling our function: max tries
+        # exceeded (the worker died on every try), job data expired, unknown function.
+        tries = await self.pool.get(constants.ARQ_RETRY_PREFIX + job_id)
+        await super().finish_failed_job(job_id, result_data)
+        try:
+            await on_arq_gave_up(
+                self.pool, self.resources.status, job_id, tries=max(0, int(tries or 1) - 1)
+            )
+        except Exception:  # must not stop the worker; the recovery sweep tries again
+            logger.exception("ending job %s after arq gave up on it failed", job_id)
 
 
 def build_worker(resources: WorkerResources, part: str, *, burst: bool = False) -> Worker:
@@ -398,7 +411,8 @@ def build_worker(resources: WorkerResources, part: str, *, burst: bool = False) 
             timeout=settings.generate_job_timeout_s,
             max_tries=settings.job_max_tries,
         )
-    return Worker(
+    return HeadshotsWorker(
+        resources=resources,
         functions=[function],
         queue_name=constants.QUEUES[part],
         redis_pool=resources.redis,
@@ -464,6 +478,7 @@ async def run_workers(
         else None
     )
     refresher = asyncio.create_task(_keep_waiting_jobs_current(resources, parts))
+    recovery = asyncio.create_task(_recover_lost_jobs(resources))
     name = registry.worker_name()
     await registry.beat(resources.redis, name, parts)
     heart = asyncio.create_task(_heartbeat(resources, name, parts))
@@ -480,6 +495,7 @@ async def run_workers(
         if sweeper:
             sweeper.cancel()
         refresher.cancel()
+        recovery.cancel()
         heart.cancel()
         with contextlib.suppress(Exception):
             await registry.leave(resources.redis, name, parts)
@@ -520,6 +536,19 @@ async def _keep_waiting_jobs_current(resources: WorkerResources, parts: list[str
                     await refresh_waiting(resources.redis, resources.status, part)
             except Exception:  # a status line must never stop the worker
                 logger.warning("refreshing the %s queue failed", part, exc_info=True)
+
+
+async def _recover_lost_jobs(resources: WorkerResources) -> None:
+    """Every ``recovery_interval_s``, one worker of the fleet re-queues jobs arq lost."""
+    interval = resources.settings.recovery_interval_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            lock = constants.RECOVERY_LOCK_KEY
+            if await resources.redis.set(lock, "1", nx=True, px=max(1, int(interval * 900))):
+                await recover_lost_jobs(resources.redis, resources.status)
+        except Exception:  # the next round tries again
+            logger.warning("the lost-job sweep failed", exc_info=True)
 
 
 async def _sweep_local_store(resources: WorkerResources) -> None:
