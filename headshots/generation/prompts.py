@@ -21,6 +21,7 @@ uses only the pure-text part here.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -224,44 +225,99 @@ def _tokens_for(tokenizer: Any, text: str, tokenization: Any) -> PromptTokens:
     return PromptTokens(text=count_text_tokens(tokenizer, text), encoded=encoded, chunks=chunks)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(prompt: str) -> Any:
+    """compel's parse of ``prompt``, cached: its pyparsing grammar takes ~0.5 s on the reference
+    negative prompt, which every image of every job shares."""
+    from compel import Compel
+
+    return Compel.parse_prompt_string(prompt)
+
+
+@functools.lru_cache(maxsize=1)
+def _compel_class() -> Any:
+    """``compel.Compel`` parsing through :func:`_parsed` (built on first use: compel imports
+    diffusers)."""
+    from compel import Compel
+
+    class CachedCompel(Compel):  # type: ignore[misc]
+        @classmethod
+        def parse_prompt_string(cls, prompt_string: str) -> Any:
+            return _parsed(prompt_string)
+
+    return CachedCompel
+
+
+def _compel(tokenizer: Any, text_encoder: Any, device: Any, **options: Any) -> Any:
+    """A compel encoder that never truncates (as many 77-token windows as the text needs)."""
+    return _compel_class()(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        truncate_long_prompts=False,
+        device=str(device),
+        **options,
+    )
+
+
+def _pad_windows(embeds: Any, windows: int, empty: Any) -> Any:
+    """``embeds`` extended with the empty prompt's embedding to ``windows`` x 77 tokens."""
+    import torch
+
+    missing = windows - embeds.shape[1] // empty.shape[1]
+    if missing <= 0:
+        return embeds
+    return torch.cat([embeds, empty.repeat(embeds.shape[0], missing, 1)], dim=1)
+
+
 def encode_prompts(
     pipe: Any, prompt: str, negative_prompt: str, *, family: Family = "sd15"
 ) -> EncodedPrompts:
     """Embeddings of ``prompt`` and ``negative_prompt`` (compel syntax) for ``pipe``'s encoders.
 
     Works on any pipeline sharing the base's tokenizers and text encoders (text-to-image,
-    img2img, or one built around a training UNet).
+    img2img, or one built around a training UNet). Positive and negative come out padded to the
+    same number of 77-token windows, as the UNet's cross-attention batch needs. SDXL, as
+    compel's ``CompelForSDXL`` does it: both encoders' penultimate hidden states side by side,
+    and the second encoder's pooled embedding.
     """
     import torch
-    from compel import CompelForSD, CompelForSDXL
+    from compel import ReturnedEmbeddingsType
 
     device = getattr(pipe, "_execution_device", None) or pipe.text_encoder.device
+    texts = [prompt, negative_prompt]
     with torch.no_grad():
         if family == "sdxl":
-            sdxl = CompelForSDXL(pipe, device=str(device))
-            conditioning = sdxl(prompt, negative_prompt=negative_prompt)
-            info = conditioning.tokenization_info
+            hidden = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
+            first = _compel(
+                pipe.tokenizer, pipe.text_encoder, device, returned_embeddings_type=hidden
+            )
+            second = _compel(
+                pipe.tokenizer_2,
+                pipe.text_encoder_2,
+                device,
+                returned_embeddings_type=hidden,
+                requires_pooled=True,
+            )
+            left, tokens = first(texts, return_tokenization=True)
+            right, _, pooled = second(texts, return_tokenization=True)
+            windows = max(left.shape[1], right.shape[1]) // 77
+            left = _pad_windows(left, windows, first([""]))
+            right = _pad_windows(right, windows, second([""])[0])
+            embeds = torch.cat([left, right], dim=-1)
             embeddings = {
-                "prompt_embeds": conditioning.embeds,
-                "negative_prompt_embeds": conditioning.negative_embeds,
-                "pooled_prompt_embeds": conditioning.pooled_embeds,
-                "negative_pooled_prompt_embeds": conditioning.negative_pooled_embeds,
+                "prompt_embeds": embeds[0:1],
+                "negative_prompt_embeds": embeds[1:2],
+                "pooled_prompt_embeds": pooled[0:1],
+                "negative_pooled_prompt_embeds": pooled[1:2],
             }
-            # Both encoders see the same words; the first tokenizer's count is the record.
-            tokenizer = pipe.tokenizer
-            positive, negative = info["main_positive"][0], info["main_negative"][0]
         else:
-            sd = CompelForSD(pipe, device=str(device))
-            conditioning = sd(prompt, negative_prompt=negative_prompt)
-            info = conditioning.tokenization_info
-            embeddings = {
-                "prompt_embeds": conditioning.embeds,
-                "negative_prompt_embeds": conditioning.negative_embeds,
-            }
-            tokenizer = pipe.tokenizer
-            positive, negative = info["main_positive"][0], info["main_negative"][0]
+            compel = _compel(pipe.tokenizer, pipe.text_encoder, device)
+            embeds, tokens = compel(texts, return_tokenization=True)
+            embeddings = {"prompt_embeds": embeds[0:1], "negative_prompt_embeds": embeds[1:2]}
+    # Both SDXL encoders see the same words; the first tokenizer's count is the record.
+    tokenizer = pipe.tokenizer
     return EncodedPrompts(
         embeddings=embeddings,
-        prompt=_tokens_for(tokenizer, plain_text(prompt), positive),
-        negative_prompt=_tokens_for(tokenizer, plain_text(negative_prompt), negative),
+        prompt=_tokens_for(tokenizer, plain_text(prompt), tokens[0]),
+        negative_prompt=_tokens_for(tokenizer, plain_text(negative_prompt), tokens[1]),
     )
