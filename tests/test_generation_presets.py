@@ -216,7 +216,9 @@ def test_person_attributes_come_first_and_glasses_none_goes_negative() -> None:
 
 def test_training_captions_name_the_features() -> None:
     attributes = PersonAttributes(eye_colour="hazel", glasses="wear")
-    assert training_caption("woman", attributes) == "photo of ohwx woman, hazel eyes, wearing glasses"
+    assert (
+        training_caption("woman", attributes) == "photo of ohwx woman, hazel eyes, wearing glasses"
+    )
     # What the check saw in this very photo wins over the person's wish for the results.
     assert training_caption("woman", attributes, glasses_in_photo=False) == (
         "photo of ohwx woman, hazel eyes"

@@ -155,9 +155,11 @@ def test_xmp_goes_into_an_existing_jpeg_without_touching_its_pixels() -> None:
 
 def test_team_export_headshots_profile_pictures_and_sheet_all_carry_it() -> None:
     logo = _png(Image.new("RGB", (32, 32), (200, 10, 10)))
-    delivered = encode_png(_image(819 // 8, 1024 // 8), {})
+    delivered = encode_png(_image(1638, 2048), {})
     image = export_headshot(delivered, "4:5")
-    assert image.size == (102, 128), "the delivered size is kept, not resampled"
+    assert image.size == (1638, 2048), "the delivered size is kept, not resampled"
+    small = export_headshot(encode_png(_image(64, 80), {}), "4:5")
+    assert small.size == (819, 1024)
     entries = [
         ExportEntry("ada", image, with_logo_mark(image, logo)),
         ExportEntry("bea", export_headshot(delivered, "4:5"), None),

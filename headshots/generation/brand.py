@@ -211,18 +211,24 @@ def render_kit_preview(look: KitLook, logo: bytes | None = None, *, long_side: i
     return buffer.getvalue()
 
 
+#: The smallest long side of an exported headshot (SD1.5's delivered size).
+EXPORT_MIN_LONG_SIDE = 1024
+
+
 def export_headshot(data: bytes, aspect_ratio: str, *, long_side: int | None = None) -> Image.Image:
-    """The chosen headshot at the kit's crop, at its delivered size unless ``long_side`` says.
+    """The chosen headshot at the kit's crop; its long side ``long_side``, or by default its
+    delivered size but at least :data:`EXPORT_MIN_LONG_SIDE`.
 
     Every member's headshot of a kit is delivered at the same size (the style's output rule), so
-    the export keeps it rather than resampling to a fixed size.
+    the export keeps it (an SDXL kit's 2048 px stay 2048) instead of resampling to a fixed size;
+    an older, smaller favourite is brought up to the minimum.
     """
     from headshots.generation.postprocess import crop_to_aspect
 
     with Image.open(io.BytesIO(data)) as raw:
         image = raw.convert("RGB")
     cropped = crop_to_aspect(image, aspect_ratio)  # type: ignore[arg-type]
-    size = _aspect_size(aspect_ratio, long_side or max(cropped.size))
+    size = _aspect_size(aspect_ratio, long_side or max(EXPORT_MIN_LONG_SIDE, *cropped.size))
     if cropped.size == size:
         return cropped
     return cropped.resize(size, Image.Resampling.LANCZOS)
