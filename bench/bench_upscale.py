@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--model", help="diffusers folder (default: a fresh tiny model)")
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="detail-pass steps before strength")
+    parser.add_argument("--batch", type=int, default=4, help="tiles per img2img call")
     args = parser.parse_args()
 
     import numpy as np
@@ -57,7 +58,7 @@ def main() -> None:
             job_id="bench",
             native_resolution=native,
         )
-        detail = DetailSettings(steps=args.steps)
+        detail = DetailSettings(steps=args.steps, batch=args.batch)
         img2img = resident.img2img
         started = time.perf_counter()
         encoded = encode_prompts(
@@ -83,7 +84,9 @@ def main() -> None:
                 strength=detail.strength,
             )
             started = time.perf_counter()
-            _, record = upscale_with_detail(source, size, detail=run, tile=native, settings=detail)
+            _, record = upscale_with_detail(
+                source, size, detail=run.batch, tile=native, settings=detail
+            )
             full.append(time.perf_counter() - started)
         result = {
             "model": resident.source.name,
@@ -91,6 +94,7 @@ def main() -> None:
             "to": list(size),
             "tiles": record.get("detail_tiles"),
             "denoising_steps_per_tile": max(1, int(detail.steps * detail.strength)),
+            "tiles_per_call": detail.batch,
             "encode_prompts_s": round(encode_s, 3),
             "lanczos_s_per_image": round(statistics.median(lanczos), 4),
             "upscale_with_detail_s_per_image": round(statistics.median(full), 3),

@@ -114,12 +114,19 @@ def test_tiles_cover_the_image_with_overlap() -> None:
 
 def test_tiles_blend_without_seams() -> None:
     image = _gradient(104, 128)
-    same, tiles = tiled_img2img(image, lambda tile, index: tile, tile=64, overlap=8)
-    assert tiles == 6
+    calls: list[tuple[int, int]] = []
+
+    def identity(batch: list[Image.Image], first: int) -> list[Image.Image]:
+        calls.append((first, len(batch)))
+        return batch
+
+    same, tiles = tiled_img2img(image, identity, tile=64, overlap=8, batch=4)
+    assert tiles == 6 and calls == [(0, 4), (4, 2)]
     assert np.abs(np.asarray(same, np.int16) - np.asarray(image, np.int16)).max() <= 1
 
-    def flat(tile: Image.Image, index: int) -> Image.Image:
-        return Image.new("RGB", tile.size, (40 * index, 40 * index, 40 * index))
+    def flat(batch: list[Image.Image], first: int) -> list[Image.Image]:
+        values = [40 * (first + offset) for offset in range(len(batch))]
+        return [Image.new("RGB", t.size, (v, v, v)) for t, v in zip(batch, values, strict=True)]
 
     blended = np.asarray(tiled_img2img(image, flat, tile=64, overlap=8)[0], np.int16)
     # Across the overlap of tiles 0 and 1 (x 40..63) the value ramps from one to the other.
@@ -138,9 +145,9 @@ def test_chain_upscales_to_the_delivered_size_then_refines_the_final_face() -> N
             sizes_seen.append(("analyze", image.size))
             return [_face((40, 40, 70, 70))]
 
-    def detail(tile: Image.Image, index: int) -> Image.Image:
-        sizes_seen.append(("tile", tile.size))
-        return tile
+    def detail(batch: list[Image.Image], first: int) -> list[Image.Image]:
+        sizes_seen.extend(("tile", tile.size) for tile in batch)
+        return batch
 
     def refine(crop: Image.Image) -> Image.Image:
         sizes_seen.append(("refine", crop.size))
@@ -179,13 +186,13 @@ def test_detail_pass_on_the_tiny_model_redraws_detail(tiny_pipeline: object) -> 
     run = diffusers_img2img(img2img, prompts=encoded, steps=2, cfg=5.0, seed=1, strength=0.3)
     source = _gradient(64, 80)
     detailed, record = upscale_with_detail(
-        source, (102, 128), detail=run, tile=64, settings=settings
+        source, (102, 128), detail=run.batch, tile=64, settings=settings
     )
     plain = enlarge(source, (102, 128))
     assert detailed.size == plain.size == (102, 128)
     assert record["detail_tiles"] == 6 and record["detail_strength"] == 0.3
     assert np.abs(np.asarray(detailed, np.int16) - np.asarray(plain, np.int16)).mean() > 1.0
-    again, _ = upscale_with_detail(source, (102, 128), detail=run, tile=64, settings=settings)
+    again, _ = upscale_with_detail(source, (102, 128), detail=run.batch, tile=64, settings=settings)
     assert np.array_equal(np.asarray(again), np.asarray(detailed)), "seeded per tile"
 
 

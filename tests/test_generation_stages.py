@@ -163,6 +163,9 @@ def test_generate_stages_deliver_ranked_results_with_provenance(
     assert (generation["output_width"], generation["output_height"]) == (102, 128)
     assert record["delivered_size"] == [102, 128]
     assert generation["tokens_dropped"] == 0 and generation["negative_prompt_chunks"] > 1
+    meta = read_provenance(ctx.read_blob(record["results"][0]["path"]))
+    assert meta["tokens_dropped"] == 0 and meta["size"] == [102, 128]
+    assert meta["prompt_tokens"] == generation["prompt_tokens"] > 77
     for path in [*(r["path"] for r in record["results"]), record["contact_sheet"]]:
         assert digital_source_type(ctx.read_blob(path)) == TRAINED_ALGORITHMIC_MEDIA
     assert Image.open(io.BytesIO(ctx.read_blob(record["results"][0]["path"]))).size == (102, 128)

@@ -86,6 +86,53 @@ def refine_face(
     return result
 
 
+class DiffusersImg2Img:
+    """An img2img pipeline call bound to one image's encoded prompts and seed.
+
+    ``run(image)`` redraws one image (the face refine); ``batch(images, first)`` redraws several
+    same-size images in one call (the upscale's tiles), image ``k`` seeded ``seed + first + k``
+    so every tile has its own noise and a re-run gives the same result.
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        prompts: EncodedPrompts,
+        steps: int,
+        cfg: float,
+        seed: int,
+        strength: float,
+    ) -> None:
+        self.pipe = pipe
+        self.prompts = prompts
+        self.steps = max(steps, int(np.ceil(1 / strength)))
+        self.cfg = cfg
+        self.seed = seed
+        self.strength = strength
+
+    def batch(self, images: list[Image.Image], first: int = 0) -> list[Image.Image]:
+        import torch
+
+        generators = [
+            torch.Generator().manual_seed(self.seed + first + offset)
+            for offset in range(len(images))
+        ]
+        output = self.pipe(
+            **self.prompts.pipe_kwargs(len(images)),
+            image=images,
+            strength=self.strength,
+            num_inference_steps=self.steps,
+            guidance_scale=self.cfg,
+            generator=generators,
+        )
+        redrawn: list[Image.Image] = list(output.images)
+        return redrawn
+
+    def run(self, image: Image.Image) -> Image.Image:
+        return self.batch([image])[0]
+
+
 def diffusers_img2img(
     pipe: Any,
     *,
@@ -94,28 +141,11 @@ def diffusers_img2img(
     cfg: float,
     seed: int,
     strength: float,
-) -> Callable[[Image.Image, int], Image.Image]:
-    """Bind an img2img pipeline call to one image's encoded prompts and seed.
-
-    The call takes ``(image, offset)``: the seed is ``seed + offset``, so the tiles of one
-    image each get their own noise.
-    """
-    import torch
-
-    def run(crop: Image.Image, offset: int = 0) -> Image.Image:
-        generator: torch.Generator = torch.Generator().manual_seed(seed + offset)
-        output = pipe(
-            **prompts.pipe_kwargs(),
-            image=crop,
-            strength=strength,
-            num_inference_steps=max(steps, int(np.ceil(1 / strength))),
-            guidance_scale=cfg,
-            generator=generator,
-        )
-        refined: Image.Image = output.images[0]
-        return refined
-
-    return run
+) -> DiffusersImg2Img:
+    """Bind an img2img pipeline call to one image's encoded prompts and seed."""
+    return DiffusersImg2Img(
+        pipe, prompts=prompts, steps=steps, cfg=cfg, seed=seed, strength=strength
+    )
 
 
 # --- grades, grain --------------------------------------------------------------------------

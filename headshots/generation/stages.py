@@ -558,15 +558,17 @@ class GenerationStages:
                     strength=REFINE_STRENGTH,
                 )
 
-                def detail_tile(tile: Image.Image, index: int, _run: Any = tiles) -> Image.Image:
+                def detail_tiles(
+                    batch: list[Image.Image], first: int, _run: Any = tiles
+                ) -> list[Image.Image]:
                     ctx.check_cancelled()
                     lora_weight(detail.lora_scale)
-                    result: Image.Image = _run(tile, index)
-                    return result
+                    redrawn: list[Image.Image] = _run.batch(batch, first)
+                    return redrawn
 
                 def refine(crop: Image.Image, _run: Any = face) -> Image.Image:
                     lora_weight(1.0)
-                    result: Image.Image = _run(crop, 0)
+                    result: Image.Image = _run.run(crop)
                     return result
 
                 image, applied = postprocess_image(
@@ -574,7 +576,7 @@ class GenerationStages:
                     options,
                     analyzer=analyzer,
                     img2img=refine,
-                    detail=detail_tile,
+                    detail=detail_tiles,
                     super_resolution=super_resolution,
                     refine_resolution=resident.native_resolution,
                     seed=seed,
@@ -641,6 +643,11 @@ class GenerationStages:
                 "rank": rank,
                 "similarity": similarity,
                 "job_id": ctx.job_id,
+                "size": list(images[index].size),
+                # Every word of the style reached the model (compel, no 77-token cut).
+                "prompt_tokens": generation.get("prompt_tokens"),
+                "negative_prompt_tokens": generation.get("negative_prompt_tokens"),
+                "tokens_dropped": generation.get("tokens_dropped"),
             }
             data = self.provenance.png(images[index], metadata, title=f"{title} headshot #{rank}")
             ctx.write_blob(path, data, Retention.RESULT)

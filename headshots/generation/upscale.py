@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: ``detail(tile, tile_index) -> tile``: one img2img call on one tile (same size back).
-TileImg2Img = Callable[[Image.Image, int], Image.Image]
+#: ``detail(tiles, index_of_first) -> tiles``: one img2img call on a batch of same-size tiles.
+TileImg2Img = Callable[[list[Image.Image], int], list[Image.Image]]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class DetailSettings:
     steps: int = 20
     #: Overlap between neighbouring tiles, as a share of the tile side.
     overlap: float = 0.125
+    #: Tiles per img2img call (SD1.5 at 512 px: 4 tiles + CFG = a UNet batch of 8).
+    batch: int = 4
 
 
 def _multiple_of_8(value: float) -> int:
@@ -85,7 +87,7 @@ def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.nda
 
 
 def tiled_img2img(
-    image: Image.Image, detail: TileImg2Img, *, tile: int, overlap: int
+    image: Image.Image, detail: TileImg2Img, *, tile: int, overlap: int, batch: int = 4
 ) -> tuple[Image.Image, int]:
     """Run ``detail`` on overlapping tiles of ``image`` and blend them; returns (image, tiles).
 
@@ -97,9 +99,13 @@ def tiled_img2img(
     boxes = tile_boxes(rgb.size, tile, overlap)
     total = np.zeros((height, width, 3), dtype=np.float32)
     weight = np.zeros((height, width, 1), dtype=np.float32)
-    for index, box in enumerate(boxes):
+    redrawn_tiles: list[Image.Image] = []
+    for first in range(0, len(boxes), max(1, batch)):
+        chunk = boxes[first : first + max(1, batch)]
+        redrawn_tiles.extend(detail([rgb.crop(box) for box in chunk], first))
+    for box, redrawn in zip(boxes, redrawn_tiles, strict=True):
         left, top, right, bottom = box
-        redrawn = detail(rgb.crop(box), index).convert("RGB")
+        redrawn = redrawn.convert("RGB")
         if redrawn.size != (right - left, bottom - top):
             redrawn = redrawn.resize((right - left, bottom - top), Image.Resampling.LANCZOS)
         mask = np.outer(
@@ -216,7 +222,9 @@ def upscale_with_detail(
     enlarged = enlarge(image, working, super_resolution)
     if detail is not None:
         overlap = _multiple_of_8(tile * settings.overlap) if tile >= 64 else max(1, tile // 8)
-        enlarged, tiles = tiled_img2img(enlarged, detail, tile=tile, overlap=overlap)
+        enlarged, tiles = tiled_img2img(
+            enlarged, detail, tile=tile, overlap=overlap, batch=settings.batch
+        )
         record.update(
             detail_tiles=tiles,
             detail_tile=tile,
