@@ -140,3 +140,46 @@ def test_weights_reach_the_embeddings(sd15_text_side: Any) -> None:
     assert not plain.embeddings["prompt_embeds"].equal(weighted.embeddings["prompt_embeds"])
     assert weighted.embeddings["prompt_embeds"].equal(again.embeddings["prompt_embeds"])
     assert weighted.prompt.text == plain.prompt.text
+
+
+def test_sdxl_mode_uses_both_encoders_and_the_pooled_embedding() -> None:
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = sd15_tokenizer()
+
+    def config(hidden: int) -> CLIPTextConfig:
+        return CLIPTextConfig(
+            vocab_size=VOCAB_SIZE,
+            hidden_size=hidden,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            projection_dim=16,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+
+    torch.manual_seed(0)
+    # SDXL's shape: CLIP ViT-L hidden states + OpenCLIP bigG hidden states and its projection.
+    sdxl = SimpleNamespace(
+        tokenizer=tokenizer,
+        tokenizer_2=sd15_tokenizer(),
+        text_encoder=CLIPTextModel(config(32)).eval(),
+        text_encoder_2=CLIPTextModelWithProjection(config(48)).eval(),
+    )
+    spec = build_prompt_spec(
+        StyleChoice(preset="legal", subject_class="woman"), job_id="j", native_resolution=1024
+    )
+    encoded = encode_prompts(sdxl, spec.prompt, spec.negative_prompt, family="sdxl")
+    embeds = encoded.embeddings
+    windows = max(encoded.prompt.chunks, encoded.negative_prompt.chunks)
+    assert embeds["prompt_embeds"].shape == (1, 77 * windows, 32 + 48)
+    assert embeds["negative_prompt_embeds"].shape == embeds["prompt_embeds"].shape
+    assert embeds["pooled_prompt_embeds"].shape == (1, 16)
+    assert embeds["negative_pooled_prompt_embeds"].shape == (1, 16)
+    assert not embeds["pooled_prompt_embeds"].equal(embeds["negative_pooled_prompt_embeds"])
+    assert encoded.to_record()["tokens_dropped"] == 0 and windows >= 3
+    assert (spec.output_width, spec.output_height) == (1638, 2048)
