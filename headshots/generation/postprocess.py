@@ -18,7 +18,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from headshots.generation.presets import ColourGrade
-from headshots.generation.provenance import AI_NOTICE, encode_png, read_provenance
+
+# Re-exported: callers that only post-process find the provenance notice and reader here too.
+from headshots.generation.provenance import AI_NOTICE as AI_NOTICE
+from headshots.generation.provenance import encode_png
+from headshots.generation.provenance import read_provenance as read_provenance
 from headshots.generation.upscale import DetailSettings, TileImg2Img, upscale_with_detail
 
 if TYPE_CHECKING:
@@ -26,8 +30,6 @@ if TYPE_CHECKING:
     from headshots.generation.prompts import EncodedPrompts
     from headshots.generation.upscale import SuperResolution
     from headshots.queue.contracts import AspectRatio
-
-__all__ = ["AI_NOTICE", "encode_with_provenance", "read_provenance"]
 
 logger = logging.getLogger(__name__)
 
