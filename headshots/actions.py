@@ -51,19 +51,26 @@ def decode_action(data: str) -> Action | None:
     return Action(name=_NAMES[parts[1]], job_id=parts[2], rank=rank)
 
 
-def result_actions(job_id: str, ranks: list[int], *, team: bool = False) -> list[list[Action]]:
+def result_actions(
+    job_id: str, ranks: list[int], *, team: bool = False, missing: int = 0
+) -> list[list[Action]]:
     """Rows of buttons under a result set: new style / originals / delete, then "More like #N".
 
     A team member's results instead offer "Pick #N" (the favourite posted to the team) and
-    originals: the team's look is fixed, so no new style.
+    originals: the team's look is fixed, so no new style. When ``missing`` images of the order
+    did not pass the likeness check, the first row offers "Make N more" (same LoRA and style,
+    new seeds).
     """
+    make_more = [Action("make_more", job_id, missing)] if missing > 0 else []
     if team:
         picks = [Action("pick", job_id, rank) for rank in ranks[:10]]
         team_rows = [picks[i : i + 5] for i in range(0, len(picks), 5)]
+        if make_more:
+            team_rows.insert(0, make_more)
         team_rows.append([Action("originals", job_id), Action("delete", job_id)])
         return team_rows
     rows: list[list[Action]] = [
-        [Action("new_style", job_id), Action("originals", job_id)],
+        [*make_more, Action("new_style", job_id), Action("originals", job_id)],
     ]
     like = [Action("more_like", job_id, rank) for rank in ranks[:5]]
     if like:

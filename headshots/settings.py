@@ -90,6 +90,18 @@ class Settings(BaseSettings):
     safety_checker: str = "auto"
     train_steps: int | None = None
 
+    # --- output and provenance -----------------------------------------------------------
+    #: Delivered long side in px (default: each preset's upscale_factor x native resolution,
+    #: 1024 on SD1.5, 2048 on SDXL). One value for every preset, class and team.
+    output_long_side: int | None = Field(default=None, ge=64, le=8192)
+    #: Super-resolution weights (any architecture spandrel loads) for the enlargement before
+    #: the tiled detail pass; unset: Lanczos, then the detail pass.
+    super_resolution: Path | None = None
+    #: C2PA signing certificate chain and private key (PEM); with both set (and c2pa-python
+    #: installed) every delivered file carries a signed C2PA manifest.
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+
     log_level: str = "INFO"
 
     @field_validator("telegram_token", "discord_token", mode="before")

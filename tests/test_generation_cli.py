@@ -145,3 +145,75 @@ def test_bad_selfie_folder_is_a_clean_error(
         main(["train", "--selfies", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
     )
     assert "not a folder" in capsys.readouterr().err
+
+
+_PRESET_CLASSES = {
+    "corporate": "man",
+    "legal": "woman",
+    "healthcare": "person",
+    "manufacturing": "man",
+    "creative": "woman",
+    "tech-startup": "person",
+    "real-estate": "man",
+    "academic": "woman",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", list(_PRESET_CLASSES))
+def test_run_each_preset_whole_prompts_one_delivered_size(
+    cli_env: None,
+    tiny_model_path: Path,
+    face_photo_bytes: list[bytes],
+    tmp_path: Path,
+    preset: str,
+) -> None:
+    from transformers import CLIPTokenizer
+
+    from headshots.generation.presets import load_presets, output_size
+    from headshots.generation.prompts import count_text_tokens, plain_text
+    from headshots.generation.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
+
+    selfies = tmp_path / "selfies"
+    selfies.mkdir()
+    for number, data in enumerate(face_photo_bytes[:4]):
+        (selfies / f"{number}.jpg").write_bytes(data)
+    out = tmp_path / "out"
+    args = ["run", "--selfies", str(selfies), "--style", preset, "--out", str(out)]
+    args += ["--class", _PRESET_CLASSES[preset], "--model", str(tiny_model_path)]
+    args += ["--steps", "1", "--n", "2", "--sample-steps", "2", "--no-validate"]
+    args += ["--eye-colour", "green", "--glasses", "wear"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+
+    # Counted again with the pipeline's own tokenizer: every token reached the text encoder.
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_model_path / "tokenizer")
+    generation, tokens = report["generation"], report["prompt_tokens"]
+    assert tokens["tokens_dropped"] == 0
+    assert tokens["prompt_tokens"] == count_text_tokens(tokenizer, plain_text(generation["prompt"]))
+    assert tokens["prompt_tokens_encoded"] == tokens["prompt_tokens"] > 77
+    assert tokens["negative_prompt_tokens_encoded"] == tokens["negative_prompt_tokens"] > 77
+    assert "(green eyes)1.1, wearing glasses" in generation["prompt"]
+
+    # One size for the whole kit: the style's rule (2 x native on the long side).
+    aspect = load_presets()[preset].aspect_ratio
+    expected = list(output_size(aspect, 128))
+    assert report["delivered_size"] == expected
+    files = [Path(r["file"]) for r in report["results"]]
+    assert len(files) == 2
+    for file in files:
+        data = file.read_bytes()
+        assert list(Image.open(file).size) == expected
+        assert digital_source_type(data) == TRAINED_ALGORITHMIC_MEDIA
+    assert (
+        digital_source_type((out / "contact_sheet.jpg").read_bytes()) == TRAINED_ALGORITHMIC_MEDIA
+    )
+    assert report["ordered"] == 2 and report["missing"] == 2  # random weights draw no face
+    captions = {c["caption"] for c in _crops(out, report["job_id"])}
+    assert captions == {f"photo of ohwx {_PRESET_CLASSES[preset]}, green eyes, wearing glasses"}
+
+
+def _crops(out: Path, job_id: str) -> list[dict[str, str]]:
+    record = json.loads((out / "records" / job_id / "crops.json").read_text())
+    crops: list[dict[str, str]] = record["crops"]
+    return crops

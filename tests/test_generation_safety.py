@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from headshots.errors import ModelMissing
-from headshots.generation.context import Retention, lora_path
+from headshots.generation.context import Retention, lora_path, reference_embedding_path
 from headshots.generation.local_context import LocalContext, run_stages
 from headshots.generation.safety import (
     DEFAULT_CHECKER,
@@ -21,6 +22,7 @@ from headshots.generation.safety import (
 )
 from headshots.generation.stages import GenerationOptions, GenerationStages
 from headshots.queue.contracts import ChatTarget, JobRequest, StyleChoice, UserRef
+from headshots.queue.deliver import shortfall_message
 from headshots.settings import Settings
 
 FAST = GenerationOptions(sample_steps=2, validate_likeness=False, refine_faces=False)
@@ -93,12 +95,19 @@ def test_flagged_images_are_never_delivered(
     )
     ctx = LocalContext(tmp_path, request, settings, train_job_id="trained")
     ctx.write_blob(lora_path("trained"), make_tiny_lora(1), Retention.LORA)
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones(128, np.float32) / np.sqrt(128))  # the person's reference face
+    ctx.write_blob(reference_embedding_path("trained"), buffer.getvalue(), Retention.LORA)
     stages = GenerationStages(settings, FAST)
     run_stages(ctx, stages.stage_set().generate)
     record = ctx.output_of("rank")
     assert record is not None
     assert record["results"] == [] and record["contact_sheet"] is None
     assert record["withheld"] == record["generated"] == 3
-    assert "withheld by our safety check" in record["message"]
+    assert record["missing"] == 2 and record["reasons"]["withheld"] == 3
+    assert "message" not in record  # the shortfall message says it (queue/deliver.py)
+    text = shortfall_message(record)
+    assert text is not None and text.startswith("None of the 3 headshots I made can be sent.")
+    assert "3 were withheld by our safety check" in text and "Make 2 more" in text
     assert not ctx.list_blobs(f"jobs/{ctx.job_id}/results/")
     stages.close()

@@ -13,6 +13,7 @@ from headshots.errors import JobCancelled, NotFound, SelfieRejected
 from headshots.generation.context import Retention, lora_path, reference_embedding_path
 from headshots.generation.local_context import LocalContext, run_stages
 from headshots.generation.postprocess import read_provenance
+from headshots.generation.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
 from headshots.generation.stages import GenerationOptions, GenerationStages, build_stages
 from headshots.queue.contracts import ChatTarget, JobRequest, JobState, StyleChoice, UserRef
 from headshots.settings import Settings
@@ -155,9 +156,22 @@ def test_generate_stages_deliver_ranked_results_with_provenance(
     generation = record["generation"]
     assert generation["seeds"] == [5, 6, 7, 8] and generation["steps"] == 3
     assert generation["negative_prompt"] and generation["prompt"].startswith(
-        "portrait of ohwx woman"
+        "portrait of (ohwx woman)1.1"
     )
     assert (generation["width"], generation["height"]) == (64, 80)
+    # Delivered at the style's size (2 x native on the long side), with provenance in XMP.
+    assert (generation["output_width"], generation["output_height"]) == (102, 128)
+    assert record["delivered_size"] == [102, 128]
+    assert generation["tokens_dropped"] == 0 and generation["negative_prompt_chunks"] > 1
+    meta = read_provenance(ctx.read_blob(record["results"][0]["path"]))
+    assert meta["tokens_dropped"] == 0 and meta["size"] == [102, 128]
+    assert meta["prompt_tokens"] == generation["prompt_tokens"] > 77
+    for path in [*(r["path"] for r in record["results"]), record["contact_sheet"]]:
+        assert digital_source_type(ctx.read_blob(path)) == TRAINED_ALGORITHMIC_MEDIA
+    assert Image.open(io.BytesIO(ctx.read_blob(record["results"][0]["path"]))).size == (102, 128)
+    # No silent shortfall: none passed on random weights, and the record says why.
+    assert (record["ordered"], record["passed"], record["missing"]) == (3, 0, 3)
+    assert sum(record["reasons"].values()) == record["generated"]
 
     # Same stages object, a second job: the base is not loaded again.
     ctx2 = _context(tmp_path, tiny_settings, _request(count=1, seed=9), train_job_id="trained")

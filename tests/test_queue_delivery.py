@@ -118,3 +118,103 @@ def test_split_batches_respects_count_and_size() -> None:
     assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
     assert [i.filename for b in batches for i in b] == [i.filename for i in images]
     assert [len(b) for b in split_batches(images, 10, 10**9)] == [10, 10, 3]
+
+
+async def _delivered(
+    fake_telegram: FakeTelegram,
+    settings_factory: Any,
+    redis_client: Any,
+    record: dict[str, Any],
+    *,
+    team: bool = False,
+) -> None:
+    from types import SimpleNamespace
+
+    from headshots.queue import constants
+    from headshots.queue.contracts import JobRequest, StyleChoice, UserRef
+    from headshots.queue.deliver import deliver_results
+    from headshots.queue.delivery import SenderPool
+    from headshots.queue.store import LocalBlobStore
+
+    settings = settings_factory(
+        telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.url
+    )
+    store = LocalBlobStore(redis_client, settings.state_dir / "blobs")
+    user = UserRef(platform="telegram", user_id=7)
+    request = JobRequest(
+        user=user,
+        target=ChatTarget(platform="telegram", chat_id=7, user_id=7),
+        upload_id="u",
+        style=StyleChoice(count=int(record["ordered"])),
+        team_id="team1" if team else None,
+    )
+    await redis_client.hset(constants.job_key("job9"), mapping={"state": "delivering"})
+    for result in record["results"]:
+        await store.put(user.key, result["path"], png((30, 60, 90)), 60)
+    await store.put(user.key, "jobs/job9/contact_sheet.jpg", png((1, 1, 1)), 60)
+    senders = SenderPool(settings)
+    resources = SimpleNamespace(settings=settings, redis=redis_client, store=store, senders=senders)
+    try:
+        await deliver_results(resources, "job9", request, record)  # type: ignore[arg-type]
+    finally:
+        await senders.close()
+
+
+def _results(count: int) -> list[dict[str, Any]]:
+    return [
+        {"path": f"jobs/job9/results/{rank:02d}.png", "rank": rank, "caption": f"#{rank} Legal"}
+        for rank in range(1, count + 1)
+    ]
+
+
+async def test_a_shortfall_says_how_many_passed_why_and_offers_the_rest(
+    fake_telegram: FakeTelegram, settings_factory: Any, redis_client: Any
+) -> None:
+    record = {
+        "results": _results(3),
+        "contact_sheet": "jobs/job9/contact_sheet.jpg",
+        "low_likeness": False,
+        "generated": 10,
+        "ordered": 8,
+        "passed": 3,
+        "missing": 5,
+        "reasons": {"low_likeness": 5, "no_face": 2},
+    }
+    await _delivered(fake_telegram, settings_factory, redis_client, record)
+    album = fake_telegram.calls("sendMediaGroup")[-1]
+    captions = [m["caption"] for m in album.params["media"]]
+    assert captions == [f"#{r} Legal · AI-generated" for r in (1, 2, 3)]
+    sheet = fake_telegram.calls("sendPhoto")[-1]
+    caption = str(sheet.params["caption"])
+    assert caption.startswith("Contact sheet: 3 AI-generated headshots")
+    assert "3 of the 8 headshots you ordered passed our likeness check (10 made)" in caption
+    assert "5 did not look enough like you; 2 showed no clear face" in caption
+    assert "Make 5 more" in caption
+    markup = str(sheet.params["reply_markup"])
+    assert "hs:mm:job9:5" in markup and "Make 5 more" in markup
+
+
+async def test_a_full_order_offers_no_make_more(
+    fake_telegram: FakeTelegram, settings_factory: Any, redis_client: Any
+) -> None:
+    record = {
+        "results": _results(2),
+        "contact_sheet": "jobs/job9/contact_sheet.jpg",
+        "generated": 3,
+        "ordered": 2,
+        "passed": 2,
+        "missing": 0,
+    }
+    await _delivered(fake_telegram, settings_factory, redis_client, record, team=True)
+    sheet = fake_telegram.calls("sendPhoto")[-1]
+    assert "hs:mm:" not in str(sheet.params["reply_markup"])
+    assert "hs:pk:job9:1" in str(sheet.params["reply_markup"])
+    assert "likeness check" not in str(sheet.params["caption"])
+
+
+def test_result_actions_put_make_more_first() -> None:
+    rows = result_actions("j", [1, 2], missing=3)
+    assert [a.encode() for a in rows[0]] == ["hs:mm:j:3", "hs:ns:j", "hs:og:j"]
+    team = result_actions("j", [1], team=True, missing=2)
+    assert [a.encode() for a in team[0]] == ["hs:mm:j:2"]
+    assert all(a.name != "make_more" for row in result_actions("j", [1]) for a in row)

@@ -12,10 +12,20 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from headshots.errors import UserError
-from headshots.queue.contracts import ChatTarget, JobRequest, StyleChoice, UserRef
+from headshots.queue.contracts import (
+    ChatTarget,
+    EyeColour,
+    Glasses,
+    HairColour,
+    HairLength,
+    JobRequest,
+    PersonAttributes,
+    StyleChoice,
+    UserRef,
+)
 from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -24,6 +34,10 @@ _CLI_UPLOAD = "cli"
 _CLI_LORA_JOB = "cli-lora"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".bmp"}
 _CLASSES = ("man", "woman", "person")
+_EYE_COLOURS: tuple[str, ...] = get_args(EyeColour)
+_GLASSES: tuple[str, ...] = get_args(Glasses)
+_HAIR_COLOURS: tuple[str, ...] = get_args(HairColour)
+_HAIR_LENGTHS: tuple[str, ...] = get_args(HairLength)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +76,16 @@ def _add_selfies(parser: argparse.ArgumentParser) -> None:
         "--selfies", type=Path, required=True, help="folder of photos of one person"
     )
     parser.add_argument("--class", dest="subject_class", choices=_CLASSES, default="person")
+    _add_attributes(parser)
+
+
+def _add_attributes(parser: argparse.ArgumentParser) -> None:
+    """The person's own features (default: as in the photos); captions and prompts use them."""
+    group = parser.add_argument_group("the person's features (default: as in the photos)")
+    group.add_argument("--eye-colour", dest="eye_colour", choices=_EYE_COLOURS)
+    group.add_argument("--glasses", choices=_GLASSES, default="as_in_photos")
+    group.add_argument("--hair-colour", dest="hair_colour", choices=_HAIR_COLOURS)
+    group.add_argument("--hair-length", dest="hair_length", choices=_HAIR_LENGTHS)
 
 
 def _add_model(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +102,7 @@ def _add_style(parser: argparse.ArgumentParser, *, with_class: bool = True) -> N
     parser.add_argument("--style", default="corporate", help="preset name")
     if with_class:
         parser.add_argument("--class", dest="subject_class", choices=_CLASSES, default="person")
+        _add_attributes(parser)
     parser.add_argument("--n", type=int, default=8, help="images to deliver (1-40)")
     parser.add_argument("--background")
     parser.add_argument("--attire")
@@ -123,6 +148,12 @@ def _request(
         aspect_ratio=getattr(args, "aspect_ratio", None),
         custom=getattr(args, "custom", None),
         seed=getattr(args, "seed", None),
+        attributes=PersonAttributes(
+            eye_colour=getattr(args, "eye_colour", None),
+            glasses=getattr(args, "glasses", None) or "as_in_photos",
+            hair_colour=getattr(args, "hair_colour", None),
+            hair_length=getattr(args, "hair_length", None),
+        ),
     )
     return JobRequest(
         user=UserRef(platform="cli", user_id=0),
@@ -222,6 +253,13 @@ def _write_report(out: Path, ctx: Any, timings: list[Any], extra: dict[str, Any]
             for r in rank.get("results", [])
         ],
         "low_likeness": rank.get("low_likeness"),
+        # Every image of one style is delivered at this size (the style's rule).
+        "delivered_size": rank.get("delivered_size"),
+        "ordered": rank.get("ordered"),
+        "passed": rank.get("passed"),
+        "missing": rank.get("missing"),
+        "shortfall_reasons": rank.get("reasons"),
+        "prompt_tokens": _prompt_tokens(rank.get("generation") or {}),
         "generation": rank.get("generation"),
         "train": ctx.output_of("train"),
         "check": ctx.output_of("check"),
@@ -230,6 +268,22 @@ def _write_report(out: Path, ctx: Any, timings: list[Any], extra: dict[str, Any]
     path = out / "report.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     return path
+
+
+def _prompt_tokens(generation: dict[str, Any]) -> dict[str, Any] | None:
+    """Token counts of the prompts by the pipeline's own tokenizer, and how many were dropped."""
+    if "prompt_tokens" not in generation:
+        return None
+    keys = (
+        "prompt_tokens",
+        "negative_prompt_tokens",
+        "prompt_tokens_encoded",
+        "negative_prompt_tokens_encoded",
+        "prompt_chunks",
+        "negative_prompt_chunks",
+        "tokens_dropped",
+    )
+    return {key: generation.get(key) for key in keys}
 
 
 def cmd_tiny_model(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,7 +9,9 @@
 - :func:`export_headshot` / :func:`with_logo_mark` make the exported files: the chosen headshot
   at the kit's crop and size, and a profile-picture version with the logo as a small corner mark
   (never painted on a face or clothes: it sits in the corner margin, scaled small).
-- :func:`team_zip` packs an export, split into parts under a byte limit.
+- :func:`team_zip` packs an export, split into parts under a byte limit. Every JPEG in it
+  (headshots, profile pictures, the contact sheet) carries the XMP provenance packet (IPTC
+  DigitalSourceType = trainedAlgorithmicMedia), and a C2PA manifest when a signer is passed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
 from headshots.errors import UserError
 from headshots.generation.faces.contact_sheet import contact_sheet
+from headshots.generation.provenance import Provenance
 
 # Named colours a diffusion prompt understands, with representative sRGB values.
 _NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -208,14 +211,27 @@ def render_kit_preview(look: KitLook, logo: bytes | None = None, *, long_side: i
     return buffer.getvalue()
 
 
-def export_headshot(data: bytes, aspect_ratio: str, *, long_side: int = 1024) -> Image.Image:
-    """The chosen headshot at the kit's crop and export size."""
+#: The smallest long side of an exported headshot (SD1.5's delivered size).
+EXPORT_MIN_LONG_SIDE = 1024
+
+
+def export_headshot(data: bytes, aspect_ratio: str, *, long_side: int | None = None) -> Image.Image:
+    """The chosen headshot at the kit's crop; its long side ``long_side``, or by default its
+    delivered size but at least :data:`EXPORT_MIN_LONG_SIDE`.
+
+    Every member's headshot of a kit is delivered at the same size (the style's output rule), so
+    the export keeps it (an SDXL kit's 2048 px stay 2048) instead of resampling to a fixed size;
+    an older, smaller favourite is brought up to the minimum.
+    """
     from headshots.generation.postprocess import crop_to_aspect
 
     with Image.open(io.BytesIO(data)) as raw:
         image = raw.convert("RGB")
     cropped = crop_to_aspect(image, aspect_ratio)  # type: ignore[arg-type]
-    return cropped.resize(_aspect_size(aspect_ratio, long_side), Image.Resampling.LANCZOS)
+    size = _aspect_size(aspect_ratio, long_side or max(EXPORT_MIN_LONG_SIDE, *cropped.size))
+    if cropped.size == size:
+        return cropped
+    return cropped.resize(size, Image.Resampling.LANCZOS)
 
 
 def safe_filename(name: str, fallback: str) -> str:
@@ -235,34 +251,58 @@ class ExportEntry:
 
 
 _ZIP_ENTRY_OVERHEAD = 512
+#: Bytes the XMP packet (and a C2PA manifest, a few KB with its certificate) adds to a file.
+_PROVENANCE_HEADROOM = 16 * 1024
 
 
-def _jpeg(image: Image.Image, limit: int) -> bytes:
-    """JPEG bytes of ``image`` within ``limit``: lower quality first, then smaller."""
+def _jpeg(image: Image.Image, limit: int, provenance: Provenance, title: str) -> bytes:
+    """JPEG bytes of ``image`` with provenance, within ``limit``: lower quality, then smaller."""
     current = image
     while True:
         for quality in (92, 85, 75, 65):
-            buffer = io.BytesIO()
-            current.save(buffer, format="JPEG", quality=quality)
-            if buffer.tell() <= limit:
-                return buffer.getvalue()
+            data = provenance.jpeg(current, quality=quality, title=title)
+            if len(data) <= limit:
+                return data
         current = current.resize((max(1, current.width * 3 // 4), max(1, current.height * 3 // 4)))
 
 
-def team_zip(entries: Sequence[ExportEntry], *, team_name: str, max_bytes: int) -> list[bytes]:
-    """ZIP parts, each under ``max_bytes``: members' files, profile versions, a contact sheet."""
-    # One file alone never exceeds a part: it is re-encoded smaller instead.
+def team_zip(
+    entries: Sequence[ExportEntry],
+    *,
+    team_name: str,
+    max_bytes: int,
+    provenance: Provenance | None = None,
+) -> list[bytes]:
+    """ZIP parts, each under ``max_bytes``: members' files, profile versions, a contact sheet.
+
+    Every file carries ``provenance`` (XMP alone by default).
+    """
+    mark = provenance or Provenance()
+    # One file alone never exceeds a part: it is re-encoded smaller instead. The headroom is
+    # for the provenance packet added to a contact sheet after it was fitted.
     limit = max(1024, max_bytes - 2 * _ZIP_ENTRY_OVERHEAD)
     files: list[tuple[str, bytes]] = []
     for entry in entries:
-        files.append((f"{entry.name}.jpg", _jpeg(entry.image, limit)))
+        files.append((f"{entry.name}.jpg", _jpeg(entry.image, limit, mark, entry.name)))
         if entry.profile is not None:
-            files.append((f"profile-pictures/{entry.name}.jpg", _jpeg(entry.profile, limit)))
+            files.append(
+                (
+                    f"profile-pictures/{entry.name}.jpg",
+                    _jpeg(entry.profile, limit, mark, f"{entry.name} profile picture"),
+                )
+            )
     if entries:
         sheet = contact_sheet(
-            [e.image for e in entries], [e.name for e in entries], max_bytes=limit
+            [e.image for e in entries],
+            [e.name for e in entries],
+            max_bytes=max(1024, limit - _PROVENANCE_HEADROOM),
         )
-        files.append((f"{safe_filename(team_name, 'team')}-contact-sheet.jpg", sheet))
+        files.append(
+            (
+                f"{safe_filename(team_name, 'team')}-contact-sheet.jpg",
+                mark.mark(sheet, title=f"{team_name} contact sheet"),
+            )
+        )
     parts: list[list[tuple[str, bytes]]] = [[]]
     size = 0
     for name, data in files:

@@ -25,6 +25,7 @@ from headshots.generation.models import (
     resolve_model,
 )
 from headshots.generation.presets import PromptSpec, SchedulerName
+from headshots.generation.prompts import encode_prompts
 from headshots.generation.train import LORA_WEIGHT_NAME
 
 if TYPE_CHECKING:
@@ -263,6 +264,10 @@ class ResidentPipeline:
                 source = init_image.convert("RGB").resize((spec.width, spec.height))
                 size_or_image = {"image": source, "strength": strength}
                 progress_steps = max(1, int(steps * strength))
+            # compel: weighted, never truncated, positive and negative padded to one length.
+            encoded = encode_prompts(
+                runner, spec.prompt, spec.negative_prompt, family=self.source.family
+            )
             for start in range(0, len(seeds), batch_size):
                 chunk = seeds[start : start + batch_size]
                 # One generator per image: each image is reproducible from its own seed.
@@ -283,8 +288,7 @@ class ResidentPipeline:
                     return kwargs
 
                 output = runner(
-                    prompt=spec.prompt,
-                    negative_prompt=spec.negative_prompt,
+                    **encoded.pipe_kwargs(),
                     num_inference_steps=steps,
                     guidance_scale=effective["cfg"],
                     **size_or_image,
@@ -300,6 +304,7 @@ class ResidentPipeline:
             **spec.to_record(),
             **{k: v for k, v in effective.items() if v is not None},
             **({"variation_strength": strength} if init_image is not None else {}),
+            **encoded.to_record(),
             "model": self.source.name,
             "family": self.source.family,
         }

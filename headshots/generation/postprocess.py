@@ -1,33 +1,37 @@
-"""After generation: face refine, 2x upscale, colour grade, film grain, crop, provenance.
+"""After generation: crop, upscale to the delivered size, face refine, colour grade, grain.
 
-Pillow and numpy only, except the face refine pass, which runs img2img on the resident
-modules (with the job's LoRA still active, so the refined face is still the person's).
+Order matters: the upscale's tiled detail pass (see :mod:`upscale`) redraws the whole image at
+the delivered size first, then the face refine re-renders the face *at that final size* (a
+face refined before an upscale would be blurred again by it). Both img2img passes run on the
+resident modules with the job's LoRA active, so the face stays the person's. The rest is Pillow
+and numpy. Provenance (XMP, EXIF, C2PA) lives in :mod:`provenance`.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
+from PIL import Image, ImageDraw, ImageFilter
 
 from headshots.generation.presets import ColourGrade
 
+# Re-exported: callers that only post-process find the provenance notice and reader here too.
+from headshots.generation.provenance import AI_NOTICE as AI_NOTICE
+from headshots.generation.provenance import encode_png
+from headshots.generation.provenance import read_provenance as read_provenance
+from headshots.generation.upscale import DetailSettings, TileImg2Img, upscale_with_detail
+
 if TYPE_CHECKING:
     from headshots.generation.faces import Face, FaceAnalyzer
+    from headshots.generation.prompts import EncodedPrompts
+    from headshots.generation.upscale import SuperResolution
     from headshots.queue.contracts import AspectRatio
 
 logger = logging.getLogger(__name__)
-
-AI_NOTICE = "AI-generated image (headshots)"
-_EXIF_IMAGE_DESCRIPTION = 0x010E
-_EXIF_SOFTWARE = 0x0131
-_EXIF_USER_COMMENT = 0x9286
 
 # --- face refine ------------------------------------------------------------------------
 
@@ -84,43 +88,69 @@ def refine_face(
     return result
 
 
+class DiffusersImg2Img:
+    """An img2img pipeline call bound to one image's encoded prompts and seed.
+
+    ``run(image)`` redraws one image (the face refine); ``batch(images, first)`` redraws several
+    same-size images in one call (the upscale's tiles), image ``k`` seeded ``seed + first + k``
+    so every tile has its own noise and a re-run gives the same result.
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        prompts: EncodedPrompts,
+        steps: int,
+        cfg: float,
+        seed: int,
+        strength: float,
+    ) -> None:
+        self.pipe = pipe
+        self.prompts = prompts
+        self.steps = max(steps, int(np.ceil(1 / strength)))
+        self.cfg = cfg
+        self.seed = seed
+        self.strength = strength
+
+    def batch(self, images: list[Image.Image], first: int = 0) -> list[Image.Image]:
+        import torch
+
+        generators = [
+            torch.Generator().manual_seed(self.seed + first + offset)
+            for offset in range(len(images))
+        ]
+        output = self.pipe(
+            **self.prompts.pipe_kwargs(len(images)),
+            image=images,
+            strength=self.strength,
+            num_inference_steps=self.steps,
+            guidance_scale=self.cfg,
+            generator=generators,
+        )
+        redrawn: list[Image.Image] = list(output.images)
+        return redrawn
+
+    def run(self, image: Image.Image) -> Image.Image:
+        return self.batch([image])[0]
+
+
 def diffusers_img2img(
     pipe: Any,
     *,
-    prompt: str,
-    negative_prompt: str,
+    prompts: EncodedPrompts,
     steps: int,
     cfg: float,
     seed: int,
     strength: float,
-) -> Callable[[Image.Image], Image.Image]:
-    """Bind an img2img pipeline call to one image's prompt and seed."""
-    import torch
-
-    def run(crop: Image.Image) -> Image.Image:
-        generator: torch.Generator = torch.Generator().manual_seed(seed)
-        output = pipe(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            image=crop,
-            strength=strength,
-            num_inference_steps=max(steps, int(np.ceil(1 / strength))),
-            guidance_scale=cfg,
-            generator=generator,
-        )
-        refined: Image.Image = output.images[0]
-        return refined
-
-    return run
+) -> DiffusersImg2Img:
+    """Bind an img2img pipeline call to one image's encoded prompts and seed."""
+    return DiffusersImg2Img(
+        pipe, prompts=prompts, steps=steps, cfg=cfg, seed=seed, strength=strength
+    )
 
 
-# --- upscale, grades, grain ------------------------------------------------------------
-
-
-def upscale_2x(image: Image.Image) -> Image.Image:
-    """Lanczos 2x and a mild unsharp mask (what Lanczos softens, at a radius skin tolerates)."""
-    bigger = image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
-    return bigger.filter(ImageFilter.UnsharpMask(radius=1.5, percent=60, threshold=3))
+# --- grades, grain --------------------------------------------------------------------------
 
 
 def _curve(points: list[tuple[float, float]]) -> np.ndarray:
@@ -222,29 +252,8 @@ def crop_to_aspect(
 
 
 def encode_with_provenance(image: Image.Image, metadata: dict[str, Any]) -> bytes:
-    """PNG bytes carrying the AI notice and ``metadata`` in tEXt chunks and in EXIF."""
-    info = PngImagePlugin.PngInfo()
-    payload = {"ai_generated": True, **metadata}
-    info.add_text("AI-Generated", "true")
-    info.add_text("Description", AI_NOTICE)
-    info.add_text("Software", "headshots")
-    info.add_text("headshots", json.dumps(payload, sort_keys=True, default=str))
-    exif = Image.Exif()
-    exif[_EXIF_IMAGE_DESCRIPTION] = AI_NOTICE
-    exif[_EXIF_SOFTWARE] = "headshots"
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG", pnginfo=info, exif=exif)
-    return buffer.getvalue()
-
-
-def read_provenance(data: bytes) -> dict[str, Any]:
-    """The ``headshots`` metadata of a PNG from :func:`encode_with_provenance` ({} if none)."""
-    with Image.open(io.BytesIO(data)) as image:
-        text = getattr(image, "text", {}).get("headshots")
-    if not text:
-        return {}
-    value: dict[str, Any] = json.loads(text)
-    return value
+    """PNG bytes carrying the AI notice in XMP (IPTC DigitalSourceType), EXIF and text chunks."""
+    return encode_png(image, metadata)
 
 
 # --- the whole chain ----------------------------------------------------------------------
@@ -254,9 +263,11 @@ def read_provenance(data: bytes) -> dict[str, Any]:
 class PostprocessOptions:
     colour_grade: ColourGrade = "none"
     film_grain: bool = True
-    upscale: bool = False
+    #: The delivered size; ``None`` keeps the generated size.
+    output_size: tuple[int, int] | None = None
     aspect_ratio: AspectRatio | None = None
     refine: bool = True
+    detail: DetailSettings = field(default_factory=DetailSettings)
 
 
 def postprocess_image(
@@ -265,29 +276,44 @@ def postprocess_image(
     *,
     analyzer: FaceAnalyzer | None = None,
     img2img: Callable[[Image.Image], Image.Image] | None = None,
+    detail: TileImg2Img | None = None,
+    super_resolution: SuperResolution | None = None,
     refine_resolution: int = 512,
     seed: int = 0,
 ) -> tuple[Image.Image, dict[str, Any]]:
-    """Run the chain on one image; returns it and a record of what was applied."""
+    """Run the chain on one image; returns it and a record of what was applied.
+
+    ``detail`` is the upscale's tile img2img (tiles of ``refine_resolution``, the model's
+    native size), ``img2img`` the face refine's.
+    """
     applied: dict[str, Any] = {"face_found": False, "refined": False}
+    if options.aspect_ratio is not None:
+        image = crop_to_aspect(image, options.aspect_ratio)
+        applied["aspect_ratio"] = options.aspect_ratio
+    if options.output_size is not None and image.size != options.output_size:
+        image, upscale_record = upscale_with_detail(
+            image,
+            options.output_size,
+            detail=detail,
+            tile=refine_resolution,
+            settings=options.detail,
+            super_resolution=super_resolution,
+        )
+        applied["upscale"] = upscale_record
     face = None
     if analyzer is not None:
         faces = analyzer.analyze(image.convert("RGB"))
         face = faces[0] if faces else None
         applied["face_found"] = face is not None
     if face is not None and options.refine and img2img is not None:
+        # On the final-size face: nothing after this resamples it.
         image = refine_face(image, face, img2img, resolution=refine_resolution)
         applied["refined"] = True
-    if options.aspect_ratio is not None:
-        image = crop_to_aspect(image, options.aspect_ratio, face)
-        applied["aspect_ratio"] = options.aspect_ratio
-    if options.upscale:
-        image = upscale_2x(image)
-        applied["upscaled"] = True
     if options.colour_grade != "none":
         image = apply_colour_grade(image, options.colour_grade)
     applied["colour_grade"] = options.colour_grade
     if options.film_grain:
         image = add_film_grain(image, seed=seed)
     applied["film_grain"] = options.film_grain
+    applied["size"] = list(image.size)
     return image, applied

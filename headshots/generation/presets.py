@@ -2,14 +2,18 @@
 
 Choices made here, and why:
 
-- A1111 emphasis such as ``(ohwx man)`` is *stripped*, not converted to weights: plain diffusers
-  would feed the brackets to CLIP as text, and we do not ship a prompt-weighting library. Exact
-  duplicate negative terms (the reference list repeats "blurry" three times) are dropped, so more
-  distinct terms fit in CLIP's 77 tokens.
-- A trailing ``(tiled upscale)`` / ``--tiled upscale`` is an option (``upscale``), not prompt text.
-- CLIP truncates prompts at 77 tokens, so what must never be lost goes *first*: the safety
-  negatives open the negative prompt, and the subject, attire, background and the (sanitised)
-  custom description come before the preset's quality boilerplate in the positive prompt.
+- A1111 emphasis such as ``(ohwx man)`` is *translated* to compel's syntax (``(ohwx man)1.1``,
+  see :mod:`prompts`): generation encodes prompts with compel, which honours the weights and
+  never truncates, so every word of a preset reaches the model, the reference negative prompt
+  verbatim (repeats included) after the safety negatives.
+- The delivered size is the style's, never the prompt's: every preset delivers the same long
+  side (``upscale_factor`` x the model's native resolution, 1024 px on SD1.5 and 2048 px on
+  SDXL, or ``HEADSHOTS_OUTPUT_LONG_SIDE``) for every class. A trailing ``(tiled upscale)`` /
+  ``--tiled upscale`` in the reference prompts is removed: it asked that service for the detail
+  pass we always run.
+- What the person told us about themselves (eye colour, glasses, hair) comes right after the
+  subject, ahead of attire, background and the preset's quality boilerplate; the same phrases
+  caption the training crops, so the LoRA does not bind them to the token.
 - A custom description is untrusted text from a chat: ``content_policy`` refuses what we never
   render (sexual, minors, violence, hate, identity changes, instructions) and reduces the rest to
   plain words, capped in length; it can never touch the negative prompt.
@@ -28,7 +32,8 @@ from typing import Any, Literal, cast
 
 from headshots.errors import ConfigurationError, UserError
 from headshots.generation.content_policy import review_description
-from headshots.queue.contracts import AspectRatio, StyleChoice, SubjectClass
+from headshots.generation.prompts import a1111_to_compel, join_terms
+from headshots.queue.contracts import AspectRatio, PersonAttributes, StyleChoice, SubjectClass
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,33 @@ SAFETY_POSITIVE = "fully clothed"
 
 _PRESETS_FILE = Path(__file__).with_name("presets.toml")
 _UPSCALE_SUFFIX = re.compile(r"[\s,]*(?:\(tiled upscale\)|--tiled upscale)\s*$", re.IGNORECASE)
-_WEIGHT = re.compile(r":\s*-?\d+(?:\.\d+)?")
+#: Delivered long side = this x the model's native resolution, unless a preset says otherwise.
+DEFAULT_UPSCALE_FACTOR = 2.0
+
+_EYES: dict[str, str] = {
+    "brown": "brown eyes",
+    "dark_brown": "dark brown eyes",
+    "hazel": "hazel eyes",
+    "green": "green eyes",
+    "blue": "blue eyes",
+    "grey": "grey eyes",
+}
+_HAIR_COLOUR: dict[str, str] = {
+    "black": "black",
+    "dark_brown": "dark brown",
+    "brown": "brown",
+    "auburn": "auburn",
+    "red": "red",
+    "blonde": "blonde",
+    "grey": "grey",
+    "white": "white",
+}
+_HAIR_LENGTH: dict[str, str] = {"short": "short", "medium": "shoulder-length", "long": "long"}
+#: Eye colour is the feature users most often find wrong, and a small one in the frame.
+EYE_COLOUR_WEIGHT = 1.1
+GLASSES_PHRASE = "wearing glasses"
+#: Negative terms when the person wants no glasses ("no glasses" in a positive prompt draws them).
+NO_GLASSES_NEGATIVE = "(eyeglasses, glasses, sunglasses)1.2"
 
 
 @dataclass(frozen=True)
@@ -70,6 +101,7 @@ class Preset:
     aspect_ratio: AspectRatio
     colour_grade: ColourGrade
     film_grain: bool
+    upscale_factor: float = DEFAULT_UPSCALE_FACTOR
 
 
 @dataclass(frozen=True)
@@ -88,10 +120,16 @@ class PromptSpec:
     aspect_ratio: AspectRatio
     colour_grade: ColourGrade
     film_grain: bool
+    #: The delivered size (the style's rule, the same for every class and team member).
+    output_width: int
+    output_height: int
+    #: Whether the delivered size is larger than the generated one (the detail pass runs).
     upscale: bool
     seeds: tuple[int, ...]
     custom: str | None = None
     token: str = DEFAULT_TOKEN
+    #: The person's own features as prompt text, e.g. ["(hazel eyes)1.1", "wearing glasses"].
+    attributes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
@@ -100,30 +138,48 @@ class PromptSpec:
         return record
 
 
-def strip_emphasis(text: str) -> str:
-    """Remove A1111 emphasis brackets and weights and tidy the commas they leave."""
-    text = _WEIGHT.sub("", text)
-    text = re.sub(r"[()\[\]{}]", "", text)
-    text = re.sub(r"\s*,\s*", ", ", text)
-    return " ".join(text.split()).strip(" ,")
+def normalise_prompt(text: str) -> str:
+    """A preset's A1111 prompt in compel syntax, without the reference's upscale suffix."""
+    return a1111_to_compel(_UPSCALE_SUFFIX.sub("", text))
 
 
-def normalise_prompt(text: str) -> tuple[str, bool]:
-    """``(prompt without emphasis or upscale suffix, whether an upscale was asked for)``."""
-    upscale = bool(_UPSCALE_SUFFIX.search(text))
-    return strip_emphasis(_UPSCALE_SUFFIX.sub("", text)), upscale
+# --- the person's own features ------------------------------------------------------------
 
 
-def dedupe_terms(text: str) -> str:
-    """Drop repeated comma-separated terms, keeping first occurrences in order."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for term in (part.strip() for part in text.split(",")):
-        key = term.lower()
-        if term and key not in seen:
-            seen.add(key)
-            kept.append(term)
-    return ", ".join(kept)
+def attribute_phrases(
+    attributes: PersonAttributes, *, glasses_in_photo: bool | None = None, weighted: bool = True
+) -> list[str]:
+    """Prompt (or caption) phrases for what the person told us, in a fixed order.
+
+    ``glasses_in_photo`` describes one training photo (captions); for prompts it is ``None`` and
+    the person's choice decides. "As in my photos" and unset fields add nothing.
+    """
+    phrases: list[str] = []
+    if attributes.eye_colour is not None:
+        eyes = _EYES[attributes.eye_colour]
+        phrases.append(f"({eyes}){EYE_COLOUR_WEIGHT:g}" if weighted else eyes)
+    wears = glasses_in_photo if glasses_in_photo is not None else attributes.glasses == "wear"
+    if wears:
+        phrases.append(GLASSES_PHRASE)
+    if attributes.hair_length == "shaved":
+        phrases.append("shaved head")
+    elif attributes.hair_colour is not None or attributes.hair_length is not None:
+        length = _HAIR_LENGTH.get(attributes.hair_length or "", "")
+        colour = _HAIR_COLOUR.get(attributes.hair_colour or "", "")
+        phrases.append(" ".join(part for part in (length, colour, "hair") if part))
+    return phrases
+
+
+def training_caption(
+    subject_class: str,
+    attributes: PersonAttributes,
+    *,
+    token: str = DEFAULT_TOKEN,
+    glasses_in_photo: bool | None = None,
+) -> str:
+    """``photo of ohwx woman, hazel eyes, wearing glasses``: the token plus the stated features."""
+    phrases = attribute_phrases(attributes, glasses_in_photo=glasses_in_photo, weighted=False)
+    return join_terms(f"photo of {token} {subject_class}", *phrases)
 
 
 # --- custom description ---------------------------------------------------------------------
@@ -182,7 +238,10 @@ def load_presets(path: Path = _PRESETS_FILE) -> dict[str, Preset]:
             aspect_ratio=merged["aspect_ratio"],
             colour_grade=grade,
             film_grain=bool(merged.get("film_grain", True)),
+            upscale_factor=float(merged.get("upscale_factor", DEFAULT_UPSCALE_FACTOR)),
         )
+        if presets[name].upscale_factor < 1:
+            raise ConfigurationError(f"preset {name}: upscale_factor must be at least 1")
     return presets
 
 
@@ -205,6 +264,21 @@ def size_for_aspect(aspect_ratio: AspectRatio, native_resolution: int) -> tuple[
     width = native_resolution
     height = round(native_resolution * ratio_h / ratio_w / quantum) * quantum
     return width, height
+
+
+def output_size(aspect_ratio: AspectRatio, long_side: int) -> tuple[int, int]:
+    """(width, height) of a delivered image: ``long_side`` on its long side, exact aspect."""
+    ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
+    if ratio_h >= ratio_w:
+        return round(long_side * ratio_w / ratio_h), long_side
+    return long_side, round(long_side * ratio_h / ratio_w)
+
+
+def delivered_long_side(preset: Preset, native_resolution: int, override: int | None = None) -> int:
+    """The long side every image of ``preset`` is delivered at on this model."""
+    if override is not None:
+        return override
+    return round(native_resolution * preset.upscale_factor)
 
 
 def seeds_for(style: StyleChoice, count: int, job_id: str) -> tuple[int, ...]:
@@ -239,11 +313,12 @@ def build_prompt_spec(
     token: str = DEFAULT_TOKEN,
     steps: int | None = None,
     scheduler: SchedulerName | None = None,
+    output_long_side: int | None = None,
 ) -> PromptSpec:
     """Turn a chat's :class:`StyleChoice` into a full, reproducible :class:`PromptSpec`."""
     preset = get_preset(style.preset)
     cls = style.subject_class
-    prompt, upscale = normalise_prompt(preset.prompts[cls])
+    prompt = normalise_prompt(preset.prompts[cls])
     if token != DEFAULT_TOKEN:
         prompt = re.sub(rf"\b{DEFAULT_TOKEN}\b", token, prompt)
 
@@ -256,7 +331,8 @@ def build_prompt_spec(
             prompt = _insert_after_subject(prompt, [attire_extra])
     background = _option_text(preset.backgrounds, style.background)
     custom = sanitise_custom(style.custom)
-    extras: list[str | None] = []
+    attributes = attribute_phrases(style.attributes)
+    extras: list[str | None] = list(attributes)
     if background:
         for phrase in preset.background_phrases:
             prompt = _remove_phrase(prompt, phrase)
@@ -265,9 +341,17 @@ def build_prompt_spec(
         extras.extend([custom, SAFETY_POSITIVE])
     prompt = _insert_after_subject(prompt, extras)
 
-    negative = dedupe_terms(f"{SAFETY_NEGATIVE}, {strip_emphasis(preset.negative_prompt)}")
+    # The reference negative prompt verbatim (its repeats too: nothing is truncated any more).
+    negative = join_terms(
+        SAFETY_NEGATIVE,
+        NO_GLASSES_NEGATIVE if style.attributes.glasses == "none" else None,
+        normalise_prompt(preset.negative_prompt),
+    )
     aspect = style.aspect_ratio or preset.aspect_ratio
     width, height = size_for_aspect(aspect, native_resolution)
+    out_width, out_height = output_size(
+        aspect, delivered_long_side(preset, native_resolution, output_long_side)
+    )
     grade = style.colour_grade or preset.colour_grade
     if grade not in COLOUR_GRADES:
         raise UserError(
@@ -287,10 +371,13 @@ def build_prompt_spec(
         aspect_ratio=aspect,
         colour_grade=grade,
         film_grain=preset.film_grain,
-        upscale=upscale,
+        output_width=out_width,
+        output_height=out_height,
+        upscale=max(out_width, out_height) > max(width, height),
         seeds=seeds_for(style, n, job_id),
         custom=custom,
         token=token,
+        attributes=tuple(attributes),
     )
 
 

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from headshots.generation.faces import FaceAnalyzer
     from headshots.generation.pipeline import ResidentPipeline
     from headshots.generation.presets import PromptSpec
+    from headshots.generation.provenance import Provenance
     from headshots.generation.safety import SafetyChecker
+    from headshots.generation.upscale import SuperResolution
     from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,8 @@ class GenerationStages:
         self._analyzer: FaceAnalyzer | None = None
         self._safety: SafetyChecker | None = None
         self._safety_loaded = False
+        self._super_resolution: SuperResolution | None = None
+        self._provenance: Provenance | None = None
 
     # --- resident things ----------------------------------------------------------------
 
@@ -154,7 +158,31 @@ class GenerationStages:
             self._safety_loaded = True
         return self._safety
 
+    @property
+    def super_resolution(self) -> SuperResolution | None:
+        """The operator's super-resolution network (``HEADSHOTS_SUPER_RESOLUTION``), or None."""
+        path = self.settings.super_resolution
+        if path is None:
+            return None
+        if self._super_resolution is None:
+            from headshots.generation.models import resolve_device
+            from headshots.generation.upscale import load_super_resolution
+
+            device = str(resolve_device(self.settings))
+            self._super_resolution = load_super_resolution(Path(path), device=device)
+        return self._super_resolution
+
+    @property
+    def provenance(self) -> Provenance:
+        """XMP on every delivered file, and a C2PA manifest when the operator set a signer."""
+        if self._provenance is None:
+            from headshots.generation.provenance import Provenance
+
+            self._provenance = Provenance.from_settings(self.settings)
+        return self._provenance
+
     def close(self) -> None:
+        self._super_resolution = None
         if self._resident is not None:
             self._resident.close()
         self._resident = None
@@ -237,6 +265,7 @@ class GenerationStages:
     def crops(self, ctx: StageContext) -> dict[str, Any]:
         """Cut head-and-shoulders and close-up crops at the model's resolution."""
         from headshots.generation.faces import Face, decode_image, make_training_crops
+        from headshots.generation.presets import training_caption
 
         check = _require(ctx, "check")
         resolution = self.resident.native_resolution
@@ -251,12 +280,21 @@ class GenerationStages:
                 score=1.0,
                 embedding=np.zeros(0, np.float32),
             )
+            # The person's stated features (and glasses where the check saw them in this very
+            # photo) go into the caption, so the LoRA does not bind them to the token.
+            caption = training_caption(
+                ctx.request.style.subject_class,
+                ctx.request.style.attributes,
+                token=TOKEN,
+                glasses_in_photo=selfie.get("glasses"),
+            )
             examples = make_training_crops(
                 image,
                 face,
                 resolution=resolution,
                 subject_class=ctx.request.style.subject_class,
                 token=TOKEN,
+                caption=caption,
             )
             for number, example in enumerate(examples):
                 path = f"jobs/{ctx.job_id}/crops/{selfie['index']:02d}_{number}.jpg"
@@ -355,6 +393,8 @@ class GenerationStages:
         """Score a checkpoint by how much two quick samples look like the person (None: no face)."""
         import torch
 
+        from headshots.generation.prompts import encode_prompts
+
         reference = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
         resident = self.resident
         analyzer = self.analyzer
@@ -367,9 +407,10 @@ class GenerationStages:
             pipe = type(base)(**{**base.components, "unet": unet})
             pipe.set_progress_bar_config(disable=True)
             size = resident.native_resolution
+            encoded = encode_prompts(pipe, prompt, "", family=resident.source.family)
             with torch.no_grad():
                 images = pipe(
-                    prompt=prompt,
+                    **encoded.pipe_kwargs(),
                     num_inference_steps=20,
                     guidance_scale=7.0,
                     width=size,
@@ -401,6 +442,7 @@ class GenerationStages:
             count=count,
             token=TOKEN,
             steps=self.options.sample_steps,
+            output_long_side=self.settings.output_long_side,
         )
 
     def _lora(self, ctx: StageContext) -> bytes:
@@ -460,56 +502,108 @@ class GenerationStages:
         return {"images": images, "generation": result.record}
 
     def postprocess(self, ctx: StageContext) -> dict[str, Any]:
-        """Face refine (with the LoRA active), upscale, colour grade, grain."""
+        """Upscale to the delivered size with a tiled detail pass, then face refine, grade, grain.
+
+        Both img2img passes run with the person's LoRA: at reduced weight for the detail pass
+        (texture without drift), at full weight for the face.
+        """
         from headshots.generation.postprocess import (
             PostprocessOptions,
             diffusers_img2img,
             postprocess_image,
         )
+        from headshots.generation.prompts import encode_prompts
+        from headshots.generation.upscale import DetailSettings
 
         generated = _require(ctx, "generate")
         settings = generated["generation"]
+        detail = DetailSettings()
+        output_size = (
+            (int(settings["output_width"]), int(settings["output_height"]))
+            if settings.get("output_width")
+            else None
+        )
         options = PostprocessOptions(
             colour_grade=settings["colour_grade"],
             film_grain=bool(settings["film_grain"]),
-            upscale=bool(settings["upscale"]),
+            output_size=output_size,
             aspect_ratio=settings["aspect_ratio"],
             refine=self.options.refine_faces,
+            detail=detail,
         )
         resident = self.resident
         analyzer = self.analyzer
+        super_resolution = self.super_resolution
+        adapter = f"job_{ctx.job_id}"
+        steps = int(settings["steps"])
+        cfg = float(settings["cfg"])
         outputs = []
-        with resident.adapters(self._lora(ctx), f"job_{ctx.job_id}"):
+        with resident.adapters(self._lora(ctx), adapter) as pipe:
             img2img_pipe = resident.img2img
+            encoded = encode_prompts(
+                img2img_pipe,
+                settings["prompt"],
+                settings["negative_prompt"],
+                family=resident.source.family,
+            )
+
+            def lora_weight(scale: float) -> None:
+                if getattr(pipe.unet, "peft_config", None):
+                    pipe.set_adapters([adapter], adapter_weights=[scale])
+
             for number, item in enumerate(generated["images"]):
                 ctx.check_cancelled()
                 ctx.progress(100.0 * number / len(generated["images"]), "finishing touches")
-                refine = diffusers_img2img(
+                seed = int(item["seed"])
+                tiles = diffusers_img2img(
                     img2img_pipe,
-                    prompt=settings["prompt"],
-                    negative_prompt=settings["negative_prompt"],
-                    steps=int(settings["steps"]),
-                    cfg=float(settings["cfg"]),
-                    seed=int(item["seed"]),
+                    prompts=encoded,
+                    steps=min(steps, detail.steps),
+                    cfg=cfg,
+                    seed=seed,
+                    strength=detail.strength,
+                )
+                face = diffusers_img2img(
+                    img2img_pipe,
+                    prompts=encoded,
+                    steps=steps,
+                    cfg=cfg,
+                    seed=seed,
                     strength=REFINE_STRENGTH,
                 )
+
+                def detail_tiles(
+                    batch: list[Image.Image], first: int, _run: Any = tiles
+                ) -> list[Image.Image]:
+                    ctx.check_cancelled()
+                    lora_weight(detail.lora_scale)
+                    redrawn: list[Image.Image] = _run.batch(batch, first)
+                    return redrawn
+
+                def refine(crop: Image.Image, _run: Any = face) -> Image.Image:
+                    lora_weight(1.0)
+                    result: Image.Image = _run.run(crop)
+                    return result
+
                 image, applied = postprocess_image(
                     _decode(ctx.read_blob(item["path"])),
                     options,
                     analyzer=analyzer,
                     img2img=refine,
+                    detail=detail_tiles,
+                    super_resolution=super_resolution,
                     refine_resolution=resident.native_resolution,
-                    seed=int(item["seed"]),
+                    seed=seed,
                 )
+                lora_weight(1.0)
                 path = f"jobs/{ctx.job_id}/post/{item['index']:02d}.png"
                 ctx.write_blob(path, _encode_png(image), Retention.SELFIE)
                 outputs.append({**item, "path": path, "applied": applied})
-        return {"images": outputs}
+        return {"images": outputs, "prompt_tokens": encoded.to_record()}
 
     def rank(self, ctx: StageContext) -> dict[str, Any]:
         """Rank by likeness, write the deliverables with provenance, and a contact sheet."""
         from headshots.generation.faces import contact_sheet, rank_by_likeness
-        from headshots.generation.postprocess import encode_with_provenance
         from headshots.generation.presets import get_preset
 
         ctx.progress(None, "ranking")
@@ -532,9 +626,11 @@ class GenerationStages:
 
         picks: list[tuple[int, float | None, float | None]] = []  # (item index, score, similarity)
         low_likeness = False
+        passed: int | None = None
         if reference is not None:
             ranked = rank_by_likeness(images, reference, analyzer, top_k=count)
             picks = [(r.index, r.score, r.similarity) for r in ranked]
+            passed = len(picks)
             if not picks:
                 low_likeness = True
                 # Nobody passed: the closest attempts, however far (-1 is the cosine floor).
@@ -565,8 +661,14 @@ class GenerationStages:
                 "rank": rank,
                 "similarity": similarity,
                 "job_id": ctx.job_id,
+                "size": list(images[index].size),
+                # Every word of the style reached the model (compel, no 77-token cut).
+                "prompt_tokens": generation.get("prompt_tokens"),
+                "negative_prompt_tokens": generation.get("negative_prompt_tokens"),
+                "tokens_dropped": generation.get("tokens_dropped"),
             }
-            ctx.write_blob(path, encode_with_provenance(images[index], metadata), Retention.RESULT)
+            data = self.provenance.png(images[index], metadata, title=f"{title} headshot #{rank}")
+            ctx.write_blob(path, data, Retention.RESULT)
             results.append(
                 {
                     "path": path,
@@ -583,7 +685,23 @@ class GenerationStages:
         sheet_path: str | None = None
         if sheet_images:
             sheet_path = f"jobs/{ctx.job_id}/contact_sheet.jpg"
-            ctx.write_blob(sheet_path, contact_sheet(sheet_images, labels), Retention.RESULT)
+            sheet = self.provenance.mark(
+                contact_sheet(sheet_images, labels), title=f"{title} contact sheet"
+            )
+            ctx.write_blob(sheet_path, sheet, Retention.RESULT)
+        shortfall: dict[str, Any] = {"ordered": count, "passed": passed}
+        if passed is not None and passed < count:
+            # No silent shortfall: say how many passed and why the others did not.
+            shortfall.update(
+                missing=count - passed,
+                reasons=likeness_failures(
+                    images, reference, analyzer, kept={p[0] for p in picks[:passed]}
+                ),
+            )
+        else:
+            shortfall["missing"] = 0
+        if withheld and shortfall["missing"]:
+            shortfall["reasons"] = {**shortfall.get("reasons", {}), "withheld": len(withheld)}
         return {
             "results": results,
             "contact_sheet": sheet_path,
@@ -592,8 +710,15 @@ class GenerationStages:
             "generated": len(images) + len(withheld),
             "dropped": len(images) - len(results),
             "withheld": len(withheld),
-            **({"message": _withheld_message(len(withheld))} if withheld else {}),
+            # Said in the shortfall message when there is one; otherwise on its own.
+            **(
+                {"message": _withheld_message(len(withheld))}
+                if withheld and not shortfall["missing"]
+                else {}
+            ),
             "output_check": self.safety.name if self.safety is not None else None,
+            **shortfall,
+            "delivered_size": list(images[picks[0][0]].size) if picks else None,
             "generation": generation,
         }
 
@@ -617,6 +742,40 @@ def _withheld_message(count: int) -> str:
         f"{count} generated {images} withheld by our safety check and will not be sent. "
         "Nothing you asked for caused it; it can happen by chance."
     )
+
+
+def likeness_failures(
+    images: list[Image.Image],
+    reference: np.ndarray | None,
+    analyzer: FaceAnalyzer,
+    *,
+    kept: set[int],
+) -> dict[str, int]:
+    """Why the images not in ``kept`` were not delivered, counted by reason.
+
+    The same tests as ``rank_by_likeness`` in the same order: one prominent face, of sensible
+    size, similar enough; what passes all three but was not kept was a near-duplicate.
+    """
+    from headshots.generation.faces.selfie_check import MIN_FACE_FRACTION, prominent_faces
+
+    reasons = {"no_face": 0, "several_faces": 0, "face_too_small": 0, "low_likeness": 0}
+    reasons["near_duplicate"] = 0
+    for index, image in enumerate(images):
+        if index in kept:
+            continue
+        rgb = image.convert("RGB")
+        faces = prominent_faces(analyzer.analyze(rgb))
+        if not faces:
+            reasons["no_face"] += 1
+        elif len(faces) > 1:
+            reasons["several_faces"] += 1
+        elif max(faces[0].width, faces[0].height) / min(rgb.size) < MIN_FACE_FRACTION:
+            reasons["face_too_small"] += 1
+        elif reference is None or faces[0].similarity(reference) < analyzer.same_person_threshold:
+            reasons["low_likeness"] += 1
+        else:
+            reasons["near_duplicate"] += 1
+    return {reason: number for reason, number in reasons.items() if number}
 
 
 def build_stages(settings: Settings, options: GenerationOptions | None = None) -> StageSet:

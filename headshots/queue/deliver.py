@@ -20,6 +20,52 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Every album caption says so: chat apps recompress photos and strip their metadata.
+AI_CAPTION_NOTE = "AI-generated"
+
+_REASONS = {
+    "low_likeness": "did not look enough like you",
+    "no_face": "showed no clear face",
+    "several_faces": "showed more than one face",
+    "face_too_small": "had the face too small",
+    "near_duplicate": "were near-duplicates of a better one",
+    "withheld": "were withheld by our safety check (never sent)",
+}
+
+
+def shortfall_message(record: dict[str, Any]) -> str | None:
+    """What to tell the user when fewer images passed the likeness check than they ordered."""
+    ordered = int(record.get("ordered") or 0)
+    passed = record.get("passed")
+    missing = int(record.get("missing") or 0)
+    if passed is None or missing <= 0 or not ordered:
+        return None
+    generated = int(record.get("generated") or ordered)
+    reasons = record.get("reasons") or {}
+    why = "; ".join(
+        f"{number} {_REASONS.get(reason, reason.replace('_', ' '))}"
+        for reason, number in sorted(reasons.items(), key=lambda item: -int(item[1]))
+    )
+    results = len(record.get("results") or [])
+    if not results:
+        head = f"None of the {generated} headshots I made can be sent."
+    elif int(passed) == 0:
+        head = (
+            f"None of the {generated} headshots I made passed our likeness check, so these "
+            f"{results} are the closest attempts and may not look "
+            "enough like you."
+        )
+    else:
+        head = (
+            f"{passed} of the {ordered} headshots you ordered passed our likeness check "
+            f"({generated} made)."
+        )
+    because = f" Of the others, {why}." if why else ""
+    return (
+        f"{head}{because} Tap 'Make {missing} more' to generate {missing} more with "
+        "your personal model and new seeds (no new training)."
+    )
+
 
 async def _already_sent(resources: WorkerResources, job_id: str, item: str) -> bool:
     return bool(await resources.redis.sismember(constants.job_delivered_key(job_id), item))
@@ -53,7 +99,7 @@ async def deliver_results(
             OutgoingImage(
                 filename=f"headshot-{int(result['rank']):02d}.{suffix}",
                 data=data,
-                caption=str(result.get("caption") or f"#{result['rank']}"),
+                caption=_ai_caption(str(result.get("caption") or f"#{result['rank']}")),
             )
         )
     for index, batch in enumerate(
@@ -67,10 +113,14 @@ async def deliver_results(
 
     if await _already_sent(resources, job_id, "sheet"):
         return
+    shortfall = shortfall_message(record)
     actions = result_actions(
-        job_id, [int(r["rank"]) for r in results], team=request.team_id is not None
+        job_id,
+        [int(r["rank"]) for r in results],
+        team=request.team_id is not None,
+        missing=int(record.get("missing") or 0) if shortfall else 0,
     )
-    summary = str(record.get("message") or "")
+    summary = str(record.get("message") or shortfall or "")
     if record.get("low_likeness") and not summary:
         summary = (
             "None of these passed our likeness check, so they may not look enough like you. "
@@ -85,11 +135,19 @@ async def deliver_results(
         await sender.send_text(target, text, actions)
     elif record.get("contact_sheet"):
         sheet = await resources.store.get(user_key, str(record["contact_sheet"]))
-        caption = f"Contact sheet: {len(images)} headshots, best first. {summary}".strip()
+        caption = (
+            f"Contact sheet: {len(images)} AI-generated headshots, best first. {summary}"
+        ).strip()
         await sender.send_image(target, OutgoingImage("contact-sheet.jpg", sheet, caption), actions)
     else:
         await sender.send_text(target, summary or f"{len(images)} headshots, best first.", actions)
     await _mark_sent(resources, job_id, "sheet")
+
+
+def _ai_caption(caption: str) -> str:
+    if AI_CAPTION_NOTE.lower() in caption.lower():
+        return caption
+    return f"{caption} · {AI_CAPTION_NOTE}"
 
 
 async def deliver_preview(
@@ -100,5 +158,7 @@ async def deliver_preview(
         return
     data = await resources.store.get(request.user.key, path)
     sender = resources.senders.get(request.target.platform)
-    await sender.send_image(request.target, OutgoingImage(path.rsplit("/", 1)[-1], data, caption))
+    await sender.send_image(
+        request.target, OutgoingImage(path.rsplit("/", 1)[-1], data, _ai_caption(caption))
+    )
     await _mark_sent(resources, job_id, item)

@@ -35,14 +35,18 @@ def make_training_crops(
     resolution: int,
     subject_class: str,
     token: str = "ohwx",
+    caption: str | None = None,
 ) -> list[TrainingExample]:
     """Return a head-and-shoulders square and a tighter face crop, both ``resolution`` px square.
+
+    ``caption`` describes the photo (``presets.training_caption``: the token, the class and the
+    person's stated features); by default it is ``photo of <token> <class>``.
 
     Where the frame reaches past the photo's edge, the edge pixels are stretched outwards and
     blurred, which a diffusion model learns as background rather than as a black border.
     """
     rgb = image.convert("RGB")
-    caption = f"photo of {token} {subject_class}"
+    caption = caption or f"photo of {token} {subject_class}"
     face_height = max(face.height, face.width, 1.0)
     center_x, center_y = face.center
 

@@ -1,0 +1,323 @@
+"""Prompts as the model sees them: A1111 emphasis translated to compel, long prompts kept whole.
+
+CLIP reads 77 tokens at a time. Plain diffusers truncates everything past that, which drops
+three quarters of the reference negative prompt, and treats ``(ohwx man)`` as text. So:
+
+- :func:`a1111_to_compel` translates the presets' A1111 emphasis (``(word)`` = x1.1, ``[word]``
+  = /1.1, ``(word:1.3)``, nesting multiplies) into compel's syntax (``(word)1.1``). A weighted
+  group that is itself a list of terms (``(oversmoothed, 3d render) scar``) is kept apart from
+  its neighbours with commas, so stripping the brackets never glues terms together.
+- :func:`encode_prompts` encodes positive and negative prompts with compel
+  (``truncate_long_prompts=False``: as many 77-token chunks as the text needs, both prompts
+  padded to the same length), for SD1.5 and SDXL (both tokenizers and encoders, pooled
+  embeddings). Text-to-image, img2img (face refine, "More like", the upscale's detail pass) and
+  the training-time likeness validator all call it.
+- :class:`PromptTokens` says how many tokens each prompt had and how many reached the model, by
+  the pipeline's own tokenizer: the generation record carries it, and ``dropped`` must be 0.
+
+This module imports torch and compel lazily: the chat front ends import :mod:`presets`, which
+uses only the pure-text part here.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Family = Literal["sd15", "sdxl"]
+
+#: A1111's weight for one pair of round brackets (square brackets divide by it).
+A1111_EMPHASIS = 1.1
+
+# A1111's own tokenisation of attention syntax (modules/prompt_parser.py, re_attention).
+_A1111_ATTENTION = re.compile(
+    r"\\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:"
+)
+# What compel would read as syntax inside plain text: brackets, quotes, and +/- at a word's end
+# ("tie-" is a down-weight in compel).
+_COMPEL_SPECIAL = re.compile(r"[()\"]|(?<=\w)[+\-]+(?=[\s,]|$)")
+_COMPEL_GROUP = re.compile(r"\(([^()]*)\)(\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of prompt text with one weight."""
+
+    text: str
+    weight: float = 1.0
+
+
+def parse_a1111(text: str) -> list[Segment]:
+    """Split A1111 prompt text into weighted segments, exactly as A1111 weighs them."""
+    parts: list[list[Any]] = []
+    round_open: list[int] = []
+    square_open: list[int] = []
+
+    def multiply(start: int, factor: float) -> None:
+        for part in parts[start:]:
+            part[1] *= factor
+
+    for match in _A1111_ATTENTION.finditer(text):
+        token, weight = match.group(0), match.group(1)
+        if token.startswith("\\"):
+            parts.append([token[1:], 1.0])
+        elif token == "(":
+            round_open.append(len(parts))
+        elif token == "[":
+            square_open.append(len(parts))
+        elif weight is not None and round_open:
+            multiply(round_open.pop(), float(weight))
+        elif token == ")" and round_open:
+            multiply(round_open.pop(), A1111_EMPHASIS)
+        elif token == "]" and square_open:
+            multiply(square_open.pop(), 1 / A1111_EMPHASIS)
+        else:
+            parts.append([token, 1.0])
+    # Unclosed brackets weigh to the end of the prompt, as in A1111.
+    for start in round_open:
+        multiply(start, A1111_EMPHASIS)
+    for start in square_open:
+        multiply(start, 1 / A1111_EMPHASIS)
+
+    segments: list[Segment] = []
+    for part_text, part_weight in parts:
+        weight = round(float(part_weight), 4)
+        if segments and abs(segments[-1].weight - weight) < 1e-6:
+            segments[-1] = Segment(segments[-1].text + part_text, weight)
+        else:
+            segments.append(Segment(part_text, weight))
+    return [s for s in segments if s.text.strip()]
+
+
+def _escape(text: str) -> str:
+    return _COMPEL_SPECIAL.sub("", text)
+
+
+def _format_weight(weight: float) -> str:
+    return f"{weight:.4f}".rstrip("0").rstrip(".")
+
+
+def render_compel(segments: Sequence[Segment]) -> str:
+    """Compel syntax for ``segments``; weighted lists of terms stay separate terms."""
+    pieces: list[tuple[str, bool]] = []  # (compel text, is a weighted list of terms)
+    for segment in segments:
+        text = " ".join(_escape(segment.text).split())
+        if abs(segment.weight - 1.0) > 1e-6:
+            text = text.strip(" ,")
+            if text:
+                weight = _format_weight(segment.weight)
+                pieces.append((f"({text}){weight}", "," in text))
+        elif text:
+            pieces.append((text, False))
+    out = ""
+    after_list = False
+    for piece, is_list in pieces:
+        if not out:
+            out = piece
+        elif is_list or after_list:
+            # "blemish,(oversmoothed, 3d render) scar": the group is a term of its own.
+            out = f"{out.rstrip(' ,')}, {piece.lstrip(' ,')}"
+        elif piece[:1] in ",.;:":
+            out += piece
+        else:
+            out = f"{out} {piece}"
+        after_list = is_list
+    return out.strip(" ,")
+
+
+def a1111_to_compel(text: str) -> str:
+    """The same prompt in compel's syntax (see the module docstring)."""
+    return render_compel(parse_a1111(text))
+
+
+def plain_text(compel_prompt: str) -> str:
+    """The words of a prompt built by :func:`render_compel`, without weights."""
+    return _COMPEL_GROUP.sub(lambda match: match.group(1), compel_prompt)
+
+
+def weighted_terms(compel_prompt: str) -> dict[str, float]:
+    """``{text: weight}`` of every weighted group of a prompt built by :func:`render_compel`."""
+    return {m.group(1): float(m.group(2)) for m in _COMPEL_GROUP.finditer(compel_prompt)}
+
+
+def join_terms(*parts: str | None) -> str:
+    """Comma-joined non-empty parts."""
+    return ", ".join(part.strip(" ,") for part in parts if part and part.strip(" ,"))
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """Token counts of one prompt by the pipeline's tokenizer (without start/end markers)."""
+
+    text: int  # tokens in the prompt's words
+    encoded: int  # tokens the text encoder actually saw
+    chunks: int  # 77-token windows used
+
+    @property
+    def dropped(self) -> int:
+        return max(0, self.text - self.encoded)
+
+
+@dataclass
+class EncodedPrompts:
+    """Embeddings for a pipeline call, and what each prompt cost in tokens."""
+
+    embeddings: dict[str, Any]
+    prompt: PromptTokens
+    negative_prompt: PromptTokens
+
+    def pipe_kwargs(self, images_per_prompt: int = 1) -> dict[str, Any]:
+        """``prompt_embeds=...`` (and negative, pooled) repeated for ``images_per_prompt``.
+
+        The pipelines repeat embeddings themselves for ``num_images_per_prompt``; this is for
+        callers that batch several images in one call without it.
+        """
+        if images_per_prompt == 1:
+            return dict(self.embeddings)
+        return {
+            key: value.repeat(images_per_prompt, *([1] * (value.dim() - 1)))
+            for key, value in self.embeddings.items()
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt.text,
+            "negative_prompt_tokens": self.negative_prompt.text,
+            "prompt_tokens_encoded": self.prompt.encoded,
+            "negative_prompt_tokens_encoded": self.negative_prompt.encoded,
+            "prompt_chunks": self.prompt.chunks,
+            "negative_prompt_chunks": self.negative_prompt.chunks,
+            "tokens_dropped": self.prompt.dropped + self.negative_prompt.dropped,
+            "prompt_encoder": "compel",
+        }
+
+
+def count_text_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of ``text`` by ``tokenizer``, never truncated, without start/end markers."""
+    ids = tokenizer(text, truncation=False, add_special_tokens=False)["input_ids"]
+    return len(ids)
+
+
+def _encoded_tokens(tokenizer: Any, tokens: Any) -> tuple[int, int]:
+    """(content tokens, chunks) in compel's chunked token ids: what lies between each chunk's
+    start marker and its first end marker (padding may reuse the end token)."""
+    ids = [int(t) for t in tokens.reshape(-1).tolist()]
+    window = int(tokenizer.model_max_length)
+    content = 0
+    chunks = 0
+    for start in range(0, len(ids), window):
+        chunk = ids[start : start + window]
+        chunks += 1
+        body = chunk[1:] if chunk and chunk[0] == tokenizer.bos_token_id else chunk
+        end = body.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in body else len(body)
+        content += end
+    return content, chunks
+
+
+def _tokens_for(tokenizer: Any, text: str, tokenization: Any) -> PromptTokens:
+    encoded, chunks = _encoded_tokens(tokenizer, tokenization)
+    return PromptTokens(text=count_text_tokens(tokenizer, text), encoded=encoded, chunks=chunks)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(prompt: str) -> Any:
+    """compel's parse of ``prompt``, cached: its pyparsing grammar takes ~0.5 s on the reference
+    negative prompt, which every image of every job shares."""
+    from compel import Compel
+
+    return Compel.parse_prompt_string(prompt)
+
+
+@functools.lru_cache(maxsize=1)
+def _compel_class() -> Any:
+    """``compel.Compel`` parsing through :func:`_parsed` (built on first use: compel imports
+    diffusers)."""
+    from compel import Compel
+
+    class CachedCompel(Compel):  # type: ignore[misc]
+        @classmethod
+        def parse_prompt_string(cls, prompt_string: str) -> Any:
+            return _parsed(prompt_string)
+
+    return CachedCompel
+
+
+def _compel(tokenizer: Any, text_encoder: Any, device: Any, **options: Any) -> Any:
+    """A compel encoder that never truncates (as many 77-token windows as the text needs)."""
+    return _compel_class()(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        truncate_long_prompts=False,
+        device=str(device),
+        **options,
+    )
+
+
+def _pad_windows(embeds: Any, windows: int, empty: Any) -> Any:
+    """``embeds`` extended with the empty prompt's embedding to ``windows`` x 77 tokens."""
+    import torch
+
+    missing = windows - embeds.shape[1] // empty.shape[1]
+    if missing <= 0:
+        return embeds
+    return torch.cat([embeds, empty.repeat(embeds.shape[0], missing, 1)], dim=1)
+
+
+def encode_prompts(
+    pipe: Any, prompt: str, negative_prompt: str, *, family: Family = "sd15"
+) -> EncodedPrompts:
+    """Embeddings of ``prompt`` and ``negative_prompt`` (compel syntax) for ``pipe``'s encoders.
+
+    Works on any pipeline sharing the base's tokenizers and text encoders (text-to-image,
+    img2img, or one built around a training UNet). Positive and negative come out padded to the
+    same number of 77-token windows, as the UNet's cross-attention batch needs. SDXL, as
+    compel's ``CompelForSDXL`` does it: both encoders' penultimate hidden states side by side,
+    and the second encoder's pooled embedding.
+    """
+    import torch
+    from compel import ReturnedEmbeddingsType
+
+    device = getattr(pipe, "_execution_device", None) or pipe.text_encoder.device
+    texts = [prompt, negative_prompt]
+    with torch.no_grad():
+        if family == "sdxl":
+            hidden = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
+            first = _compel(
+                pipe.tokenizer, pipe.text_encoder, device, returned_embeddings_type=hidden
+            )
+            second = _compel(
+                pipe.tokenizer_2,
+                pipe.text_encoder_2,
+                device,
+                returned_embeddings_type=hidden,
+                requires_pooled=True,
+            )
+            left, tokens = first(texts, return_tokenization=True)
+            right, _, pooled = second(texts, return_tokenization=True)
+            windows = max(left.shape[1], right.shape[1]) // 77
+            left = _pad_windows(left, windows, first([""]))
+            right = _pad_windows(right, windows, second([""])[0])
+            embeds = torch.cat([left, right], dim=-1)
+            embeddings = {
+                "prompt_embeds": embeds[0:1],
+                "negative_prompt_embeds": embeds[1:2],
+                "pooled_prompt_embeds": pooled[0:1],
+                "negative_pooled_prompt_embeds": pooled[1:2],
+            }
+        else:
+            compel = _compel(pipe.tokenizer, pipe.text_encoder, device)
+            embeds, tokens = compel(texts, return_tokenization=True)
+            embeddings = {"prompt_embeds": embeds[0:1], "negative_prompt_embeds": embeds[1:2]}
+    # Both SDXL encoders see the same words; the first tokenizer's count is the record.
+    tokenizer = pipe.tokenizer
+    return EncodedPrompts(
+        embeddings=embeddings,
+        prompt=_tokens_for(tokenizer, plain_text(prompt), tokens[0]),
+        negative_prompt=_tokens_for(tokenizer, plain_text(negative_prompt), tokens[1]),
+    )
