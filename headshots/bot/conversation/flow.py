@@ -1,0 +1,908 @@
+"""One person's conversation, the same on every front end.
+
+    consent -> collecting -> style [-> custom] -> confirm -> submitted
+
+Front ends call these methods with what the person did (an action and its value, text,
+photos) and a :class:`Surface` to show the outcome on. One at a time (Telegram), the style
+questions are asked in turn after "Done"; as a form (Discord), they are shown beside the upload
+and "Continue" finishes both. A team member's conversation (``team_id``) asks only about the
+person; the look is the team's (see :mod:`.team`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+from collections.abc import Sequence
+
+from headshots.actions import Action
+from headshots.bot.conversation import photos, style, texts
+from headshots.bot.conversation.kit import look_lines
+from headshots.bot.conversation.screens import Button, FrontEnd, Question, Screen, Surface
+from headshots.bot.conversation.state import ACTIVE, Conversation, Photo, Place, Store
+from headshots.errors import ConfigurationError, LimitReached, NotFound, UserError
+from headshots.queue.client import JobInfo, QueueClient
+from headshots.queue.contracts import ChatTarget, JobRequest, JobState, StyleChoice, UserRef
+from headshots.queue.progress import average_duration
+from headshots.queue.teams import TeamStore
+from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Services:
+    """What both front ends need, created once per process and passed in (no globals)."""
+
+    def __init__(
+        self, settings: Settings, redis_url: str = "", *, client: QueueClient | None = None
+    ) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.faces = photos.FaceWork(settings)
+        self._client: QueueClient | None = None
+        self._owns_client = client is None
+        if client is not None:
+            self._attach(client)
+
+    def _attach(self, client: QueueClient) -> None:
+        self._client = client
+        self._store = Store(client)
+        self._teams = TeamStore(client.redis, client.store, self.settings)
+
+    async def connect(self) -> None:
+        if self._client is None:
+            self._attach(await QueueClient.connect(self.settings, self.redis_url))
+
+    async def close(self) -> None:
+        self.faces.close()
+        if self._client is not None and self._owns_client:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> QueueClient:
+        if self._client is None:
+            raise ConfigurationError("the bot's queue client is not connected (post_init not run)")
+        return self._client
+
+    @property
+    def conversations(self) -> Store:
+        self.client  # noqa: B018 (raises when not connected)
+        return self._store
+
+    @property
+    def teams(self) -> TeamStore:
+        self.client  # noqa: B018 (raises when not connected)
+        return self._teams
+
+
+def mention(place: Place, user: UserRef) -> str | None:
+    """A name to address the person by where others read along (``None`` elsewhere)."""
+    return user.display_name if place.is_group and user.display_name else None
+
+
+def delete_screen() -> Screen:
+    return Screen(
+        texts.DELETE_CONFIRM,
+        buttons=[
+            Button("forget", "🗑 Yes, delete everything", "y", "danger"),
+            Button("forget", "Keep my data", "n"),
+        ],
+        private=True,
+    )
+
+
+class Flow:
+    """The single-person conversation; all state lives in Redis (see :class:`Store`)."""
+
+    def __init__(self, services: Services, front: FrontEnd) -> None:
+        self.services = services
+        self.front = front
+        self.settings = services.settings
+
+    @property
+    def store(self) -> Store:
+        return self.services.conversations
+
+    @property
+    def client(self) -> QueueClient:
+        return self.services.client
+
+    # --- starting ----------------------------------------------------------------------
+    async def begin(
+        self,
+        surface: Surface,
+        user: UserRef,
+        scope: str,
+        place: Place,
+        *,
+        anchor: int | None = None,
+        team_id: str | None = None,
+        pending: Sequence[Photo] = (),
+        resume: bool = True,
+        session_id: str | None = None,
+    ) -> Conversation | None:
+        """Offer to continue, or ask for consent; the new conversation when consent was given
+        before (the caller then opens it where photos go, see :meth:`open`)."""
+        async with self.store.lock(user, scope):
+            active = await self.client.active_job(user)
+            if active is not None:
+                await surface.answer(texts.ALREADY_RUNNING + texts.job_status(active))
+                return None
+            old = await self.store.load(user, scope) if resume else None
+            if old is not None and old.stage in ("collecting", "style", "custom", "confirm"):
+                if old.stored or old.stage != "collecting":
+                    old.resume_offered = True
+                    old.menu_message_id = await surface.show(
+                        self._resume_screen(old), reply_to=anchor
+                    )
+                    await self.store.save(user, scope, old)
+                    return None
+                await self._drop_photos(user, old)
+            fresh = Conversation(
+                owner_id=user.user_id,
+                place=place,
+                anchor_message_id=anchor,
+                team_id=team_id,
+                pending=list(pending),
+            )
+            if session_id:
+                fresh.session_id = session_id
+            if old is not None and old.stage == "submitted" and old.style.get("attributes"):
+                # The person's features carry over to their next job in this chat.
+                fresh.style, fresh.remembered = {"attributes": old.style["attributes"]}, True
+            if await self.store.consented(user):
+                await self.store.save(user, scope, fresh)
+                return fresh
+            fresh.menu_message_id = await surface.show(
+                await self._consent_screen(fresh), reply_to=anchor
+            )
+            await self.store.save(user, scope, fresh)
+            return None
+
+    async def consent(
+        self, surface: Surface, user: UserRef, scope: str, *, accepted: bool, message_id: int
+    ) -> Conversation | None:
+        """Record the answer to the consent question; the conversation to open, if agreed."""
+        async with self.store.lock(user, scope):
+            conversation = await self.store.load(user, scope)
+            if (
+                conversation is None
+                or conversation.stage != "consent"
+                or (conversation.menu_message_id not in (None, message_id))
+            ):
+                await surface.answer(texts.STALE_MENU)
+                return None
+            if not accepted:
+                await self.store.clear(user, scope)
+                if conversation.place.is_team_session:
+                    await self.store.switch_session(user, conversation.place.chat_id, None)
+                await surface.show(Screen(texts.DECLINED), message_id=message_id)
+                return None
+            await self.store.record_consent(user)
+            return conversation
+
+    async def open(
+        self,
+        surface: Surface,
+        user: UserRef,
+        scope: str,
+        conversation: Conversation,
+        *,
+        edit: int | None = None,
+        note: str = "",
+    ) -> bool:
+        """Join the team (a member), ask for the selfies; a form shows tally and style too.
+
+        The instructions replace the consent question (``edit``) or go in a new message.
+        """
+        async with self.store.lock(user, scope):
+            lead = ""
+            if edit is not None:
+                lead = await self._intro(conversation) + "\n\n✅ "
+            if conversation.team_id:
+                try:
+                    team = await self.services.teams.require(conversation.team_id)
+                    await self.services.teams.join(
+                        team.team_id, user.key, user.display_name or str(user.user_id)
+                    )
+                except UserError as exc:  # the team is full, or was deleted meanwhile
+                    await self.store.clear(user, scope)
+                    if conversation.place.is_team_session:
+                        await self.store.switch_session(user, conversation.place.chat_id, None)
+                    await surface.show(Screen(str(exc)), message_id=edit)
+                    return False
+                logger.info("%s joined team %s", user.key, team.team_id)
+                lead += texts.joined(team.kit.team_name)
+            conversation.stage = "collecting"
+            conversation.upload_id = self.client.new_upload_id()
+            conversation.menu_message_id = None
+            if conversation.place.is_group and mention(conversation.place, user):
+                lead = f"{mention(conversation.place, user)}: " + lead
+            text = lead + texts.instructions(
+                self.settings, replies_only=surface.replies_only, note=note
+            )
+            await surface.show(
+                Screen(text), message_id=edit, reply_to=conversation.anchor_message_id
+            )
+            if surface.form:
+                conversation.tally_message_id = await surface.show(
+                    Screen(texts.no_photos_yet(self.settings))
+                )
+                pending, conversation.pending = conversation.pending, []
+                await self.store.save(user, scope, conversation)
+                if pending:
+                    await self._take(user, conversation, self._incoming(pending))
+                    await self._refresh_tally(surface, user, conversation)
+                conversation.stage = "collecting"
+                conversation.menu_message_id = await surface.show(await self._form(conversation))
+            await self.store.save(user, scope, conversation)
+            return True
+
+    async def _intro(self, conversation: Conversation) -> str:
+        redis = self.client.redis
+        eta = await average_duration(redis, "train") + await average_duration(redis, "generate")
+        name = None
+        if conversation.team_id:
+            name = (await self.services.teams.require(conversation.team_id)).kit.team_name
+        return texts.intro(self.settings, eta, name)
+
+    async def _consent_screen(self, conversation: Conversation) -> Screen:
+        return Screen(
+            await self._intro(conversation) + "\n\n" + texts.CONSENT_QUESTION,
+            buttons=[
+                Button("consent", "✅ I agree", "y", "success"),
+                Button("consent", "No, thanks", "n"),
+            ],
+            private=True,
+        )
+
+    @staticmethod
+    def _resume_screen(conversation: Conversation) -> Screen:
+        count = len(conversation.stored)
+        return Screen(
+            texts.resume(count),
+            buttons=[
+                Button("resume", f"Continue with {count} photos", "go"),
+                Button("resume", "Start over", "new"),
+            ],
+        )
+
+    # --- photos ------------------------------------------------------------------------
+    async def add_photos(
+        self, surface: Surface, user: UserRef, scope: str, incoming: Sequence[photos.IncomingPhoto]
+    ) -> str | None:
+        """Check and keep photos of a conversation in ``scope``; else why not (for the caller
+        to say, or not: in busy groups the bot only answers people it talks to)."""
+        async with self.store.lock(user, scope):
+            conversation = await self.store.load(user, scope)
+            if conversation is None:
+                return texts.NEED_START
+            if conversation.stage == "consent":
+                return texts.NEED_CONSENT
+            if conversation.stage == "submitted":
+                return texts.ALREADY_SUBMITTED
+            if conversation.stage != "collecting" or conversation.kind != "full":
+                return texts.NOT_COLLECTING
+            await self._take(user, conversation, incoming)
+            await self.store.save(user, scope, conversation)
+            return None
+
+    async def _take(
+        self, user: UserRef, conversation: Conversation, incoming: Sequence[photos.IncomingPhoto]
+    ) -> None:
+        await photos.take(
+            conversation, incoming, user=user, client=self.client, faces=self.services.faces
+        )
+
+    async def refresh_tally(self, surface: Surface, user: UserRef, scope: str) -> None:
+        """Write the tally of the upload into its one message (sent the first time)."""
+        async with self.store.lock(user, scope):
+            conversation = await self.store.load(user, scope)
+            if conversation is not None and conversation.stage == "collecting":
+                await self._refresh_tally(surface, user, conversation)
+                await self.store.save(user, scope, conversation)
+
+    async def _refresh_tally(
+        self, surface: Surface, user: UserRef, conversation: Conversation
+    ) -> None:
+        verdict = await photos.set_verdict(conversation, self.services.faces)
+        text = photos.tally(conversation, verdict, self.settings, form=surface.form)
+        enough = len(verdict.accepted) >= self.settings.min_selfies
+        buttons = [Button("done", "✅ Done", tone="success")] if enough and not surface.form else []
+        conversation.tally_message_id = await surface.show(
+            Screen(text, buttons=buttons),
+            message_id=conversation.tally_message_id,
+            reply_to=conversation.anchor_message_id,
+        )
+
+    async def _finish_upload(
+        self, surface: Surface, user: UserRef, conversation: Conversation
+    ) -> str | None:
+        """Drop what the set check refused; ``None``, or why the upload cannot finish yet."""
+        if conversation.kind != "full":
+            return None
+        if conversation.stage != "collecting":
+            return texts.UPLOAD_FINISHED
+        verdict = await photos.set_verdict(conversation, self.services.faces)
+        if not verdict.usable:
+            return f"{texts.NOT_ENOUGH}: {'; '.join(verdict.reasons)}."
+        keep = photos.accepted_indices(conversation, verdict)
+        assert conversation.upload_id is not None
+        for index in sorted(set(conversation.stored) - set(keep)):
+            await self.client.remove_selfie(user, conversation.upload_id, index)
+        conversation.stored = keep
+        if conversation.tally_message_id is not None:
+            names = {n: "" for n in verdict.rejected}
+            text = photos.headline(verdict, names) + "\n" + texts.UPLOAD_COMPLETE
+            await surface.show(Screen(text), message_id=conversation.tally_message_id)
+        conversation.stage = "style"
+        return None
+
+    async def _drop_photos(self, user: UserRef, conversation: Conversation) -> None:
+        if conversation.upload_id is not None and conversation.kind == "full":
+            for index in conversation.stored:
+                await self.client.remove_selfie(user, conversation.upload_id, index)
+
+    # --- what the person pressed ---------------------------------------------------------
+    async def press(
+        self,
+        surface: Surface,
+        user: UserRef,
+        scope: str,
+        action: str,
+        value: str = "",
+        *,
+        step: str = "",
+        message_id: int | None = None,
+    ) -> None:
+        """Handle a button or select of a conversation (resume, done, a style answer, the form's
+        pages, continue, confirm, quick draft, change, cancel)."""
+        async with self.store.lock(user, scope):
+            conversation = await self.store.load(user, scope)
+            if conversation is None or conversation.stage == "submitted":
+                await surface.answer(texts.STALE_MENU)
+                return
+            stale = message_id is not None and message_id != conversation.menu_message_id
+            if action == "done":
+                await self._done(surface, user, conversation)
+            elif stale or (action == "resume") != conversation.resume_offered:
+                await surface.answer(texts.STALE_MENU)
+                return
+            elif action == "resume":
+                await self._resume(surface, user, scope, conversation, value == "go")
+                return
+            else:
+                await self._on_menu(surface, user, scope, conversation, action, value, step)
+                if action == "cancel":
+                    return
+            await self.store.save(user, scope, conversation)
+
+    async def _done(self, surface: Surface, user: UserRef, conversation: Conversation) -> None:
+        problem = await self._finish_upload(surface, user, conversation)
+        if problem is not None:
+            await surface.answer(problem[:190], alert=True)
+            return
+        conversation.style.pop("custom", None)
+        conversation.step = self._next(conversation, None)
+        conversation.menu_message_id = await surface.show(
+            await self._menu(surface, conversation, intro=texts.READY),
+            reply_to=conversation.anchor_message_id,
+        )
+
+    async def _resume(
+        self, surface: Surface, user: UserRef, scope: str, conversation: Conversation, go_on: bool
+    ) -> None:
+        message_id = conversation.menu_message_id
+        conversation.resume_offered = False
+        if not go_on:
+            await self._drop_photos(user, conversation)
+            fresh = Conversation(
+                owner_id=user.user_id,
+                place=conversation.place,
+                anchor_message_id=conversation.anchor_message_id,
+                team_id=conversation.team_id,
+                menu_message_id=message_id,
+            )
+            await surface.show(await self._consent_screen(fresh), message_id=message_id)
+            await self.store.save(user, scope, fresh)
+            await surface.answer("Starting over")
+            return
+        text = texts.resume(len(conversation.stored)) + "\n→ Continuing."
+        await surface.show(Screen(text), message_id=message_id)
+        conversation.menu_message_id = None
+        if conversation.stage == "collecting":
+            conversation.tally_message_id = None  # the old tally is far up: write a new one
+            await self._refresh_tally(surface, user, conversation)
+        else:
+            conversation.menu_message_id = await surface.show(
+                await self._menu(surface, conversation), reply_to=conversation.anchor_message_id
+            )
+        await self.store.save(user, scope, conversation)
+
+    async def _on_menu(
+        self,
+        surface: Surface,
+        user: UserRef,
+        scope: str,
+        conversation: Conversation,
+        action: str,
+        value: str,
+        step: str,
+    ) -> None:
+        message_id = conversation.menu_message_id
+        if action == "cancel":
+            await self._drop_photos(user, conversation)
+            await self.store.clear(user, scope)
+            await surface.show(Screen(texts.CANCELLED_UPLOAD), message_id=message_id)
+            return
+        if action == "answer" and conversation.stage == "style" and step == conversation.step:
+            if step == "preset" and value == style.CUSTOM:
+                conversation.stage = "custom"
+                prompt = texts.custom_prompt(replies_only=surface.replies_only)
+                await surface.show(Screen(prompt), message_id=message_id)
+                return
+            try:
+                conversation.style = style.apply(conversation.style, step, value)
+            except ValueError:
+                await surface.answer(texts.STALE_MENU)
+                return
+            if step == "preset":
+                conversation.style.pop("custom", None)  # a preset instead of a description
+            conversation.step = self._next(conversation, step)
+        elif action == "set" and conversation.stage in ("collecting", "style"):
+            if conversation.team_id and step not in style.TEAM_STEPS:
+                await surface.answer(texts.TEAM_STYLE_FIXED)
+                return
+            try:
+                conversation.style = style.apply(conversation.style, step, value)
+            except ValueError:
+                await surface.answer(texts.STALE_MENU)
+                return
+        elif action in ("more", "back") and conversation.stage in ("collecting", "style"):
+            conversation.page += 1 if action == "more" else -1
+        elif action == "next" and conversation.stage in ("collecting", "style"):
+            problem = await self._finish_upload(surface, user, conversation)
+            if problem is not None:
+                await surface.answer(problem)
+                return
+            conversation.stage = "confirm"
+        elif action == "quick" and conversation.stage == "confirm":
+            if not self.settings.lcm_lora:
+                await surface.answer(texts.QUICK_UNAVAILABLE, alert=True)
+                return
+            conversation.style["quick"] = not conversation.style.get("quick")
+        elif action == "change" and conversation.stage == "confirm":
+            conversation.stage, conversation.page, conversation.remembered = "style", 0, False
+            conversation.step = self._next(conversation, None)
+        elif action == "confirm" and conversation.stage == "confirm":
+            await self._confirm(surface, user, conversation)
+            return
+        else:
+            await surface.answer(texts.STALE_MENU)
+            return
+        await surface.show(await self._menu(surface, conversation), message_id=message_id)
+
+    def _next(self, conversation: Conversation, step: str | None) -> str | None:
+        following = style.next_step(
+            step, conversation.style, steps=conversation.steps, skip=conversation.remembered
+        )
+        conversation.stage = "style" if following else "confirm"
+        return following
+
+    # --- what is shown -------------------------------------------------------------------
+    async def _menu(self, surface: Surface, conversation: Conversation, intro: str = "") -> Screen:
+        """The current menu: the question asked, the form, or the summary."""
+        if conversation.stage == "custom":
+            return Screen(texts.custom_prompt(replies_only=surface.replies_only))
+        if conversation.stage == "confirm":
+            return await self._summary_screen(conversation)
+        if surface.form:
+            return await self._form(conversation)
+        step = conversation.step or self._next(conversation, None) or "subject_class"
+        conversation.step = step
+        question = Question(
+            "style", step, style.QUESTIONS[step], tuple(style.options(step, conversation.style))
+        )
+        return Screen(intro + question.text, questions=[question])
+
+    async def _body(self, conversation: Conversation) -> list[str]:
+        if not conversation.team_id:
+            return style.lines(conversation.style)
+        team = await self.services.teams.require(conversation.team_id)
+        choice = style.to_choice(conversation.style)
+        you = style.CLASS_LABELS[choice.subject_class]
+        return [
+            texts.TEAM_LOOK,
+            *look_lines(team.kit, logo=team.has_logo),
+            f"You: {you} · {style.person_line(conversation.style)}",
+        ]
+
+    async def _form(self, conversation: Conversation) -> Screen:
+        groups = style.TEAM_GROUPS if conversation.team_id else style.GROUPS
+        conversation.page = max(0, min(conversation.page, len(groups) - 1))
+        questions = [
+            Question(
+                "style",
+                step,
+                style.QUESTIONS[step],
+                tuple(
+                    o for o in style.options(step, conversation.style) if o.value != style.CUSTOM
+                ),
+                style.current(step, conversation.style),
+            )
+            for step in groups[conversation.page]
+        ]
+        if conversation.team_id:
+            heading = texts.TEAM_HEADING
+        elif conversation.kind == "new_style":
+            heading = texts.NEW_STYLE_HEADING
+        else:
+            heading = texts.FORM_HEADING
+        buttons = []
+        if conversation.page > 0:
+            buttons.append(Button("back", "Back"))
+        if conversation.page < len(groups) - 1:
+            label = "More options" if conversation.page == 0 else "Eyes, glasses, hair"
+            buttons.append(Button("more", label))
+        if not conversation.team_id:
+            buttons.append(Button("custom", "Custom description"))
+        buttons += [
+            Button("next", "Continue", tone="primary"),
+            Button("cancel", "Cancel", tone="danger"),
+        ]
+        text = heading + "\n" + "\n".join(await self._body(conversation))
+        return Screen(text, questions=questions, buttons=buttons)
+
+    async def _summary_text(self, conversation: Conversation) -> str:
+        if conversation.kind == "new_style":
+            photos_line = texts.PHOTOS_REUSED
+        else:
+            photos_line = texts.photos_line(len(conversation.stored))
+        body = await self._body(conversation)
+        return "\n".join([texts.SUMMARY_HEADING, photos_line, *body])
+
+    async def _summary_screen(self, conversation: Conversation) -> Screen:
+        buttons = [Button("confirm", "✅ Confirm", tone="success")]
+        if not conversation.team_id:
+            if not self.settings.lcm_lora:
+                label = "⚡ Quick draft (unavailable here)"
+            elif conversation.style.get("quick"):
+                label = "Full quality instead"
+            else:
+                label = "⚡ Quick draft (fast, lower quality)"
+            buttons.append(Button("quick", label))
+        buttons += [Button("change", "Change"), Button("cancel", "Cancel", tone="danger")]
+        text = await self._summary_text(conversation) + "\n\n" + texts.CONFIRM_QUESTION
+        return Screen(text, buttons=buttons)
+
+    # --- text, custom descriptions -------------------------------------------------------
+    async def text(
+        self, surface: Surface, user: UserRef, place: Place, scope: str, text: str
+    ) -> None:
+        """Use text as the custom description when asked for one; otherwise say what to do."""
+        async with self.store.lock(user, scope):
+            conversation = await self.store.load(user, scope)
+            if conversation is not None and conversation.stage == "custom":
+                if not conversation.resume_offered:
+                    await self._describe(surface, user, scope, conversation, text)
+                    return
+            if place.is_group:
+                return  # members talk to each other in groups: only commands and buttons are ours
+            if conversation is None or conversation.stage == "submitted":
+                await surface.answer(texts.TEXT_HINT)
+            elif conversation.stage == "collecting" and not conversation.resume_offered:
+                await surface.answer(texts.SEND_PHOTOS_NOT_TEXT)
+            else:
+                await surface.answer(texts.USE_BUTTONS)
+                if conversation.resume_offered:
+                    screen = self._resume_screen(conversation)
+                elif conversation.stage == "consent":
+                    screen = await self._consent_screen(conversation)
+                else:
+                    screen = await self._menu(surface, conversation)
+                conversation.menu_message_id = await surface.show(
+                    screen, reply_to=conversation.anchor_message_id
+                )
+                await self.store.save(user, scope, conversation)
+
+    async def describe(self, surface: Surface, user: UserRef, scope: str, text: str) -> None:
+        """A custom description typed into a form (a Discord modal)."""
+        async with self.store.lock(user, scope):
+            conversation = await self.store.load(user, scope)
+            if conversation is None or conversation.stage not in ("collecting", "style"):
+                await surface.answer(texts.STALE_MENU)
+                return
+            if conversation.team_id:
+                await surface.answer(texts.TEAM_STYLE_FIXED)
+                return
+            await self._describe(surface, user, scope, conversation, text)
+
+    async def _describe(
+        self, surface: Surface, user: UserRef, scope: str, conversation: Conversation, text: str
+    ) -> None:
+        if surface.form and not text.strip():
+            conversation.style.pop("custom", None)
+        else:
+            try:
+                conversation.style = style.with_custom(conversation.style, text)
+            except UserError as exc:  # refused, too long or empty: nothing is kept, ask again
+                await surface.answer(str(exc))
+                return
+        if surface.form:
+            await surface.show(
+                await self._form(conversation), message_id=conversation.menu_message_id
+            )
+        else:
+            conversation.step = self._next(conversation, "preset")
+            conversation.menu_message_id = await surface.show(
+                await self._menu(surface, conversation, intro=texts.GOT_IT),
+                reply_to=conversation.anchor_message_id,
+            )
+        await self.store.save(user, scope, conversation)
+
+    # --- confirming and submitting -------------------------------------------------------
+    async def _confirm(self, surface: Surface, user: UserRef, conversation: Conversation) -> None:
+        try:
+            choice = style.to_choice(conversation.style)
+            if conversation.team_id:
+                team = await self.services.teams.require(conversation.team_id)
+                choice = team.kit.style_for(choice.subject_class, choice.attributes)
+            summary = await self._summary_text(conversation)
+        except UserError as exc:  # the team was deleted meanwhile
+            await surface.answer(str(exc))
+            return
+        await surface.show(
+            Screen(summary + "\n\n" + texts.CONFIRMED), message_id=conversation.menu_message_id
+        )
+        job_id = await self.submit(
+            surface,
+            user,
+            conversation.place,
+            upload_id=conversation.upload_id or "",
+            style=choice,
+            kind=conversation.kind,
+            lora_job_id=conversation.lora_job_id,
+            anchor=conversation.anchor_message_id,
+            team_id=conversation.team_id,
+            nonce=conversation.session_id if conversation.kind == "new_style" else "",
+        )
+        if job_id is None:
+            # A limit was hit: the menu comes back so Confirm works once the limit is gone.
+            if surface.form:
+                conversation.stage, conversation.page = "style", 0
+            conversation.menu_message_id = await surface.show(
+                await self._menu(surface, conversation),
+                message_id=conversation.menu_message_id if surface.form else None,
+                reply_to=conversation.anchor_message_id,
+            )
+            return
+        conversation.stage, conversation.job_id = "submitted", job_id
+        conversation.menu_message_id = None
+
+    async def submit(
+        self,
+        surface: Surface,
+        user: UserRef,
+        place: Place,
+        *,
+        upload_id: str,
+        style: StyleChoice,
+        kind: str,
+        lora_job_id: str | None = None,
+        like_rank: int | None = None,
+        anchor: int | None = None,
+        team_id: str | None = None,
+        nonce: str | None = None,
+    ) -> str | None:
+        """Post the status message, submit the job with it as target; the job id, or ``None``.
+
+        A team job counts against the member's team quota first (``record_job`` before
+        ``submit``), and the member's private place and features are saved for an admin's redo.
+        """
+        status_id = await surface.show(Screen(texts.SUBMITTING), reply_to=anchor)
+        target = ChatTarget(
+            platform=surface.platform,
+            chat_id=place.chat_id,
+            thread_id=place.thread_id,
+            user_id=user.user_id,
+            reply_to_message_id=anchor if place.is_group else None,
+            status_message_id=status_id,
+        )
+        request = JobRequest(
+            user=user,
+            target=target,
+            upload_id=upload_id,
+            style=style,
+            kind="full" if kind == "full" else ("more_like" if like_rank else "new_style"),
+            lora_job_id=lora_job_id,
+            like_rank=like_rank,
+            # A deliberate repeat on a trained model is a new job; a full job is unique already.
+            nonce=("" if kind == "full" else secrets.token_hex(6)) if nonce is None else nonce,
+            team_id=team_id,
+        )
+        teams = self.services.teams
+        try:
+            if team_id is not None:
+                member = await teams.record_job(team_id, user.key, request.job_id())
+            try:
+                submission = await self.client.submit(request)
+            except LimitReached:
+                if team_id is not None:  # refused: the member keeps their run
+                    await teams.unrecord_job(team_id, user.key, request.job_id())
+                raise
+        except (LimitReached, NotFound) as exc:
+            await surface.show(Screen(str(exc)), message_id=status_id)
+            return None
+        if team_id is not None:
+            member.private_target = target.model_copy(
+                update={"status_message_id": None, "reply_to_message_id": None}
+            )
+            member.subject_class = style.subject_class
+            await teams.save_member(team_id, member)
+        await self.client.set_status_message(submission.job_id, status_id)
+        info = await self.client.job(submission.job_id)
+        if not submission.created:
+            await surface.show(Screen(texts.ALREADY_QUEUED), message_id=status_id)
+        elif info is None or info.state is JobState.QUEUED:
+            # Once a worker has picked the job up, the status message is the worker's to edit.
+            position = info.position if info is not None and info.position else None
+            text = texts.queued(position or submission.position, mention(place, user))
+            await surface.show(Screen(text), message_id=status_id)
+        logger.info("submitted %s job %s for %s", request.kind, submission.job_id, user.key)
+        return submission.job_id
+
+    # --- commands ------------------------------------------------------------------------
+    async def status(self, surface: Surface, user: UserRef, scope: str | None) -> None:
+        """The active job (position and ETA), else the last job, and the upload in progress."""
+        job = await self.client.active_job(user)
+        if job is None:
+            jobs = await self.client.user_jobs(user)
+            job = jobs[-1] if jobs else None
+        lines = [texts.job_status(job)] if job is not None else []
+        conversation = await self.store.load(user, scope) if scope else None
+        if conversation is not None and conversation.stage == "collecting":
+            lines.append(texts.upload_status(len(conversation.stored), self.settings))
+        elif conversation is not None and conversation.stage in ("style", "custom", "confirm"):
+            lines.append(texts.CHOOSING)
+        await surface.answer("\n".join(lines) or texts.NOTHING_GOING_ON)
+
+    async def cancel(self, surface: Surface, user: UserRef, scope: str | None) -> None:
+        """Cancel the running job, else the upload or style choice in progress."""
+        try:
+            info = await self.client.cancel(user)
+        except NotFound:
+            info = None
+        if info is not None:
+            if info.state is JobState.CANCELLED:
+                # A queued job never reaches a worker: nobody else updates its status message.
+                target = info.request.target
+                if target.status_message_id is not None:
+                    where = self.front.surface(target)
+                    await where.show(
+                        Screen(texts.CANCELLED_STATUS), message_id=target.status_message_id
+                    )
+                await surface.answer(texts.CANCELLED_QUEUED)
+            else:
+                await surface.answer(texts.cancelling(info.state))
+            return
+        async with self.store.lock(user, scope or ""):
+            conversation = await self.store.load(user, scope) if scope else None
+            if conversation is None or conversation.stage not in ACTIVE or scope is None:
+                await surface.answer(texts.NOTHING_TO_CANCEL)
+                return
+            await self._drop_photos(user, conversation)
+            await self.store.clear(user, scope)
+        await surface.answer(texts.CANCELLED_UPLOAD)
+
+    async def forget(self, surface: Surface, user: UserRef, *, yes: bool, message_id: int) -> None:
+        """Delete everything of the person once they confirm, and report what went."""
+        if not yes:
+            await surface.show(Screen(texts.DELETE_KEPT, private=True), message_id=message_id)
+            return
+        report = await self.client.forget(user)
+        await surface.show(Screen(texts.deleted(report), private=True), message_id=message_id)
+
+    # --- buttons under results (posted by the worker) ------------------------------------
+    async def result(
+        self, surface: Surface, user: UserRef, action: Action, place: Place, scope: str
+    ) -> JobInfo | None:
+        """New style, more like #N, make N more, originals, delete; the job for "pick"."""
+        if action.name == "delete":
+            await surface.show(delete_screen())
+            return None
+        info = await self.client.job(action.job_id)
+        if info is None:
+            await surface.answer(texts.JOB_GONE, alert=True)
+            return None
+        if info.user_key != user.key:
+            await surface.answer(texts.NOT_YOUR_JOB, alert=True)
+            return None
+        request = info.request
+        if action.name == "pick":
+            return info
+        if action.name == "new_style":
+            await self._new_style(surface, user, scope, place, info)
+        elif action.name == "originals":
+            await surface.working()
+            files = await self._originals(user, info)
+            if files:
+                await surface.send_files(files, texts.ORIGINALS)
+            else:
+                await surface.answer(texts.NO_ORIGINALS)
+        elif action.rank is not None and action.name in ("more_like", "make_more"):
+            more = action.name == "make_more"
+            chosen = request.style
+            if more:
+                # The next seeds of the schedule (a set seed), or seeds from the new job id.
+                seed = None if chosen.seed is None else chosen.seed + chosen.count
+                chosen = chosen.model_copy(update={"count": action.rank, "seed": seed})
+            await surface.answer(
+                texts.making_more(action.rank) if more else texts.more_like(action.rank)
+            )
+            await self.submit(
+                surface,
+                user,
+                place,
+                upload_id=request.upload_id,
+                style=chosen,
+                kind="new_style" if more else "more_like",
+                lora_job_id=info.job_id,
+                like_rank=None if more else action.rank,
+                anchor=request.target.reply_to_message_id,
+                team_id=request.team_id,
+                # One job per press of a "make more" button, however often it is pressed.
+                nonce=f"more:{info.job_id}:{action.rank}" if more else None,
+            )
+        return None
+
+    async def _new_style(
+        self, surface: Surface, user: UserRef, scope: str, place: Place, info: JobInfo
+    ) -> None:
+        """Ask for a style again for a trained model; the person's features are kept."""
+        previous = info.request.style.model_copy(update={"seed": None, "quick": False})
+        async with self.store.lock(user, scope):
+            conversation = Conversation(
+                owner_id=user.user_id,
+                place=place,
+                stage="style",
+                kind="new_style",
+                upload_id=info.request.upload_id,
+                lora_job_id=info.job_id,
+                job_id=info.job_id,
+                anchor_message_id=info.request.target.reply_to_message_id,
+                style=previous.model_dump(mode="json", exclude={"custom"}),
+                remembered=True,
+            )
+            if scope.startswith("dc-session:"):
+                conversation.session_id = scope.removeprefix("dc-session:")
+            conversation.step = self._next(conversation, None)
+            conversation.menu_message_id = await surface.show(
+                await self._menu(surface, conversation, intro=texts.NEW_STYLE_INTRO),
+                reply_to=conversation.anchor_message_id,
+            )
+            await self.store.save(user, scope, conversation)
+
+    async def _originals(self, user: UserRef, info: JobInfo) -> list[tuple[str, bytes]]:
+        files: list[tuple[str, bytes]] = []
+        for result in sorted(info.results, key=lambda r: int(r.get("rank", 0))):
+            path = str(result["path"])
+            try:
+                data = await self.client.read_blob(user, path)
+            except NotFound:
+                continue
+            suffix = path[path.rfind(".") :] if "." in path.rsplit("/", 1)[-1] else ".png"
+            files.append((f"headshot-{int(result.get('rank', len(files) + 1)):02d}{suffix}", data))
+        return files
+
+    def _incoming(self, pending: list[Photo]) -> list[photos.IncomingPhoto]:
+        return [
+            photos.IncomingPhoto(
+                place=photo.place,
+                fetch=functools.partial(self.front.download, photo.url),
+                name=photo.name,
+                refused=photo.refused,
+            )
+            for photo in pending
+        ]
