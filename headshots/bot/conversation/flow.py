@@ -365,6 +365,9 @@ class Flow:
                 await surface.answer(texts.STALE_MENU)
                 return
             stale = message_id is not None and message_id != conversation.menu_message_id
+            if action == "set" and conversation.team_id and step not in style.TEAM_STEPS:
+                await surface.answer(texts.TEAM_STYLE_FIXED)  # whatever the message said
+                return
             if action == "done":
                 await self._done(surface, user, conversation)
             elif stale or (action == "resume") != conversation.resume_offered:
@@ -452,16 +455,14 @@ class Flow:
                 conversation.style.pop("custom", None)  # a preset instead of a description
             conversation.step = self._next(conversation, step)
         elif action == "set" and conversation.stage in ("collecting", "style"):
-            if conversation.team_id and step not in style.TEAM_STEPS:
-                await surface.answer(texts.TEAM_STYLE_FIXED)
-                return
             try:
                 conversation.style = style.apply(conversation.style, step, value)
             except ValueError:
                 await surface.answer(texts.STALE_MENU)
                 return
-        elif action in ("more", "back") and conversation.stage in ("collecting", "style"):
-            conversation.page += 1 if action == "more" else -1
+        elif action == "page" and conversation.stage in ("collecting", "style"):
+            groups = style.TEAM_GROUPS if conversation.team_id else style.GROUPS
+            conversation.page = list(groups).index(value) if value in groups else 0
         elif action == "next" and conversation.stage in ("collecting", "style"):
             problem = await self._finish_upload(surface, user, conversation)
             if problem is not None:
@@ -521,7 +522,8 @@ class Flow:
 
     async def _form(self, conversation: Conversation) -> Screen:
         groups = style.TEAM_GROUPS if conversation.team_id else style.GROUPS
-        conversation.page = max(0, min(conversation.page, len(groups) - 1))
+        names = list(groups)
+        conversation.page = max(0, min(conversation.page, len(names) - 1))
         questions = [
             Question(
                 "style",
@@ -532,7 +534,7 @@ class Flow:
                 ),
                 style.current(step, conversation.style),
             )
-            for step in groups[conversation.page]
+            for step in groups[names[conversation.page]]
         ]
         if conversation.team_id:
             heading = texts.TEAM_HEADING
@@ -540,12 +542,16 @@ class Flow:
             heading = texts.NEW_STYLE_HEADING
         else:
             heading = texts.FORM_HEADING
-        buttons = []
-        if conversation.page > 0:
-            buttons.append(Button("back", "Back"))
-        if conversation.page < len(groups) - 1:
-            label = "More options" if conversation.page == 0 else "Eyes, glasses, hair"
-            buttons.append(Button("more", label))
+        around = [conversation.page - 1, conversation.page + 1]
+        buttons = [
+            Button(
+                "page",
+                "Back" if page < conversation.page else style.PAGE_LABELS[names[page]],
+                names[page],
+            )
+            for page in around
+            if 0 <= page < len(names)
+        ]
         if not conversation.team_id:
             buttons.append(Button("custom", "Custom description"))
         buttons += [

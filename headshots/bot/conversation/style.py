@@ -39,13 +39,14 @@ STEPS = (
     "aspect_ratio",
 )
 TEAM_STEPS = ("subject_class", *PERSON)
-#: Pages of a form (a Discord message holds four selects and a row of buttons).
-GROUPS = (
-    ("preset", "subject_class", "background", "attire"),
-    ("colour_grade", "count", "aspect_ratio"),
-    PERSON,
-)
-TEAM_GROUPS = (("subject_class", "eye_colour", "glasses"), ("hair_colour", "hair_length"))
+#: Pages of a form, by name (a Discord message holds four selects and a row of buttons).
+GROUPS = {
+    "look": ("preset", "subject_class", "background", "attire"),
+    "more": ("colour_grade", "count", "aspect_ratio"),
+    "you": PERSON,
+}
+TEAM_GROUPS = {"you": ("subject_class", "eye_colour", "glasses"), "hair": PERSON[2:]}
+PAGE_LABELS = {"look": "Back", "more": "More options", "you": "Eyes, glasses, hair", "hair": "Hair"}
 QUESTIONS = {
     "preset": "Which style? (Custom lets you describe the look in your own words.)",
     "subject_class": "How should the model see you?",

@@ -512,6 +512,7 @@ EXPORT_DM_FAILED = (
     "I couldn't send you the export by DM: allow direct messages from server members "
     "(the server's Privacy Settings) and run /team export again."
 )
+TEAM_SERVER_ONLY = "Team headshots work in a server: run this in your team's server."
 TEAM_SETUP_CHANNEL = (
     "Run /team setup in a regular text channel (not a thread): the look's preview, the Join "
     "button and the team's chosen headshots are posted there."

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, cast
 
 import discord
 
-from headshots.bot.discord import texts
+from headshots.bot.conversation import texts
+from headshots.bot.discord.surface import for_discord
 from headshots.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def missing_permissions(interaction: discord.Interaction, settings: Settings) ->
 
 
 def thread_name(display_name: str) -> str:
-    return texts.clip(f"Headshots · {display_name}", 100)
+    return for_discord(f"Headshots · {display_name}", 100)
 
 
 async def open_thread(
@@ -63,7 +64,7 @@ async def open_thread(
         )
     except discord.Forbidden as exc:
         logger.info("thread creation refused in channel %s: %s", channel.id, exc.text)
-        raise WorkspaceRefused(texts.thread_refused_text(private=private)) from exc
+        raise WorkspaceRefused(for_discord(texts.thread_refused(private=private))) from exc
     try:
         await thread.add_user(user)
     except discord.HTTPException:
