@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from headshots.actions import Action
 from headshots.bot.conversation import photos, style, texts
 from headshots.bot.conversation.kit import look_lines
-from headshots.bot.conversation.screens import Button, FrontEnd, Question, Screen, Surface
+from headshots.bot.conversation.screens import Button, FrontEnd, Question, Screen, Surface, Turn
 from headshots.bot.conversation.state import ACTIVE, Conversation, Photo, Place, Store
 from headshots.errors import ConfigurationError, LimitReached, NotFound, UserError
 from headshots.queue.client import JobInfo, QueueClient
@@ -112,9 +112,7 @@ class Flow:
     # --- starting ----------------------------------------------------------------------
     async def begin(
         self,
-        surface: Surface,
-        user: UserRef,
-        scope: str,
+        turn: Turn,
         place: Place,
         *,
         anchor: int | None = None,
@@ -125,6 +123,7 @@ class Flow:
     ) -> Conversation | None:
         """Offer to continue, or ask for consent; the new conversation when consent was given
         before (the caller then opens it where photos go, see :meth:`open`)."""
+        surface, user, scope = turn
         async with self.store.lock(user, scope):
             active = await self.client.active_job(user)
             if active is not None:
@@ -161,10 +160,9 @@ class Flow:
             await self.store.save(user, scope, fresh)
             return None
 
-    async def consent(
-        self, surface: Surface, user: UserRef, scope: str, *, accepted: bool, message_id: int
-    ) -> Conversation | None:
+    async def consent(self, turn: Turn, *, accepted: bool, message_id: int) -> Conversation | None:
         """Record the answer to the consent question; the conversation to open, if agreed."""
+        surface, user, scope = turn
         async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope)
             if (
@@ -184,19 +182,13 @@ class Flow:
             return conversation
 
     async def open(
-        self,
-        surface: Surface,
-        user: UserRef,
-        scope: str,
-        conversation: Conversation,
-        *,
-        edit: int | None = None,
-        note: str = "",
+        self, turn: Turn, conversation: Conversation, *, edit: int | None = None, note: str = ""
     ) -> bool:
         """Join the team (a member), ask for the selfies; a form shows tally and style too.
 
         The instructions replace the consent question (``edit``) or go in a new message.
         """
+        surface, user, scope = turn
         async with self.store.lock(user, scope):
             lead = ""
             if edit is not None:
@@ -233,8 +225,8 @@ class Flow:
                 pending, conversation.pending = conversation.pending, []
                 await self.store.save(user, scope, conversation)
                 if pending:
-                    await self._take(user, conversation, self._incoming(pending))
-                    await self._refresh_tally(surface, user, conversation)
+                    await self._take(turn, conversation, self._incoming(pending))
+                    await self._refresh_tally(turn, conversation)
                 conversation.stage = "collecting"
                 conversation.menu_message_id = await surface.show(await self._form(conversation))
             await self.store.save(user, scope, conversation)
@@ -270,11 +262,10 @@ class Flow:
         )
 
     # --- photos ------------------------------------------------------------------------
-    async def add_photos(
-        self, surface: Surface, user: UserRef, scope: str, incoming: Sequence[photos.IncomingPhoto]
-    ) -> str | None:
+    async def add_photos(self, turn: Turn, incoming: Sequence[photos.IncomingPhoto]) -> str | None:
         """Check and keep photos of a conversation in ``scope``; else why not (for the caller
         to say, or not: in busy groups the bot only answers people it talks to)."""
+        _, user, scope = turn
         async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope)
             if conversation is None:
@@ -285,28 +276,26 @@ class Flow:
                 return texts.ALREADY_SUBMITTED
             if conversation.stage != "collecting" or conversation.kind != "full":
                 return texts.NOT_COLLECTING
-            await self._take(user, conversation, incoming)
+            await self._take(turn, conversation, incoming)
             await self.store.save(user, scope, conversation)
             return None
 
     async def _take(
-        self, user: UserRef, conversation: Conversation, incoming: Sequence[photos.IncomingPhoto]
+        self, turn: Turn, conversation: Conversation, incoming: Sequence[photos.IncomingPhoto]
     ) -> None:
-        await photos.take(
-            conversation, incoming, user=user, client=self.client, faces=self.services.faces
-        )
+        client, faces = self.client, self.services.faces
+        await photos.take(conversation, incoming, user=turn.user, client=client, faces=faces)
 
-    async def refresh_tally(self, surface: Surface, user: UserRef, scope: str) -> None:
+    async def refresh_tally(self, turn: Turn) -> None:
         """Write the tally of the upload into its one message (sent the first time)."""
-        async with self.store.lock(user, scope):
-            conversation = await self.store.load(user, scope)
+        async with self.store.lock(turn.user, turn.scope):
+            conversation = await self.store.load(turn.user, turn.scope)
             if conversation is not None and conversation.stage == "collecting":
-                await self._refresh_tally(surface, user, conversation)
-                await self.store.save(user, scope, conversation)
+                await self._refresh_tally(turn, conversation)
+                await self.store.save(turn.user, turn.scope, conversation)
 
-    async def _refresh_tally(
-        self, surface: Surface, user: UserRef, conversation: Conversation
-    ) -> None:
+    async def _refresh_tally(self, turn: Turn, conversation: Conversation) -> None:
+        surface = turn.surface
         verdict = await photos.set_verdict(conversation, self.services.faces)
         text = photos.tally(conversation, verdict, self.settings, form=surface.form)
         enough = len(verdict.accepted) >= self.settings.min_selfies
@@ -317,10 +306,9 @@ class Flow:
             reply_to=conversation.anchor_message_id,
         )
 
-    async def _finish_upload(
-        self, surface: Surface, user: UserRef, conversation: Conversation
-    ) -> str | None:
+    async def _finish_upload(self, turn: Turn, conversation: Conversation) -> str | None:
         """Drop what the set check refused; ``None``, or why the upload cannot finish yet."""
+        surface, user, _ = turn
         if conversation.kind != "full":
             return None
         if conversation.stage != "collecting":
@@ -347,43 +335,37 @@ class Flow:
 
     # --- what the person pressed ---------------------------------------------------------
     async def press(
-        self,
-        surface: Surface,
-        user: UserRef,
-        scope: str,
-        action: str,
-        value: str = "",
-        *,
-        step: str = "",
-        message_id: int | None = None,
+        self, turn: Turn, action: str, value: str = "", *, step: str = "", message_id: int = 0
     ) -> None:
         """Handle a button or select of a conversation (resume, done, a style answer, the form's
         pages, continue, confirm, quick draft, change, cancel)."""
+        surface, user, scope = turn
         async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope)
             if conversation is None or conversation.stage == "submitted":
                 await surface.answer(texts.STALE_MENU)
                 return
-            stale = message_id is not None and message_id != conversation.menu_message_id
+            stale = message_id != conversation.menu_message_id
             if action == "set" and conversation.team_id and step not in style.TEAM_STEPS:
                 await surface.answer(texts.TEAM_STYLE_FIXED)  # whatever the message said
                 return
             if action == "done":
-                await self._done(surface, user, conversation)
+                await self._done(turn, conversation)
             elif stale or (action == "resume") != conversation.resume_offered:
                 await surface.answer(texts.STALE_MENU)
                 return
             elif action == "resume":
-                await self._resume(surface, user, scope, conversation, value == "go")
+                await self._resume(turn, conversation, value == "go")
                 return
             else:
-                await self._on_menu(surface, user, scope, conversation, action, value, step)
+                await self._on_menu(turn, conversation, action, value, step)
                 if action == "cancel":
                     return
             await self.store.save(user, scope, conversation)
 
-    async def _done(self, surface: Surface, user: UserRef, conversation: Conversation) -> None:
-        problem = await self._finish_upload(surface, user, conversation)
+    async def _done(self, turn: Turn, conversation: Conversation) -> None:
+        surface = turn.surface
+        problem = await self._finish_upload(turn, conversation)
         if problem is not None:
             await surface.answer(problem[:190], alert=True)
             return
@@ -394,9 +376,8 @@ class Flow:
             reply_to=conversation.anchor_message_id,
         )
 
-    async def _resume(
-        self, surface: Surface, user: UserRef, scope: str, conversation: Conversation, go_on: bool
-    ) -> None:
+    async def _resume(self, turn: Turn, conversation: Conversation, go_on: bool) -> None:
+        surface, user, scope = turn
         message_id = conversation.menu_message_id
         conversation.resume_offered = False
         if not go_on:
@@ -417,7 +398,7 @@ class Flow:
         conversation.menu_message_id = None
         if conversation.stage == "collecting":
             conversation.tally_message_id = None  # the old tally is far up: write a new one
-            await self._refresh_tally(surface, user, conversation)
+            await self._refresh_tally(turn, conversation)
         else:
             conversation.menu_message_id = await surface.show(
                 await self._menu(surface, conversation), reply_to=conversation.anchor_message_id
@@ -425,15 +406,9 @@ class Flow:
         await self.store.save(user, scope, conversation)
 
     async def _on_menu(
-        self,
-        surface: Surface,
-        user: UserRef,
-        scope: str,
-        conversation: Conversation,
-        action: str,
-        value: str,
-        step: str,
+        self, turn: Turn, conversation: Conversation, action: str, value: str, step: str
     ) -> None:
+        surface, user, scope = turn
         message_id = conversation.menu_message_id
         if action == "cancel":
             await self._drop_photos(user, conversation)
@@ -464,7 +439,7 @@ class Flow:
             groups = style.TEAM_GROUPS if conversation.team_id else style.GROUPS
             conversation.page = list(groups).index(value) if value in groups else 0
         elif action == "next" and conversation.stage in ("collecting", "style"):
-            problem = await self._finish_upload(surface, user, conversation)
+            problem = await self._finish_upload(turn, conversation)
             if problem is not None:
                 await surface.answer(problem)
                 return
@@ -478,7 +453,7 @@ class Flow:
             conversation.stage, conversation.page, conversation.remembered = "style", 0, False
             conversation.step = self._next(conversation, None)
         elif action == "confirm" and conversation.stage == "confirm":
-            await self._confirm(surface, user, conversation)
+            await self._confirm(turn, conversation)
             return
         else:
             await surface.answer(texts.STALE_MENU)
@@ -584,15 +559,14 @@ class Flow:
         return Screen(text, buttons=buttons)
 
     # --- text, custom descriptions -------------------------------------------------------
-    async def text(
-        self, surface: Surface, user: UserRef, place: Place, scope: str, text: str
-    ) -> None:
+    async def text(self, turn: Turn, place: Place, text: str) -> None:
         """Use text as the custom description when asked for one; otherwise say what to do."""
+        surface, user, scope = turn
         async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope)
             if conversation is not None and conversation.stage == "custom":
                 if not conversation.resume_offered:
-                    await self._describe(surface, user, scope, conversation, text)
+                    await self._describe(turn, conversation, text)
                     return
             if place.is_group:
                 return  # members talk to each other in groups: only commands and buttons are ours
@@ -613,8 +587,9 @@ class Flow:
                 )
                 await self.store.save(user, scope, conversation)
 
-    async def describe(self, surface: Surface, user: UserRef, scope: str, text: str) -> None:
+    async def describe(self, turn: Turn, text: str) -> None:
         """A custom description typed into a form (a Discord modal)."""
+        surface, user, scope = turn
         async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope)
             if conversation is None or conversation.stage not in ("collecting", "style"):
@@ -623,11 +598,10 @@ class Flow:
             if conversation.team_id:
                 await surface.answer(texts.TEAM_STYLE_FIXED)
                 return
-            await self._describe(surface, user, scope, conversation, text)
+            await self._describe(turn, conversation, text)
 
-    async def _describe(
-        self, surface: Surface, user: UserRef, scope: str, conversation: Conversation, text: str
-    ) -> None:
+    async def _describe(self, turn: Turn, conversation: Conversation, text: str) -> None:
+        surface, user, scope = turn
         if surface.form and not text.strip():
             conversation.style.pop("custom", None)
         else:
@@ -649,7 +623,8 @@ class Flow:
         await self.store.save(user, scope, conversation)
 
     # --- confirming and submitting -------------------------------------------------------
-    async def _confirm(self, surface: Surface, user: UserRef, conversation: Conversation) -> None:
+    async def _confirm(self, turn: Turn, conversation: Conversation) -> None:
+        surface, user, _ = turn
         try:
             choice = style.to_choice(conversation.style)
             if conversation.team_id:
@@ -760,8 +735,9 @@ class Flow:
         return submission.job_id
 
     # --- commands ------------------------------------------------------------------------
-    async def status(self, surface: Surface, user: UserRef, scope: str | None) -> None:
+    async def status(self, turn: Turn) -> None:
         """The active job (position and ETA), else the last job, and the upload in progress."""
+        surface, user, scope = turn
         job = await self.client.active_job(user)
         if job is None:
             jobs = await self.client.user_jobs(user)
@@ -774,8 +750,9 @@ class Flow:
             lines.append(texts.CHOOSING)
         await surface.answer("\n".join(lines) or texts.NOTHING_GOING_ON)
 
-    async def cancel(self, surface: Surface, user: UserRef, scope: str | None) -> None:
+    async def cancel(self, turn: Turn) -> None:
         """Cancel the running job, else the upload or style choice in progress."""
+        surface, user, scope = turn
         try:
             info = await self.client.cancel(user)
         except NotFound:
@@ -793,17 +770,18 @@ class Flow:
             else:
                 await surface.answer(texts.cancelling(info.state))
             return
-        async with self.store.lock(user, scope or ""):
+        async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope) if scope else None
-            if conversation is None or conversation.stage not in ACTIVE or scope is None:
+            if conversation is None or conversation.stage not in ACTIVE:
                 await surface.answer(texts.NOTHING_TO_CANCEL)
                 return
             await self._drop_photos(user, conversation)
             await self.store.clear(user, scope)
         await surface.answer(texts.CANCELLED_UPLOAD)
 
-    async def forget(self, surface: Surface, user: UserRef, *, yes: bool, message_id: int) -> None:
+    async def forget(self, turn: Turn, *, yes: bool, message_id: int) -> None:
         """Delete everything of the person once they confirm, and report what went."""
+        surface, user, _ = turn
         if not yes:
             await surface.show(Screen(texts.DELETE_KEPT, private=True), message_id=message_id)
             return
@@ -812,9 +790,12 @@ class Flow:
 
     # --- buttons under results (posted by the worker) ------------------------------------
     async def result(
-        self, surface: Surface, user: UserRef, action: Action, place: Place, scope: str
+        self, turn: Turn, action: Action, place: Place, *, session_id: str = ""
     ) -> JobInfo | None:
-        """New style, more like #N, make N more, originals, delete; the job for "pick"."""
+        """New style, more like #N, make N more, originals, delete; the job for "pick".
+
+        ``session_id`` names a new style's conversation (front ends that name them)."""
+        surface, user, _ = turn
         if action.name == "delete":
             await surface.show(delete_screen())
             return None
@@ -829,7 +810,7 @@ class Flow:
         if action.name == "pick":
             return info
         if action.name == "new_style":
-            await self._new_style(surface, user, scope, place, info)
+            await self._new_style(turn, place, info, session_id)
         elif action.name == "originals":
             await surface.working()
             files = await self._originals(user, info)
@@ -863,10 +844,9 @@ class Flow:
             )
         return None
 
-    async def _new_style(
-        self, surface: Surface, user: UserRef, scope: str, place: Place, info: JobInfo
-    ) -> None:
+    async def _new_style(self, turn: Turn, place: Place, info: JobInfo, session_id: str) -> None:
         """Ask for a style again for a trained model; the person's features are kept."""
+        surface, user, scope = turn
         previous = info.request.style.model_copy(update={"seed": None, "quick": False})
         async with self.store.lock(user, scope):
             conversation = Conversation(
@@ -881,8 +861,8 @@ class Flow:
                 style=previous.model_dump(mode="json", exclude={"custom"}),
                 remembered=True,
             )
-            if scope.startswith("dc-session:"):
-                conversation.session_id = scope.removeprefix("dc-session:")
+            if session_id:
+                conversation.session_id = session_id
             conversation.step = self._next(conversation, None)
             conversation.menu_message_id = await surface.show(
                 await self._menu(surface, conversation, intro=texts.NEW_STYLE_INTRO),

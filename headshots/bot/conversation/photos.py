@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.state import Conversation
@@ -194,12 +194,3 @@ def tally(
     if enough or not verdict.reasons:
         lines.append(texts.collecting_hint(len(verdict.accepted), settings, form=form))
     return "\n".join(lines)
-
-
-def verdict_reasons(verdict: SetVerdict) -> str:
-    return "; ".join(verdict.reasons) or "send a few more good selfies"
-
-
-def describe(verdicts: list[dict[str, Any]]) -> int:
-    """How many photos were accepted on their own (before the set check)."""
-    return sum(1 for v in verdicts if v.get("accepted"))

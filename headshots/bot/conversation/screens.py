@@ -10,9 +10,9 @@ back as plain values (an action name, an option value, text, photos).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
-from headshots.queue.contracts import ChatTarget, Platform
+from headshots.queue.contracts import ChatTarget, Platform, UserRef
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,12 @@ class FrontEnd(Protocol):
 
     async def download(self, url: str) -> bytes:
         """The file behind a link the platform gave (attachments announced earlier)."""
+
+
+class Turn(NamedTuple):
+    """What the person did something in: where it shows, who they are, and the conversation
+    (``scope``: the chat state it is saved under; ``""``: none)."""
+
+    surface: Surface
+    user: UserRef
+    scope: str = ""

@@ -16,7 +16,7 @@ from collections import Counter
 from headshots.bot.conversation import kit as kit_steps
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.flow import Flow
-from headshots.bot.conversation.screens import Button, Question, Screen, Surface
+from headshots.bot.conversation.screens import Button, Question, Screen, Surface, Turn
 from headshots.bot.conversation.state import Place, Store
 from headshots.errors import NotFound, UserError
 from headshots.queue.client import JobInfo
@@ -58,9 +58,7 @@ class TeamFlow:
 
     async def kit_start(
         self,
-        surface: Surface,
-        admin: UserRef,
-        scope: str,
+        turn: Turn,
         team_id: str,
         place: Place,
         *,
@@ -70,7 +68,7 @@ class TeamFlow:
     ) -> None:
         """Open a draft of the team's look (the saved one's, or the defaults)."""
         team = await self.teams.get(team_id)
-        async with self.store.lock(admin, scope):
+        async with self.store.lock(turn.user, turn.scope):
             draft = kit_steps.start_draft(
                 team.kit if team else None, has_logo=bool(team and team.has_logo), name=name
             )
@@ -82,28 +80,22 @@ class TeamFlow:
             if logo is not None:
                 kit_steps.take_logo(draft, logo)
                 draft.step = "name"
-            await self._show(surface, admin, scope, draft)
+            await self._show(turn, draft)
 
     async def _show(
-        self,
-        surface: Surface,
-        admin: UserRef,
-        scope: str,
-        draft: kit_steps.KitDraft,
-        *,
-        message_id: int | None = None,
+        self, turn: Turn, draft: kit_steps.KitDraft, *, message_id: int | None = None
     ) -> None:
         """Ask the draft's current question (or show the form), remember it as the menu."""
         import time
 
-        screen = self.kit_screen(draft, form=surface.form)
+        screen = self.kit_screen(draft, form=turn.surface.form)
         if screen.asks_text:
             message_id = None  # a typed answer replies to its own question
-        draft.menu_message_id = await surface.show(
+        draft.menu_message_id = await turn.surface.show(
             screen, message_id=message_id, reply_to=draft.anchor_message_id
         )
         draft.asked_at = time.time()
-        await self._save_draft(admin, scope, draft)
+        await self._save_draft(turn.user, turn.scope, draft)
 
     @staticmethod
     def kit_screen(draft: kit_steps.KitDraft, *, form: bool) -> Screen:
@@ -138,17 +130,10 @@ class TeamFlow:
         return Screen(text, questions=questions, asks_text=not options)
 
     async def kit_press(
-        self,
-        surface: Surface,
-        admin: UserRef,
-        scope: str,
-        step: str,
-        value: str,
-        *,
-        team_id: str,
-        message_id: int,
+        self, turn: Turn, step: str, value: str, *, team_id: str, message_id: int
     ) -> None:
         """An answer at ``step`` (a button, or a select of the form), or a form's button."""
+        surface, admin, scope = turn
         async with self.store.lock(admin, scope):
             draft = await self.draft(admin, scope)
             if draft is None:
@@ -158,7 +143,7 @@ class TeamFlow:
                 await surface.answer(texts.STALE_MENU)
                 return
             if step in ("confirm", "form") and value in ("save", "cancel", "restart"):
-                await self._finish(surface, admin, scope, draft, value, team_id, message_id)
+                await self._finish(turn, draft, value, team_id, message_id)
                 return
             if step == "form":  # the form's pages
                 draft.page = 1 if value == "more" else 0
@@ -173,19 +158,13 @@ class TeamFlow:
                     # The question that takes a typed answer needs its own (reply-to) message.
                     chosen = f"{kit_steps.QUESTIONS[step]} {labels[value]}"
                     await surface.show(Screen(chosen), message_id=message_id)
-            await self._show(surface, admin, scope, draft, message_id=message_id)
+            await self._show(turn, draft, message_id=message_id)
 
     async def kit_text(
-        self,
-        surface: Surface,
-        admin: UserRef,
-        scope: str,
-        text: str,
-        *,
-        step: str | None = None,
-        anchor: int | None = None,
+        self, turn: Turn, text: str, *, step: str | None = None, anchor: int | None = None
     ) -> None:
         """A typed answer (team name, hex colours): from a reply, or a form of the front end."""
+        surface, admin, scope = turn
         async with self.store.lock(admin, scope):
             draft = await self.draft(admin, scope)
             if draft is None:
@@ -199,11 +178,10 @@ class TeamFlow:
             if anchor is not None:
                 draft.anchor_message_id = anchor
             message_id = draft.menu_message_id if surface.form else None
-            await self._show(surface, admin, scope, draft, message_id=message_id)
+            await self._show(turn, draft, message_id=message_id)
 
-    async def kit_logo(
-        self, surface: Surface, admin: UserRef, scope: str, png: bytes, *, anchor: int
-    ) -> None:
+    async def kit_logo(self, turn: Turn, png: bytes, *, anchor: int) -> None:
+        surface, admin, scope = turn
         async with self.store.lock(admin, scope):
             draft = await self.draft(admin, scope)
             if draft is None or draft.step != "logo":
@@ -213,18 +191,12 @@ class TeamFlow:
                 text = kit_steps.QUESTIONS["logo"] + " " + texts.LOGO_RECEIVED
                 await surface.show(Screen(text), message_id=draft.menu_message_id)
             draft.anchor_message_id = anchor
-            await self._show(surface, admin, scope, draft)
+            await self._show(turn, draft)
 
     async def _finish(
-        self,
-        surface: Surface,
-        admin: UserRef,
-        scope: str,
-        draft: kit_steps.KitDraft,
-        choice: str,
-        team_id: str,
-        message_id: int,
+        self, turn: Turn, draft: kit_steps.KitDraft, choice: str, team_id: str, message_id: int
     ) -> None:
+        surface, admin, scope = turn
         if choice == "cancel":
             await self.store.put(admin, scope, None)
             await surface.show(Screen(texts.KIT_CANCELLED, private=True), message_id=message_id)
@@ -237,7 +209,7 @@ class TeamFlow:
                 draft.thread_id,
             )
             fresh.anchor_message_id = draft.anchor_message_id
-            await self._show(surface, admin, scope, fresh, message_id=message_id)
+            await self._show(turn, fresh, message_id=message_id)
             return
         await surface.working()
         kit = kit_steps.to_kit(draft)
@@ -291,8 +263,9 @@ class TeamFlow:
         )
 
     # --- members' picks and the admins' review ------------------------------------------------
-    async def pick(self, surface: Surface, user: UserRef, info: JobInfo, rank: int) -> None:
+    async def pick(self, turn: Turn, info: JobInfo, rank: int) -> None:
         """Post the member's chosen headshot to the team (with review buttons if the kit asks)."""
+        surface, user, _ = turn
         from headshots.generation.brand import safe_filename
 
         team_id = info.request.team_id

@@ -22,7 +22,7 @@ from headshots.actions import decode_action
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.flow import Flow, Services, delete_screen
 from headshots.bot.conversation.photos import IncomingPhoto
-from headshots.bot.conversation.screens import Button, Screen
+from headshots.bot.conversation.screens import Button, Screen, Turn
 from headshots.bot.conversation.state import Conversation, Photo, Place
 from headshots.bot.conversation.team import TeamFlow
 from headshots.bot.discord import threads
@@ -171,13 +171,13 @@ class DiscordBot:
         if prefix == "hsd" and op == "modal":
             surface = self._surface(interaction, session_id=key)
             work = self.flow.describe(
-                surface, user, session_scope(key), values.get(DESCRIPTION, "")
+                Turn(surface, user, session_scope(key)), values.get(DESCRIPTION, "")
             )
         elif prefix == "hsdk" and op.startswith("m-") and owner == str(user.user_id):
             surface = self._surface(interaction, kit=True)
             typed = " ".join(v for k, v in sorted(values.items()) if v.strip())
             step = op.removeprefix("m-")
-            work = self.team.kit_text(surface, user, f"dc-kit:{key}", typed, step=step)
+            work = self.team.kit_text(Turn(surface, user, f"dc-kit:{key}"), typed, step=step)
         else:
             return
         await self.guarded(interaction, surface, work)
@@ -202,11 +202,12 @@ class DiscordBot:
             )
             for n, a in enumerate(message.attachments)
         ]
-        problem = await self.flow.add_photos(surface, user, scope, photos)
+        turn = Turn(surface, user, scope)
+        problem = await self.flow.add_photos(turn, photos)
         if problem is not None:
             await surface.answer(problem)
             return
-        await self.flow.refresh_tally(surface, user, scope)
+        await self.flow.refresh_tally(turn)
 
     # --- a session ---------------------------------------------------------------------------
     async def cmd_start(
@@ -250,9 +251,7 @@ class DiscordBot:
         session_id = secrets.token_hex(6)
         surface = self._surface(interaction, session_id=session_id)
         opened = await self.flow.begin(
-            surface,
-            user,
-            session_scope(session_id),
+            Turn(surface, user, session_scope(session_id)),
             place,
             pending=pending or [],
             team_id=team_id,
@@ -289,7 +288,7 @@ class DiscordBot:
             self.client, workspace, guild_id=place.guild_id, owner_id=user.user_id,
             session_id=conversation.session_id,
         )  # fmt: skip
-        if not await self.flow.open(surface, user, scope, conversation, note=note):
+        if not await self.flow.open(Turn(surface, user, scope), conversation, note=note):
             return
         if place.thread_id:
             where = f"<#{place.thread_id}>"
@@ -334,13 +333,12 @@ class DiscordBot:
             return
         message_id = interaction.message.id if interaction.message else 0
         scope = session_scope(session_id)
+        turn = Turn(surface, user, scope)
         if op in ("forget", "keep"):
-            await self.flow.forget(surface, user, yes=op == "forget", message_id=message_id)
+            await self.flow.forget(turn, yes=op == "forget", message_id=message_id)
         elif op in ("consent", "decline"):
             accepted = op == "consent"
-            opened = await self.flow.consent(
-                surface, user, scope, accepted=accepted, message_id=message_id
-            )
+            opened = await self.flow.consent(turn, accepted=accepted, message_id=message_id)
             if opened is not None:
                 await interaction.response.edit_message(content=texts.OPENING, view=None)
                 await self._open(interaction, user, opened)
@@ -353,13 +351,11 @@ class DiscordBot:
         elif op in OP_STEPS["hsd"]:
             value = values[0] if values else ""
             step = OP_STEPS["hsd"][op]
-            await self.flow.press(
-                surface, user, scope, "set", value, step=step, message_id=message_id
-            )
+            await self.flow.press(turn, "set", value, step=step, message_id=message_id)
         elif op in ("look", "more", "you", "hair"):  # the form's pages
-            await self.flow.press(surface, user, scope, "page", op, message_id=message_id)
+            await self.flow.press(turn, "page", op, message_id=message_id)
         else:
-            await self.flow.press(surface, user, scope, op, message_id=message_id)
+            await self.flow.press(turn, op, message_id=message_id)
 
     async def _result(self, interaction: discord.Interaction, custom_id: str) -> None:
         """The worker's buttons under results."""
@@ -377,23 +373,24 @@ class DiscordBot:
             parent or workspace, workspace if parent else None, guild_id=interaction.guild_id
         )
         scope = session_scope(session_id)
-        info = await self.flow.result(surface, user, action, place, scope)
+        turn = Turn(surface, user, scope)
+        info = await self.flow.result(turn, action, place, session_id=session_id)
         if action.name == "new_style" and await self.store.raw(user, scope):
             await self.store.put(user, f"dc-where:{workspace}", {"session_id": session_id})
         if info is not None and action.rank is not None:
-            await self.team.pick(surface, user, info, action.rank)
+            await self.team.pick(turn, info, action.rank)
 
     async def cmd_status(self, interaction: discord.Interaction, surface: DiscordSurface) -> None:
         await surface.working()
         user = user_ref(interaction.user)
         scope = await self._session_at(user, interaction.channel_id or 0)
-        await self.flow.status(surface, user, scope)
+        await self.flow.status(Turn(surface, user, scope or ""))
 
     async def cmd_cancel(self, interaction: discord.Interaction, surface: DiscordSurface) -> None:
         await surface.working()
         user = user_ref(interaction.user)
         scope = await self._session_at(user, interaction.channel_id or 0)
-        await self.flow.cancel(surface, user, scope)
+        await self.flow.cancel(Turn(surface, user, scope or ""))
 
     async def cmd_delete(self, interaction: discord.Interaction, surface: DiscordSurface) -> None:
         await surface.show(delete_screen())
@@ -449,10 +446,9 @@ class DiscordBot:
                 data = await self.flow.front.download(logo.url)
                 png = await self.services.faces.run(normalise_logo, data)
             name = interaction.guild.name if interaction.guild and interaction.guild.name else ""
+            turn = Turn(self._surface(interaction, kit=True), user_ref(interaction.user))
             await self.team.kit_start(
-                self._surface(interaction, kit=True),
-                user_ref(interaction.user),
-                f"dc-kit:{guild_id}",
+                turn._replace(scope=f"dc-kit:{guild_id}"),
                 team_id_for("discord", guild_id),
                 Place(channel.id, guild_id=guild_id),
                 name=name,
@@ -494,9 +490,8 @@ class DiscordBot:
             return
         step, value = OP_STEPS["hsdk"].get(op, "form"), value or op
         team_id = team_id_for("discord", int(guild))
-        await self.team.kit_press(
-            surface, user, scope, step, value, team_id=team_id, message_id=message_id
-        )
+        turn = Turn(surface, user, scope)
+        await self.team.kit_press(turn, step, value, team_id=team_id, message_id=message_id)
 
     async def cmd_team_show(
         self, interaction: discord.Interaction, surface: DiscordSurface

@@ -34,12 +34,11 @@ from headshots.bot.conversation import kit as kit_steps
 from headshots.bot.conversation import style, texts
 from headshots.bot.conversation.flow import Flow, Services, delete_screen
 from headshots.bot.conversation.photos import IncomingPhoto
-from headshots.bot.conversation.screens import Button, Screen
+from headshots.bot.conversation.screens import Button, Screen, Turn
 from headshots.bot.conversation.state import KIT_SESSION, Place
 from headshots.bot.conversation.team import TeamFlow, member_user
 from headshots.bot.telegram.albums import QuietPeriod
 from headshots.bot.telegram.surface import (
-    CODE_STEPS,
     FROM_KIND,
     PATTERN,
     TelegramFront,
@@ -155,11 +154,10 @@ class TelegramBot:
         if not place.is_group:
             await self.store.switch_session(user, place.chat_id, team_id)
         surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
-        opened = await self.flow.begin(
-            surface, user, place.scope, place, anchor=message.message_id, team_id=team_id
-        )
+        turn = Turn(surface, user, place.scope)
+        opened = await self.flow.begin(turn, place, anchor=message.message_id, team_id=team_id)
         if opened is not None:
-            await self.flow.open(surface, user, place.scope, opened)
+            await self.flow.open(turn, opened)
 
     async def _export_link(
         self, message: Message, context: Context, user: UserRef, team_id: str
@@ -219,13 +217,13 @@ class TelegramBot:
         )
         self.tally.begin(key)
         try:
-            problem = await self.flow.add_photos(surface, user, place.scope, [photo])
+            problem = await self.flow.add_photos(Turn(surface, user, place.scope), [photo])
             quiet = place.is_group and problem in (texts.NEED_START, texts.ALREADY_SUBMITTED)
             if problem is not None and not quiet:  # in busy groups, others' photos aren't ours
                 await surface.answer(problem)
         finally:
             later = TelegramSurface(context.bot, place, owner_id=user.user_id)
-            self.tally.end(key, lambda: self.flow.refresh_tally(later, user, place.scope))
+            self.tally.end(key, lambda: self.flow.refresh_tally(Turn(later, user, place.scope)))
 
     # --- text and everything else ------------------------------------------------------------
     async def on_text(self, update: Update, context: Context) -> None:
@@ -236,7 +234,7 @@ class TelegramBot:
         user = user_ref(message.from_user)
         place = await self._place(user, message)
         surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
-        await self.flow.text(surface, user, place, place.scope, message.text or "")
+        await self.flow.text(Turn(surface, user, place.scope), place, message.text or "")
 
     async def on_other(self, update: Update, context: Context) -> None:
         """Explain that stickers, videos, voice and the like cannot be used."""
@@ -289,9 +287,9 @@ class TelegramBot:
         surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
         command = message.text.split()[0].split("@")[0].lstrip("/")
         if command == "status":
-            await self.flow.status(surface, user, place.scope)
+            await self.flow.status(Turn(surface, user, place.scope))
         elif command == "cancel":
-            await self.flow.cancel(surface, user, place.scope)
+            await self.flow.cancel(Turn(surface, user, place.scope))
         else:
             await surface.show(delete_screen(), reply_to=message.message_id)
 
@@ -315,42 +313,30 @@ class TelegramBot:
             elif callback.user_id != user.user_id:
                 await surface.answer(texts.NOT_YOUR_SESSION, alert=True)
             else:
-                await self._own_button(surface, message, user, place, callback.kind, callback.args)
+                turn = Turn(surface, user, place.scope)
+                await self._own_button(turn, message.message_id, callback.kind, callback.args)
         finally:
             await surface.finish()
 
-    async def _own_button(
-        self,
-        surface: TelegramSurface,
-        message: Message,
-        user: UserRef,
-        place: Place,
-        kind: str,
-        args: tuple[str, ...],
-    ) -> None:
-        mid = message.message_id
+    async def _own_button(self, turn: Turn, mid: int, kind: str, args: tuple[str, ...]) -> None:
+        user = turn.user
         if kind == "s" and len(args) == 2:
-            step = CODE_STEPS["style"].get(args[0], "")
-            await self.flow.press(
-                surface, user, place.scope, "answer", args[1], step=step, message_id=mid
-            )
+            await self.flow.press(turn, "answer", args[1], step=args[0], message_id=mid)
             return
         action, value = FROM_KIND.get((kind, args[0] if args else ""), ("", ""))
         if action == "forget":
             if value == "y":
                 # Pending tally refreshes would write conversation state back after the delete.
                 self.tally.forget(lambda key: isinstance(key, tuple) and key[0] == user.key)
-            await self.flow.forget(surface, user, yes=value == "y", message_id=mid)
+            await self.flow.forget(turn, yes=value == "y", message_id=mid)
         elif action == "consent":
-            opened = await self.flow.consent(
-                surface, user, place.scope, accepted=value == "y", message_id=mid
-            )
+            opened = await self.flow.consent(turn, accepted=value == "y", message_id=mid)
             if opened is not None:
-                await self.flow.open(surface, user, place.scope, opened, edit=mid)
+                await self.flow.open(turn, opened, edit=mid)
         elif action:
-            await self.flow.press(surface, user, place.scope, action, value, message_id=mid)
+            await self.flow.press(turn, action, value, message_id=mid)
         else:
-            await surface.answer(texts.STALE_MENU)
+            await turn.surface.answer(texts.STALE_MENU)
 
     async def on_result(self, update: Update, context: Context) -> None:
         """Handle the worker's buttons under results (new style, more, originals, pick...)."""
@@ -367,9 +353,10 @@ class TelegramBot:
         try:
             if action.name == "new_style" and not place.is_group:
                 await self.store.switch_session(user, place.chat_id, None)
-            info = await self.flow.result(surface, user, action, place, place.scope)
+            turn = Turn(surface, user, place.scope)
+            info = await self.flow.result(turn, action, place)
             if info is not None and action.rank is not None:
-                await self.team.pick(surface, user, info, action.rank)
+                await self.team.pick(turn, info, action.rank)
         finally:
             await surface.finish()
 
@@ -393,9 +380,8 @@ class TelegramBot:
         admin = await self._is_admin(context, message.chat_id, user.user_id)
         if sub in ("", "setup", "edit", "change") and admin and (team is None or sub):
             kit_scope = place.in_session(KIT_SESSION).scope
-            await self.team.kit_start(
-                surface, user, kit_scope, team_id, place, anchor=message.message_id
-            )
+            turn = Turn(surface, user, kit_scope)
+            await self.team.kit_start(turn, team_id, place, anchor=message.message_id)
         elif sub in ("setup", "edit", "change", "export", "delete") and not admin:
             await surface.answer(texts.only_admins(ADMINS))
         elif sub not in ("", "join", "status", "export", "delete"):
@@ -461,7 +447,7 @@ class TelegramBot:
             return
         kit_scope = place.in_session(KIT_SESSION).scope
         if kind == "tm":
-            await self.team.kit_start(surface, user, kit_scope, team_id, place)
+            await self.team.kit_start(Turn(surface, user, kit_scope), team_id, place)
         elif callback.user_id != user.user_id:
             await surface.answer(texts.KIT_NOT_YOURS, alert=True)
         elif kind == "td":
@@ -473,11 +459,11 @@ class TelegramBot:
             await surface.show(Screen(texts.TEAM_DELETED), message_id=message.message_id)
             logger.info("team %s deleted by %s", team_id, user.key)
         elif len(callback.args) == 2:
-            step = CODE_STEPS["kit"].get(callback.args[0], "")
+            step, value = callback.args
+            turn = Turn(surface, user, kit_scope)
             await self.team.kit_press(
-                surface, user, kit_scope, step, callback.args[1],
-                team_id=team_id, message_id=message.message_id,
-            )  # fmt: skip
+                turn, step, value, team_id=team_id, message_id=message.message_id
+            )
 
     async def _forget_team(self, team_id: str) -> None:
         """Delete the team, and its members' team sessions (their own data stays theirs)."""
@@ -515,7 +501,8 @@ class TelegramBot:
         surface = TelegramSurface(
             context.bot, place_of_message(message), owner_id=user.user_id, message=message
         )
-        await self.team.kit_text(surface, user, found[0], message.text, anchor=message.message_id)
+        turn = Turn(surface, user, found[0])
+        await self.team.kit_text(turn, message.text, anchor=message.message_id)
         raise ApplicationHandlerStop
 
     async def on_kit_image(self, update: Update, context: Context) -> None:
@@ -549,7 +536,7 @@ class TelegramBot:
         except UserError as exc:
             await surface.answer(str(exc))
             raise ApplicationHandlerStop from None
-        await self.team.kit_logo(surface, user, found[0], png, anchor=message.message_id)
+        await self.team.kit_logo(Turn(surface, user, found[0]), png, anchor=message.message_id)
         raise ApplicationHandlerStop
 
     # --- errors ----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Buttons carry ``<kind>:<user id>:<args...>`` (at most 64 bytes): the user id says whose
 conversation a button belongs to, so in a group one member cannot press another's buttons.
 
-- ``c`` consent, ``u`` resume, ``d`` done, ``s`` a style answer, ``f`` the summary's buttons,
+- ``c`` consent, ``u`` resume, ``d`` done, ``s:<uid>:<step>:<value>`` a style answer, ``f`` the
+  summary's buttons,
   ``x`` /delete's confirmation: the person's own conversation;
 - ``tk`` a step of an admin's team-look draft, ``td`` /team delete's confirmation: that admin's;
 - ``tm:change`` and ``tv:<a|r>:<member id>:<job id>`` (review): for whoever is a group admin
@@ -54,37 +55,6 @@ ACTIONS = {
     ("forget", "n"): ("x", "n"),
 }
 FROM_KIND = {kind_arg: action for action, kind_arg in ACTIONS.items()}
-STEP_CODES = {
-    "style": {
-        "preset": "p",
-        "subject_class": "k",
-        "eye_colour": "e",
-        "glasses": "o",
-        "hair_colour": "h",
-        "hair_length": "l",
-        "background": "b",
-        "attire": "a",
-        "colour_grade": "g",
-        "count": "n",
-        "aspect_ratio": "r",
-    },
-    "kit": {
-        "name": "n",
-        "preset": "p",
-        "background": "b",
-        "colour": "c",
-        "gradient": "g",
-        "attire": "a",
-        "colour_grade": "k",
-        "aspect_ratio": "r",
-        "count": "h",
-        "logo": "l",
-        "placement": "m",
-        "review": "v",
-        "confirm": "f",
-    },
-}
-CODE_STEPS = {kind: {c: s for s, c in codes.items()} for kind, codes in STEP_CODES.items()}
 QUESTION_KINDS = {"style": "s", "kit": "tk"}
 OWN_KINDS = ("c", "u", "d", "s", "f", "x", "tk", "td")
 #: ``pattern`` of the CallbackQueryHandler of every button of ours but the result actions.
@@ -143,8 +113,7 @@ def keyboard(screen: Screen, owner_id: int, bot_username: str) -> InlineKeyboard
     """The screen's questions and buttons as inline keyboard rows."""
     rows: list[list[InlineKeyboardButton]] = []
     for question in screen.questions:
-        code = STEP_CODES[question.kind][question.step]
-        kind = QUESTION_KINDS[question.kind]
+        code, kind = question.step, QUESTION_KINDS[question.kind]
         rows += _rows(
             [
                 InlineKeyboardButton(
