@@ -3,10 +3,10 @@
     consent -> collecting -> style [-> custom] -> confirm -> submitted
 
 Front ends call these methods with what the person did (an action and its value, text,
-photos) and a :class:`Surface` to show the outcome on. One at a time (Telegram), the style
-questions are asked in turn after "Done"; as a form (Discord), they are shown beside the upload
-and "Continue" finishes both. A team member's conversation (``team_id``) asks only about the
-person; the look is the team's (see :mod:`.team`).
+photos) in a :class:`Turn`: where to show the outcome, who it is, which conversation. One at a
+time (Telegram), the style questions are asked in turn after "Done"; as a form (Discord), they
+are shown beside the upload and "Continue" finishes both. A team member's conversation
+(``team_id``) asks only about the person; the look is the team's (see :mod:`.team`).
 """
 
 from __future__ import annotations
@@ -32,13 +32,17 @@ logger = logging.getLogger(__name__)
 
 
 class Services:
-    """What both front ends need, created once per process and passed in (no globals)."""
+    """What both front ends need, created once per process and passed in (no globals).
+
+    ``conversations`` and ``teams`` exist once the queue client is there (``connect``)."""
+
+    conversations: Store
+    teams: TeamStore
 
     def __init__(
         self, settings: Settings, redis_url: str = "", *, client: QueueClient | None = None
     ) -> None:
-        self.settings = settings
-        self.redis_url = redis_url
+        self.settings, self.redis_url = settings, redis_url
         self.faces = photos.FaceWork(settings)
         self._client: QueueClient | None = None
         self._owns_client = client is None
@@ -47,8 +51,8 @@ class Services:
 
     def _attach(self, client: QueueClient) -> None:
         self._client = client
-        self._store = Store(client)
-        self._teams = TeamStore(client.redis, client.store, self.settings)
+        self.conversations = Store(client)
+        self.teams = TeamStore(client.redis, client.store, self.settings)
 
     async def connect(self) -> None:
         if self._client is None:
@@ -66,16 +70,6 @@ class Services:
             raise ConfigurationError("the bot's queue client is not connected (post_init not run)")
         return self._client
 
-    @property
-    def conversations(self) -> Store:
-        self.client  # noqa: B018 (raises when not connected)
-        return self._store
-
-    @property
-    def teams(self) -> TeamStore:
-        self.client  # noqa: B018 (raises when not connected)
-        return self._teams
-
 
 def mention(place: Place, user: UserRef) -> str | None:
     """A name to address the person by where others read along (``None`` elsewhere)."""
@@ -83,13 +77,9 @@ def mention(place: Place, user: UserRef) -> str | None:
 
 
 def delete_screen() -> Screen:
+    yes = Button("forget", "🗑 Yes, delete everything", "y", "danger")
     return Screen(
-        texts.DELETE_CONFIRM,
-        buttons=[
-            Button("forget", "🗑 Yes, delete everything", "y", "danger"),
-            Button("forget", "Keep my data", "n"),
-        ],
-        private=True,
+        texts.DELETE_CONFIRM, buttons=[yes, Button("forget", "Keep my data", "n")], private=True
     )
 
 
@@ -97,9 +87,7 @@ class Flow:
     """The single-person conversation; all state lives in Redis (see :class:`Store`)."""
 
     def __init__(self, services: Services, front: FrontEnd) -> None:
-        self.services = services
-        self.front = front
-        self.settings = services.settings
+        self.services, self.front, self.settings = services, front, services.settings
 
     @property
     def store(self) -> Store:
@@ -111,19 +99,12 @@ class Flow:
 
     # --- starting ----------------------------------------------------------------------
     async def begin(
-        self,
-        turn: Turn,
-        place: Place,
-        *,
-        anchor: int | None = None,
-        team_id: str | None = None,
-        pending: Sequence[Photo] = (),
-        resume: bool = True,
-        session_id: str | None = None,
+        self, turn: Turn, fresh: Conversation, *, resume: bool = True
     ) -> Conversation | None:
-        """Offer to continue, or ask for consent; the new conversation when consent was given
+        """Offer to continue an upload, or ask for consent; ``fresh`` when consent was given
         before (the caller then opens it where photos go, see :meth:`open`)."""
         surface, user, scope = turn
+        anchor = fresh.anchor_message_id
         async with self.store.lock(user, scope):
             active = await self.client.active_job(user)
             if active is not None:
@@ -133,53 +114,41 @@ class Flow:
             if old is not None and old.stage in ("collecting", "style", "custom", "confirm"):
                 if old.stored or old.stage != "collecting":
                     old.resume_offered = True
-                    old.menu_message_id = await surface.show(
-                        self._resume_screen(old), reply_to=anchor
-                    )
+                    old.menu_message_id = await surface.show(self._resume(old), reply_to=anchor)
                     await self.store.save(user, scope, old)
                     return None
                 await self._drop_photos(user, old)
-            fresh = Conversation(
-                owner_id=user.user_id,
-                place=place,
-                anchor_message_id=anchor,
-                team_id=team_id,
-                pending=list(pending),
-            )
-            if session_id:
-                fresh.session_id = session_id
             if old is not None and old.stage == "submitted" and old.style.get("attributes"):
                 # The person's features carry over to their next job in this chat.
                 fresh.style, fresh.remembered = {"attributes": old.style["attributes"]}, True
-            if await self.store.consented(user):
-                await self.store.save(user, scope, fresh)
-                return fresh
-            fresh.menu_message_id = await surface.show(
-                await self._consent_screen(fresh), reply_to=anchor
-            )
+            consented = await self.store.consented(user)
+            if not consented:
+                fresh.menu_message_id = await surface.show(
+                    await self._consent(fresh), reply_to=anchor
+                )
             await self.store.save(user, scope, fresh)
-            return None
+            return fresh if consented else None
 
     async def consent(self, turn: Turn, *, accepted: bool, message_id: int) -> Conversation | None:
         """Record the answer to the consent question; the conversation to open, if agreed."""
         surface, user, scope = turn
         async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope)
-            if (
-                conversation is None
-                or conversation.stage != "consent"
-                or (conversation.menu_message_id not in (None, message_id))
-            ):
+            stale = conversation is None or conversation.menu_message_id not in (None, message_id)
+            if conversation is None or stale or conversation.stage != "consent":
                 await surface.answer(texts.STALE_MENU)
                 return None
             if not accepted:
-                await self.store.clear(user, scope)
-                if conversation.place.is_team_session:
-                    await self.store.switch_session(user, conversation.place.chat_id, None)
+                await self._leave(user, scope, conversation)
                 await surface.show(Screen(texts.DECLINED), message_id=message_id)
                 return None
             await self.store.record_consent(user)
             return conversation
+
+    async def _leave(self, user: UserRef, scope: str, conversation: Conversation) -> None:
+        await self.store.clear(user, scope)
+        if conversation.place.is_team_session:  # the private chat is their own again
+            await self.store.switch_session(user, conversation.place.chat_id, None)
 
     async def open(
         self, turn: Turn, conversation: Conversation, *, edit: int | None = None, note: str = ""
@@ -190,28 +159,20 @@ class Flow:
         """
         surface, user, scope = turn
         async with self.store.lock(user, scope):
-            lead = ""
-            if edit is not None:
-                lead = await self._intro(conversation) + "\n\n✅ "
+            lead = await self._intro(conversation) + "\n\n✅ " if edit is not None else ""
             if conversation.team_id:
                 try:
                     team = await self.services.teams.require(conversation.team_id)
-                    await self.services.teams.join(
-                        team.team_id, user.key, user.display_name or str(user.user_id)
-                    )
+                    name = user.display_name or str(user.user_id)
+                    await self.services.teams.join(team.team_id, user.key, name)
                 except UserError as exc:  # the team is full, or was deleted meanwhile
-                    await self.store.clear(user, scope)
-                    if conversation.place.is_team_session:
-                        await self.store.switch_session(user, conversation.place.chat_id, None)
+                    await self._leave(user, scope, conversation)
                     await surface.show(Screen(str(exc)), message_id=edit)
                     return False
                 logger.info("%s joined team %s", user.key, team.team_id)
-                lead += texts.joined(team.kit.team_name)
-            conversation.stage = "collecting"
+                lead += texts.JOINED.format(team_name=team.kit.team_name)
+            conversation.stage, conversation.menu_message_id = "collecting", None
             conversation.upload_id = self.client.new_upload_id()
-            conversation.menu_message_id = None
-            if conversation.place.is_group and mention(conversation.place, user):
-                lead = f"{mention(conversation.place, user)}: " + lead
             text = lead + texts.instructions(
                 self.settings, replies_only=surface.replies_only, note=note
             )
@@ -219,15 +180,13 @@ class Flow:
                 Screen(text), message_id=edit, reply_to=conversation.anchor_message_id
             )
             if surface.form:
-                conversation.tally_message_id = await surface.show(
-                    Screen(texts.no_photos_yet(self.settings))
-                )
+                tally = Screen(texts.no_photos_yet(self.settings))
+                conversation.tally_message_id = await surface.show(tally)
                 pending, conversation.pending = conversation.pending, []
                 await self.store.save(user, scope, conversation)
                 if pending:
-                    await self._take(turn, conversation, self._incoming(pending))
+                    await self._take(turn, conversation, self.incoming(pending))
                     await self._refresh_tally(turn, conversation)
-                conversation.stage = "collecting"
                 conversation.menu_message_id = await surface.show(await self._form(conversation))
             await self.store.save(user, scope, conversation)
             return True
@@ -240,45 +199,47 @@ class Flow:
             name = (await self.services.teams.require(conversation.team_id)).kit.team_name
         return texts.intro(self.settings, eta, name)
 
-    async def _consent_screen(self, conversation: Conversation) -> Screen:
+    async def _consent(self, conversation: Conversation) -> Screen:
+        agree = Button("consent", "✅ I agree", "y", "success")
         return Screen(
             await self._intro(conversation) + "\n\n" + texts.CONSENT_QUESTION,
-            buttons=[
-                Button("consent", "✅ I agree", "y", "success"),
-                Button("consent", "No, thanks", "n"),
-            ],
+            buttons=[agree, Button("consent", "No, thanks", "n")],
             private=True,
         )
 
     @staticmethod
-    def _resume_screen(conversation: Conversation) -> Screen:
+    def _resume(conversation: Conversation) -> Screen:
         count = len(conversation.stored)
-        return Screen(
-            texts.resume(count),
-            buttons=[
-                Button("resume", f"Continue with {count} photos", "go"),
-                Button("resume", "Start over", "new"),
-            ],
-        )
+        go_on = Button("resume", f"Continue with {count} photos", "go")
+        return Screen(texts.resume(count), buttons=[go_on, Button("resume", "Start over", "new")])
 
     # --- photos ------------------------------------------------------------------------
     async def add_photos(self, turn: Turn, incoming: Sequence[photos.IncomingPhoto]) -> str | None:
-        """Check and keep photos of a conversation in ``scope``; else why not (for the caller
-        to say, or not: in busy groups the bot only answers people it talks to)."""
-        _, user, scope = turn
-        async with self.store.lock(user, scope):
-            conversation = await self.store.load(user, scope)
+        """Check and keep photos of a conversation; else why not (for the caller to say, or
+        not: in busy groups the bot only answers people it talks to)."""
+        async with self.store.lock(turn.user, turn.scope):
+            conversation = await self.store.load(turn.user, turn.scope)
             if conversation is None:
                 return texts.NEED_START
-            if conversation.stage == "consent":
-                return texts.NEED_CONSENT
-            if conversation.stage == "submitted":
-                return texts.ALREADY_SUBMITTED
+            if conversation.stage in ("consent", "submitted"):
+                return (
+                    texts.NEED_CONSENT
+                    if conversation.stage == "consent"
+                    else texts.ALREADY_SUBMITTED
+                )
             if conversation.stage != "collecting" or conversation.kind != "full":
                 return texts.NOT_COLLECTING
             await self._take(turn, conversation, incoming)
-            await self.store.save(user, scope, conversation)
+            await self.store.save(turn.user, turn.scope, conversation)
             return None
+
+    def incoming(self, pending: list[Photo]) -> list[photos.IncomingPhoto]:
+        """Photos a front end announced, fetched through it when checked."""
+        fetch = self.front.download
+        return [
+            photos.IncomingPhoto(p.place, functools.partial(fetch, p.url), p.name, p.refused)
+            for p in pending
+        ]
 
     async def _take(
         self, turn: Turn, conversation: Conversation, incoming: Sequence[photos.IncomingPhoto]
@@ -295,12 +256,12 @@ class Flow:
                 await self.store.save(turn.user, turn.scope, conversation)
 
     async def _refresh_tally(self, turn: Turn, conversation: Conversation) -> None:
-        surface = turn.surface
         verdict = await photos.set_verdict(conversation, self.services.faces)
-        text = photos.tally(conversation, verdict, self.settings, form=surface.form)
+        form = turn.surface.form
+        text = photos.tally(conversation, verdict, self.settings, form=form)
         enough = len(verdict.accepted) >= self.settings.min_selfies
-        buttons = [Button("done", "✅ Done", tone="success")] if enough and not surface.form else []
-        conversation.tally_message_id = await surface.show(
+        buttons = [Button("done", "✅ Done", tone="success")] if enough and not form else []
+        conversation.tally_message_id = await turn.surface.show(
             Screen(text, buttons=buttons),
             message_id=conversation.tally_message_id,
             reply_to=conversation.anchor_message_id,
@@ -308,7 +269,6 @@ class Flow:
 
     async def _finish_upload(self, turn: Turn, conversation: Conversation) -> str | None:
         """Drop what the set check refused; ``None``, or why the upload cannot finish yet."""
-        surface, user, _ = turn
         if conversation.kind != "full":
             return None
         if conversation.stage != "collecting":
@@ -317,15 +277,12 @@ class Flow:
         if not verdict.usable:
             return f"{texts.NOT_ENOUGH}: {'; '.join(verdict.reasons)}."
         keep = photos.accepted_indices(conversation, verdict)
-        assert conversation.upload_id is not None
         for index in sorted(set(conversation.stored) - set(keep)):
-            await self.client.remove_selfie(user, conversation.upload_id, index)
-        conversation.stored = keep
+            await self.client.remove_selfie(turn.user, conversation.upload_id or "", index)
+        conversation.stored, conversation.stage = keep, "style"
         if conversation.tally_message_id is not None:
-            names = {n: "" for n in verdict.rejected}
-            text = photos.headline(verdict, names) + "\n" + texts.UPLOAD_COMPLETE
-            await surface.show(Screen(text), message_id=conversation.tally_message_id)
-        conversation.stage = "style"
+            text = photos.headline(verdict, {}) + "\n" + texts.UPLOAD_COMPLETE
+            await turn.surface.show(Screen(text), message_id=conversation.tally_message_id)
         return None
 
     async def _drop_photos(self, user: UserRef, conversation: Conversation) -> None:
@@ -344,52 +301,42 @@ class Flow:
             conversation = await self.store.load(user, scope)
             if conversation is None or conversation.stage == "submitted":
                 await surface.answer(texts.STALE_MENU)
-                return
-            stale = message_id != conversation.menu_message_id
-            if action == "set" and conversation.team_id and step not in style.TEAM_STEPS:
+            elif action == "set" and conversation.team_id and step not in style.TEAM_STEPS:
                 await surface.answer(texts.TEAM_STYLE_FIXED)  # whatever the message said
-                return
-            if action == "done":
+            elif action == "done":
                 await self._done(turn, conversation)
-            elif stale or (action == "resume") != conversation.resume_offered:
+            elif message_id != conversation.menu_message_id or (
+                (action == "resume") != conversation.resume_offered
+            ):
                 await surface.answer(texts.STALE_MENU)
-                return
             elif action == "resume":
-                await self._resume(turn, conversation, value == "go")
-                return
+                await self._continue(turn, conversation, value == "go")
             else:
                 await self._on_menu(turn, conversation, action, value, step)
-                if action == "cancel":
-                    return
-            await self.store.save(user, scope, conversation)
 
     async def _done(self, turn: Turn, conversation: Conversation) -> None:
-        surface = turn.surface
         problem = await self._finish_upload(turn, conversation)
         if problem is not None:
-            await surface.answer(problem[:190], alert=True)
+            await turn.surface.answer(problem[:190], alert=True)
             return
         conversation.style.pop("custom", None)
         conversation.step = self._next(conversation, None)
-        conversation.menu_message_id = await surface.show(
-            await self._menu(surface, conversation, intro=texts.READY),
+        conversation.menu_message_id = await turn.surface.show(
+            await self._menu(turn.surface, conversation, intro=texts.READY),
             reply_to=conversation.anchor_message_id,
         )
+        await self.store.save(turn.user, turn.scope, conversation)
 
-    async def _resume(self, turn: Turn, conversation: Conversation, go_on: bool) -> None:
+    async def _continue(self, turn: Turn, conversation: Conversation, go_on: bool) -> None:
         surface, user, scope = turn
-        message_id = conversation.menu_message_id
-        conversation.resume_offered = False
+        message_id, conversation.resume_offered = conversation.menu_message_id, False
         if not go_on:
             await self._drop_photos(user, conversation)
             fresh = Conversation(
-                owner_id=user.user_id,
-                place=conversation.place,
-                anchor_message_id=conversation.anchor_message_id,
-                team_id=conversation.team_id,
-                menu_message_id=message_id,
-            )
-            await surface.show(await self._consent_screen(fresh), message_id=message_id)
+                owner_id=user.user_id, place=conversation.place, team_id=conversation.team_id,
+                anchor_message_id=conversation.anchor_message_id, menu_message_id=message_id,
+            )  # fmt: skip
+            await surface.show(await self._consent(fresh), message_id=message_id)
             await self.store.save(user, scope, fresh)
             await surface.answer("Starting over")
             return
@@ -409,56 +356,60 @@ class Flow:
         self, turn: Turn, conversation: Conversation, action: str, value: str, step: str
     ) -> None:
         surface, user, scope = turn
-        message_id = conversation.menu_message_id
+        message_id, stage = conversation.menu_message_id, conversation.stage
+        choosing = stage in ("collecting", "style")
         if action == "cancel":
             await self._drop_photos(user, conversation)
             await self.store.clear(user, scope)
             await surface.show(Screen(texts.CANCELLED_UPLOAD), message_id=message_id)
             return
-        if action == "answer" and conversation.stage == "style" and step == conversation.step:
+        if action == "answer" and stage == "style" and step == conversation.step:
             if step == "preset" and value == style.CUSTOM:
                 conversation.stage = "custom"
-                prompt = texts.custom_prompt(replies_only=surface.replies_only)
-                await surface.show(Screen(prompt), message_id=message_id)
+            elif not await self._apply(surface, conversation, step, value):
                 return
-            try:
-                conversation.style = style.apply(conversation.style, step, value)
-            except ValueError:
-                await surface.answer(texts.STALE_MENU)
+            else:
+                if step == "preset":
+                    conversation.style.pop("custom", None)  # a preset instead of a description
+                conversation.step = self._next(conversation, step)
+        elif action == "set" and choosing:
+            if not await self._apply(surface, conversation, step, value):
                 return
-            if step == "preset":
-                conversation.style.pop("custom", None)  # a preset instead of a description
-            conversation.step = self._next(conversation, step)
-        elif action == "set" and conversation.stage in ("collecting", "style"):
-            try:
-                conversation.style = style.apply(conversation.style, step, value)
-            except ValueError:
-                await surface.answer(texts.STALE_MENU)
-                return
-        elif action == "page" and conversation.stage in ("collecting", "style"):
-            groups = style.TEAM_GROUPS if conversation.team_id else style.GROUPS
-            conversation.page = list(groups).index(value) if value in groups else 0
-        elif action == "next" and conversation.stage in ("collecting", "style"):
+        elif action == "page" and choosing:
+            groups = list(style.TEAM_GROUPS if conversation.team_id else style.GROUPS)
+            conversation.page = groups.index(value) if value in groups else 0
+        elif action == "next" and choosing:
             problem = await self._finish_upload(turn, conversation)
             if problem is not None:
                 await surface.answer(problem)
                 return
             conversation.stage = "confirm"
-        elif action == "quick" and conversation.stage == "confirm":
+        elif action == "quick" and stage == "confirm":
             if not self.settings.lcm_lora:
                 await surface.answer(texts.QUICK_UNAVAILABLE, alert=True)
                 return
             conversation.style["quick"] = not conversation.style.get("quick")
-        elif action == "change" and conversation.stage == "confirm":
+        elif action == "change" and stage == "confirm":
             conversation.stage, conversation.page, conversation.remembered = "style", 0, False
             conversation.step = self._next(conversation, None)
-        elif action == "confirm" and conversation.stage == "confirm":
+        elif action == "confirm" and stage == "confirm":
             await self._confirm(turn, conversation)
-            return
         else:
             await surface.answer(texts.STALE_MENU)
             return
-        await surface.show(await self._menu(surface, conversation), message_id=message_id)
+        if action != "confirm":
+            await surface.show(await self._menu(surface, conversation), message_id=message_id)
+        await self.store.save(user, scope, conversation)
+
+    async def _apply(
+        self, surface: Surface, conversation: Conversation, step: str, value: str
+    ) -> bool:
+        try:
+            conversation.style = style.apply(conversation.style, step, value)
+        except ValueError:
+            await surface.answer(texts.STALE_MENU)
+            return False
+        return True
 
     def _next(self, conversation: Conversation, step: str | None) -> str | None:
         following = style.next_step(
@@ -473,22 +424,19 @@ class Flow:
         if conversation.stage == "custom":
             return Screen(texts.custom_prompt(replies_only=surface.replies_only))
         if conversation.stage == "confirm":
-            return await self._summary_screen(conversation)
+            return await self._summary(conversation)
         if surface.form:
             return await self._form(conversation)
-        step = conversation.step or self._next(conversation, None) or "subject_class"
-        conversation.step = step
-        question = Question(
-            "style", step, style.QUESTIONS[step], tuple(style.options(step, conversation.style))
-        )
+        step = conversation.step = conversation.step or self._next(conversation, None) or "preset"
+        options = tuple(style.options(step, conversation.style))
+        question = Question("style", step, style.QUESTIONS[step], options)
         return Screen(intro + question.text, questions=[question])
 
     async def _body(self, conversation: Conversation) -> list[str]:
         if not conversation.team_id:
             return style.lines(conversation.style)
         team = await self.services.teams.require(conversation.team_id)
-        choice = style.to_choice(conversation.style)
-        you = style.CLASS_LABELS[choice.subject_class]
+        you = style.CLASS_LABELS[style.to_choice(conversation.style).subject_class]
         return [
             texts.TEAM_LOOK,
             *look_lines(team.kit, logo=team.has_logo),
@@ -496,36 +444,19 @@ class Flow:
         ]
 
     async def _form(self, conversation: Conversation) -> Screen:
+        """One page of the form: its questions, the pages next to it, continue and cancel."""
         groups = style.TEAM_GROUPS if conversation.team_id else style.GROUPS
         names = list(groups)
-        conversation.page = max(0, min(conversation.page, len(names) - 1))
-        questions = [
-            Question(
-                "style",
-                step,
-                style.QUESTIONS[step],
-                tuple(
-                    o for o in style.options(step, conversation.style) if o.value != style.CUSTOM
-                ),
-                style.current(step, conversation.style),
-            )
-            for step in groups[names[conversation.page]]
-        ]
-        if conversation.team_id:
-            heading = texts.TEAM_HEADING
-        elif conversation.kind == "new_style":
-            heading = texts.NEW_STYLE_HEADING
-        else:
-            heading = texts.FORM_HEADING
-        around = [conversation.page - 1, conversation.page + 1]
+        page = conversation.page = max(0, min(conversation.page, len(names) - 1))
+        chosen, questions = conversation.style, []
+        for step in groups[names[page]]:
+            options = tuple(o for o in style.options(step, chosen) if o.value != style.CUSTOM)
+            current = style.current(step, chosen)
+            questions.append(Question("style", step, style.QUESTIONS[step], options, current))
         buttons = [
-            Button(
-                "page",
-                "Back" if page < conversation.page else style.PAGE_LABELS[names[page]],
-                names[page],
-            )
-            for page in around
-            if 0 <= page < len(names)
+            Button("page", "Back" if near < page else style.PAGE_LABELS[names[near]], names[near])
+            for near in (page - 1, page + 1)
+            if 0 <= near < len(names)
         ]
         if not conversation.team_id:
             buttons.append(Button("custom", "Custom description"))
@@ -533,6 +464,12 @@ class Flow:
             Button("next", "Continue", tone="primary"),
             Button("cancel", "Cancel", tone="danger"),
         ]
+        if conversation.team_id:
+            heading = texts.TEAM_HEADING
+        else:
+            heading = (
+                texts.NEW_STYLE_HEADING if conversation.kind == "new_style" else texts.FORM_HEADING
+            )
         text = heading + "\n" + "\n".join(await self._body(conversation))
         return Screen(text, questions=questions, buttons=buttons)
 
@@ -540,13 +477,12 @@ class Flow:
         if conversation.kind == "new_style":
             photos_line = texts.PHOTOS_REUSED
         else:
-            photos_line = texts.photos_line(len(conversation.stored))
-        body = await self._body(conversation)
-        return "\n".join([texts.SUMMARY_HEADING, photos_line, *body])
+            photos_line = texts.PHOTOS_LINE.format(accepted=len(conversation.stored))
+        return "\n".join([texts.SUMMARY_HEADING, photos_line, *await self._body(conversation)])
 
-    async def _summary_screen(self, conversation: Conversation) -> Screen:
+    async def _summary(self, conversation: Conversation) -> Screen:
         buttons = [Button("confirm", "✅ Confirm", tone="success")]
-        if not conversation.team_id:
+        if not conversation.team_id:  # a team's look fixes the quality too
             if not self.settings.lcm_lora:
                 label = "⚡ Quick draft (unavailable here)"
             elif conversation.style.get("quick"):
@@ -577,28 +513,25 @@ class Flow:
             else:
                 await surface.answer(texts.USE_BUTTONS)
                 if conversation.resume_offered:
-                    screen = self._resume_screen(conversation)
+                    screen = self._resume(conversation)
                 elif conversation.stage == "consent":
-                    screen = await self._consent_screen(conversation)
+                    screen = await self._consent(conversation)
                 else:
                     screen = await self._menu(surface, conversation)
-                conversation.menu_message_id = await surface.show(
-                    screen, reply_to=conversation.anchor_message_id
-                )
+                reply_to = conversation.anchor_message_id
+                conversation.menu_message_id = await surface.show(screen, reply_to=reply_to)
                 await self.store.save(user, scope, conversation)
 
     async def describe(self, turn: Turn, text: str) -> None:
         """A custom description typed into a form (a Discord modal)."""
-        surface, user, scope = turn
-        async with self.store.lock(user, scope):
-            conversation = await self.store.load(user, scope)
+        async with self.store.lock(turn.user, turn.scope):
+            conversation = await self.store.load(turn.user, turn.scope)
             if conversation is None or conversation.stage not in ("collecting", "style"):
-                await surface.answer(texts.STALE_MENU)
-                return
-            if conversation.team_id:
-                await surface.answer(texts.TEAM_STYLE_FIXED)
-                return
-            await self._describe(turn, conversation, text)
+                await turn.surface.answer(texts.STALE_MENU)
+            elif conversation.team_id:
+                await turn.surface.answer(texts.TEAM_STYLE_FIXED)
+            else:
+                await self._describe(turn, conversation, text)
 
     async def _describe(self, turn: Turn, conversation: Conversation, text: str) -> None:
         surface, user, scope = turn
@@ -611,9 +544,8 @@ class Flow:
                 await surface.answer(str(exc))
                 return
         if surface.form:
-            await surface.show(
-                await self._form(conversation), message_id=conversation.menu_message_id
-            )
+            form = await self._form(conversation)
+            await surface.show(form, message_id=conversation.menu_message_id)
         else:
             conversation.step = self._next(conversation, "preset")
             conversation.menu_message_id = await surface.show(
@@ -630,37 +562,30 @@ class Flow:
             if conversation.team_id:
                 team = await self.services.teams.require(conversation.team_id)
                 choice = team.kit.style_for(choice.subject_class, choice.attributes)
-            summary = await self._summary_text(conversation)
+            summary = await self._summary_text(conversation) + "\n\n" + texts.CONFIRMED
         except UserError as exc:  # the team was deleted meanwhile
             await surface.answer(str(exc))
             return
-        await surface.show(
-            Screen(summary + "\n\n" + texts.CONFIRMED), message_id=conversation.menu_message_id
-        )
+        await surface.show(Screen(summary), message_id=conversation.menu_message_id)
+        new_style = conversation.kind == "new_style"
         job_id = await self.submit(
-            surface,
-            user,
-            conversation.place,
-            upload_id=conversation.upload_id or "",
-            style=choice,
-            kind=conversation.kind,
-            lora_job_id=conversation.lora_job_id,
-            anchor=conversation.anchor_message_id,
-            team_id=conversation.team_id,
-            nonce=conversation.session_id if conversation.kind == "new_style" else "",
-        )
-        if job_id is None:
-            # A limit was hit: the menu comes back so Confirm works once the limit is gone.
-            if surface.form:
-                conversation.stage, conversation.page = "style", 0
-            conversation.menu_message_id = await surface.show(
-                await self._menu(surface, conversation),
-                message_id=conversation.menu_message_id if surface.form else None,
-                reply_to=conversation.anchor_message_id,
-            )
+            surface, user, conversation.place, upload_id=conversation.upload_id or "",
+            style=choice, kind=conversation.kind, lora_job_id=conversation.lora_job_id,
+            anchor=conversation.anchor_message_id, team_id=conversation.team_id,
+            nonce=conversation.session_id if new_style else "",
+        )  # fmt: skip
+        if job_id is not None:
+            conversation.stage, conversation.job_id = "submitted", job_id
+            conversation.menu_message_id = None
             return
-        conversation.stage, conversation.job_id = "submitted", job_id
-        conversation.menu_message_id = None
+        # A limit was hit: the menu comes back so Confirm works once the limit is gone.
+        if surface.form:
+            conversation.stage, conversation.page = "style", 0
+        conversation.menu_message_id = await surface.show(
+            await self._menu(surface, conversation),
+            message_id=conversation.menu_message_id if surface.form else None,
+            reply_to=conversation.anchor_message_id,
+        )
 
     async def submit(
         self,
@@ -680,29 +605,21 @@ class Flow:
         """Post the status message, submit the job with it as target; the job id, or ``None``.
 
         A team job counts against the member's team quota first (``record_job`` before
-        ``submit``), and the member's private place and features are saved for an admin's redo.
+        ``submit``); the member's private place is saved for an admin's redo. ``nonce``:
+        ``None`` makes a deliberate repeat on a trained model a new job.
         """
         status_id = await surface.show(Screen(texts.SUBMITTING), reply_to=anchor)
         target = ChatTarget(
-            platform=surface.platform,
-            chat_id=place.chat_id,
-            thread_id=place.thread_id,
-            user_id=user.user_id,
-            reply_to_message_id=anchor if place.is_group else None,
+            platform=surface.platform, chat_id=place.chat_id, thread_id=place.thread_id,
+            user_id=user.user_id, reply_to_message_id=anchor if place.is_group else None,
             status_message_id=status_id,
-        )
+        )  # fmt: skip
         request = JobRequest(
-            user=user,
-            target=target,
-            upload_id=upload_id,
-            style=style,
+            user=user, target=target, upload_id=upload_id, style=style,
             kind="full" if kind == "full" else ("more_like" if like_rank else "new_style"),
-            lora_job_id=lora_job_id,
-            like_rank=like_rank,
-            # A deliberate repeat on a trained model is a new job; a full job is unique already.
-            nonce=("" if kind == "full" else secrets.token_hex(6)) if nonce is None else nonce,
-            team_id=team_id,
-        )
+            lora_job_id=lora_job_id, like_rank=like_rank, team_id=team_id,
+            nonce=secrets.token_hex(6) if nonce is None else nonce,
+        )  # fmt: skip
         teams = self.services.teams
         try:
             if team_id is not None:
@@ -717,9 +634,8 @@ class Flow:
             await surface.show(Screen(str(exc)), message_id=status_id)
             return None
         if team_id is not None:
-            member.private_target = target.model_copy(
-                update={"status_message_id": None, "reply_to_message_id": None}
-            )
+            update = {"status_message_id": None, "reply_to_message_id": None}
+            member.private_target = target.model_copy(update=update)
             member.subject_class = style.subject_class
             await teams.save_member(team_id, member)
         await self.client.set_status_message(submission.job_id, status_id)
@@ -744,9 +660,10 @@ class Flow:
             job = jobs[-1] if jobs else None
         lines = [texts.job_status(job)] if job is not None else []
         conversation = await self.store.load(user, scope) if scope else None
-        if conversation is not None and conversation.stage == "collecting":
+        stage = conversation.stage if conversation is not None else None
+        if conversation is not None and stage == "collecting":
             lines.append(texts.upload_status(len(conversation.stored), self.settings))
-        elif conversation is not None and conversation.stage in ("style", "custom", "confirm"):
+        elif stage in ("style", "custom", "confirm"):
             lines.append(texts.CHOOSING)
         await surface.answer("\n".join(lines) or texts.NOTHING_GOING_ON)
 
@@ -757,18 +674,18 @@ class Flow:
             info = await self.client.cancel(user)
         except NotFound:
             info = None
+        if info is not None and info.state is not JobState.CANCELLED:
+            await surface.answer(texts.cancelling(info.state))
+            return
         if info is not None:
-            if info.state is JobState.CANCELLED:
-                # A queued job never reaches a worker: nobody else updates its status message.
-                target = info.request.target
-                if target.status_message_id is not None:
-                    where = self.front.surface(target)
-                    await where.show(
-                        Screen(texts.CANCELLED_STATUS), message_id=target.status_message_id
-                    )
-                await surface.answer(texts.CANCELLED_QUEUED)
-            else:
-                await surface.answer(texts.cancelling(info.state))
+            # A queued job never reaches a worker: nobody else updates its status message.
+            target = info.request.target
+            if target.status_message_id is not None:
+                edit = target.status_message_id
+                await self.front.surface(target).show(
+                    Screen(texts.CANCELLED_STATUS), message_id=edit
+                )
+            await surface.answer(texts.CANCELLED_QUEUED)
             return
         async with self.store.lock(user, scope):
             conversation = await self.store.load(user, scope) if scope else None
@@ -781,12 +698,8 @@ class Flow:
 
     async def forget(self, turn: Turn, *, yes: bool, message_id: int) -> None:
         """Delete everything of the person once they confirm, and report what went."""
-        surface, user, _ = turn
-        if not yes:
-            await surface.show(Screen(texts.DELETE_KEPT, private=True), message_id=message_id)
-            return
-        report = await self.client.forget(user)
-        await surface.show(Screen(texts.deleted(report), private=True), message_id=message_id)
+        text = texts.deleted(await self.client.forget(turn.user)) if yes else texts.DELETE_KEPT
+        await turn.surface.show(Screen(text, private=True), message_id=message_id)
 
     # --- buttons under results (posted by the worker) ------------------------------------
     async def result(
@@ -800,11 +713,8 @@ class Flow:
             await surface.show(delete_screen())
             return None
         info = await self.client.job(action.job_id)
-        if info is None:
-            await surface.answer(texts.JOB_GONE, alert=True)
-            return None
-        if info.user_key != user.key:
-            await surface.answer(texts.NOT_YOUR_JOB, alert=True)
+        if info is None or info.user_key != user.key:
+            await surface.answer(texts.JOB_GONE if info is None else texts.NOT_YOUR_JOB, alert=True)
             return None
         request = info.request
         if action.name == "pick":
@@ -819,29 +729,23 @@ class Flow:
             else:
                 await surface.answer(texts.NO_ORIGINALS)
         elif action.rank is not None and action.name in ("more_like", "make_more"):
-            more = action.name == "make_more"
-            chosen = request.style
+            more, chosen, rank = action.name == "make_more", request.style, action.rank
             if more:
                 # The next seeds of the schedule (a set seed), or seeds from the new job id.
                 seed = None if chosen.seed is None else chosen.seed + chosen.count
-                chosen = chosen.model_copy(update={"count": action.rank, "seed": seed})
-            await surface.answer(
-                texts.making_more(action.rank) if more else texts.more_like(action.rank)
+                chosen = chosen.model_copy(update={"count": rank, "seed": seed})
+            answer = (
+                texts.MAKING_MORE.format(count=rank) if more else texts.MORE_LIKE.format(rank=rank)
             )
+            await surface.answer(answer)
             await self.submit(
-                surface,
-                user,
-                place,
-                upload_id=request.upload_id,
-                style=chosen,
-                kind="new_style" if more else "more_like",
-                lora_job_id=info.job_id,
-                like_rank=None if more else action.rank,
-                anchor=request.target.reply_to_message_id,
+                surface, user, place, upload_id=request.upload_id, style=chosen,
+                kind="new_style" if more else "more_like", lora_job_id=info.job_id,
+                like_rank=None if more else rank, anchor=request.target.reply_to_message_id,
                 team_id=request.team_id,
                 # One job per press of a "make more" button, however often it is pressed.
-                nonce=f"more:{info.job_id}:{action.rank}" if more else None,
-            )
+                nonce=f"more:{info.job_id}:{rank}" if more else None,
+            )  # fmt: skip
         return None
 
     async def _new_style(self, turn: Turn, place: Place, info: JobInfo, session_id: str) -> None:
@@ -850,19 +754,12 @@ class Flow:
         previous = info.request.style.model_copy(update={"seed": None, "quick": False})
         async with self.store.lock(user, scope):
             conversation = Conversation(
-                owner_id=user.user_id,
-                place=place,
-                stage="style",
-                kind="new_style",
-                upload_id=info.request.upload_id,
-                lora_job_id=info.job_id,
-                job_id=info.job_id,
-                anchor_message_id=info.request.target.reply_to_message_id,
+                owner_id=user.user_id, place=place, stage="style", kind="new_style",
+                upload_id=info.request.upload_id, lora_job_id=info.job_id, job_id=info.job_id,
+                anchor_message_id=info.request.target.reply_to_message_id, remembered=True,
                 style=previous.model_dump(mode="json", exclude={"custom"}),
-                remembered=True,
-            )
-            if session_id:
-                conversation.session_id = session_id
+            )  # fmt: skip
+            conversation.session_id = session_id or conversation.session_id
             conversation.step = self._next(conversation, None)
             conversation.menu_message_id = await surface.show(
                 await self._menu(surface, conversation, intro=texts.NEW_STYLE_INTRO),
@@ -881,14 +778,3 @@ class Flow:
             suffix = path[path.rfind(".") :] if "." in path.rsplit("/", 1)[-1] else ".png"
             files.append((f"headshot-{int(result.get('rank', len(files) + 1)):02d}{suffix}", data))
         return files
-
-    def _incoming(self, pending: list[Photo]) -> list[photos.IncomingPhoto]:
-        return [
-            photos.IncomingPhoto(
-                place=photo.place,
-                fetch=functools.partial(self.front.download, photo.url),
-                name=photo.name,
-                refused=photo.refused,
-            )
-            for photo in pending
-        ]

@@ -113,6 +113,15 @@ def pretty(key: str) -> str:
     return key.replace("_", " ").replace("-", " ").capitalize()
 
 
+def styles_text() -> str:
+    """The /styles answer: every preset with its backgrounds and attire."""
+    rows = [
+        (p.title, [pretty(k).lower() for k in p.backgrounds], [pretty(k).lower() for k in p.attire])
+        for p in presets().values()
+    ]
+    return texts.styles(rows)
+
+
 def _pairs(labels: dict[str, str], default: str | None = None) -> list[Option]:
     found = [Option(value, label) for value, label in labels.items()]
     return [Option(DEFAULT, default), *found] if default else found

@@ -278,7 +278,7 @@ class TeamFlow:
             info.job_id,
             rank,
         ):
-            await surface.answer(texts.already_picked(rank))
+            await surface.answer(texts.ALREADY_PICKED.format(rank=rank))
             return
         await surface.working()
         try:
@@ -327,7 +327,11 @@ class TeamFlow:
         approve = verdict == "ok"
         await self.teams.review(team_id, member.user_key, approve=approve)
         caption = texts.pick_caption(member.display_name, team.kit.team_name, review=False)
-        outcome = texts.approved(admin_name) if approve else texts.redo_requested(admin_name)
+        outcome = (
+            texts.APPROVED.format(admin=admin_name)
+            if approve
+            else texts.REDO_REQUESTED.format(admin=admin_name)
+        )
         await surface.show(Screen(f"{caption}\n{outcome}", is_caption=True), message_id=message_id)
         if approve:
             await self._tell(team, member, texts.APPROVED_MEMBER)

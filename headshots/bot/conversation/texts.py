@@ -78,9 +78,7 @@ def instructions(settings: Settings, *, replies_only: bool = False, note: str = 
     return f"{text}\n{REPLY_IN_GROUP}" if replies_only else text
 
 
-def joined(team_name: str) -> str:
-    return f"You joined **{team_name}**. "
-
+JOINED = "You joined **{team_name}**. "
 
 DECLINED = "No problem: nothing was downloaded or stored. Send /start if you change your mind."
 
@@ -221,9 +219,7 @@ def too_long(length: int) -> str:
     return f"That is {length} characters; please keep it under {MAX_CUSTOM_CHARS}."
 
 
-def photos_line(accepted: int) -> str:
-    return f"Photos: {accepted} accepted."
-
+PHOTOS_LINE = "Photos: {accepted} accepted."
 
 # --- jobs --------------------------------------------------------------------------------
 SUBMITTING = "Submitting your job…"
@@ -311,13 +307,9 @@ ORIGINALS = "Your originals, uncompressed:"
 NO_ORIGINALS = "No result files are left for this job."
 
 
-def making_more(count: int) -> str:
-    return f"Making {count} more with the same style and new seeds."
+MAKING_MORE = "Making {count} more with the same style and new seeds."
 
-
-def more_like(rank: int) -> str:
-    return f"Making more like #{rank}."
-
+MORE_LIKE = "Making more like #{rank}."
 
 # --- team mode ---------------------------------------------------------------------------
 TEAM_IN_GROUP = (
@@ -333,13 +325,9 @@ TEAM_USAGE = (
 )
 
 
-def only_admins(admins: str) -> str:
-    return f"Only {admins} can do that."
+ONLY_ADMINS = "Only {admins} can do that."
 
-
-def only_admins_change(admins: str) -> str:
-    return f"Only {admins} can change the team look."
-
+ONLY_ADMINS_CHANGE = "Only {admins} can change the team look."
 
 NO_TEAM = "This place has no team look yet: an admin sets one up with /team setup."
 TEAM_LINK_STALE = (
@@ -398,17 +386,11 @@ def picked(rank: int, *, review: bool) -> str:
     return text + " You can pick another one any time."
 
 
-def already_picked(rank: int) -> str:
-    return f"#{rank} is already your pick."
+ALREADY_PICKED = "#{rank} is already your pick."
 
+APPROVED = "✅ Approved by {admin}."
 
-def approved(admin: str) -> str:
-    return f"✅ Approved by {admin}."
-
-
-def redo_requested(admin: str) -> str:
-    return f"🔁 Redo requested by {admin}."
-
+REDO_REQUESTED = "🔁 Redo requested by {admin}."
 
 APPROVED_MEMBER = "Your team headshot was approved by an admin. 🎉"
 
@@ -475,16 +457,12 @@ def attachment_too_large(size: int, limit: int) -> str:
     )
 
 
-def not_a_photo(kind: str) -> str:
-    return f"this is not a photo ({kind}): send a JPEG or PNG"
-
+NOT_A_PHOTO = "this is not a photo ({kind}): send a JPEG or PNG"
 
 OPENING = "Thanks! Opening your session…"
 
 
-def session_open(where: str) -> str:
-    return f"Your headshot session is open in {where}: send selfies, pick a style."
-
+SESSION_OPEN = "Your headshot session is open in {where}: send selfies, pick a style."
 
 OWN_THREAD = "You're already in your session thread: post your selfies here as messages."
 OTHER_PERSONS_THREAD = (

@@ -23,18 +23,6 @@ async def run(interaction: discord.Interaction, name: str, **options: Any) -> No
     await cast(Commands, interaction.client).on_command(interaction, name, **options)
 
 
-def styles_text() -> str:
-    rows = [
-        (
-            p.title,
-            [style.pretty(k).lower() for k in p.backgrounds],
-            [style.pretty(k).lower() for k in p.attire],
-        )
-        for p in style.presets().values()
-    ]
-    return texts.styles(rows)
-
-
 class TeamGroup(app_commands.Group, name="team", description="Team headshots in one brand look"):
     """``/headshot team setup|show|join|status|export|delete`` (team mode, servers only)."""
 
@@ -108,7 +96,7 @@ class HeadshotGroup(
     @app_commands.command(name="styles", description="List the available styles")
     async def styles(self, interaction: discord.Interaction) -> None:
         """Show the styles with their backgrounds and attire."""
-        await run(interaction, "info", text=styles_text())
+        await run(interaction, "info", text=style.styles_text())
 
     @app_commands.command(name="status", description="Where is my job?")
     async def status(self, interaction: discord.Interaction) -> None:

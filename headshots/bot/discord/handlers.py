@@ -10,10 +10,9 @@ team-look draft is ``dc-kit:<guild id>``. Team admins: **Manage Server**, or the
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
-from typing import Any
+from typing import Any, cast
 
 import discord
 from discord import app_commands
@@ -21,11 +20,9 @@ from discord import app_commands
 from headshots.actions import decode_action
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.flow import Flow, Services, delete_screen
-from headshots.bot.conversation.photos import IncomingPhoto
 from headshots.bot.conversation.screens import Button, Screen, Turn
 from headshots.bot.conversation.state import Conversation, Photo, Place
 from headshots.bot.conversation.team import TeamFlow
-from headshots.bot.discord import threads
 from headshots.bot.discord.surface import (
     DESCRIPTION,
     OP_STEPS,
@@ -41,6 +38,7 @@ from headshots.bot.discord.surface import (
 from headshots.errors import OperationalError, UserError
 from headshots.queue.contracts import UserRef
 from headshots.queue.teams import Team, team_id_for
+from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ def precheck(size: int, content_type: str | None) -> str | None:
     if size > MAX_ATTACHMENT_BYTES:
         return texts.attachment_too_large(size, MAX_ATTACHMENT_BYTES)
     if content_type and not content_type.startswith("image/"):
-        return texts.not_a_photo(content_type.split(";")[0])
+        return texts.NOT_A_PHOTO.format(kind=content_type.split(";")[0])
     return None
 
 
@@ -75,6 +73,41 @@ def photo_of(attachment: discord.Attachment, message_id: int, position: int) -> 
 
 def session_scope(session_id: str) -> str:
     return f"dc-session:{session_id}"
+
+
+class WorkspaceRefused(Exception):
+    """Discord refused the thread (permissions changed since the check); ``str()`` is for users."""
+
+
+def missing_permissions(interaction: discord.Interaction, settings: Settings) -> list[str]:
+    """Names of the permissions the bot lacks here to open a session thread."""
+    private = settings.discord_private_threads
+    needed = ["create_private_threads" if private else "create_public_threads"]
+    needed += ["send_messages_in_threads", "attach_files"]
+    return [name for name in needed if not getattr(interaction.app_permissions, name)]
+
+
+async def open_thread(
+    channel: discord.TextChannel, user: discord.abc.User, settings: Settings, *, private: bool
+) -> discord.Thread:
+    """Create a session's thread (archived after the configured time) and add the person."""
+    kind = discord.ChannelType.private_thread if private else discord.ChannelType.public_thread
+    try:
+        thread = await channel.create_thread(
+            name=for_discord(f"Headshots · {user.display_name}", 100), type=kind,
+            auto_archive_duration=cast(Any, settings.discord_thread_archive_minutes),
+            invitable=not private, reason=f"headshot session of {user.id}",
+        )  # fmt: skip
+    except discord.Forbidden as exc:
+        logger.info("thread creation refused in channel %s: %s", channel.id, exc.text)
+        raise WorkspaceRefused(for_discord(texts.thread_refused(private=private))) from exc
+    try:
+        await thread.add_user(user)
+    except discord.HTTPException:
+        # A public thread stays reachable without membership; a private one was created by the
+        # bot, which may add members, so this only fails transiently.
+        logger.warning("could not add user %s to thread %s", user.id, thread.id, exc_info=True)
+    return thread
 
 
 class DiscordBot:
@@ -193,15 +226,9 @@ class DiscordBot:
                 await message.channel.send(for_discord(texts.NO_UPLOAD_HERE))
             return
         surface = DiscordSurface(self.client, message.channel.id, owner_id=user.user_id)
-        photos = [
-            IncomingPhoto(
-                (message.id, n),
-                functools.partial(self.flow.front.download, a.url),
-                a.filename,
-                precheck(a.size, a.content_type),
-            )
-            for n, a in enumerate(message.attachments)
-        ]
+        photos = self.flow.incoming(
+            [photo_of(a, message.id, n) for n, a in enumerate(message.attachments)]
+        )
         turn = Turn(surface, user, scope)
         problem = await self.flow.add_photos(turn, photos)
         if problem is not None:
@@ -226,7 +253,7 @@ class DiscordBot:
                 await surface.answer(texts.IN_A_THREAD)
             return
         if interaction.guild_id is not None:
-            missing = threads.missing_permissions(interaction, self.settings)
+            missing = missing_permissions(interaction, self.settings)
             if missing:
                 private = self.settings.discord_private_threads
                 await surface.answer(texts.missing_permissions(missing, private=private))
@@ -250,13 +277,12 @@ class DiscordBot:
     ) -> None:
         session_id = secrets.token_hex(6)
         surface = self._surface(interaction, session_id=session_id)
-        opened = await self.flow.begin(
-            Turn(surface, user, session_scope(session_id)),
-            place,
+        fresh = Conversation(
+            session_id=session_id, owner_id=user.user_id, place=place, team_id=team_id,
             pending=pending or [],
-            team_id=team_id,
-            resume=False,
-            session_id=session_id,
+        )  # fmt: skip
+        opened = await self.flow.begin(
+            Turn(surface, user, session_scope(session_id)), fresh, resume=False
         )
         if opened is not None:
             await self._open(interaction, user, opened)
@@ -272,12 +298,13 @@ class DiscordBot:
             elif place.guild_id is not None:
                 channel = interaction.channel
                 if not isinstance(channel, discord.TextChannel):
-                    raise threads.WorkspaceRefused(for_discord(texts.NOT_A_TEXT_CHANNEL))
-                thread = await threads.open_thread(
-                    channel, user=interaction.user, settings=self.settings
+                    raise WorkspaceRefused(for_discord(texts.NOT_A_TEXT_CHANNEL))
+                private = self.settings.discord_private_threads
+                thread = await open_thread(
+                    channel, interaction.user, self.settings, private=private
                 )
                 place = Place(channel.id, thread.id, guild_id=place.guild_id)
-        except threads.WorkspaceRefused as exc:
+        except WorkspaceRefused as exc:
             await interaction.edit_original_response(content=str(exc), view=None)
             return
         conversation.place = place
@@ -294,7 +321,9 @@ class DiscordBot:
             where = f"<#{place.thread_id}>"
         else:
             where = "a DM from me" if interaction.guild_id is not None else "this chat"
-        await interaction.edit_original_response(content=texts.session_open(where), view=None)
+        await interaction.edit_original_response(
+            content=texts.SESSION_OPEN.format(where=where), view=None
+        )
 
     async def _private_place(
         self, interaction: discord.Interaction, place: Place
@@ -308,18 +337,16 @@ class DiscordBot:
                 logger.warning("cannot see team channel %s", place.chat_id, exc_info=True)
         if isinstance(channel, discord.TextChannel):
             try:
-                thread = await threads.open_thread(
-                    channel, user=interaction.user, settings=self.settings, private=True
-                )
+                thread = await open_thread(channel, interaction.user, self.settings, private=True)
                 return Place(
                     channel.id, thread.id, guild_id=place.guild_id
                 ), texts.PRIVATE_THREAD_NOTE
-            except threads.WorkspaceRefused:
+            except WorkspaceRefused:
                 logger.info("no private thread in %s: using a DM", place.chat_id)
         try:
             dm = await interaction.user.create_dm()
         except discord.HTTPException as exc:
-            raise threads.WorkspaceRefused(for_discord(texts.NO_PRIVATE_PLACE)) from exc
+            raise WorkspaceRefused(for_discord(texts.NO_PRIVATE_PLACE)) from exc
         return Place(dm.id), texts.DM_FALLBACK_NOTE
 
     async def _session(
@@ -409,7 +436,7 @@ class DiscordBot:
             await surface.answer(texts.TEAM_SERVER_ONLY)
             return None
         if admin and not self._is_admin(interaction):
-            await surface.answer(texts.only_admins(self._admins()))
+            await surface.answer(texts.ONLY_ADMINS.format(admins=self._admins()))
             return None
         team = await self.services.teams.get(team_id_for("discord", interaction.guild_id))
         if team is None:
@@ -426,7 +453,7 @@ class DiscordBot:
         if guild_id is None:
             await surface.answer(texts.TEAM_SERVER_ONLY)
         elif not self._is_admin(interaction):
-            await surface.answer(texts.only_admins(self._admins()))
+            await surface.answer(texts.ONLY_ADMINS.format(admins=self._admins()))
         elif not isinstance(channel, discord.TextChannel):
             await surface.answer(texts.TEAM_SETUP_CHANNEL)
         elif missing := [
@@ -466,7 +493,7 @@ class DiscordBot:
         admin_id, _, guild = tail.partition(":")
         user = user_ref(interaction.user)
         if not self._is_admin(interaction):  # rights may have changed since the setup
-            await surface.answer(texts.only_admins_change(self._admins()))
+            await surface.answer(texts.ONLY_ADMINS_CHANGE.format(admins=self._admins()))
             return
         if admin_id != str(user.user_id):
             await surface.answer(texts.KIT_NOT_YOURS)
@@ -561,7 +588,7 @@ class DiscordBot:
             await self.cmd_team_join(interaction, surface)
             return
         if not self._is_admin(interaction):
-            await surface.answer(texts.only_admins(self._admins()))
+            await surface.answer(texts.ONLY_ADMINS.format(admins=self._admins()))
             return
         guild = interaction.guild_id or 0
         team_id = team_id_for("discord", guild)

@@ -35,7 +35,7 @@ from headshots.bot.conversation import style, texts
 from headshots.bot.conversation.flow import Flow, Services, delete_screen
 from headshots.bot.conversation.photos import IncomingPhoto
 from headshots.bot.conversation.screens import Button, Screen, Turn
-from headshots.bot.conversation.state import KIT_SESSION, Place
+from headshots.bot.conversation.state import KIT_SESSION, Conversation, Place
 from headshots.bot.conversation.team import TeamFlow, member_user
 from headshots.bot.telegram.albums import QuietPeriod
 from headshots.bot.telegram.surface import (
@@ -155,7 +155,13 @@ class TelegramBot:
             await self.store.switch_session(user, place.chat_id, team_id)
         surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
         turn = Turn(surface, user, place.scope)
-        opened = await self.flow.begin(turn, place, anchor=message.message_id, team_id=team_id)
+        fresh = Conversation(
+            owner_id=user.user_id,
+            place=place,
+            anchor_message_id=message.message_id,
+            team_id=team_id,
+        )
+        opened = await self.flow.begin(turn, fresh)
         if opened is not None:
             await self.flow.open(turn, opened)
 
@@ -166,7 +172,7 @@ class TelegramBot:
         if team is None:
             await message.reply_text(texts.TEAM_LINK_STALE)
         elif not await self._is_admin(context, team.target.chat_id, user.user_id):
-            await message.reply_text(texts.only_admins(ADMINS))
+            await message.reply_text(texts.ONLY_ADMINS.format(admins=ADMINS))
         elif not await self._export(context, team, user):
             await message.reply_text(texts.EXPORT_EMPTY)
 
@@ -262,15 +268,7 @@ class TelegramBot:
         command = message.text.split()[0].split("@")[0].lstrip("/")
         settings = self.services.settings
         if command == "styles":
-            rows = [
-                (
-                    p.title,
-                    [style.pretty(k).lower() for k in p.backgrounds],
-                    [style.pretty(k).lower() for k in p.attire],
-                )
-                for p in style.presets().values()
-            ]
-            text = texts.styles(rows)
+            text = style.styles_text()
         else:
             text = {"tips": texts.tips(settings), "privacy": texts.privacy(settings)}.get(
                 command, texts.HELP
@@ -383,7 +381,7 @@ class TelegramBot:
             turn = Turn(surface, user, kit_scope)
             await self.team.kit_start(turn, team_id, place, anchor=message.message_id)
         elif sub in ("setup", "edit", "change", "export", "delete") and not admin:
-            await surface.answer(texts.only_admins(ADMINS))
+            await surface.answer(texts.ONLY_ADMINS.format(admins=ADMINS))
         elif sub not in ("", "join", "status", "export", "delete"):
             await surface.answer(texts.TEAM_USAGE)
         elif team is None:
@@ -435,7 +433,7 @@ class TelegramBot:
         place = place_of_message(message)
         if kind == "tv":
             if not admin:
-                await surface.answer(texts.only_admins(ADMINS), alert=True)
+                await surface.answer(texts.ONLY_ADMINS.format(admins=ADMINS), alert=True)
             elif len(callback.args) == 3:
                 verdict, member, job = callback.args
                 value = f"{'ok' if verdict == 'a' else 'redo'}:{member}:{job}"
@@ -443,7 +441,7 @@ class TelegramBot:
                 await self.team.review(surface, name, team_id, value, message_id=message.message_id)
             return
         if not admin:
-            await surface.answer(texts.only_admins_change(ADMINS), alert=True)
+            await surface.answer(texts.ONLY_ADMINS_CHANGE.format(admins=ADMINS), alert=True)
             return
         kit_scope = place.in_session(KIT_SESSION).scope
         if kind == "tm":
