@@ -450,7 +450,7 @@ def test_kit_steps_gradient_logo_and_callback_sizes() -> None:
     from headshots.bot.conversation import kit as kit_flow
     from headshots.bot.conversation.screens import Button, Screen
     from headshots.bot.conversation.team import TeamFlow
-    from headshots.bot.telegram.surface import join_url, keyboard
+    from headshots.bot.telegram.surface import deep_link, keyboard
     from headshots.errors import UserError
 
     draft = kit_flow.start_draft(None, has_logo=False)
@@ -514,7 +514,7 @@ def test_kit_steps_gradient_logo_and_callback_sizes() -> None:
         for button in row
     ]
     assert len(datas) > 50 and all(len(data.encode()) <= 64 for data in datas)
-    link = join_url("a_long_bot_username_bot", team_id_for("telegram", -(10**13)))
+    link = deep_link("a_long_bot_username_bot", "team_" + team_id_for("telegram", -(10**13)))
     assert len(link.split("start=", 1)[1]) <= 64
 
 

@@ -11,7 +11,6 @@ are shown beside the upload and "Continue" finishes both. A team member's conver
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 from collections.abc import Sequence
@@ -146,7 +145,7 @@ class Flow:
             return conversation
 
     async def _leave(self, user: UserRef, scope: str, conversation: Conversation) -> None:
-        await self.store.clear(user, scope)
+        await self.store.put(user, scope, None)
         if conversation.place.is_team_session:  # the private chat is their own again
             await self.store.switch_session(user, conversation.place.chat_id, None)
 
@@ -185,7 +184,7 @@ class Flow:
                 pending, conversation.pending = conversation.pending, []
                 await self.store.save(user, scope, conversation)
                 if pending:
-                    await self._take(turn, conversation, self.incoming(pending))
+                    await self._take(turn, conversation, pending)
                     await self._refresh_tally(turn, conversation)
                 conversation.menu_message_id = await surface.show(await self._form(conversation))
             await self.store.save(user, scope, conversation)
@@ -214,7 +213,7 @@ class Flow:
         return Screen(texts.resume(count), buttons=[go_on, Button("resume", "Start over", "new")])
 
     # --- photos ------------------------------------------------------------------------
-    async def add_photos(self, turn: Turn, incoming: Sequence[photos.IncomingPhoto]) -> str | None:
+    async def add_photos(self, turn: Turn, incoming: Sequence[Photo]) -> str | None:
         """Check and keep photos of a conversation; else why not (for the caller to say, or
         not: in busy groups the bot only answers people it talks to)."""
         async with self.store.lock(turn.user, turn.scope):
@@ -233,19 +232,13 @@ class Flow:
             await self.store.save(turn.user, turn.scope, conversation)
             return None
 
-    def incoming(self, pending: list[Photo]) -> list[photos.IncomingPhoto]:
-        """Photos a front end announced, fetched through it when checked."""
-        fetch = self.front.download
-        return [
-            photos.IncomingPhoto(p.place, functools.partial(fetch, p.url), p.name, p.refused)
-            for p in pending
-        ]
-
     async def _take(
-        self, turn: Turn, conversation: Conversation, incoming: Sequence[photos.IncomingPhoto]
+        self, turn: Turn, conversation: Conversation, incoming: Sequence[Photo]
     ) -> None:
-        client, faces = self.client, self.services.faces
-        await photos.take(conversation, incoming, user=turn.user, client=client, faces=faces)
+        await photos.take(
+            conversation, incoming, user=turn.user, client=self.client,
+            faces=self.services.faces, download=self.front.download,
+        )  # fmt: skip
 
     async def refresh_tally(self, turn: Turn) -> None:
         """Write the tally of the upload into its one message (sent the first time)."""
@@ -360,7 +353,7 @@ class Flow:
         choosing = stage in ("collecting", "style")
         if action == "cancel":
             await self._drop_photos(user, conversation)
-            await self.store.clear(user, scope)
+            await self.store.put(user, scope, None)
             await surface.show(Screen(texts.CANCELLED_UPLOAD), message_id=message_id)
             return
         if action == "answer" and stage == "style" and step == conversation.step:
@@ -413,7 +406,10 @@ class Flow:
 
     def _next(self, conversation: Conversation, step: str | None) -> str | None:
         following = style.next_step(
-            step, conversation.style, steps=conversation.steps, skip=conversation.remembered
+            step,
+            conversation.style,
+            steps=style.TEAM_STEPS if conversation.team_id else style.STEPS,
+            skip=conversation.remembered,
         )
         conversation.stage = "style" if following else "confirm"
         return following
@@ -693,7 +689,7 @@ class Flow:
                 await surface.answer(texts.NOTHING_TO_CANCEL)
                 return
             await self._drop_photos(user, conversation)
-            await self.store.clear(user, scope)
+            await self.store.put(user, scope, None)
         await surface.answer(texts.CANCELLED_UPLOAD)
 
     async def forget(self, turn: Turn, *, yes: bool, message_id: int) -> None:
@@ -734,10 +730,9 @@ class Flow:
                 # The next seeds of the schedule (a set seed), or seeds from the new job id.
                 seed = None if chosen.seed is None else chosen.seed + chosen.count
                 chosen = chosen.model_copy(update={"count": rank, "seed": seed})
-            answer = (
-                texts.MAKING_MORE.format(count=rank) if more else texts.MORE_LIKE.format(rank=rank)
+            await surface.answer(
+                (texts.MAKING_MORE if more else texts.MORE_LIKE).format(count=rank)
             )
-            await surface.answer(answer)
             await self.submit(
                 surface, user, place, upload_id=request.upload_id, style=chosen,
                 kind="new_style" if more else "more_like", lora_job_id=info.job_id,

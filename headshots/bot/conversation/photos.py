@@ -17,11 +17,10 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from headshots.bot.conversation import texts
-from headshots.bot.conversation.state import Conversation
+from headshots.bot.conversation.state import Conversation, Photo
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import UserRef
 from headshots.settings import Settings
@@ -33,16 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class IncomingPhoto:
-    """A photo a person sent; ``refused`` is the front end's reason to refuse it unread."""
-
-    place: tuple[int, int]
-    fetch: Callable[[], Awaitable[bytes]]
-    name: str = ""
-    refused: str | None = None
 
 
 class FaceWork:
@@ -103,13 +92,15 @@ def _check_and_normalise(
 
 async def take(
     conversation: Conversation,
-    photos: Sequence[IncomingPhoto],
+    photos: Sequence[Photo],
     *,
     user: UserRef,
     client: QueueClient,
     faces: FaceWork,
+    download: Callable[[str], Awaitable[bytes]],
 ) -> None:
-    """Check every photo now (links expire) and record verdicts and stored selfies."""
+    """Check every photo now (links expire) and record verdicts and stored selfies;
+    ``download`` fetches a photo's ``url`` (a Telegram file id, a Discord CDN link)."""
     from headshots.generation.faces.selfie_check import SelfieVerdict
 
     limit = faces.settings.max_selfies
@@ -127,7 +118,7 @@ async def take(
         if reason is not None:
             conversation.verdicts.append(SelfieVerdict(index, False, [reason]).to_json())
             continue
-        verdict, jpeg = await faces.check(photo.fetch, index)
+        verdict, jpeg = await faces.check(functools.partial(download, photo.url), index)
         if jpeg is not None:
             assert conversation.upload_id is not None
             await client.add_selfie(user, conversation.upload_id, index, jpeg)

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from headshots.bot.conversation.style import STEPS, TEAM_STEPS
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import UserRef
 
@@ -123,10 +122,6 @@ class Conversation(BaseModel):
     #: Set while /start asks "continue with N photos or start over?".
     resume_offered: bool = False
 
-    @property
-    def steps(self) -> tuple[str, ...]:
-        return TEAM_STEPS if self.team_id else STEPS
-
 
 class Store:
     """Load, lock and save conversations (and other chat state) of people."""
@@ -153,18 +148,15 @@ class Store:
     async def save(self, user: UserRef, scope: str | Place, conversation: Conversation) -> None:
         await self.client.save_chat_state(user, _scope(scope), conversation.model_dump(mode="json"))
 
-    async def clear(self, user: UserRef, scope: str | Place) -> None:
-        await self.client.clear_chat_state(user, _scope(scope))
-
     async def raw(self, user: UserRef, scope: str) -> dict[str, Any] | None:
         return await self.client.load_chat_state(user, scope)
 
-    async def put(self, user: UserRef, scope: str, value: dict[str, Any] | None) -> None:
+    async def put(self, user: UserRef, scope: str | Place, value: dict[str, Any] | None) -> None:
         """Save ``value`` under ``scope`` (``None`` deletes it): pointers, kit drafts."""
         if value is None:
-            await self.client.clear_chat_state(user, scope)
+            await self.client.clear_chat_state(user, _scope(scope))
         else:
-            await self.client.save_chat_state(user, scope, value)
+            await self.client.save_chat_state(user, _scope(scope), value)
 
     async def consented(self, user: UserRef) -> bool:
         return await self.client.load_chat_state(user, _CONSENT_SCOPE) is not None

@@ -45,8 +45,8 @@ GROUPS = {
     "more": ("colour_grade", "count", "aspect_ratio"),
     "you": PERSON,
 }
-TEAM_GROUPS = {"you": ("subject_class", "eye_colour", "glasses"), "hair": PERSON[2:]}
-PAGE_LABELS = {"look": "Back", "more": "More options", "you": "Eyes, glasses, hair", "hair": "Hair"}
+TEAM_GROUPS = {"you": ("subject_class", "eye_colour", "glasses"), "hairstyle": PERSON[2:]}
+PAGE_LABELS = {"more": "More options", "you": "Eyes, glasses, hair", "hairstyle": "Hair"}
 QUESTIONS = {
     "preset": "Which style? (Custom lets you describe the look in your own words.)",
     "subject_class": "How should the model see you?",

@@ -11,6 +11,7 @@ with review on, admins approve it or ask for a redo (the next seeds, the member'
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 
 from headshots.bot.conversation import kit as kit_steps
@@ -35,6 +36,12 @@ def member_user(member: Member, platform: str) -> UserRef:
     )
 
 
+def delete_team_screen() -> Screen:
+    yes = Button("team_delete", "🗑 Yes, delete the team", "y", "danger")
+    no = Button("team_delete", "Keep it", "n")
+    return Screen(texts.TEAM_DELETE_CONFIRM, buttons=[yes, no], private=True)
+
+
 class TeamFlow:
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
@@ -53,9 +60,6 @@ class TeamFlow:
         raw = await self.store.raw(admin, scope)
         return kit_steps.KitDraft.from_json(raw) if raw else None
 
-    async def _save_draft(self, admin: UserRef, scope: str, draft: kit_steps.KitDraft) -> None:
-        await self.store.put(admin, scope, draft.to_json())
-
     async def kit_start(
         self,
         turn: Turn,
@@ -72,11 +76,8 @@ class TeamFlow:
             draft = kit_steps.start_draft(
                 team.kit if team else None, has_logo=bool(team and team.has_logo), name=name
             )
-            draft.chat_id, draft.thread_id, draft.anchor_message_id = (
-                place.chat_id,
-                place.thread_id,
-                anchor,
-            )
+            draft.chat_id, draft.thread_id = place.chat_id, place.thread_id
+            draft.anchor_message_id = anchor
             if logo is not None:
                 kit_steps.take_logo(draft, logo)
                 draft.step = "name"
@@ -86,8 +87,6 @@ class TeamFlow:
         self, turn: Turn, draft: kit_steps.KitDraft, *, message_id: int | None = None
     ) -> None:
         """Ask the draft's current question (or show the form), remember it as the menu."""
-        import time
-
         screen = self.kit_screen(draft, form=turn.surface.form)
         if screen.asks_text:
             message_id = None  # a typed answer replies to its own question
@@ -95,21 +94,18 @@ class TeamFlow:
             screen, message_id=message_id, reply_to=draft.anchor_message_id
         )
         draft.asked_at = time.time()
-        await self._save_draft(turn.user, turn.scope, draft)
+        await self.store.put(turn.user, turn.scope, draft.to_json())
 
     @staticmethod
     def kit_screen(draft: kit_steps.KitDraft, *, form: bool) -> Screen:
         if form:
             group = kit_steps.GROUPS[max(0, min(draft.page, len(kit_steps.GROUPS) - 1))]
             questions = [
-                Question(
-                    "kit",
-                    step,
-                    kit_steps.QUESTIONS[step],
-                    tuple(kit_steps.options(step, draft)),
-                    kit_steps.current(step, draft),
-                )
+                Question("kit", step, kit_steps.QUESTIONS[step], options, current)
                 for step in group
+                for options, current in [
+                    (tuple(kit_steps.options(step, draft)), kit_steps.current(step, draft))
+                ]
             ]
             logo = {"new": "a new one", "keep": "the current one", "none": "none"}[draft.logo]
             buttons = [
@@ -203,22 +199,16 @@ class TeamFlow:
             return
         if choice == "restart":
             fresh = kit_steps.start_draft(kit_steps.to_kit(draft), has_logo=draft.had_logo)
-            fresh.editing, fresh.chat_id, fresh.thread_id = (
-                draft.editing,
-                draft.chat_id,
-                draft.thread_id,
-            )
-            fresh.anchor_message_id = draft.anchor_message_id
+            for kept in ("editing", "chat_id", "thread_id", "anchor_message_id"):
+                setattr(fresh, kept, getattr(draft, kept))
             await self._show(turn, fresh, message_id=message_id)
             return
         await surface.working()
         kit = kit_steps.to_kit(draft)
         target = ChatTarget(
-            platform=surface.platform,
-            chat_id=draft.chat_id,
-            thread_id=draft.thread_id,
+            platform=surface.platform, chat_id=draft.chat_id, thread_id=draft.thread_id,
             user_id=admin.user_id,
-        )
+        )  # fmt: skip
         existed = await self.teams.get(team_id) is not None
         await self.teams.save_kit(team_id, surface.platform, kit, target, admin.user_id)
         if draft.logo == "new":
@@ -247,20 +237,11 @@ class TeamFlow:
         logo = await self.teams.logo(team.team_id) if team.has_logo else None
         preview = await self.services.faces.run(render_kit_preview, team.kit.look(), logo)
         lines = kit_steps.look_lines(team.kit, logo=logo is not None)
-        buttons = [
-            Button("join", "👋 Join", team.team_id, "success"),
-            Button("kit_change", "Change look (admins)"),
-        ]
-        await surface.show(
-            Screen(
-                texts.kit_caption(team.kit.team_name, lines, updated=updated),
-                buttons=[] if private else buttons,
-                image=preview,
-                image_name="team-kit.jpg",
-                private=private,
-            ),
-            reply_to=reply_to,
-        )
+        join = [Button("join", "👋 Join", team.team_id, "success")]
+        buttons = [] if private else [*join, Button("kit_change", "Change look (admins)")]
+        text = texts.kit_caption(team.kit.team_name, lines, updated=updated)
+        screen = Screen(text, [], buttons, preview, "team-kit.jpg", private=private)
+        await surface.show(screen, reply_to=reply_to)
 
     # --- members' picks and the admins' review ------------------------------------------------
     async def pick(self, turn: Turn, info: JobInfo, rank: int) -> None:
@@ -290,10 +271,8 @@ class TeamFlow:
             return
         review = team.kit.review
         value = f"{user.user_id}:{info.job_id}:{rank}"
-        buttons = [
-            Button("review", "✅ Approve", "ok:" + value, "success"),
-            Button("review", "↻ Redo", "redo:" + value),
-        ]
+        approve = Button("review", "✅ Approve", "ok:" + value, "success")
+        buttons = [approve, Button("review", "↻ Redo", "redo:" + value)]
         name = safe_filename(member.display_name, f"member-{user.user_id}") + ".png"
         caption = texts.pick_caption(member.display_name, team.kit.team_name, review=review)
         screen = Screen(caption, buttons=buttons if review else [], image=image, image_name=name)
@@ -302,24 +281,18 @@ class TeamFlow:
         await surface.show(Screen(texts.picked(rank, review=review), private=True))
 
     async def review(
-        self,
-        surface: Surface,
-        admin_name: str,
-        team_id: str,
-        value: str,
-        *,
-        message_id: int,
+        self, surface: Surface, admin_name: str, team_id: str, value: str, *, message_id: int
     ) -> None:
         """Approve a posted pick, or ask for a redo (``value``: ``ok|redo:member:job[:rank]``)."""
         verdict, member_id, job_id, *rank = value.split(":")
         team = await self.teams.get(team_id)
         member = await self.teams.member(team_id, f"{team_id[:2]}:{member_id}")
+        current = member is not None and (member.favourite_job, member.state) == (job_id, "picked")
         if (
             team is None
             or member is None
-            or member.favourite_job != job_id
-            or (rank and str(member.favourite_rank) != rank[0])
-            or member.state != "picked"
+            or not current
+            or rank[:1] not in ([], [str(member.favourite_rank)])
         ):
             await surface.answer(texts.ALREADY_REVIEWED)
             return
@@ -327,11 +300,7 @@ class TeamFlow:
         approve = verdict == "ok"
         await self.teams.review(team_id, member.user_key, approve=approve)
         caption = texts.pick_caption(member.display_name, team.kit.team_name, review=False)
-        outcome = (
-            texts.APPROVED.format(admin=admin_name)
-            if approve
-            else texts.REDO_REQUESTED.format(admin=admin_name)
-        )
+        outcome = (texts.APPROVED if approve else texts.REDO_REQUESTED).format(admin=admin_name)
         await surface.show(Screen(f"{caption}\n{outcome}", is_caption=True), message_id=message_id)
         if approve:
             await self._tell(team, member, texts.APPROVED_MEMBER)
@@ -353,18 +322,14 @@ class TeamFlow:
         style = team.kit.style_for(
             member.subject_class or features.subject_class, features.attributes
         ).model_copy(update={"seed": team.kit.seed + 1000 * len(member.job_ids)})
-        await self._tell(team, member, texts.redo_member(team.kit.team_name))
+        await self._tell(team, member, texts.REDO_MEMBER.format(team_name=team.kit.team_name))
         target = member.private_target
+        surface, person = self.flow.front.surface(target), member_user(member, team.platform)
         job_id = await self.flow.submit(
-            self.flow.front.surface(target),
-            member_user(member, team.platform),
-            Place(target.chat_id, target.thread_id),
-            upload_id=last.request.upload_id,
-            style=style,
-            kind="new_style",
-            lora_job_id=lora_job_id,
+            surface, person, Place(target.chat_id, target.thread_id), style=style,
+            upload_id=last.request.upload_id, kind="new_style", lora_job_id=lora_job_id,
             team_id=team.team_id,
-        )
+        )  # fmt: skip
         return None if job_id else "they already have a job running; try again later."
 
     async def _tell(self, team: Team, member: Member, text: str) -> None:

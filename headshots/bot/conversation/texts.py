@@ -79,7 +79,6 @@ def instructions(settings: Settings, *, replies_only: bool = False, note: str = 
 
 
 JOINED = "You joined **{team_name}**. "
-
 DECLINED = "No problem: nothing was downloaded or stored. Send /start if you change your mind."
 
 
@@ -98,6 +97,7 @@ def tips(settings: Settings) -> str:
 HELP = (
     "I make professional headshots from your selfies.\n\n"
     "/start – begin (or continue an upload)\n"
+    "/help – what I do and how\n"
     "/tips – how to take good selfies\n"
     "/styles – the styles I offer\n"
     "/status – where your job stands\n"
@@ -305,11 +305,9 @@ OPERATIONAL = "I can't reach my storage right now. Please try again in a few min
 JOB_GONE = "That job no longer exists (its data expired or was deleted)."
 ORIGINALS = "Your originals, uncompressed:"
 NO_ORIGINALS = "No result files are left for this job."
-
-
 MAKING_MORE = "Making {count} more with the same style and new seeds."
 
-MORE_LIKE = "Making more like #{rank}."
+MORE_LIKE = "Making more like #{count}."
 
 # --- team mode ---------------------------------------------------------------------------
 TEAM_IN_GROUP = (
@@ -326,7 +324,6 @@ TEAM_USAGE = (
 
 
 ONLY_ADMINS = "Only {admins} can do that."
-
 ONLY_ADMINS_CHANGE = "Only {admins} can change the team look."
 
 NO_TEAM = "This place has no team look yet: an admin sets one up with /team setup."
@@ -343,11 +340,10 @@ LOGO_RECEIVED = "Logo received."
 LOGO_NOT_IMAGE = "That is not an image I can use as a logo: send a PNG or JPEG (or press No logo)."
 
 
-def join_text(team_name: str) -> str:
-    return (
-        f"Join **{team_name}**: tap the button, then send me your selfies privately. "
-        "Nothing you send me there is posted here; only the headshot you pick."
-    )
+JOIN_TEXT = (
+    "Join **{team_name}**: tap the button, then send me your selfies privately. "
+    "Nothing you send me there is posted here; only the headshot you pick."
+)
 
 
 def kit_caption(team_name: str, lines: list[str], *, updated: bool) -> str:
@@ -387,20 +383,17 @@ def picked(rank: int, *, review: bool) -> str:
 
 
 ALREADY_PICKED = "#{rank} is already your pick."
-
 APPROVED = "✅ Approved by {admin}."
 
 REDO_REQUESTED = "🔁 Redo requested by {admin}."
-
 APPROVED_MEMBER = "Your team headshot was approved by an admin. 🎉"
 
 
-def redo_member(team_name: str) -> str:
-    return (
-        f"Your **{team_name}** admin asked for a redo: I'm making new headshots with your "
-        "trained model and the team's look (no new selfies needed). Pick your favourite again "
-        "when they arrive."
-    )
+REDO_MEMBER = (
+    "Your **{team_name}** admin asked for a redo: I'm making new headshots with your "
+    "trained model and the team's look (no new selfies needed). Pick your favourite again "
+    "when they arrive."
+)
 
 
 REDO_NOT_STARTED = "Could not start another run for this member: "
@@ -443,11 +436,10 @@ def file_too_large(size: int) -> str:
     )
 
 
-def export_needs_start(link: str) -> str:
-    return (
-        "I can't message you privately until you start a chat with me: open "
-        f"{link} and press Start; I'll send the export there."
-    )
+EXPORT_NEEDS_START = (
+    "I can't message you privately until you start a chat with me: open "
+    "{link} and press Start; I'll send the export there."
+)
 
 
 def attachment_too_large(size: int, limit: int) -> str:
@@ -458,12 +450,10 @@ def attachment_too_large(size: int, limit: int) -> str:
 
 
 NOT_A_PHOTO = "this is not a photo ({kind}): send a JPEG or PNG"
-
 OPENING = "Thanks! Opening your session…"
 
 
 SESSION_OPEN = "Your headshot session is open in {where}: send selfies, pick a style."
-
 OWN_THREAD = "You're already in your session thread: post your selfies here as messages."
 OTHER_PERSONS_THREAD = (
     "This thread belongs to someone else's headshot session. "

@@ -106,7 +106,7 @@ class HeadshotGroup(
     @app_commands.command(name="cancel", description="Cancel your running job or open session")
     async def cancel(self, interaction: discord.Interaction) -> None:
         """Cancel the user's job (or the unsubmitted session here)."""
-        await run(interaction, "cancel")
+        await run(interaction, "status", cancel=True)
 
     @app_commands.command(name="delete", description="Delete all your data")
     async def delete(self, interaction: discord.Interaction) -> None:

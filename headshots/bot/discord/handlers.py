@@ -20,19 +20,20 @@ from discord import app_commands
 from headshots.actions import decode_action
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.flow import Flow, Services, delete_screen
-from headshots.bot.conversation.screens import Button, Screen, Turn
+from headshots.bot.conversation.screens import Screen, Turn
 from headshots.bot.conversation.state import Conversation, Photo, Place
-from headshots.bot.conversation.team import TeamFlow
+from headshots.bot.conversation.team import TeamFlow, delete_team_screen
 from headshots.bot.discord.surface import (
     DESCRIPTION,
+    FIRST_COLOUR,
     OP_STEPS,
+    SECOND_COLOUR,
+    TEAM_NAME,
     UPLOAD_BYTES,
-    ColoursForm,
-    DescriptionForm,
     DiscordFront,
     DiscordSurface,
-    TeamNameForm,
     for_discord,
+    form,
     submitted_values,
 )
 from headshots.errors import OperationalError, UserError
@@ -226,9 +227,7 @@ class DiscordBot:
                 await message.channel.send(for_discord(texts.NO_UPLOAD_HERE))
             return
         surface = DiscordSurface(self.client, message.channel.id, owner_id=user.user_id)
-        photos = self.flow.incoming(
-            [photo_of(a, message.id, n) for n, a in enumerate(message.attachments)]
-        )
+        photos = [photo_of(a, message.id, n) for n, a in enumerate(message.attachments)]
         turn = Turn(surface, user, scope)
         problem = await self.flow.add_photos(turn, photos)
         if problem is not None:
@@ -372,14 +371,20 @@ class DiscordBot:
         elif op == "custom":
             conversation = await self.store.load(user, scope)
             current = conversation.style.get("custom") if conversation else None
+            look = (
+                DESCRIPTION,
+                "Describe the look",
+                "e.g. warm smile, soft window light",
+                current or "",
+            )
             await interaction.response.send_modal(
-                DescriptionForm(user.user_id, session_id, current)
+                form("Custom description", f"hsd:modal:{tail}", look)
             )
         elif op in OP_STEPS["hsd"]:
             value = values[0] if values else ""
             step = OP_STEPS["hsd"][op]
             await self.flow.press(turn, "set", value, step=step, message_id=message_id)
-        elif op in ("look", "more", "you", "hair"):  # the form's pages
+        elif op in ("look", "more", "you", "hairstyle"):  # the form's pages
             await self.flow.press(turn, "page", op, message_id=message_id)
         else:
             await self.flow.press(turn, op, message_id=message_id)
@@ -407,17 +412,14 @@ class DiscordBot:
         if info is not None and action.rank is not None:
             await self.team.pick(turn, info, action.rank)
 
-    async def cmd_status(self, interaction: discord.Interaction, surface: DiscordSurface) -> None:
+    async def cmd_status(
+        self, interaction: discord.Interaction, surface: DiscordSurface, cancel: bool = False
+    ) -> None:
+        """Where the person's job stands (or cancel it, or the session here)."""
         await surface.working()
         user = user_ref(interaction.user)
         scope = await self._session_at(user, interaction.channel_id or 0)
-        await self.flow.status(Turn(surface, user, scope or ""))
-
-    async def cmd_cancel(self, interaction: discord.Interaction, surface: DiscordSurface) -> None:
-        await surface.working()
-        user = user_ref(interaction.user)
-        scope = await self._session_at(user, interaction.channel_id or 0)
-        await self.flow.cancel(Turn(surface, user, scope or ""))
+        await (self.flow.cancel if cancel else self.flow.status)(Turn(surface, user, scope or ""))
 
     async def cmd_delete(self, interaction: discord.Interaction, surface: DiscordSurface) -> None:
         await surface.show(delete_screen())
@@ -506,14 +508,16 @@ class DiscordBot:
             background = draft.values.get("background") or {}
             kind = value or str(background.get("kind"))
             kind = kind if kind in ("colour", "gradient") else "colour"
-            form = (
-                TeamNameForm(user.user_id, int(guild), str(draft.values.get("team_name", "")))
-                if op == "name"
-                else ColoursForm(
-                    user.user_id, int(guild), kind, list(background.get("colours", []))
-                )
-            )
-            await interaction.response.send_modal(form)
+            colours = [*background.get("colours", []), "", ""]
+            if op == "name":
+                field = (TEAM_NAME, "Team name", "e.g. Acme", str(draft.values.get("team_name")))
+                modal = form("Team name", f"hsdk:m-name:{tail}", field)
+            else:
+                first = (FIRST_COLOUR, "Colour (hex)", "#1F6FEB", colours[0])
+                second = (SECOND_COLOUR, "Second colour (gradient)", "#0B1F3A", colours[1])
+                pair = (first, second) if kind == "gradient" else (first,)
+                modal = form("Brand colours (hex)", f"hsdk:m-{kind}:{tail}", *pair)
+            await interaction.response.send_modal(modal)
             return
         step, value = OP_STEPS["hsdk"].get(op, "form"), value or op
         team_id = team_id_for("discord", int(guild))
@@ -570,15 +574,7 @@ class DiscordBot:
         self, interaction: discord.Interaction, surface: DiscordSurface
     ) -> None:
         if await self._team_here(interaction, surface, admin=True) is not None:
-            screen = Screen(
-                texts.TEAM_DELETE_CONFIRM,
-                buttons=[
-                    Button("team_delete", "Delete the team", "y", "danger"),
-                    Button("team_delete", "Keep it", "n"),
-                ],
-                private=True,
-            )
-            await surface.show(screen)
+            await surface.show(delete_team_screen())
 
     async def _team_button(
         self, interaction: discord.Interaction, surface: DiscordSurface, op: str, tail: str

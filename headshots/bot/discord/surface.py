@@ -23,6 +23,7 @@ from typing import Any, Protocol, cast
 
 import discord
 
+from headshots.bot.conversation.kit import GROUPS
 from headshots.bot.conversation.screens import Button, Screen
 from headshots.queue.contracts import ChatTarget, Platform
 
@@ -30,28 +31,15 @@ MAX_MESSAGE = 2000
 MAX_FILES = 10
 #: Discord's default upload limit (less room for the multipart envelope).
 UPLOAD_BYTES = 10 * 1024 * 1024 - 64 * 1024
-STYLE_OPS = {
-    "preset": "preset",
-    "subject_class": "class",
-    "background": "bg",
-    "attire": "attire",
-    "colour_grade": "grade",
-    "count": "count",
-    "aspect_ratio": "aspect",
-    "eye_colour": "eye",
-    "glasses": "glasses",
-    "hair_colour": "hair",
-    "hair_length": "length",
-}
-KIT_OPS = {
-    "preset": "preset",
-    "background": "bg",
-    "attire": "attire",
-    "colour_grade": "grade",
-    "aspect_ratio": "aspect",
-    "count": "count",
-    "placement": "logo",
-    "review": "review",
+#: Core step -> the op of its select (the ids the first Discord front end used).
+STYLE_OPS = dict(
+    pair.split("=")
+    for pair in "preset=preset subject_class=class background=bg attire=attire colour_grade=grade "
+    "count=count aspect_ratio=aspect eye_colour=eye glasses=glasses hair_colour=hair "
+    "hair_length=length".split()
+)
+KIT_OPS = {step: STYLE_OPS.get(step, step) for step in GROUPS[0] + GROUPS[1]} | {
+    "placement": "logo"
 }
 OP_STEPS = {
     "hsd": {op: step for step, op in STYLE_OPS.items()},
@@ -61,10 +49,8 @@ OP_STEPS = {
 BUTTON_OPS = {("consent", "y"): "consent", ("consent", "n"): "decline"}
 BUTTON_OPS |= {("forget", "y"): "forget", ("forget", "n"): "keep"}
 TONES = {
-    "primary": discord.ButtonStyle.primary,
-    "success": discord.ButtonStyle.success,
-    "danger": discord.ButtonStyle.danger,
-    "secondary": discord.ButtonStyle.secondary,
+    tone: getattr(discord.ButtonStyle, tone)
+    for tone in ("primary", "success", "danger", "secondary")
 }
 #: ``custom_id`` of the text inputs (explicit, so a payload can be read without the object).
 DESCRIPTION, TEAM_NAME, FIRST_COLOUR, SECOND_COLOUR = "description", "name", "first", "second"
@@ -99,9 +85,8 @@ class _Clicked:
 
 
 _SELECT_OPS = "|".join(sorted({*STYLE_OPS.values(), *KIT_OPS.values()}))
-_BUTTON_OPS = "consent|decline|more|back|look|you|hair|custom|next|confirm|change|cancel|forget"
-_BUTTON_OPS += "|keep|quick"
-_BUTTON_OPS += "|name|colours|save"
+_BUTTON_OPS = "consent|decline|more|back|look|you|hairstyle|custom|next|confirm|change|cancel"
+_BUTTON_OPS += "|forget|keep|quick|name|colours|save"
 
 
 class ButtonItem(
@@ -190,47 +175,20 @@ def view(
     return found
 
 
-class DescriptionForm(discord.ui.Modal):
-    description: discord.ui.TextInput[DescriptionForm] = discord.ui.TextInput(
-        custom_id=DESCRIPTION, label="Describe the look", style=discord.TextStyle.paragraph,
-        placeholder="e.g. warm smile, soft window light, green sweater", required=False,
-        max_length=300,
-    )  # fmt: skip
-
-    def __init__(self, owner_id: int, session_id: str, current: str | None) -> None:
-        title, custom_id = "Custom description", f"hsd:modal:{owner_id}:{session_id}"
-        super().__init__(title=title, timeout=600, custom_id=custom_id)
-        self.description.default = current or ""
-
-
-class TeamNameForm(discord.ui.Modal):
-    name: discord.ui.TextInput[TeamNameForm] = discord.ui.TextInput(
-        custom_id=TEAM_NAME, label="Team name", placeholder="e.g. Acme Corp", max_length=80
-    )
-
-    def __init__(self, admin_id: int, guild_id: int, current: str) -> None:
-        custom_id = f"hsdk:m-name:{admin_id}:{guild_id}"
-        super().__init__(title="Team name", timeout=600, custom_id=custom_id)
-        self.name.default = current
-
-
-class ColoursForm(discord.ui.Modal):
-    first: discord.ui.TextInput[ColoursForm] = discord.ui.TextInput(
-        custom_id=FIRST_COLOUR, label="Colour (hex)", placeholder="#1F6FEB", max_length=9
-    )
-    second: discord.ui.TextInput[ColoursForm] = discord.ui.TextInput(
-        custom_id=SECOND_COLOUR, label="Second colour (gradient only)", placeholder="#0B1F3A",
-        max_length=9, required=False,
-    )  # fmt: skip
-
-    def __init__(self, admin_id: int, guild_id: int, kind: str, current: list[str]) -> None:
-        title = "Gradient: two hex colours" if kind == "gradient" else "Brand colour (hex)"
-        custom_id = f"hsdk:m-{kind}:{admin_id}:{guild_id}"
-        super().__init__(title=title, timeout=600, custom_id=custom_id)
-        self.first.default = current[0] if current else ""
-        self.second.default = current[1] if len(current) > 1 else ""
-        if kind == "colour":
-            self.remove_item(self.second)
+def form(title: str, custom_id: str, *fields: tuple[str, str, str, str]) -> discord.ui.Modal:
+    """A modal that is only a form (its submission is routed by ``custom_id``); ``fields``:
+    (input id, label, placeholder, current value)."""
+    modal: discord.ui.Modal = discord.ui.Modal(title=title, timeout=600, custom_id=custom_id)
+    for input_id, label, placeholder, current in fields:
+        long = input_id == DESCRIPTION
+        modal.add_item(
+            discord.ui.TextInput(
+                custom_id=input_id, label=label, placeholder=placeholder, default=current,
+                required=input_id in (TEAM_NAME, FIRST_COLOUR), max_length=300 if long else 80,
+                style=discord.TextStyle.paragraph if long else discord.TextStyle.short,
+            )
+        )  # fmt: skip
+    return modal
 
 
 def submitted_values(data: dict[str, Any]) -> dict[str, str]:

@@ -10,7 +10,6 @@ session there. Team admins are group creators and administrators, checked live w
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from typing import Any
@@ -33,10 +32,9 @@ from headshots.actions import decode_action
 from headshots.bot.conversation import kit as kit_steps
 from headshots.bot.conversation import style, texts
 from headshots.bot.conversation.flow import Flow, Services, delete_screen
-from headshots.bot.conversation.photos import IncomingPhoto
 from headshots.bot.conversation.screens import Button, Screen, Turn
-from headshots.bot.conversation.state import KIT_SESSION, Conversation, Place
-from headshots.bot.conversation.team import TeamFlow, member_user
+from headshots.bot.conversation.state import KIT_SESSION, Conversation, Photo, Place
+from headshots.bot.conversation.team import TeamFlow, delete_team_screen, member_user
 from headshots.bot.telegram.albums import QuietPeriod
 from headshots.bot.telegram.surface import (
     FROM_KIND,
@@ -44,8 +42,7 @@ from headshots.bot.telegram.surface import (
     TelegramFront,
     TelegramSurface,
     decode,
-    export_url,
-    join_url,
+    deep_link,
     place_of_message,
     plain,
     posted_anonymously,
@@ -69,16 +66,11 @@ ADMINS = "group admins"
 #: A typed answer (team name, colours) must reply to the question, or follow it within this
 #: long: an admin who walked away from the setup should not have their next chat line taken.
 TEXT_ANSWER_WINDOW_S = 300.0
+#: The command menu (set_my_commands), in the words of /help.
 COMMANDS = [
-    BotCommand("start", "make headshots from your selfies"),
-    BotCommand("help", "what I do and how"),
-    BotCommand("tips", "how to take good selfies"),
-    BotCommand("styles", "the styles on offer"),
-    BotCommand("status", "where your job stands"),
-    BotCommand("cancel", "stop the current upload or job"),
-    BotCommand("delete", "delete all your data"),
-    BotCommand("privacy", "what I keep and for how long"),
-    BotCommand("team", "team mode: one look for the whole group"),
+    BotCommand(*line.removeprefix("/").split(" – ", 1))
+    for line in texts.HELP.splitlines()
+    if line.startswith("/")
 ]
 OTHER_KINDS = (
     ("sticker", "stickers"),
@@ -94,10 +86,17 @@ OTHER_KINDS = (
 )
 
 
-def is_image_document(mime_type: str | None, file_name: str | None) -> bool:
-    if mime_type and mime_type.lower().startswith("image/"):
-        return True
-    return bool(file_name and file_name.lower().endswith(IMAGE_SUFFIXES))
+def image_file(message: Message) -> tuple[str, int | None, str] | None:
+    """(file id, size, name) of the photo (its largest size) or image file in ``message``."""
+    if message.photo:
+        return message.photo[-1].file_id, message.photo[-1].file_size, ""
+    document = message.document
+    if document is None:
+        return None
+    mime, name = (document.mime_type or "").lower(), document.file_name or ""
+    if mime.startswith("image/") or name.lower().endswith(IMAGE_SUFFIXES):
+        return document.file_id, document.file_size, name
+    return None
 
 
 class TelegramBot:
@@ -177,22 +176,14 @@ class TelegramBot:
             await message.reply_text(texts.EXPORT_EMPTY)
 
     # --- photos --------------------------------------------------------------------------
-    async def on_photo(self, update: Update, context: Context) -> None:
-        """Check a photo (the largest size Telegram offers) and add it to the upload."""
+    async def on_image(self, update: Update, context: Context) -> None:
+        """Check a photo (the largest size) or image file; explain why other files are refused."""
         message = update.effective_message
-        if message is not None and message.photo:
-            largest = message.photo[-1]
-            await self._take(message, context, largest.file_id, largest.file_size, "")
-
-    async def on_document(self, update: Update, context: Context) -> None:
-        """Take an image file at full resolution; explain why anything else is refused."""
-        message = update.effective_message
-        if message is None or message.document is None or message.from_user is None:
+        if message is None or message.from_user is None:
             return
-        document = message.document
-        if is_image_document(document.mime_type, document.file_name):
-            name = document.file_name or ""
-            await self._take(message, context, document.file_id, document.file_size, name)
+        found = image_file(message)
+        if found is not None:
+            await self._take(message, context, *found)
         elif await self._listening(user_ref(message.from_user), message):
             await message.reply_text(texts.NOT_AN_IMAGE, do_quote=message.chat.type != "private")
 
@@ -218,9 +209,7 @@ class TelegramBot:
                 await surface.answer(texts.file_too_large(size))
             return
         key = (user.key, place.scope)
-        photo = IncomingPhoto(
-            (message.message_id, 0), functools.partial(self.flow.front.download, file_id), name
-        )
+        photo = Photo(url=file_id, name=name, place=(message.message_id, 0))
         self.tally.begin(key)
         try:
             problem = await self.flow.add_photos(Turn(surface, user, place.scope), [photo])
@@ -389,9 +378,9 @@ class TelegramBot:
         elif sub == "":
             await self.team.post_kit(surface, team, reply_to=message.message_id)
         elif sub == "join":
-            link = join_url(context.bot.username, team_id)
+            link = deep_link(context.bot.username, "team_" + team_id)
             join = Screen(
-                texts.join_text(team.kit.team_name) + f"\n{link}",
+                texts.JOIN_TEXT.format(team_name=team.kit.team_name) + f"\n{link}",
                 buttons=[Button("join", "👋 Join", team_id)],
             )
             await surface.show(join, reply_to=message.message_id)
@@ -401,19 +390,12 @@ class TelegramBot:
             try:
                 sent = await self._export(context, team, user)
             except Forbidden:  # the admin never opened a private chat: bots cannot start one
-                link = export_url(context.bot.username, team_id)
-                await surface.answer(texts.export_needs_start(link))
+                link = deep_link(context.bot.username, "export_" + team_id)
+                await surface.answer(texts.EXPORT_NEEDS_START.format(link=link))
                 return
             await surface.answer(texts.EXPORT_SENT if sent else texts.EXPORT_EMPTY)
         else:
-            screen = Screen(
-                texts.TEAM_DELETE_CONFIRM,
-                buttons=[
-                    Button("team_delete", "🗑 Yes, delete the team", "y", "danger"),
-                    Button("team_delete", "Keep it", "n"),
-                ],
-            )
-            await surface.show(screen, reply_to=message.message_id)
+            await surface.show(delete_team_screen(), reply_to=message.message_id)
 
     async def _export(self, context: Context, team: Any, admin: UserRef) -> bool:
         private = TelegramSurface(context.bot, Place(admin.user_id), owner_id=admin.user_id)
@@ -469,7 +451,7 @@ class TelegramBot:
             person = member_user(member, "telegram")
             session = Place.team_session(person.user_id, team_id)
             async with self.store.lock(person, session):
-                await self.store.clear(person, session)
+                await self.store.put(person, session, None)
                 if (await self.store.place_of_chat(person, person.user_id)).team_id == team_id:
                     await self.store.switch_session(person, person.user_id, None)
         await self.services.teams.delete_team(team_id)
@@ -517,14 +499,11 @@ class TelegramBot:
         surface = TelegramSurface(
             context.bot, place_of_message(message), owner_id=user.user_id, message=message
         )
-        document = message.document
-        if message.photo:
-            file_id, size = message.photo[-1].file_id, message.photo[-1].file_size
-        elif document is not None and is_image_document(document.mime_type, document.file_name):
-            file_id, size = document.file_id, document.file_size
-        else:
+        image = image_file(message)
+        if image is None:
             await surface.answer(texts.LOGO_NOT_IMAGE)
             raise ApplicationHandlerStop
+        file_id, size, _ = image
         if size is not None and size > DOWNLOAD_LIMIT:
             await surface.answer(texts.file_too_large(size))
             raise ApplicationHandlerStop
@@ -585,8 +564,9 @@ def register(application: AnyApplication, bot: TelegramBot) -> None:
             CommandHandler(["status", "cancel", "delete"], bot.command),
             CallbackQueryHandler(bot.on_button, pattern=PATTERN),
             CallbackQueryHandler(bot.on_result, pattern=rf"^{ACTION_PREFIX}:"),
-            MessageHandler(filters.PHOTO, bot.on_photo),
-            MessageHandler(filters.Document.ALL & ~filters.ANIMATION, bot.on_document),
+            MessageHandler(
+                filters.PHOTO | (filters.Document.ALL & ~filters.ANIMATION), bot.on_image
+            ),
             MessageHandler(filters.COMMAND, bot.on_unknown_command),
             MessageHandler(filters.TEXT, bot.on_text),
             MessageHandler(other, bot.on_other),

@@ -42,17 +42,12 @@ ALBUM_MAX = 10
 ALBUM_MAX_BYTES = 45 * 1024 * 1024
 #: (core action, value) <-> (kind, argument) of the person's own buttons.
 ACTIONS = {
-    ("consent", "y"): ("c", "y"),
-    ("consent", "n"): ("c", "n"),
-    ("resume", "go"): ("u", "go"),
-    ("resume", "new"): ("u", "new"),
-    ("done", ""): ("d", ""),
-    ("confirm", ""): ("f", "ok"),
-    ("quick", ""): ("f", "q"),
-    ("change", ""): ("f", "change"),
-    ("cancel", ""): ("f", "no"),
-    ("forget", "y"): ("x", "y"),
-    ("forget", "n"): ("x", "n"),
+    (action, value): (kind, arg)
+    for action, value, kind, arg in (
+        row.split(",")
+        for row in "consent,y,c,y consent,n,c,n resume,go,u,go resume,new,u,new done,,d, "
+        "confirm,,f,ok quick,,f,q change,,f,change cancel,,f,no forget,y,x,y forget,n,x,n".split()
+    )
 }
 FROM_KIND = {kind_arg: action for action, kind_arg in ACTIONS.items()}
 QUESTION_KINDS = {"style": "s", "kit": "tk"}
@@ -89,13 +84,9 @@ def decode(data: str) -> Callback | None:
     return Callback(kind, 0, tuple(parts)) if kind in ("tm", "tv") else None
 
 
-def join_url(bot_username: str, team_id: str) -> str:
-    """The deep link that opens the private chat and joins ``team_id`` (``/start team_<id>``)."""
-    return f"https://t.me/{bot_username}?start=team_{team_id}"
-
-
-def export_url(bot_username: str, team_id: str) -> str:
-    return f"https://t.me/{bot_username}?start=export_{team_id}"
+def deep_link(bot_username: str, payload: str) -> str:
+    """The link that opens the private chat with ``/start <payload>`` (``team_<id>``: join)."""
+    return f"https://t.me/{bot_username}?start={payload}"
 
 
 def plain(text: str) -> str:
@@ -113,11 +104,11 @@ def keyboard(screen: Screen, owner_id: int, bot_username: str) -> InlineKeyboard
     """The screen's questions and buttons as inline keyboard rows."""
     rows: list[list[InlineKeyboardButton]] = []
     for question in screen.questions:
-        code, kind = question.step, QUESTION_KINDS[question.kind]
+        kind, owner = QUESTION_KINDS[question.kind], str(owner_id)
         rows += _rows(
             [
                 InlineKeyboardButton(
-                    o.label, callback_data=encode(kind, str(owner_id), code, o.value)
+                    o.label, callback_data=encode(kind, owner, question.step, o.value)
                 )
                 for o in question.options
             ]
@@ -125,7 +116,7 @@ def keyboard(screen: Screen, owner_id: int, bot_username: str) -> InlineKeyboard
     buttons = []
     for button in screen.buttons:
         if button.action == "join":
-            url = join_url(bot_username, button.value)
+            url = deep_link(bot_username, "team_" + button.value)
             rows.append([InlineKeyboardButton(button.label, url=url)])
             continue
         if button.action == "kit_change":
