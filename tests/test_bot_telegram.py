@@ -173,7 +173,7 @@ async def test_whole_session_until_queued(
     )
     summary = await choose_style(driver, menu, FULL_CHOICE)
     assert "Background: Office" in summary["text"] and "Images: 8, shape 1:1" in summary["text"]
-    assert "Eyes: blue · Glasses: no glasses · Hair: as in my photos" in summary["text"]
+    assert "Eyes: blue · Glasses: no · Hair: as in my photos" in summary["text"]
     status, _ = await confirm(driver, summary)
     # No worker runs in this test: the user is told the job waits for one, with no ETA.
     assert "ETA unknown. No worker is online right now" in status["text"]

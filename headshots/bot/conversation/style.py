@@ -81,6 +81,7 @@ GLASSES_LABELS = {
     "wear": "I wear glasses",
     "none": "No glasses",
 }
+GLASSES_WORDS = {"as_in_photos": "as in my selfies", "wear": "yes", "none": "no"}
 HAIR_LABELS = {
     "black": "Black",
     "dark_brown": "Dark brown",
@@ -227,7 +228,7 @@ def person_line(style: dict[str, Any]) -> str:
     ]
     hair_text = ", ".join(h for h in hair if h).capitalize() or AS_IN_PHOTOS
     return (
-        f"Eyes: {eyes.lower()} · Glasses: {GLASSES_LABELS[attributes.glasses].lower()} · "
+        f"Eyes: {eyes.lower()} · Glasses: {GLASSES_WORDS[attributes.glasses]} · "
         f"Hair: {hair_text.lower()}"
     )
 
