@@ -86,8 +86,10 @@ class TelegramPerson:
     async def _press(self, data: str) -> str:
         """Press ``data`` under the menu; the callback's answer, the menu updated."""
         mark = self.fake.mark()
-        self.driver.press(self.menu, data)
-        answer = await self.fake.wait_for("answerCallbackQuery", since=mark)
+        query = self.driver.press(self.menu, data)
+        answer = await self.fake.wait_for(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
+        )
         edits = [
             c
             for c in self.fake.calls_since(mark, "editMessageText")
@@ -130,9 +132,10 @@ class TelegramPerson:
         posted = await self.bot.application.bot.send_message(
             chat, "Your headshots", reply_markup=keyboard, message_thread_id=self.driver.thread_id
         )
-        mark = self.fake.mark()
-        self.fake.press(self.user_of(), self.fake.message(chat, posted.message_id), data)
-        answer = await self.fake.wait_for("answerCallbackQuery", since=mark)
+        query = self.fake.press(self.user_of(), self.fake.message(chat, posted.message_id), data)
+        answer = await self.fake.wait_for(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
+        )
         return plain(str(answer.params.get("text", "")))
 
     def user_of(self) -> FakeUser:
@@ -441,9 +444,10 @@ async def test_group_members_apart(platform: Platform, face_photo_bytes: list[by
     alice, bob = platform.person(ALICE, group=True), platform.person(BOB, group=True)
     await alice.start()
     if platform.name == "telegram":
-        mark = platform.fake_t.mark()
-        bob.driver.press_label(alice.menu, "I agree")
-        answer = await platform.fake_t.wait_for("answerCallbackQuery", since=mark)
+        query = bob.driver.press_label(alice.menu, "I agree")
+        answer = await platform.fake_t.wait_for(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
+        )
         assert "not your session" in answer.params["text"]
     else:
         intruded = await bob.member.press(alice.form, "hsd:consent")

@@ -9,9 +9,6 @@ from discord import app_commands
 
 from headshots.bot.conversation import style, texts
 
-#: Discord allows 25 options; 10 selfies attach comfortably, more can be posted in the thread.
-MAX_ATTACHMENT_OPTIONS = 10
-
 
 class Commands(Protocol):
     async def on_command(
