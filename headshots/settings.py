@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # --- faces --------------------------------------------------------------------------
     face_backend: FaceBackendName = "auto"
+    #: Selfie checks a bot process runs at once (each holds a downloaded photo in memory).
+    check_concurrency: int = Field(default=2, ge=1)
     insightface_pack: str = "buffalo_l"
 
     # --- models -------------------------------------------------------------------------

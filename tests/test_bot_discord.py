@@ -195,7 +195,7 @@ async def test_session_from_start_to_submitted_job(
     assert target.thread_id == int(thread["id"]) and target.user_id == alice.id
     status = fake.messages[target.status_message_id or 0]
     assert status["channel_id"] == thread["id"]
-    assert status["content"].startswith("⏳ Queued: position 1, ETA")
+    assert status["content"].startswith("Queued: position 1, ETA")
     assert "No worker is online right now" in status["content"]  # none runs in this test
     assert fake.message_auth[int(status["id"])] == f"Bot {fake.token}"
 
@@ -307,7 +307,7 @@ async def test_bad_photos_get_reasons_and_too_few_block_confirm(
     payload = await alice.click(form, "hsd:next")
     answer = fake.interaction_responses(payload)[0]
     assert answer["type"] == 4 and "Not enough usable photos" in answer["data"]["content"]
-    assert (await sessions_of(discord_bot, alice))[0]["phase"] == "open"
+    assert (await sessions_of(discord_bot, alice))[0]["stage"] == "collecting"
 
 
 async def test_photos_are_numbered_in_the_order_they_were_posted(
@@ -349,7 +349,7 @@ async def test_cancel_then_delete_leaves_nothing_of_the_user(
     upload_id = (await sessions_of(discord_bot, alice))[0]["upload_id"]
 
     cancel = alice.slash("cancel", thread)
-    assert await followup_text(fake, cancel) == "Cancelled your job."
+    assert await followup_text(fake, cancel) == "Cancelled your job: it was taken out of the queue."
     info = await discord_bot.queue.job(job_id)
     assert info is not None and info.state.value == "cancelled"
     assert fake.messages[info.request.target.status_message_id or 0]["content"].startswith("❌")
@@ -363,7 +363,7 @@ async def test_cancel_then_delete_leaves_nothing_of_the_user(
     refused = await bob.click(prompt_message, "hsd:forget")
     assert "not your session" in fake.interaction_responses(refused)[0]["data"]["content"]
     done = await alice.click(prompt_message, "hsd:forget")
-    assert "Deleted 1 job(s)" in fake.interaction_responses(done)[0]["data"]["content"]
+    assert "Deleted: 1 job," in fake.interaction_responses(done)[0]["data"]["content"]
     assert (
         await keys_mentioning(discord_bot.queue.redis, [f"dc:{alice.id}", job_id, upload_id]) == []
     )
@@ -468,9 +468,9 @@ async def test_privacy_styles_and_status_answer_privately(
     privacy = await responded(fake, alice.slash("privacy", channel))
     assert privacy["data"]["flags"] & 64 and "24 hours" in privacy["data"]["content"]
     styles = await responded(fake, alice.slash("styles", channel))
-    assert "**Legal** (`legal`)" in styles["data"]["content"]
+    assert "**Legal**: backgrounds" in styles["data"]["content"]
     status = alice.slash("status", channel)
-    assert "no job in progress" in await followup_text(fake, status)
+    assert "Nothing in progress" in await followup_text(fake, status)
 
 
 pytestmark = pytest.mark.usefixtures("redis_client")

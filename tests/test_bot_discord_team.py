@@ -218,8 +218,8 @@ async def confirm_class(member: TeamUser, form: dict[str, Any], subject: str) ->
     await member.press(fake.messages[int(form["id"])], "hsd:next")
     summary = fake.messages[int(form["id"])]
     assert summary["content"].startswith("**Summary**")
-    assert "Team look: **Acme Corp**" in summary["content"]
-    assert "brand colour #1f6feb (royal blue)" in summary["content"]
+    assert "Team: **Acme Corp**" in summary["content"]
+    assert "Brand colour: royal blue (#1f6feb)" in summary["content"]
     await member.press(summary, "hsd:confirm")
 
     async def probe() -> str | None:
@@ -262,7 +262,7 @@ async def test_only_admins_set_the_kit_and_everyone_can_see_it(
     assert "Only server admins (**Manage Server**)" in text and "Headshot admins" in text
     assert not fake.message_with("hsdk:")
     assert (
-        "no team kit yet"
+        "no team look yet"
         in (await responded(fake, member.team("show", channel)))["data"]["content"]
     )
 
@@ -307,7 +307,7 @@ async def test_only_admins_set_the_kit_and_everyone_can_see_it(
     )
     assert "**Acme Corp**" in editor["content"], "the editor starts from the saved kit"
     intruded = await member.press(editor, "hsdk:save")
-    assert "belongs to another admin" in answer_text(fake, intruded)
+    assert "Only server admins" in answer_text(fake, intruded)
     opened = await admin.pick(editor, "hsdk:bg", "gradient")
     bad = await admin.submit_modal(opened, ["blue-ish", "#000"], editor)
     assert "is not a colour" in await followup_or_answer(fake, bad)
@@ -494,7 +494,7 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
     assert labels == {"Alice": "approved", "Bob": "approved"}
     status = admin.team("status", channel)
     text = await followup_text(fake, status)
-    assert "- Alice: approved" in text and "- Bob: approved" in text
+    assert "• Alice – approved" in text and "• Bob – approved" in text
     own = await followup_text(fake, bob.team("status", channel))
     assert "You: approved" in own and "Alice" not in own
 
@@ -508,7 +508,7 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
     assert "couldn't send you the export" in await followup_text(
         fake, admin.team("export", channel)
     )
-    assert "Sent the export" in await followup_text(fake, admin.team("export", channel))
+    assert "sent you the export" in await followup_text(fake, admin.team("export", channel))
     admin_dm = fake.dm_channel_of(admin.id)
     assert admin_dm is not None
     (zipped,) = [f for m in fake.live_messages(int(admin_dm["id"])) for f in zip_files(fake, m)]
@@ -549,7 +549,7 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
     assert team_keys == []
     assert await bot.queue.redis.smembers(constants.user_teams_key(alice.ref.key)) == set()
     after = await alice.press(post, f"hsdt:join:{GUILD_ID}")
-    assert "no team kit" in await followup_or_answer(fake, after)
+    assert "no team look" in await followup_or_answer(fake, after)
     # What still mentions the team is the members' own data (their jobs and sessions): their
     # own delete removes it, and then nothing anywhere mentions the team.
     for member in (alice, bob):

@@ -121,7 +121,7 @@ async def test_team_members_share_the_kit_on_the_tiny_model(
     assert all(not fake.custom_ids(p) for p in posts), "no review buttons when review is off"
 
     # The export: a ZIP with one file per member and a contact sheet, in the admin's DM only.
-    assert "Sent the export" in await followup_text(fake, admin.team("export", channel))
+    assert "sent you the export" in await followup_text(fake, admin.team("export", channel))
     admin_dm = fake.dm_channel_of(admin.id)
     assert admin_dm is not None
     (archive,) = [f for m in fake.live_messages(int(admin_dm["id"])) for f in zip_files(fake, m)]

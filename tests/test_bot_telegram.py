@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from headshots.queue.contracts import JobState, UserRef
+from headshots.queue.contracts import JobState, PersonAttributes, UserRef
 from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
 from tests.plugins.queue import ROOT, settings_env
 from tests.plugins.telegram import ChatDriver, RunningBot
@@ -152,7 +152,9 @@ async def confirm(driver: ChatDriver, summary: dict[str, Any]) -> tuple[dict[str
     return status, ""
 
 
-FULL_CHOICE = ["Corporate", "Woman", "Office", "Blazer", "Ektar", "8", "Square"]
+#: Eye colour, glasses, hair ("As in my photos" skips the hair length).
+PERSON = ["Blue", "No glasses", "As in my photos"]
+FULL_CHOICE = ["Corporate", "Woman", *PERSON, "Office", "Blazer", "Ektar", "8", "Square"]
 
 
 async def test_whole_session_until_queued(
@@ -171,6 +173,7 @@ async def test_whole_session_until_queued(
     )
     summary = await choose_style(driver, menu, FULL_CHOICE)
     assert "Background: Office" in summary["text"] and "Images: 8, shape 1:1" in summary["text"]
+    assert "Eyes: blue · Glasses: no · Hair: as in my photos" in summary["text"]
     status, _ = await confirm(driver, summary)
     # No worker runs in this test: the user is told the job waits for one, with no ETA.
     assert "ETA unknown. No worker is online right now" in status["text"]
@@ -190,6 +193,7 @@ async def test_whole_session_until_queued(
         "blazer",
     )
     assert (style.colour_grade, style.count, style.aspect_ratio) == ("ektar", 8, "1:1")
+    assert style.attributes == PersonAttributes(eye_colour="blue", glasses="none")
     selfies = await client.list_selfies(user, job.request.upload_id)
     assert len(selfies) == 5  # the accepted ones, normalised; the group photo is not stored
 
@@ -371,7 +375,10 @@ async def test_custom_description(
     mark = fake_telegram.mark()
     driver.text("navy turtleneck,   rooftop at golden hour")
     menu = await driver.said("How should the model see you?", since=mark)
-    summary = await choose_style(driver, menu, ["Man", "Style default", "4", "Style default"])
+    defaults = ["As in my photos", "As in my selfies", "As in my photos"]
+    summary = await choose_style(
+        driver, menu, ["Man", *defaults, "Style default", "4", "Style default"]
+    )
     assert "Description: navy turtleneck, rooftop at golden hour" in summary["text"]
     # Change starts the menus again; Cancel drops the upload.
     mark = fake_telegram.mark()
@@ -476,31 +483,35 @@ async def test_forum_topic_keeps_members_apart(
 
 
 def test_every_callback_data_fits_64_bytes() -> None:
-    from headshots.bot.telegram import keyboards, style_flow
-    from headshots.generation.presets import load_presets
+    from headshots.bot.conversation import style
+    from headshots.bot.conversation.flow import delete_screen
+    from headshots.bot.conversation.screens import Button, Question, Screen
+    from headshots.bot.telegram.surface import decode, keyboard
 
     user_id = 2**53  # larger than any Telegram user id
-    markups = [
-        keyboards.consent(user_id),
-        keyboards.resume(user_id, 30),
-        keyboards.done(user_id),
-        keyboards.summary(user_id),
-        keyboards.delete(user_id),
+    screens = [
+        delete_screen(),
+        Screen("", buttons=[Button("consent", "", v) for v in "yn"]),
+        Screen("", buttons=[Button("resume", "", v) for v in ("go", "new")]),
+        Screen("", buttons=[Button(a, "") for a in ("done", "confirm", "quick", "change")]),
     ]
-    for preset in [*load_presets(), style_flow.CUSTOM]:
-        style = style_flow.apply({}, "preset", preset)
-        for step in style_flow.STEPS:
-            markups.append(keyboards.style_step(user_id, step, style))
+    for preset in style.presets():
+        chosen = style.apply({}, "preset", preset)
+        for step in style.STEPS:
+            options = tuple(style.options(step, chosen))
+            screens.append(Screen("", questions=[Question("style", step, "", options)]))
+    markups = [keyboard(screen, user_id, "headshots_test_bot") for screen in screens]
     datas = [
         str(button.callback_data)
         for markup in markups
+        if markup is not None
         for row in markup.inline_keyboard
         for button in row
     ]
     assert len(datas) > 100
     assert all(len(d.encode()) <= 64 for d in datas), max(datas, key=len)
     for data in datas:
-        decoded = keyboards.decode(data)
+        decoded = decode(data)
         assert decoded is not None and decoded.user_id == user_id
     # Buttons under results, as the worker attaches them.
     from headshots.actions import result_actions
@@ -657,6 +668,6 @@ async def test_info_commands_and_error_handler(
     mark = fake_telegram.mark()
     driver.text("/start")
     await driver.said("something went wrong on my side", since=mark)
-    logged = [r for r in caplog.records if r.name == "headshots.bot.telegram.errors"]
+    logged = [r for r in caplog.records if r.name == "headshots.bot.telegram.handlers"]
     assert logged and logged[-1].exc_info is not None
     assert fake_telegram.token not in caplog.text

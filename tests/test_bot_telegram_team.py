@@ -14,13 +14,13 @@ from typing import Any
 
 from PIL import Image
 
-from headshots.bot.telegram.state import Place
-from headshots.queue.contracts import JobState, UserRef
+from headshots.bot.conversation.state import Place
+from headshots.queue.contracts import JobState, PersonAttributes, UserRef
 from headshots.queue.teams import BrandKit, team_id_for
 from tests.fake_telegram import Call, FakeChat, FakeTelegram, FakeUser
 from tests.plugins.telegram import ChatDriver, RunningBot
 from tests.queue_helpers import keys_mentioning, wait_for_state
-from tests.test_bot_telegram import ALICE, BOB, StartBot
+from tests.test_bot_telegram import ALICE, BOB, PERSON, StartBot
 from tests.test_bot_telegram_worker import FINISHED, worker_env
 
 CAROL = FakeUser(id=1003, first_name="Carol", username="carol")
@@ -148,9 +148,12 @@ async def join_and_submit(
     mark = fake.mark()
     member.press_label(tally, "Done")
     menu = await member.said("How should the model see you?", since=mark)
-    mark = fake.mark()
-    member.press_label(menu, subject)
-    summary = await member.said("Confirm to start?", since=mark)
+    for label in [subject, *PERSON]:
+        mark = fake.mark()
+        member.press_label(menu, label)
+        menu = await member.said("?", since=mark)
+    summary = menu
+    assert "Confirm to start?" in summary["text"]
     assert "The team's look:" in summary["text"] and "Team: Acme" in summary["text"]
     mark = fake.mark()
     member.press_label(summary, "Confirm")
@@ -306,9 +309,12 @@ async def test_team_kit_admin_only_redo_status_and_delete(
     mark = fake_telegram.mark()
     bob.press_label(tally, "Done")
     menu = await bob.said("How should the model see you?", since=mark)
-    mark = fake_telegram.mark()
-    bob.press_label(menu, "Man")
-    summary = await bob.said("Confirm to start?", since=mark)
+    for label in ["Man", *PERSON]:
+        mark = fake_telegram.mark()
+        bob.press_label(menu, label)
+        menu = await bob.said("?", since=mark)
+    summary = menu
+    assert "Confirm to start?" in summary["text"]
     assert "Background: Blurred office" in summary["text"] and "You: Man" in summary["text"]
     mark = fake_telegram.mark()
     bob.press_label(summary, "Confirm")
@@ -318,7 +324,8 @@ async def test_team_kit_admin_only_redo_status_and_delete(
     assert job is not None
     first_job = job.job_id
     assert job.request.team_id == TEAM_ID
-    assert job.request.style == team.kit.style_for("man")
+    features = PersonAttributes(eye_colour="blue", glasses="none")
+    assert job.request.style == team.kit.style_for("man", features)
     assert (job.request.target.chat_id, job.request.target.user_id) == (BOB.id, BOB.id)
     own_after = await bot.services.conversations.load(bob_ref, Place(BOB.id))
     assert own_after == own_before, "the team session left Bob's own upload alone"
@@ -347,7 +354,7 @@ async def test_team_kit_admin_only_redo_status_and_delete(
     posted = await pick(bob, first_job, 2)
     assert posted.params["message_thread_id"] == TOPIC
     assert posted.files["photo"] == await result_bytes(bot, BOB, first_job, 2)
-    assert "Bob's headshot for Acme" in posted.params["caption"]
+    assert "Bob picked their headshot for Acme" in posted.params["caption"]
     review_buttons = str(posted.params["reply_markup"])
     assert "Approve" in review_buttons and "Redo" in review_buttons
 
@@ -359,15 +366,15 @@ async def test_team_kit_admin_only_redo_status_and_delete(
     assert answer.params["text"] == "Only group admins can do that."
     mark = fake_telegram.mark()
     admin.press_label(post, "Redo")
-    await bob.said("asked for another take", since=mark)
+    await bob.said("asked for a redo", since=mark)
     await bob.said("Queued: position", since=mark)
     caption = await fake_telegram.wait_for("editMessageCaption", since=mark)
-    assert "Alice asked for another take" in caption.params["caption"]
+    assert "Redo requested by Alice" in caption.params["caption"]
     redo = await client.active_job(bob_ref)
     assert redo is not None and redo.job_id != first_job
     assert redo.request.kind == "new_style" and redo.request.lora_job_id == first_job
     assert redo.request.team_id == TEAM_ID and redo.request.upload_id == job.request.upload_id
-    assert redo.request.style == team.kit.style_for("man").model_copy(
+    assert redo.request.style == team.kit.style_for("man", features).model_copy(
         update={"seed": team.kit.seed + 1000}
     )
     assert redo.request.target.chat_id == BOB.id
@@ -440,8 +447,10 @@ async def test_team_kit_admin_only_redo_status_and_delete(
 def test_kit_steps_gradient_logo_and_callback_sizes() -> None:
     import pytest
 
-    from headshots.bot.telegram import team_keyboards
-    from headshots.bot.telegram import team_kit as kit_flow
+    from headshots.bot.conversation import kit as kit_flow
+    from headshots.bot.conversation.screens import Button, Screen
+    from headshots.bot.conversation.team import TeamFlow
+    from headshots.bot.telegram.surface import deep_link, keyboard
     from headshots.errors import UserError
 
     draft = kit_flow.start_draft(None, has_logo=False)
@@ -460,7 +469,7 @@ def test_kit_steps_gradient_logo_and_callback_sizes() -> None:
         kit_flow.choose(draft, "attire", "navy_suit")  # a corporate option, not a legal one
     for step, value in [("attire", "dark_suit"), ("colour_grade", "default")]:
         kit_flow.choose(draft, step, value)  # type: ignore[arg-type]
-    kit_flow.choose(draft, "aspect_ratio", "2x3")
+    kit_flow.choose(draft, "aspect_ratio", "2:3")
     kit_flow.choose(draft, "count", "12")
     assert draft.step == "logo"
     kit_flow.take_logo(draft, logo_png())
@@ -490,14 +499,22 @@ def test_kit_steps_gradient_logo_and_callback_sizes() -> None:
     # Every team button fits Telegram's 64 bytes, with the longest ids there are.
     user_id = 2**52
     editing = kit_flow.start_draft(kit, has_logo=True)
-    for step in kit_flow.STEP_CODES:
+    screens = []
+    for step in kit_flow.STEPS:
         editing.step = step
         for preset in ("corporate", "legal", "healthcare", "manufacturing", "tech-startup"):
             editing.values["preset"] = preset
-            team_keyboards.kit_step(user_id, editing)
-    team_keyboards.review(user_id, "f" * 20)
-    team_keyboards.delete(user_id)
-    link = team_keyboards.join_url("a_long_bot_username_bot", team_id_for("telegram", -(10**13)))
+            screens.append(TeamFlow.kit_screen(editing, form=False))
+    screens.append(Screen("", buttons=[Button("review", "", f"ok:{user_id}:{'f' * 20}:40")]))
+    screens.append(Screen("", buttons=[Button("team_delete", "", v) for v in "yn"]))
+    datas = [
+        str(button.callback_data)
+        for screen in screens
+        for row in getattr(keyboard(screen, user_id, "bot"), "inline_keyboard", [])
+        for button in row
+    ]
+    assert len(datas) > 50 and all(len(data.encode()) <= 64 for data in datas)
+    link = deep_link("a_long_bot_username_bot", "team_" + team_id_for("telegram", -(10**13)))
     assert len(link.split("start=", 1)[1]) <= 64
 
 

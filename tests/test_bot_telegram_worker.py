@@ -20,6 +20,7 @@ from tests.queue_helpers import wait_for_state
 from tests.test_bot_telegram import (
     ALICE,
     BOB,
+    PERSON,
     TEAM,
     TOPIC,
     StartBot,
@@ -29,7 +30,7 @@ from tests.test_bot_telegram import (
 )
 
 FINISHED = {JobState.DONE, JobState.FAILED, JobState.CANCELLED}
-QUICK_CHOICE = ["Corporate", "Woman", "Office", "Blazer", "Ektar", "4", "Square"]
+QUICK_CHOICE = ["Corporate", "Woman", *PERSON, "Office", "Blazer", "Ektar", "4", "Square"]
 
 
 def worker_env(bot: RunningBot, fake: FakeTelegram, **extra: str) -> dict[str, str]:

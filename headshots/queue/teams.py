@@ -25,7 +25,14 @@ from redis.asyncio import Redis
 
 from headshots.errors import LimitReached, NotFound, UserError
 from headshots.queue import constants
-from headshots.queue.contracts import AspectRatio, ChatTarget, Platform, StyleChoice, SubjectClass
+from headshots.queue.contracts import (
+    AspectRatio,
+    ChatTarget,
+    PersonAttributes,
+    Platform,
+    StyleChoice,
+    SubjectClass,
+)
 from headshots.queue.store import BlobStore
 from headshots.settings import Settings
 
@@ -102,8 +109,11 @@ class BrandKit(BaseModel):
             preset_title=preset.title if preset else self.preset,
         )
 
-    def style_for(self, subject_class: SubjectClass) -> StyleChoice:
-        """The :class:`StyleChoice` of every member's job (only the class is theirs)."""
+    def style_for(
+        self, subject_class: SubjectClass, attributes: PersonAttributes | None = None
+    ) -> StyleChoice:
+        """The :class:`StyleChoice` of every member's job: the class and the person's own
+        features (eyes, glasses, hair) are theirs, everything else is the kit's."""
         from headshots.generation.brand import background_phrase
 
         return StyleChoice(
@@ -115,6 +125,7 @@ class BrandKit(BaseModel):
             count=self.count,
             aspect_ratio=self.aspect_ratio,
             seed=self.seed,
+            attributes=attributes or PersonAttributes(),
         )
 
 

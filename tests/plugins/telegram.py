@@ -53,8 +53,8 @@ async def telegram_bot(
     """
     from telegram.ext import AIORateLimiter
 
+    from headshots.bot.conversation.flow import Services
     from headshots.bot.telegram.app import build_application, polling
-    from headshots.bot.telegram.services import BotServices
 
     running: list[RunningBot] = []
 
@@ -62,12 +62,12 @@ async def telegram_bot(
         settings = settings_factory(
             telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.url, **overrides
         )
-        services = BotServices(settings, redis_url, quiet_period_s=0.3)
+        services = Services(settings, redis_url)
         # Telegram's group limit (20/min) would make a two-member group test take minutes;
         # retries on 429 stay on, as in production.
         limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
         application = build_application(
-            settings, redis_url, services=services, rate_limiter=limiter
+            settings, redis_url, services=services, rate_limiter=limiter, quiet_period_s=0.3
         )
         stack = AsyncExitStack()
         await stack.enter_async_context(polling(application, poll_timeout_s=1))

@@ -1,7 +1,8 @@
 """The Discord front end: ``/headshot`` slash commands, a thread per session, results by the worker.
 
 Team mode (``/headshot team ...``): one brand kit per server, members' private sessions and
-their picked favourites in the team channel; see :mod:`headshots.bot.discord.team`.
+their picked favourites in the team channel; the conversation is the core's
+(:mod:`headshots.bot.conversation`), :mod:`.handlers` and :mod:`.surface` translate it.
 
 Entry points for the CLI: :func:`run` (``headshots bot discord``) and :func:`sync_commands`
 (``headshots bot discord --sync``). Everything else is internal.

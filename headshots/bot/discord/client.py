@@ -9,32 +9,24 @@ bot still runs (see :func:`headshots.bot.discord.run`) and users attach photos t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 import discord
 from discord import app_commands
 
-from headshots.bot.discord import modals
+from headshots.bot.conversation import texts
+from headshots.bot.conversation.flow import Services
 from headshots.bot.discord.commands import HeadshotGroup
-from headshots.bot.discord.flow import Flow
-from headshots.bot.discord.replies import report_error
-from headshots.bot.discord.team_views import DYNAMIC_ITEMS as TEAM_ITEMS
-from headshots.bot.discord.views import ResultButton, SessionButton, SessionSelect
+from headshots.bot.discord.handlers import DiscordBot, report_error
+from headshots.bot.discord.surface import ButtonItem, SelectItem, for_discord
 from headshots.queue import constants
 from headshots.queue.client import QueueClient
 from headshots.settings import Settings
 
-if TYPE_CHECKING:
-    from headshots.generation.faces.types import FaceAnalyzer
-
 logger = logging.getLogger(__name__)
-
-#: Redis key holding the hash of the last command tree synced for an application. It lives here,
-#: not with the job keys, because only this front end reads it.
 
 
 def bot_intents(*, message_content: bool = True) -> discord.Intents:
@@ -71,19 +63,22 @@ class HeadshotsClient(discord.Client):
         super().__init__(intents=intents or bot_intents())
         self.queue = queue
         self.settings = settings
+        self.services = Services(settings, client=queue)
+        self.bot = DiscordBot(self, self.services)
         self.tree = HeadshotsTree(self)
         self.tree.add_command(HeadshotGroup())
-        self.flow = Flow(self)
         self._sync_commands = sync_commands
-        self._analyzer: FaceAnalyzer | None = None
-        self._analyzer_lock = asyncio.Lock()
 
     async def setup_hook(self) -> None:
         # Dynamic items answer clicks on any message with a matching custom_id, including
         # messages sent before a restart and the worker's result buttons.
-        self.add_dynamic_items(SessionButton, SessionSelect, ResultButton, *TEAM_ITEMS)
+        self.add_dynamic_items(ButtonItem, SelectItem)
         if self._sync_commands:
             await self.sync_if_changed()
+
+    async def close(self) -> None:
+        await self.services.close()
+        await super().close()
 
     async def sync_if_changed(self) -> bool:
         """Sync the command tree when it differs from the last synced one; True if it synced."""
@@ -101,34 +96,28 @@ class HeadshotsClient(discord.Client):
         logger.info("synced %d slash command(s)", len(commands))
         return True
 
-    async def analyzer(self) -> FaceAnalyzer:
-        """The face analyzer, loaded in a thread on first use (the face stack is imported then)."""
-        async with self._analyzer_lock:
-            if self._analyzer is None:
-                from headshots.generation.faces import load_analyzer
+    async def on_command(self, interaction: discord.Interaction, name: str, **options: Any) -> None:
+        await self.bot.on_command(interaction, name, **options)
 
-                self._analyzer = await asyncio.to_thread(load_analyzer, self.settings)
-            return self._analyzer
+    async def on_component(
+        self, interaction: discord.Interaction, custom_id: str, values: list[str]
+    ) -> None:
+        await self.bot.on_component(interaction, custom_id, values)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Answer modal submissions from their payload (see :mod:`.modals`)."""
-        if interaction.type is not discord.InteractionType.modal_submit:
-            return
-        handler = modals.route(self.flow, interaction)
-        if handler is not None:
-            await self.flow.guarded(interaction, handler)
+        """Answer modal submissions from their payload (see :mod:`.surface`)."""
+        if interaction.type is discord.InteractionType.modal_submit:
+            await self.bot.on_modal(interaction)
 
     async def on_message(self, message: discord.Message) -> None:
         """Check selfies posted in a session thread or DM."""
         try:
-            await self.flow.on_message(message)
+            await self.bot.on_message(message)
         except Exception:
             logger.exception(
                 "failed to handle message %s in channel %s", message.id, message.channel.id
             )
             try:
-                await message.channel.send(
-                    "Sorry, I couldn't check these photos. Please try again in a few minutes."
-                )
+                await message.channel.send(for_discord(texts.CHECK_FAILED))
             except discord.HTTPException:
                 logger.warning("could not tell channel %s about the failure", message.channel.id)

@@ -1,64 +1,60 @@
-"""The ``/headshot`` slash-command group; each command hands over to the session :class:`Flow`."""
+"""The ``/headshot`` slash-command group; every command hands over to the client's handlers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Any, Protocol, cast
 
 import discord
 from discord import app_commands
 
-if TYPE_CHECKING:
-    from headshots.bot.discord.client import HeadshotsClient
-    from headshots.bot.discord.flow import Flow
-    from headshots.bot.discord.team import TeamFlow
-
-#: Discord allows 25 options; 10 selfies attach comfortably, more can be posted in the thread.
-MAX_ATTACHMENT_OPTIONS = 10
+from headshots.bot.conversation import style, texts
 
 
-def _flow(interaction: discord.Interaction) -> Flow:
-    return cast("HeadshotsClient", interaction.client).flow
+class Commands(Protocol):
+    async def on_command(
+        self, interaction: discord.Interaction, name: str, **options: Any
+    ) -> None: ...
 
 
-def _team(interaction: discord.Interaction) -> TeamFlow:
-    return _flow(interaction).team
+async def run(interaction: discord.Interaction, name: str, **options: Any) -> None:
+    await cast(Commands, interaction.client).on_command(interaction, name, **options)
 
 
 class TeamGroup(app_commands.Group, name="team", description="Team headshots in one brand look"):
     """``/headshot team setup|show|join|status|export|delete`` (team mode, servers only)."""
 
-    @app_commands.command(name="setup", description="Set the team's brand kit (server admins)")
+    @app_commands.command(name="setup", description="Set the team's look (server admins)")
     @app_commands.describe(logo="Your logo (PNG or JPEG), for a corner mark on profile pictures")
     async def setup(
         self, interaction: discord.Interaction, logo: discord.Attachment | None = None
     ) -> None:
-        """Open the kit editor; Save posts the preview and a Join button in this channel."""
-        await _team(interaction).setup(interaction, logo)
+        """Open the look editor; Save posts the preview and a Join button in this channel."""
+        await run(interaction, "team setup", logo=logo)
 
-    @app_commands.command(name="show", description="Show the team's brand kit")
+    @app_commands.command(name="show", description="Show the team's look")
     async def show(self, interaction: discord.Interaction) -> None:
-        """Show the kit and its preview, privately."""
-        await _team(interaction).show(interaction)
+        """Show the look and its preview, privately."""
+        await run(interaction, "team show")
 
     @app_commands.command(name="join", description="Get your headshot in the team's look")
     async def join(self, interaction: discord.Interaction) -> None:
         """Join the team and open a private session for your selfies."""
-        await _team(interaction).join(interaction)
+        await run(interaction, "team join")
 
     @app_commands.command(name="status", description="Where each team member stands")
     async def status(self, interaction: discord.Interaction) -> None:
         """Show the team's progress (admins see everyone)."""
-        await _team(interaction).status(interaction)
+        await run(interaction, "team status")
 
     @app_commands.command(name="export", description="Get the team's headshots as a ZIP (admins)")
     async def export(self, interaction: discord.Interaction) -> None:
         """Send the approved headshots and a contact sheet to the admin by DM."""
-        await _team(interaction).export(interaction)
+        await run(interaction, "team export")
 
-    @app_commands.command(name="delete", description="Delete the team's kit and pictures (admins)")
+    @app_commands.command(name="delete", description="Delete the team's look and pictures (admins)")
     async def delete(self, interaction: discord.Interaction) -> None:
         """Ask for confirmation, then delete the team."""
-        await _team(interaction).delete(interaction)
+        await run(interaction, "team delete")
 
 
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
@@ -66,7 +62,7 @@ class TeamGroup(app_commands.Group, name="team", description="Team headshots in 
 class HeadshotGroup(
     app_commands.Group, name="headshot", description="Professional headshots from your selfies"
 ):
-    """``/headshot start|styles|status|cancel|delete|privacy`` and the ``team`` group."""
+    """``/headshot start|styles|status|cancel|delete|privacy|tips|help`` and ``team``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,29 +88,41 @@ class HeadshotGroup(
     ) -> None:
         """Start a session: consent, a thread, selfie checks, style choice."""
         photos = [photo1, photo2, photo3, photo4, photo5, photo6, photo7, photo8, photo9, photo10]
-        await _flow(interaction).start(interaction, [p for p in photos if p is not None])
+        await run(interaction, "start", photos=[p for p in photos if p is not None])
 
     @app_commands.command(name="styles", description="List the available styles")
     async def styles(self, interaction: discord.Interaction) -> None:
-        """Show the styles, backgrounds, attire and colour grades."""
-        await _flow(interaction).styles(interaction)
+        """Show the styles with their backgrounds and attire."""
+        await run(interaction, "info", text=style.styles_text())
 
     @app_commands.command(name="status", description="Where is my job?")
     async def status(self, interaction: discord.Interaction) -> None:
         """Show the state, queue position and ETA of the user's job."""
-        await _flow(interaction).status(interaction)
+        await run(interaction, "status")
 
     @app_commands.command(name="cancel", description="Cancel your running job or open session")
     async def cancel(self, interaction: discord.Interaction) -> None:
         """Cancel the user's job (or the unsubmitted session here)."""
-        await _flow(interaction).cancel(interaction)
+        await run(interaction, "status", cancel=True)
 
     @app_commands.command(name="delete", description="Delete all your data")
     async def delete(self, interaction: discord.Interaction) -> None:
         """Ask for confirmation, then delete everything of the user."""
-        await _flow(interaction).delete(interaction)
+        await run(interaction, "delete")
 
     @app_commands.command(name="privacy", description="What is stored, and for how long")
     async def privacy(self, interaction: discord.Interaction) -> None:
         """Explain what is kept and for how long."""
-        await _flow(interaction).privacy(interaction)
+        settings = getattr(interaction.client, "settings")  # noqa: B009 (the bot's settings)
+        await run(interaction, "info", text=texts.privacy(settings))
+
+    @app_commands.command(name="tips", description="How to take good selfies")
+    async def tips(self, interaction: discord.Interaction) -> None:
+        """Explain what makes a good selfie."""
+        settings = getattr(interaction.client, "settings")  # noqa: B009 (the bot's settings)
+        await run(interaction, "info", text=texts.tips(settings))
+
+    @app_commands.command(name="help", description="What I do and how")
+    async def help(self, interaction: discord.Interaction) -> None:
+        """List the commands."""
+        await run(interaction, "info", text=texts.HELP)

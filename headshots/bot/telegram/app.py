@@ -10,9 +10,9 @@ from typing import Any
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, BaseRateLimiter
 
-from headshots.bot.telegram.commands import COMMANDS
-from headshots.bot.telegram.handlers import AnyApplication, register
-from headshots.bot.telegram.services import BotServices
+from headshots.bot.conversation.flow import Services
+from headshots.bot.telegram.handlers import COMMANDS, AnyApplication, TelegramBot, register
+from headshots.bot.telegram.surface import TelegramFront
 from headshots.errors import ConfigurationError
 from headshots.settings import Settings
 
@@ -34,13 +34,14 @@ def build_application(
     settings: Settings,
     redis_url: str,
     *,
-    services: BotServices | None = None,
+    services: Services | None = None,
     rate_limiter: BaseRateLimiter[Any] | None = None,
+    quiet_period_s: float = 1.0,
 ) -> AnyApplication:
     """The bot, its handlers registered; the queue client connects in ``post_init``."""
     if settings.telegram_token is None:
         raise ConfigurationError("set HEADSHOTS_TELEGRAM_TOKEN to run the Telegram bot")
-    services = services or BotServices(settings, redis_url)
+    services = services or Services(settings, redis_url)
 
     async def post_init(application: AnyApplication) -> None:
         await services.connect()
@@ -53,6 +54,7 @@ def build_application(
             )
 
     async def post_shutdown(application: AnyApplication) -> None:
+        await bot.tally.close()
         await services.close()
 
     builder = (
@@ -61,7 +63,7 @@ def build_application(
         # A 429 is retried after Telegram's retry_after rather than failing the handler.
         .rate_limiter(rate_limiter or AIORateLimiter(max_retries=3))
         .media_write_timeout(MEDIA_WRITE_TIMEOUT_S)
-        # Safe: conversation state is locked per user and place (see state.Conversations).
+        # Safe: conversation state is locked per person and place (see conversation.state).
         .concurrent_updates(True)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
@@ -72,7 +74,8 @@ def build_application(
     if settings.telegram_webhook_url:
         builder = builder.updater(None)
     application: AnyApplication = builder.build()
-    register(application, services)
+    bot = TelegramBot(services, TelegramFront(application.bot), quiet_period_s=quiet_period_s)
+    register(application, bot)
     return application
 
 

@@ -1,34 +1,31 @@
-"""The brand-kit draft an admin builds step by step, free of any chat API (like style_flow).
+"""The team look (brand kit) an admin builds, question by question or as a form.
 
-    name -> preset -> background [-> colour | gradient] -> attire -> colour grade -> aspect ratio
+    name -> preset -> background [-> colour | gradient] -> attire -> colour grade -> shape
          -> count -> logo [-> placement] -> review -> confirm
 
 The draft lives in the admin's own conversation state (JSON in Redis) until it is saved as the
-team's :class:`BrandKit`. Text steps (name, hex colours) take the admin's next message; the logo
-step takes an image. Option values are short and contain no ``:`` (callback data separator).
+team's :class:`BrandKit`. Text steps (name, hex colours) take a typed answer; the logo step takes
+an image. A form shows :data:`GROUPS` (the name, colours and logo come from their own forms).
+The person's own features are never part of the kit: every member answers them.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal
 
-from headshots.bot.labels import COLOUR_GRADE_LABELS
-from headshots.bot.telegram.style_flow import DEFAULT, Option
-from headshots.bot.telegram.style_flow import options as style_options
+from headshots.bot.conversation import style as style_steps
+from headshots.bot.conversation.screens import Option
 from headshots.errors import UserError
 from headshots.queue.teams import BrandKit, normalise_hex
 
-if TYPE_CHECKING:
-    pass
-
-KitStep = Literal[
+#: Steps answered by a typed message (the rest by buttons; "logo" by an image or a button).
+TEXT_STEPS = ("name", "colour", "gradient")
+ORDER = (
     "name",
     "preset",
     "background",
-    "colour",
-    "gradient",
     "attire",
     "colour_grade",
     "aspect_ratio",
@@ -37,35 +34,19 @@ KitStep = Literal[
     "placement",
     "review",
     "confirm",
-]
-#: Steps answered by a text message (the rest by buttons; "logo" by an image or a button).
-TEXT_STEPS: tuple[KitStep, ...] = ("name", "colour", "gradient")
-#: One-letter codes keep callback data short.
-STEP_CODES: dict[KitStep, str] = {
-    "name": "n",
-    "preset": "p",
-    "background": "b",
-    "colour": "c",
-    "gradient": "g",
-    "attire": "a",
-    "colour_grade": "k",
-    "aspect_ratio": "r",
-    "count": "h",
-    "logo": "l",
-    "placement": "m",
-    "review": "v",
-    "confirm": "f",
-}
-CODE_STEPS = {code: step for step, code in STEP_CODES.items()}
-
+)
+STEPS = (*ORDER[:3], "colour", "gradient", *ORDER[3:])
+GROUPS = (
+    ("preset", "background", "attire", "colour_grade"),
+    ("aspect_ratio", "count", "placement", "review"),
+)
 BACKGROUND_LABELS = {
     "office": "Office",
     "blurred_office": "Blurred office",
     "colour": "Brand colour",
     "gradient": "Gradient",
 }
-ASPECT_LABELS = {"1x1": "Square 1:1", "4x5": "Portrait 4:5", "2x3": "Tall 2:3"}
-QUESTIONS: dict[KitStep, str] = {
+QUESTIONS = {
     "name": "What is the team's name? Reply to this message with it.",
     "preset": "Which style for the whole team?",
     "background": "Which background?",
@@ -81,14 +62,14 @@ QUESTIONS: dict[KitStep, str] = {
     "review": "Should an admin approve each member's pick before it counts?",
     "confirm": "Save this look for the team?",
 }
-COUNTS = (4, 8, 12, 20)
+COUNTS = (4, 8, 12, 16, 20)
 
 
 @dataclass
 class KitDraft:
-    """An admin's kit in progress; ``to_json``/``from_json`` are what Redis holds."""
+    """An admin's team look in progress; ``to_json``/``from_json`` are what Redis holds."""
 
-    step: KitStep = "name"
+    step: str = "name"
     #: :class:`BrandKit` fields as JSON (the saved kit's when changing one).
     values: dict[str, Any] = field(default_factory=dict)
     #: What happens to the logo on save: keep the current one, remove it, or store ``logo_png``.
@@ -97,6 +78,10 @@ class KitDraft:
     had_logo: bool = False
     #: Changing a saved kit (the name step offers to keep the name).
     editing: bool = False
+    #: Where the team's posts go once saved (the group or topic, the channel).
+    chat_id: int = 0
+    thread_id: int | None = None
+    page: int = 0
     menu_message_id: int | None = None
     anchor_message_id: int | None = None
     #: When the current question was asked (``time.time()``).
@@ -114,13 +99,10 @@ class KitDraft:
     def logo_bytes(self) -> bytes | None:
         return base64.b64decode(self.logo_png) if self.logo_png else None
 
-    def set_logo(self, png: bytes) -> None:
-        self.logo, self.logo_png = "new", base64.b64encode(png).decode()
 
-
-def start_draft(kit: BrandKit | None, *, has_logo: bool) -> KitDraft:
+def start_draft(kit: BrandKit | None, *, has_logo: bool, name: str = "") -> KitDraft:
     """A draft from the saved kit (or the defaults), at the first step."""
-    values = (kit or BrandKit()).model_dump(mode="json")
+    values = (kit or BrandKit(team_name=(name or "Our team")[:80])).model_dump(mode="json")
     return KitDraft(
         values=values,
         logo="keep" if has_logo else "none",
@@ -129,35 +111,25 @@ def start_draft(kit: BrandKit | None, *, has_logo: bool) -> KitDraft:
     )
 
 
-def _presets() -> dict[str, Any]:
-    from headshots.generation.presets import load_presets
-
-    return dict(load_presets())
-
-
-def options(step: KitStep, draft: KitDraft) -> list[Option]:
+def options(step: str, draft: KitDraft) -> list[Option]:
     """The buttons at ``step`` (empty for pure text steps)."""
     values = draft.values
     if step == "name":
         current = str(values.get("team_name") or "")
         return [Option("keep", f"Keep “{current}”")] if draft.editing else []
     if step == "preset":
-        return [Option(name, preset.title) for name, preset in _presets().items()]
+        return [Option(name, preset.title) for name, preset in style_steps.presets().items()]
     if step == "background":
         return [Option(kind, label) for kind, label in BACKGROUND_LABELS.items()]
-    if step == "attire":
-        return style_options("attire", {"preset": values.get("preset", "corporate")})
-    if step == "colour_grade":
-        return style_options("colour_grade", {})
+    if step in ("attire", "colour_grade"):
+        return style_steps.options(step, {"preset": values.get("preset", "corporate")})
     if step == "aspect_ratio":
-        return [Option(value, label) for value, label in ASPECT_LABELS.items()]
+        return [Option(value, label) for value, label in style_steps.ASPECT_LABELS.items()]
     if step == "count":
         return [Option(str(n), str(n)) for n in COUNTS]
     if step == "logo":
         found = [Option("none", "No logo")]
-        if draft.had_logo:
-            found.insert(0, Option("keep", "Keep the current logo"))
-        return found
+        return [Option("keep", "Keep the current logo"), *found] if draft.had_logo else found
     if step == "placement":
         return [Option("none", "Don't use it"), Option("corner", "Small corner mark")]
     if step == "review":
@@ -171,52 +143,47 @@ def options(step: KitStep, draft: KitDraft) -> list[Option]:
     return []
 
 
-def _after(step: KitStep, draft: KitDraft) -> KitStep:
-    order: list[KitStep] = [
-        "name",
-        "preset",
-        "background",
-        "attire",
-        "colour_grade",
-        "aspect_ratio",
-        "count",
-        "logo",
-        "placement",
-        "review",
-        "confirm",
-    ]
+def current(step: str, draft: KitDraft) -> str | None:
+    kit = to_kit(draft)
+    return {
+        "preset": kit.preset,
+        "background": kit.background.kind,
+        "attire": kit.attire or style_steps.DEFAULT,
+        "colour_grade": kit.colour_grade or style_steps.DEFAULT,
+        "aspect_ratio": kit.aspect_ratio,
+        "count": str(kit.count),
+        "placement": kit.logo_placement,
+        "review": "on" if kit.review else "off",
+    }.get(step)
+
+
+def _after(step: str, draft: KitDraft) -> str:
     if step in ("colour", "gradient"):
         return "attire"
-    following = order[order.index(step) + 1]
-    if following == "placement" and draft.logo == "none":
-        return "review"
-    return following
+    following = ORDER[ORDER.index(step) + 1]
+    return "review" if following == "placement" and draft.logo == "none" else following
 
 
-def choose(draft: KitDraft, step: KitStep, value: str) -> KitDraft:
+def choose(draft: KitDraft, step: str, value: str) -> KitDraft:
     """Apply a button press at ``step`` and move on; ``ValueError`` if it was not offered."""
     if value not in {option.value for option in options(step, draft)}:
         raise ValueError(f"{value!r} is not an option at step {step}")
     values = draft.values
-    if step == "name":
-        pass  # "keep": the saved name stays
-    elif step == "preset":
-        values["preset"] = value
-        values["attire"] = None  # attire keys belong to a preset
+    if step == "preset":
+        values.update(preset=value, attire=None)  # attire keys belong to a preset
     elif step == "background":
         if value in ("colour", "gradient"):
-            draft.step = cast(KitStep, value)
+            draft.step = value
             return draft
         values["background"] = {"kind": value, "colours": []}
     elif step in ("attire", "colour_grade"):
-        values[step] = None if value == DEFAULT else value
+        values[step] = None if value == style_steps.DEFAULT else value
     elif step == "aspect_ratio":
-        values["aspect_ratio"] = value.replace("x", ":")
+        values["aspect_ratio"] = value
     elif step == "count":
         values["count"] = int(value)
     elif step == "logo":
-        draft.logo = "keep" if value == "keep" else "none"
-        draft.logo_png = None
+        draft.logo, draft.logo_png = ("keep" if value == "keep" else "none"), None
     elif step == "placement":
         values["logo_placement"] = value
     elif step == "review":
@@ -227,31 +194,32 @@ def choose(draft: KitDraft, step: KitStep, value: str) -> KitDraft:
     return draft
 
 
-def take_text(draft: KitDraft, text: str) -> KitDraft:
-    """Apply a text answer (team name, hex colours); a :class:`UserError` when unusable."""
+def take_text(draft: KitDraft, text: str, step: str | None = None) -> KitDraft:
+    """Apply a typed answer (team name, hex colours); a :class:`UserError` when unusable."""
+    step = step or draft.step
     words = " ".join(text.split())
-    if draft.step == "name":
+    if step == "name":
         if not words:
             raise UserError("Please send the team's name.")
         if len(words) > 80:
             raise UserError(f"That is {len(words)} characters; please keep the name under 80.")
         draft.values["team_name"] = words
-    elif draft.step == "colour":
+    elif step == "colour":
         draft.values["background"] = {"kind": "colour", "colours": [normalise_hex(words)]}
-    elif draft.step == "gradient":
+    elif step == "gradient":
         parts = words.replace(",", " ").split()
         if len(parts) != 2:
             raise UserError("Send exactly two hex colours, like #1F6FEB #0B1F3A.")
         colours = [normalise_hex(part) for part in parts]
         draft.values["background"] = {"kind": "gradient", "colours": colours}
     else:
-        raise ValueError(f"step {draft.step} takes no text")
-    draft.step = _after(draft.step, draft)
+        raise ValueError(f"step {step} takes no text")
+    draft.step = _after(step, draft)
     return draft
 
 
 def take_logo(draft: KitDraft, png: bytes) -> KitDraft:
-    draft.set_logo(png)
+    draft.logo, draft.logo_png = "new", base64.b64encode(png).decode()
     draft.step = _after("logo", draft)
     return draft
 
@@ -263,20 +231,12 @@ def to_kit(draft: KitDraft) -> BrandKit:
     except UserError:
         raise
     except ValueError as exc:
-        raise UserError("That team look is incomplete; please run /team again.") from exc
-
-
-def question(step: KitStep) -> str:
-    return QUESTIONS[step]
-
-
-def _pretty(key: str) -> str:
-    return key.replace("_", " ").replace("-", " ").capitalize()
+        raise UserError("That team look is incomplete; please run /team setup again.") from exc
 
 
 def look_lines(kit: BrandKit, *, logo: bool) -> list[str]:
-    """The kit in words, one line per choice (summary, preview caption, members' summary)."""
-    preset = _presets().get(kit.preset)
+    """The kit in words, one line per choice (summaries, the preview caption, the editor)."""
+    preset = style_steps.presets().get(kit.preset)
     title = preset.title if preset is not None else kit.preset
     background = BACKGROUND_LABELS[kit.background.kind]
     if kit.background.colours:
@@ -285,12 +245,13 @@ def look_lines(kit: BrandKit, *, logo: bool) -> list[str]:
         named = " → ".join(f"{colour_name(c)} ({c})" for c in kit.background.colours)
         background = f"{background}: {named}"
     grade = kit.colour_grade or (preset.colour_grade if preset is not None else "none")
+    attire = style_steps.pretty(kit.attire) if kit.attire else "style default"
     lines = [
-        f"Team: {kit.team_name}",
+        f"Team: **{kit.team_name}**",
         f"Style: {title}",
         f"Background: {background}",
-        f"Attire: {_pretty(kit.attire) if kit.attire else 'style default'}",
-        f"Colour: {COLOUR_GRADE_LABELS.get(grade, grade)}",
+        f"Attire: {attire}",
+        f"Colour: {style_steps.COLOUR_GRADE_LABELS.get(grade, grade)}",
         f"Shape: {kit.aspect_ratio}, {kit.count} headshots each",
     ]
     if kit.logo_placement == "corner" and logo:
@@ -300,9 +261,8 @@ def look_lines(kit: BrandKit, *, logo: bool) -> list[str]:
 
 
 def draft_lines(draft: KitDraft) -> list[str]:
-    """The draft in words for the confirm step."""
-    kit = to_kit(draft)
-    lines = look_lines(kit, logo=draft.logo != "none")
+    """The draft in words (the confirm step, the editor)."""
+    lines = look_lines(to_kit(draft), logo=draft.logo != "none")
     if draft.logo == "none":
         lines.insert(-1, "Logo: none")
     return lines

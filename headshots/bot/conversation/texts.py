@@ -1,0 +1,512 @@
+"""Every sentence the bot writes, on both front ends, in one place.
+
+Light markup only: ``**bold**`` and `` `code` `` (Discord shows them, Telegram's adapter strips
+them), and commands as Telegram spells them (``/cancel``, ``/team setup``): Discord's adapter
+rewrites them to ``/headshot cancel``. ``{admins}`` style parameters name what differs by
+platform (who counts as an admin).
+"""
+
+from __future__ import annotations
+
+from headshots.queue.client import ForgetReport, JobInfo
+from headshots.queue.contracts import JobState
+from headshots.queue.progress import NO_WORKER, QueuePosition, format_eta
+from headshots.queue.waiting import queued_text
+from headshots.settings import Settings
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _days(value: float) -> str:
+    return f"{value:g} day" + ("" if value == 1 else "s")
+
+
+def _hours(value: float) -> str:
+    return f"{value:g} hour" + ("" if value == 1 else "s")
+
+
+def retention(settings: Settings) -> str:
+    return (
+        f"• your selfies are deleted {_hours(settings.selfie_ttl_hours)} after delivery\n"
+        f"• your trained model after {_days(settings.lora_ttl_days)} "
+        "(so you can order new styles without re-uploading)\n"
+        f"• your results after {_days(settings.results_ttl_days)}\n"
+        "• /delete removes everything at once, at any time"
+    )
+
+
+def intro(settings: Settings, eta_s: float | None, team_name: str | None = None) -> str:
+    """The explanation before the consent question (a team member's variant with a team)."""
+    count = f"{settings.min_selfies}–{settings.max_selfies}"
+    if team_name:
+        steps = (
+            f"Hi! You're joining **{team_name}**'s headshots: the team's admin chose the look, so "
+            f"everyone matches.\n\n1. You send {count} selfies here; I check each one (nobody in "
+            "the group sees them).\n2. You tell me man, woman or neutral, and your eyes, glasses "
+            "and hair; the rest is the team's look.\n"
+        )
+        after = "You pick your favourite; only that one is posted in the group."
+    else:
+        steps = (
+            "Hi! I turn a handful of selfies into professional headshots.\n\n"
+            f"1. You send {count} selfies; I check each one.\n"
+            "2. You pick a style (background, attire, colours).\n"
+        )
+        after = "The results arrive right here."
+    return (
+        f"{steps}3. I train a small model of your face and paint your headshots: "
+        f"{format_eta(eta_s)} once it is your turn. {after}\n\n"
+        f"What I keep, and for how long:\n{retention(settings)}"
+    )
+
+
+CONSENT_QUESTION = "Do you agree that I process photos of your face for this?"
+REPLY_IN_GROUP = (
+    "In this group I only see replies to my messages: send them as a reply to this message."
+)
+
+
+def instructions(settings: Settings, *, replies_only: bool = False, note: str = "") -> str:
+    text = (
+        f"Thanks! Now send {settings.min_selfies}–{settings.max_selfies} selfies here: as "
+        "photos, or as image files for full quality (several at once is fine). Only you in the "
+        "picture, different places and light. /tips has more advice."
+    )
+    text += f" {note}" if note else ""
+    return f"{text}\n{REPLY_IN_GROUP}" if replies_only else text
+
+
+JOINED = "You joined **{team_name}**. "
+DECLINED = "No problem: nothing was downloaded or stored. Send /start if you change your mind."
+
+
+def tips(settings: Settings) -> str:
+    return (
+        "Tips for good selfies:\n"
+        f"• {settings.min_selfies}–{settings.max_selfies} photos; 10–15 is a good number\n"
+        "• only you in the picture, face fully visible, looking at the camera\n"
+        "• vary the place, the light, your clothes and the angle a little\n"
+        "• no sunglasses, hats, filters or funny faces\n"
+        "• sharp and well lit; head and shoulders, not too close\n"
+        "• send them as files to keep full resolution"
+    )
+
+
+HELP = (
+    "I make professional headshots from your selfies.\n\n"
+    "/start – begin (or continue an upload)\n"
+    "/help – what I do and how\n"
+    "/tips – how to take good selfies\n"
+    "/styles – the styles I offer\n"
+    "/status – where your job stands\n"
+    "/cancel – stop the current upload or job\n"
+    "/delete – delete all your data\n"
+    "/privacy – what I keep and for how long\n"
+    "/team – team mode (in a group): an admin sets one look for everyone, members send "
+    "their selfies to me privately and pick the headshot that is posted in the group\n\n"
+    "In a group, I answer whoever starts me, and only look at photos of members who are "
+    "uploading with me."
+)
+
+
+def privacy(settings: Settings) -> str:
+    return (
+        "**Privacy**\nYour photos are used only to make your headshots, and only after you "
+        f"agree. Nothing is shared or used for anything else.\n{retention(settings)}"
+    )
+
+
+def styles(rows: list[tuple[str, list[str], list[str]]]) -> str:
+    lines = ["Styles (choose one after uploading; each has background and attire options):"]
+    for title, backgrounds, attire in rows:
+        lines.append(
+            f"• **{title}**: backgrounds {', '.join(backgrounds)}; attire {', '.join(attire)}"
+        )
+    lines.append("• Custom: describe the look in your own words.")
+    return "\n".join(lines)
+
+
+# --- uploading ---------------------------------------------------------------------------
+def collecting_hint(accepted: int, settings: Settings, *, form: bool) -> str:
+    missing = settings.min_selfies - accepted
+    if missing > 0:
+        return f"Send at least {plural(missing, 'more photo')}."
+    if form:
+        return "Enough good photos: choose your style below (you can still add more)."
+    return f"Press Done when you are ready, or send more (up to {settings.max_selfies})."
+
+
+def no_photos_yet(settings: Settings) -> str:
+    return (
+        f"**Photos**: none yet. Send {settings.min_selfies}–{settings.max_selfies} selfies here "
+        "(several in one message is fine)."
+    )
+
+
+UPLOAD_COMPLETE = "✅ Upload complete."
+NOT_ENOUGH = "Not enough usable photos yet"
+OVER_LIMIT = "over the limit of {limit} photos"
+DOWNLOAD_FAILED = "I couldn't download this file: please send it again"
+NOT_AN_IMAGE = (
+    "That file is not an image I can use. Send selfies as photos, or as JPEG/PNG/HEIC files."
+)
+NEED_START = (
+    "Send /start first: I explain what happens and ask for your agreement before I take photos."
+)
+NEED_CONSENT = "Please answer the question above first (the buttons), then send your photos."
+NOT_COLLECTING = (
+    "Your upload is finished; choose your style with the buttons above. "
+    "To upload a new set, send /start."
+)
+ALREADY_SUBMITTED = (
+    "Your photos for this session are already submitted. For a new set, send /start again."
+)
+SEND_PHOTOS_NOT_TEXT = "I need photos now, not text: send your selfies (or /tips for advice)."
+USE_BUTTONS = "Please use the buttons (I sent them again below), or /cancel to stop."
+TEXT_HINT = "I make headshots from selfies. Send /start to begin, or /help for all commands."
+UNKNOWN_COMMAND = "I don't know that command. " + TEXT_HINT
+UPLOAD_FINISHED = "Your upload is already finished."
+
+
+def unsupported(kind: str) -> str:
+    return (
+        f"I can't use {kind}. Send selfies as photos (or as image files for full quality). "
+        "/tips explains what works best."
+    )
+
+
+def resume(photos: int) -> str:
+    return (
+        f"You have an upload in progress with {plural(photos, 'accepted photo')}. "
+        "Continue with it, or start over?"
+    )
+
+
+# --- style -------------------------------------------------------------------------------
+READY = "Great, your photos are ready. "
+GOT_IT = "Got it. "
+NEW_STYLE_INTRO = "New style with your trained model (no retraining). "
+FORM_HEADING = "**Choose your style**"
+NEW_STYLE_HEADING = "**New style** for your trained model (no retraining)"
+TEAM_HEADING = "**Your team headshot**: tell me how the model should see you"
+SUMMARY_HEADING = "**Summary**"
+CONFIRM_QUESTION = "Confirm to start?"
+CONFIRMED = "✅ Confirmed."
+PHOTOS_REUSED = "Photos: your trained model from the earlier job (no new training)."
+TEAM_LOOK = "The team's look:"
+TEAM_STYLE_FIXED = (
+    "Your team's admin fixed the look: you only choose how the model sees you "
+    "(class, eyes, glasses, hair)."
+)
+QUICK_UNAVAILABLE = "Quick drafts need an LCM-LoRA; this server has none configured."
+MAX_CUSTOM_CHARS = 300
+
+
+def custom_prompt(*, replies_only: bool = False) -> str:
+    text = (
+        f"Describe the look in your own words: clothes, background, mood (up to "
+        f"{MAX_CUSTOM_CHARS} characters), e.g. “navy turtleneck, rooftop terrace at golden hour”."
+    )
+    return f"{text}\n{REPLY_IN_GROUP}" if replies_only else text
+
+
+EMPTY_DESCRIPTION = "Please describe the look in a few words."
+
+
+def too_long(length: int) -> str:
+    return f"That is {length} characters; please keep it under {MAX_CUSTOM_CHARS}."
+
+
+PHOTOS_LINE = "Photos: {accepted} accepted."
+
+# --- jobs --------------------------------------------------------------------------------
+SUBMITTING = "Submitting your job…"
+ALREADY_QUEUED = "This job is already queued: see its status message above."
+
+
+def queued(position: QueuePosition, mention: str | None = None) -> str:
+    prefix = f"{mention}: " if mention else ""
+    return f"{prefix}{queued_text(position)} I'll update this message as it goes. /cancel stops it."
+
+
+def job_status(info: JobInfo) -> str:
+    if info.state is JobState.QUEUED and info.position is not None:
+        position = info.position.position or "?"
+        text = f"Your job is queued: position {position}, ETA {format_eta(info.position.eta_s)}."
+        if not info.position.worker_online:
+            text += f" {NO_WORKER}"
+    elif info.state is JobState.DONE:
+        text = "Your last job is done: the results are in the chat where you ordered them."
+    elif info.state is JobState.FAILED:
+        text = f"Your last job failed: {info.error or 'unknown error'}."
+    elif info.state is JobState.CANCELLED:
+        text = "Your last job was cancelled."
+    else:
+        text = f"Your job is {info.state.value}."
+    if not info.finished:
+        text += " /cancel stops it."
+    return text
+
+
+def upload_status(accepted: int, settings: Settings) -> str:
+    return f"Upload in progress: {plural(accepted, 'photo')} accepted. " + collecting_hint(
+        accepted, settings, form=False
+    )
+
+
+CHOOSING = "You are choosing a style: use the buttons of the latest menu."
+NOTHING_GOING_ON = "Nothing in progress. Send /start to make headshots."
+ALREADY_RUNNING = "You already have a job in progress. "
+CANCELLED_QUEUED = "Cancelled your job: it was taken out of the queue."
+CANCELLED_STATUS = "❌ Cancelled. Nothing more will happen with this job."
+
+
+def cancelling(state: JobState) -> str:
+    return (
+        f"Stopping your job (it is {state.value}); "
+        "its status message will confirm when it has stopped."
+    )
+
+
+CANCELLED_UPLOAD = (
+    "Cancelled. The photos you sent are deleted and nothing was submitted. "
+    "Send /start to begin again."
+)
+NOTHING_TO_CANCEL = "There is nothing to cancel."
+DELETE_CONFIRM = (
+    "Delete everything I have of you: selfies, trained models, results, jobs and conversation "
+    "state? Running jobs stop. This cannot be undone."
+)
+DELETE_KEPT = "Nothing was deleted."
+
+
+def deleted(report: ForgetReport) -> str:
+    return (
+        f"Deleted: {plural(report.jobs, 'job')}, {plural(report.blobs, 'stored file')} and "
+        f"{plural(report.keys, 'record')}. Nothing of yours is left."
+    )
+
+
+NOT_YOUR_SESSION = (
+    "This is not your session: these buttons belong to someone else. Send /start to begin your own."
+)
+NOT_YOUR_JOB = (
+    "This is not your job: these buttons belong to someone else's headshots, and only the "
+    "person who ordered them can use them."
+)
+STALE_MENU = "This menu is out of date; use the latest one (or /start)."
+ERROR = (
+    "Sorry, something went wrong on my side. Please try again in a minute; "
+    "your photos and choices are kept."
+)
+OPERATIONAL = "I can't reach my storage right now. Please try again in a few minutes."
+JOB_GONE = "That job no longer exists (its data expired or was deleted)."
+ORIGINALS = "Your originals, uncompressed:"
+NO_ORIGINALS = "No result files are left for this job."
+MAKING_MORE = "Making {count} more with the same style and new seeds."
+
+MORE_LIKE = "Making more like #{count}."
+
+# --- team mode ---------------------------------------------------------------------------
+TEAM_IN_GROUP = (
+    "Team mode lives in your team's group: a group admin runs /team there to set the look, "
+    "and members join with the Join button. Got a Join link? Open it and I'll take it from here."
+)
+TEAM_USAGE = (
+    "/team – the team's look and the Join button (admins: set it up or change it)\n"
+    "/team join – the link to join\n"
+    "/team status – who is where\n"
+    "/team export – admins: the chosen headshots as a ZIP, sent to you privately\n"
+    "/team delete – admins: delete the team's look, members list and chosen headshots"
+)
+
+
+ONLY_ADMINS = "Only {admins} can do that."
+ONLY_ADMINS_CHANGE = "Only {admins} can change the team look."
+
+NO_TEAM = "This place has no team look yet: an admin sets one up with /team setup."
+TEAM_LINK_STALE = (
+    "That team link no longer works (the team was deleted, or its look expired). "
+    "Ask in the group for a new one: /team join."
+)
+KIT_NOT_YOURS = "This setup belongs to another admin: run /team setup to open your own."
+KIT_EXPIRED = "This setup has expired: run /team setup again."
+KIT_CANCELLED = "Team setup cancelled; nothing was changed."
+KIT_SAVED = "✅ Team look saved."
+KIT_HEADING = "**Team look** (members only choose how the model sees them)"
+LOGO_RECEIVED = "Logo received."
+LOGO_NOT_IMAGE = "That is not an image I can use as a logo: send a PNG or JPEG (or press No logo)."
+
+
+JOIN_TEXT = (
+    "Join **{team_name}**: tap the button, then send me your selfies privately. "
+    "Nothing you send me there is posted here; only the headshot you pick."
+)
+
+
+def kit_caption(team_name: str, lines: list[str], *, updated: bool) -> str:
+    heading = "has a new team look" if updated else "has a team headshot look"
+    return (
+        f"**{team_name}** {heading}.\n"
+        + "\n".join(lines)
+        + "\n\nMembers: tap Join, send your selfies to me privately, and pick your favourite: "
+        "only that one is posted here."
+    )
+
+
+def team_status(
+    team_name: str, counts: dict[str, int], own: str | None, rows: list[tuple[str, str]] | None
+) -> str:
+    total = sum(counts.values())
+    if not total:
+        return f"**{team_name}**: nobody has joined yet. Members join with /team join."
+    summary = ", ".join(f"{n} {label}" for label, n in counts.items())
+    lines = [f"**{team_name}**: {plural(total, 'member')} – {summary}."]
+    if own is not None and rows is None:
+        lines.append(f"You: {own}")
+    lines.extend(f"• {name} – {label}" for name, label in rows or [])
+    return "\n".join(lines)
+
+
+def pick_caption(name: str, team_name: str, *, review: bool) -> str:
+    caption = f"**{name}** picked their headshot for **{team_name}**."
+    return caption + (" An admin can approve it or ask for a redo." if review else "")
+
+
+def picked(rank: int, *, review: bool) -> str:
+    text = f"#{rank} is your pick: I posted it in the team's chat."
+    if review:
+        text += " An admin will review it."
+    return text + " You can pick another one any time."
+
+
+ALREADY_PICKED = "#{rank} is already your pick."
+APPROVED = "✅ Approved by {admin}."
+
+REDO_REQUESTED = "🔁 Redo requested by {admin}."
+APPROVED_MEMBER = "Your team headshot was approved by an admin. 🎉"
+
+
+REDO_MEMBER = (
+    "Your **{team_name}** admin asked for a redo: I'm making new headshots with your "
+    "trained model and the team's look (no new selfies needed). Pick your favourite again "
+    "when they arrive."
+)
+
+
+REDO_NOT_STARTED = "Could not start another run for this member: "
+ALREADY_REVIEWED = (
+    "This is no longer this member's pick (it was reviewed, or replaced by a newer one)."
+)
+NOT_A_TEAM_RUN = "These headshots are not part of a team run."
+RESULT_GONE = "That headshot is no longer stored (results expire)."
+EXPORT_EMPTY = "Nothing to export yet: members pick their favourite first."
+EXPORT_SENT = "I sent you the export privately."
+
+
+def export_caption(team_name: str, part: int, parts: int) -> str:
+    suffix = f" (part {part} of {parts})" if parts > 1 else ""
+    return f"**{team_name}**: the team's headshots{suffix}."
+
+
+TEAM_DELETE_CONFIRM = (
+    "Delete this team's look, its members list and the headshots members picked for it? "
+    "Members keep their own photos and results (each can /delete them). This cannot be undone."
+)
+TEAM_DELETE_KEPT = "The team was not deleted."
+TEAM_DELETED = (
+    "Deleted the team: its look, members list and picked headshots are deleted. Members keep "
+    "their own photos and results until they /delete them."
+)
+
+# --- what only one front end needs (its platform's limits and places) ---------------------
+ANONYMOUS_SENDER = (
+    "You are posting anonymously (as the group or a channel), so I can't tell who you are or "
+    "write to you privately. Turn off “Remain anonymous” in your admin rights, or post as "
+    "yourself, and send the command again."
+)
+
+
+def file_too_large(size: int) -> str:
+    return (
+        f"That file is {size / 1024 / 1024:.0f} MB: Telegram lets bots download at most 20 MB. "
+        "Send it as a photo, or export a smaller image (a few MB is plenty)."
+    )
+
+
+EXPORT_NEEDS_START = (
+    "I can't message you privately until you start a chat with me: open "
+    "{link} and press Start; I'll send the export there."
+)
+
+
+def attachment_too_large(size: int, limit: int) -> str:
+    return (
+        f"this file is too large ({size / (1024 * 1024):.0f} MB): "
+        f"send photos under {limit // (1024 * 1024)} MB"
+    )
+
+
+NOT_A_PHOTO = "this is not a photo ({kind}): send a JPEG or PNG"
+OPENING = "Thanks! Opening your session…"
+
+
+SESSION_OPEN = "Your headshot session is open in {where}: send selfies, pick a style."
+OWN_THREAD = "You're already in your session thread: post your selfies here as messages."
+OTHER_PERSONS_THREAD = (
+    "This thread belongs to someone else's headshot session. "
+    "Run /start in a channel (or in a DM with me) to begin your own."
+)
+IN_A_THREAD = "Run /start in a text channel (not in a thread), or in a DM with me."
+NOT_A_TEXT_CHANNEL = (
+    "I can only open a headshot thread in a text channel. Try a regular channel or a DM with me."
+)
+NO_UPLOAD_HERE = (
+    "I'm not collecting photos here. Run /start first (in a channel or in a DM with me)."
+)
+CHECK_FAILED = "Sorry, I couldn't check these photos. Please try again in a few minutes."
+PRIVATE_THREAD_NOTE = (
+    "This thread is private: other members can't see it (Discord lets moderators with Manage "
+    "Threads open private threads)."
+)
+DM_FALLBACK_NOTE = "(I couldn't open a private thread in the team channel, so we talk here.)"
+NO_PRIVATE_PLACE = (
+    "I can't open a private thread in the team channel or send you a DM. Allow DMs from server "
+    "members (Privacy Settings) or ask an admin to give me **Create Private Threads** there."
+)
+EXPORT_DM_FAILED = (
+    "I couldn't send you the export by DM: allow direct messages from server members "
+    "(the server's Privacy Settings) and run /team export again."
+)
+TEAM_SERVER_ONLY = "Team headshots work in a server: run this in your team's server."
+TEAM_SETUP_CHANNEL = (
+    "Run /team setup in a regular text channel (not a thread): the look's preview, the Join "
+    "button and the team's chosen headshots are posted there."
+)
+PERMISSION_NAMES = {
+    "create_public_threads": "Create Public Threads",
+    "create_private_threads": "Create Private Threads",
+    "send_messages_in_threads": "Send Messages in Threads",
+    "send_messages": "Send Messages",
+    "attach_files": "Attach Files",
+}
+
+
+def missing_permissions(missing: list[str], *, private: bool) -> str:
+    names = ", ".join(f"**{PERMISSION_NAMES.get(m, m)}**" for m in missing)
+    what = "private threads" if private else "threads"
+    return (
+        f"I can't work in this channel: I'm missing {names}. I need them to open {what} for your "
+        "session and post your photos there. Ask a server admin to give me these permissions in "
+        "this channel (or use /start in a DM with me)."
+    )
+
+
+def thread_refused(*, private: bool) -> str:
+    permission = "Create Private Threads" if private else "Create Public Threads"
+    return (
+        f"I can't create threads here: ask an admin to give me **{permission}** and "
+        "**Send Messages in Threads** in this channel (or use /start in a DM with me)."
+    )

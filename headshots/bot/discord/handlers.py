@@ -1,0 +1,628 @@
+"""Discord commands, components, modals and messages -> the conversation core.
+
+A session is a thread per job in servers (public unless ``HEADSHOTS_DISCORD_PRIVATE_THREADS``;
+a team member's is private, or a DM when Discord refuses the thread), the DM channel itself in
+DMs. Its conversation is the person's chat state ``dc-session:<session id>``; ``dc-where:<channel
+id>`` says which session a thread or DM belongs to (photos posted there), and an admin's
+team-look draft is ``dc-kit:<guild id>``. Team admins: **Manage Server**, or the role
+``HEADSHOTS_DISCORD_TEAM_ADMIN_ROLE`` (by name or id), read live from each interaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any, cast
+
+import discord
+from discord import app_commands
+
+from headshots.actions import decode_action
+from headshots.bot.conversation import texts
+from headshots.bot.conversation.flow import Flow, Services, delete_screen
+from headshots.bot.conversation.screens import Screen, Turn
+from headshots.bot.conversation.state import Conversation, Photo, Place
+from headshots.bot.conversation.team import TeamFlow, delete_team_screen
+from headshots.bot.discord.surface import (
+    DESCRIPTION,
+    FIRST_COLOUR,
+    OP_STEPS,
+    SECOND_COLOUR,
+    TEAM_NAME,
+    UPLOAD_BYTES,
+    DiscordFront,
+    DiscordSurface,
+    for_discord,
+    form,
+    submitted_values,
+)
+from headshots.errors import OperationalError, UserError
+from headshots.queue.contracts import UserRef
+from headshots.queue.teams import Team, team_id_for
+from headshots.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Discord's attachment ceiling for most servers; anything larger is refused unread.
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+MAX_LOGO_BYTES = 8 * 1024 * 1024
+
+
+def user_ref(user: discord.abc.User) -> UserRef:
+    return UserRef(platform="discord", user_id=user.id, display_name=user.display_name)
+
+
+def precheck(size: int, content_type: str | None) -> str | None:
+    """A reason to refuse an attachment from what Discord says about it, before downloading."""
+    if size > MAX_ATTACHMENT_BYTES:
+        return texts.attachment_too_large(size, MAX_ATTACHMENT_BYTES)
+    if content_type and not content_type.startswith("image/"):
+        return texts.NOT_A_PHOTO.format(kind=content_type.split(";")[0])
+    return None
+
+
+def photo_of(attachment: discord.Attachment, message_id: int, position: int) -> Photo:
+    return Photo(
+        url=attachment.url,
+        name=attachment.filename,
+        size=attachment.size,
+        content_type=attachment.content_type,
+        place=(message_id, position),
+        refused=precheck(attachment.size, attachment.content_type),
+    )
+
+
+def session_scope(session_id: str) -> str:
+    return f"dc-session:{session_id}"
+
+
+class WorkspaceRefused(Exception):
+    """Discord refused the thread (permissions changed since the check); ``str()`` is for users."""
+
+
+def missing_permissions(interaction: discord.Interaction, settings: Settings) -> list[str]:
+    """Names of the permissions the bot lacks here to open a session thread."""
+    private = settings.discord_private_threads
+    needed = ["create_private_threads" if private else "create_public_threads"]
+    needed += ["send_messages_in_threads", "attach_files"]
+    return [name for name in needed if not getattr(interaction.app_permissions, name)]
+
+
+async def open_thread(
+    channel: discord.TextChannel, user: discord.abc.User, settings: Settings, *, private: bool
+) -> discord.Thread:
+    """Create a session's thread (archived after the configured time) and add the person."""
+    kind = discord.ChannelType.private_thread if private else discord.ChannelType.public_thread
+    try:
+        thread = await channel.create_thread(
+            name=for_discord(f"Headshots · {user.display_name}", 100), type=kind,
+            auto_archive_duration=cast(Any, settings.discord_thread_archive_minutes),
+            invitable=not private, reason=f"headshot session of {user.id}",
+        )  # fmt: skip
+    except discord.Forbidden as exc:
+        logger.info("thread creation refused in channel %s: %s", channel.id, exc.text)
+        raise WorkspaceRefused(for_discord(texts.thread_refused(private=private))) from exc
+    try:
+        await thread.add_user(user)
+    except discord.HTTPException:
+        # A public thread stays reachable without membership; a private one was created by the
+        # bot, which may add members, so this only fails transiently.
+        logger.warning("could not add user %s to thread %s", user.id, thread.id, exc_info=True)
+    return thread
+
+
+class DiscordBot:
+    """Every handler of the bot; the conversation itself is the core's."""
+
+    def __init__(self, client: discord.Client, services: Services) -> None:
+        self.client = client
+        self.services = services
+        self.settings = services.settings
+        self.flow = Flow(services, DiscordFront(client))
+        self.team = TeamFlow(self.flow)
+
+    @property
+    def store(self) -> Any:
+        return self.services.conversations
+
+    def _admins(self) -> str:
+        role = self.settings.discord_team_admin_role
+        who = "server admins (**Manage Server**)"
+        return who + (f" and members with the **{role}** role" if role else "")
+
+    def _is_admin(self, interaction: discord.Interaction) -> bool:
+        """Whether the person may change the team now: Manage Server, or the team role."""
+        user = interaction.user
+        if interaction.guild_id is None or not isinstance(user, discord.Member):
+            return False
+        permissions = interaction.permissions  # resolved into the payload: no member cache
+        if permissions.manage_guild or permissions.administrator:
+            return True
+        role = self.settings.discord_team_admin_role
+        if role:
+            wanted = role.strip().lstrip("@").lower()
+            # Role names need the guild's role cache (the ``guilds`` intent fills it).
+            return any(str(r.id) == wanted or r.name.lower() == wanted for r in user.roles)
+        return False
+
+    def _surface(
+        self, interaction: discord.Interaction, *, session_id: str = "", kit: bool = False
+    ) -> DiscordSurface:
+        return DiscordSurface(
+            self.client,
+            interaction.channel_id or interaction.user.id,
+            guild_id=interaction.guild_id,
+            owner_id=interaction.user.id,
+            session_id=session_id,
+            interaction=interaction,
+            kit=kit,
+        )
+
+    async def _session_at(self, user: UserRef, channel_id: int) -> str | None:
+        """The scope of ``user``'s session in this thread or DM, if any."""
+        where = await self.store.raw(user, f"dc-where:{channel_id}")
+        return session_scope(str(where["session_id"])) if where else None
+
+    # --- entry points (client events) ------------------------------------------------------
+    async def guarded(
+        self, interaction: discord.Interaction, surface: DiscordSurface, work: Any
+    ) -> None:
+        """Run a handler; errors go to the one error handler; the interaction is answered."""
+        try:
+            await work
+            await surface.finish()
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+    async def on_command(self, interaction: discord.Interaction, name: str, **options: Any) -> None:
+        surface = self._surface(interaction)
+        handler = getattr(self, "cmd_" + name.replace(" ", "_"))
+        await self.guarded(interaction, surface, handler(interaction, surface, **options))
+
+    async def on_component(
+        self, interaction: discord.Interaction, custom_id: str, values: list[str]
+    ) -> None:
+        prefix, _, rest = custom_id.partition(":")
+        op, _, tail = rest.partition(":")
+        surface = self._surface(interaction, kit=prefix == "hsdk")
+        if prefix == "hs":
+            work = self._result(interaction, custom_id)
+        elif prefix == "hsdt":
+            work = self._team_button(interaction, surface, op, tail)
+        elif prefix == "hsdk":
+            work = self._kit(interaction, surface, op, tail, values)
+        else:
+            work = self._session(interaction, op, tail, values)
+        await self.guarded(interaction, surface, work)
+
+    async def on_modal(self, interaction: discord.Interaction) -> None:
+        data: dict[str, Any] = dict(interaction.data or {})  # type: ignore[arg-type]
+        prefix, _, rest = str(data.get("custom_id", "")).partition(":")
+        op, _, tail = rest.partition(":")
+        owner, _, key = tail.partition(":")
+        values = submitted_values(data)
+        user = user_ref(interaction.user)
+        if prefix == "hsd" and op == "modal":
+            surface = self._surface(interaction, session_id=key)
+            work = self.flow.describe(
+                Turn(surface, user, session_scope(key)), values.get(DESCRIPTION, "")
+            )
+        elif prefix == "hsdk" and op.startswith("m-") and owner == str(user.user_id):
+            surface = self._surface(interaction, kit=True)
+            typed = " ".join(v for k, v in sorted(values.items()) if v.strip())
+            step = op.removeprefix("m-")
+            work = self.team.kit_text(Turn(surface, user, f"dc-kit:{key}"), typed, step=step)
+        else:
+            return
+        await self.guarded(interaction, surface, work)
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Check selfies posted in a session thread or DM."""
+        if message.author.bot or not message.attachments:
+            return
+        user = user_ref(message.author)
+        scope = await self._session_at(user, message.channel.id)
+        if scope is None:
+            if isinstance(message.channel, discord.DMChannel):
+                await message.channel.send(for_discord(texts.NO_UPLOAD_HERE))
+            return
+        surface = DiscordSurface(self.client, message.channel.id, owner_id=user.user_id)
+        photos = [photo_of(a, message.id, n) for n, a in enumerate(message.attachments)]
+        turn = Turn(surface, user, scope)
+        problem = await self.flow.add_photos(turn, photos)
+        if problem is not None:
+            await surface.answer(problem)
+            return
+        await self.flow.refresh_tally(turn)
+
+    # --- a session ---------------------------------------------------------------------------
+    async def cmd_start(
+        self, interaction: discord.Interaction, surface: DiscordSurface, photos: list[Any]
+    ) -> None:
+        """Consent once, then a thread (or the DM), selfie checks and the style form."""
+        user, channel = user_ref(interaction.user), interaction.channel
+        if isinstance(channel, discord.Thread):
+            own = await self._session_at(user, channel.id)
+            bot = self.client.user
+            if own is not None:
+                await surface.answer(texts.OWN_THREAD)
+            elif bot is not None and channel.owner_id == bot.id:
+                await surface.answer(texts.OTHER_PERSONS_THREAD)
+            else:
+                await surface.answer(texts.IN_A_THREAD)
+            return
+        if interaction.guild_id is not None:
+            missing = missing_permissions(interaction, self.settings)
+            if missing:
+                private = self.settings.discord_private_threads
+                await surface.answer(texts.missing_permissions(missing, private=private))
+                return
+            if not isinstance(channel, discord.TextChannel):
+                await surface.answer(texts.NOT_A_TEXT_CHANNEL)
+                return
+        await surface.working()
+        pending = [photo_of(a, 0, n) for n, a in enumerate(photos)]
+        place = Place(interaction.channel_id or user.user_id, guild_id=interaction.guild_id)
+        await self._begin(interaction, user, place, pending=pending)
+
+    async def _begin(
+        self,
+        interaction: discord.Interaction,
+        user: UserRef,
+        place: Place,
+        *,
+        pending: list[Photo] | None = None,
+        team_id: str | None = None,
+    ) -> None:
+        session_id = secrets.token_hex(6)
+        surface = self._surface(interaction, session_id=session_id)
+        fresh = Conversation(
+            session_id=session_id, owner_id=user.user_id, place=place, team_id=team_id,
+            pending=pending or [],
+        )  # fmt: skip
+        opened = await self.flow.begin(
+            Turn(surface, user, session_scope(session_id)), fresh, resume=False
+        )
+        if opened is not None:
+            await self._open(interaction, user, opened)
+
+    async def _open(
+        self, interaction: discord.Interaction, user: UserRef, conversation: Conversation
+    ) -> None:
+        """Open the thread (or use the DM), then the core asks for photos there."""
+        place, note = conversation.place, ""
+        try:
+            if conversation.team_id is not None:
+                place, note = await self._private_place(interaction, place)
+            elif place.guild_id is not None:
+                channel = interaction.channel
+                if not isinstance(channel, discord.TextChannel):
+                    raise WorkspaceRefused(for_discord(texts.NOT_A_TEXT_CHANNEL))
+                private = self.settings.discord_private_threads
+                thread = await open_thread(
+                    channel, interaction.user, self.settings, private=private
+                )
+                place = Place(channel.id, thread.id, guild_id=place.guild_id)
+        except WorkspaceRefused as exc:
+            await interaction.edit_original_response(content=str(exc), view=None)
+            return
+        conversation.place = place
+        workspace = place.thread_id or place.chat_id
+        scope = session_scope(conversation.session_id)
+        await self.store.put(user, f"dc-where:{workspace}", {"session_id": conversation.session_id})
+        surface = DiscordSurface(
+            self.client, workspace, guild_id=place.guild_id, owner_id=user.user_id,
+            session_id=conversation.session_id,
+        )  # fmt: skip
+        if not await self.flow.open(Turn(surface, user, scope), conversation, note=note):
+            return
+        if place.thread_id:
+            where = f"<#{place.thread_id}>"
+        else:
+            where = "a DM from me" if interaction.guild_id is not None else "this chat"
+        await interaction.edit_original_response(
+            content=texts.SESSION_OPEN.format(where=where), view=None
+        )
+
+    async def _private_place(
+        self, interaction: discord.Interaction, place: Place
+    ) -> tuple[Place, str]:
+        """A member's private thread in the team channel, else their DM."""
+        channel = self.client.get_channel(place.chat_id)
+        if channel is None:
+            try:
+                channel = await self.client.fetch_channel(place.chat_id)
+            except discord.HTTPException:
+                logger.warning("cannot see team channel %s", place.chat_id, exc_info=True)
+        if isinstance(channel, discord.TextChannel):
+            try:
+                thread = await open_thread(channel, interaction.user, self.settings, private=True)
+                return Place(
+                    channel.id, thread.id, guild_id=place.guild_id
+                ), texts.PRIVATE_THREAD_NOTE
+            except WorkspaceRefused:
+                logger.info("no private thread in %s: using a DM", place.chat_id)
+        try:
+            dm = await interaction.user.create_dm()
+        except discord.HTTPException as exc:
+            raise WorkspaceRefused(for_discord(texts.NO_PRIVATE_PLACE)) from exc
+        return Place(dm.id), texts.DM_FALLBACK_NOTE
+
+    async def _session(
+        self, interaction: discord.Interaction, op: str, tail: str, values: list[str]
+    ) -> None:
+        owner, _, session_id = tail.partition(":")
+        surface = self._surface(interaction, session_id=session_id)
+        user = user_ref(interaction.user)
+        if owner != str(user.user_id):
+            await surface.answer(texts.NOT_YOUR_SESSION)
+            return
+        message_id = interaction.message.id if interaction.message else 0
+        scope = session_scope(session_id)
+        turn = Turn(surface, user, scope)
+        if op in ("forget", "keep"):
+            await self.flow.forget(turn, yes=op == "forget", message_id=message_id)
+        elif op in ("consent", "decline"):
+            accepted = op == "consent"
+            opened = await self.flow.consent(turn, accepted=accepted, message_id=message_id)
+            if opened is not None:
+                await interaction.response.edit_message(content=texts.OPENING, view=None)
+                await self._open(interaction, user, opened)
+        elif op == "custom":
+            conversation = await self.store.load(user, scope)
+            current = conversation.style.get("custom") if conversation else None
+            look = (
+                DESCRIPTION,
+                "Describe the look",
+                "e.g. warm smile, soft window light",
+                current or "",
+            )
+            await interaction.response.send_modal(
+                form("Custom description", f"hsd:modal:{tail}", look)
+            )
+        elif op in OP_STEPS["hsd"]:
+            value = values[0] if values else ""
+            step = OP_STEPS["hsd"][op]
+            await self.flow.press(turn, "set", value, step=step, message_id=message_id)
+        elif op in ("look", "more", "you", "hairstyle"):  # the form's pages
+            await self.flow.press(turn, "page", op, message_id=message_id)
+        else:
+            await self.flow.press(turn, op, message_id=message_id)
+
+    async def _result(self, interaction: discord.Interaction, custom_id: str) -> None:
+        """The worker's buttons under results."""
+        action = decode_action(custom_id)
+        user = user_ref(interaction.user)
+        session_id = secrets.token_hex(6)
+        surface = self._surface(interaction, session_id=session_id)
+        if action is None:
+            await surface.answer(texts.STALE_MENU)
+            return
+        channel = interaction.channel
+        parent = channel.parent_id if isinstance(channel, discord.Thread) else None
+        workspace = interaction.channel_id or user.user_id
+        place = Place(
+            parent or workspace, workspace if parent else None, guild_id=interaction.guild_id
+        )
+        scope = session_scope(session_id)
+        turn = Turn(surface, user, scope)
+        info = await self.flow.result(turn, action, place, session_id=session_id)
+        if action.name == "new_style" and await self.store.raw(user, scope):
+            await self.store.put(user, f"dc-where:{workspace}", {"session_id": session_id})
+        if info is not None and action.rank is not None:
+            await self.team.pick(turn, info, action.rank)
+
+    async def cmd_status(
+        self, interaction: discord.Interaction, surface: DiscordSurface, cancel: bool = False
+    ) -> None:
+        """Where the person's job stands (or cancel it, or the session here)."""
+        await surface.working()
+        user = user_ref(interaction.user)
+        scope = await self._session_at(user, interaction.channel_id or 0)
+        await (self.flow.cancel if cancel else self.flow.status)(Turn(surface, user, scope or ""))
+
+    async def cmd_delete(self, interaction: discord.Interaction, surface: DiscordSurface) -> None:
+        await surface.show(delete_screen())
+
+    async def cmd_info(
+        self, interaction: discord.Interaction, surface: DiscordSurface, text: str
+    ) -> None:
+        await surface.answer(text)
+
+    # --- team mode ---------------------------------------------------------------------------
+    async def _team_here(
+        self, interaction: discord.Interaction, surface: DiscordSurface, *, admin: bool = False
+    ) -> Team | None:
+        """The server's team (when the person may use it), or ``None`` after saying why not."""
+        if interaction.guild_id is None:
+            await surface.answer(texts.TEAM_SERVER_ONLY)
+            return None
+        if admin and not self._is_admin(interaction):
+            await surface.answer(texts.ONLY_ADMINS.format(admins=self._admins()))
+            return None
+        team = await self.services.teams.get(team_id_for("discord", interaction.guild_id))
+        if team is None:
+            await surface.answer(texts.NO_TEAM)
+        return team
+
+    async def cmd_team_setup(
+        self, interaction: discord.Interaction, surface: DiscordSurface, logo: Any = None
+    ) -> None:
+        """Open the look editor; Save posts the preview and a Join button in this channel."""
+        from headshots.generation.brand import normalise_logo
+
+        channel, guild_id = interaction.channel, interaction.guild_id
+        if guild_id is None:
+            await surface.answer(texts.TEAM_SERVER_ONLY)
+        elif not self._is_admin(interaction):
+            await surface.answer(texts.ONLY_ADMINS.format(admins=self._admins()))
+        elif not isinstance(channel, discord.TextChannel):
+            await surface.answer(texts.TEAM_SETUP_CHANNEL)
+        elif missing := [
+            name
+            for name in ("send_messages", "attach_files")
+            if not getattr(interaction.app_permissions, name)
+        ]:
+            await surface.answer(texts.missing_permissions(missing, private=True))
+        else:
+            await surface.working()
+            png = None
+            if logo is not None:  # attachment links expire: fetch and convert it now
+                if logo.size > MAX_LOGO_BYTES or not (logo.content_type or "image/").startswith(
+                    "image/"
+                ):
+                    raise UserError(texts.LOGO_NOT_IMAGE)
+                data = await self.flow.front.download(logo.url)
+                png = await self.services.faces.run(normalise_logo, data)
+            name = interaction.guild.name if interaction.guild and interaction.guild.name else ""
+            turn = Turn(self._surface(interaction, kit=True), user_ref(interaction.user))
+            await self.team.kit_start(
+                turn._replace(scope=f"dc-kit:{guild_id}"),
+                team_id_for("discord", guild_id),
+                Place(channel.id, guild_id=guild_id),
+                name=name,
+                logo=png,
+            )
+
+    async def _kit(
+        self,
+        interaction: discord.Interaction,
+        surface: DiscordSurface,
+        op: str,
+        tail: str,
+        values: list[str],
+    ) -> None:
+        admin_id, _, guild = tail.partition(":")
+        user = user_ref(interaction.user)
+        if not self._is_admin(interaction):  # rights may have changed since the setup
+            await surface.answer(texts.ONLY_ADMINS_CHANGE.format(admins=self._admins()))
+            return
+        if admin_id != str(user.user_id):
+            await surface.answer(texts.KIT_NOT_YOURS)
+            return
+        scope, message_id = f"dc-kit:{guild}", interaction.message.id if interaction.message else 0
+        draft = await self.team.draft(user, scope)
+        value = values[0] if values else ""
+        typed = op in ("name", "colours") or (op == "bg" and value in ("colour", "gradient"))
+        if draft is not None and typed:  # typed answers come from a form (a modal)
+            background = draft.values.get("background") or {}
+            kind = value or str(background.get("kind"))
+            kind = kind if kind in ("colour", "gradient") else "colour"
+            colours = [*background.get("colours", []), "", ""]
+            if op == "name":
+                field = (TEAM_NAME, "Team name", "e.g. Acme", str(draft.values.get("team_name")))
+                modal = form("Team name", f"hsdk:m-name:{tail}", field)
+            else:
+                first = (FIRST_COLOUR, "Colour (hex)", "#1F6FEB", colours[0])
+                second = (SECOND_COLOUR, "Second colour (gradient)", "#0B1F3A", colours[1])
+                pair = (first, second) if kind == "gradient" else (first,)
+                modal = form("Brand colours (hex)", f"hsdk:m-{kind}:{tail}", *pair)
+            await interaction.response.send_modal(modal)
+            return
+        step, value = OP_STEPS["hsdk"].get(op, "form"), value or op
+        team_id = team_id_for("discord", int(guild))
+        turn = Turn(surface, user, scope)
+        await self.team.kit_press(turn, step, value, team_id=team_id, message_id=message_id)
+
+    async def cmd_team_show(
+        self, interaction: discord.Interaction, surface: DiscordSurface
+    ) -> None:
+        """Show the team's look and its preview, privately."""
+        team = await self._team_here(interaction, surface)
+        if team is not None:
+            await surface.working()
+            await self.team.post_kit(surface, team, private=True)
+
+    async def cmd_team_join(
+        self, interaction: discord.Interaction, surface: DiscordSurface
+    ) -> None:
+        """Join the team: consent, then a private thread (or DM) for the selfies."""
+        team = await self._team_here(interaction, surface)
+        if team is not None:
+            await surface.working()
+            place = Place(team.target.chat_id, guild_id=interaction.guild_id)
+            await self._begin(interaction, user_ref(interaction.user), place, team_id=team.team_id)
+
+    async def cmd_team_status(
+        self, interaction: discord.Interaction, surface: DiscordSurface
+    ) -> None:
+        team = await self._team_here(interaction, surface)
+        if team is not None:
+            await surface.working()
+            user = user_ref(interaction.user)
+            await self.team.status(surface, team, user, admin=self._is_admin(interaction))
+
+    async def cmd_team_export(
+        self, interaction: discord.Interaction, surface: DiscordSurface
+    ) -> None:
+        """Send the approved headshots and a contact sheet to the admin by DM."""
+        team = await self._team_here(interaction, surface, admin=True)
+        if team is None:
+            return
+        await surface.working()
+        limit = (interaction.filesize_limit or UPLOAD_BYTES) - 64 * 1024
+        try:
+            dm = await interaction.user.create_dm()
+            sent = await self.team.export(DiscordSurface(self.client, dm.id), team, max_bytes=limit)
+        except discord.HTTPException:
+            logger.info("could not DM the export to %s", interaction.user.id, exc_info=True)
+            await surface.answer(texts.EXPORT_DM_FAILED)
+            return
+        await surface.answer(texts.EXPORT_SENT if sent else texts.EXPORT_EMPTY)
+
+    async def cmd_team_delete(
+        self, interaction: discord.Interaction, surface: DiscordSurface
+    ) -> None:
+        if await self._team_here(interaction, surface, admin=True) is not None:
+            await surface.show(delete_team_screen())
+
+    async def _team_button(
+        self, interaction: discord.Interaction, surface: DiscordSurface, op: str, tail: str
+    ) -> None:
+        message_id = interaction.message.id if interaction.message else 0
+        if op == "join":
+            await self.cmd_team_join(interaction, surface)
+            return
+        if not self._is_admin(interaction):
+            await surface.answer(texts.ONLY_ADMINS.format(admins=self._admins()))
+            return
+        guild = interaction.guild_id or 0
+        team_id = team_id_for("discord", guild)
+        if op in ("ok", "redo"):
+            value = f"{op}:{tail}"
+            name = interaction.user.display_name
+            await self.team.review(surface, name, team_id, value, message_id=message_id)
+        elif tail.partition(":")[0] != str(interaction.user.id):
+            await surface.answer(texts.KIT_NOT_YOURS)
+        elif op == "keep":
+            await surface.show(Screen(texts.TEAM_DELETE_KEPT, private=True), message_id=message_id)
+        else:
+            await self.services.teams.delete_team(team_id)
+            await surface.show(Screen(texts.TEAM_DELETED, private=True), message_id=message_id)
+
+
+def user_text(error: BaseException) -> str:
+    """What to tell the person about ``error`` (logging is the caller's business)."""
+    if isinstance(error, UserError):
+        return str(error)
+    if isinstance(error, app_commands.CheckFailure):
+        return str(error) or "You can't use this command here."
+    return texts.OPERATIONAL if isinstance(error, OperationalError) else texts.ERROR
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Log ``error`` and tell the person something useful, privately."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    command = interaction.command.qualified_name if interaction.command else "component"
+    if isinstance(error, (UserError, app_commands.CheckFailure)):
+        logger.info("user error in %s for user %s: %s", command, interaction.user.id, error)
+    else:
+        logger.error("error in %s", command, exc_info=error)
+    try:
+        await DiscordSurface(interaction.client, 0, interaction=interaction).answer(
+            user_text(error)
+        )
+    except discord.HTTPException:
+        # The interaction token may have expired (15 min); nothing more we can say.
+        logger.warning("could not report an error to user %s", interaction.user.id, exc_info=True)

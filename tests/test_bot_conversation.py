@@ -1,0 +1,639 @@
+"""One conversation, two front ends: scripts that run unchanged through Telegram and Discord.
+
+Each script plays people through a :class:`Person` (what a person does: start, agree, send
+photos, answer a question, describe the look, confirm, press a result button) and checks what
+the core decided (texts, the submitted job). ``TelegramPerson`` and ``DiscordPerson`` do the
+same things through the fake servers and the real bots, so the two front ends cannot drift.
+Also here: the core's pure parts (style steps, the tally) and the selfie-check limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import pytest
+
+from headshots.bot.conversation import photos, style
+from headshots.generation.content_policy import review_description
+from headshots.queue.contracts import PersonAttributes, StyleChoice, UserRef
+from headshots.queue.teams import BrandKit, KitBackground, TeamStore, team_id_for
+from tests.fake_discord import FakeDiscord
+from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
+from tests.plugins.telegram import ChatDriver, RunningBot
+from tests.test_bot_discord import GUILD_ID, photo_attachments, responded
+from tests.test_bot_discord_team import TeamUser
+
+BAD_DESCRIPTION = "naked on a beach"
+GOOD_DESCRIPTION = "navy turtleneck,   rooftop at golden hour"
+
+
+def plain(text: str) -> str:
+    return text.replace("**", "").replace("`", "")
+
+
+class Person(Protocol):
+    """What a person does in a conversation, whichever front end they use."""
+
+    user: UserRef
+
+    async def start(self) -> str: ...
+    async def agree(self) -> None: ...
+    async def send_photos(self, photos: list[bytes]) -> str: ...
+    async def finish_upload(self) -> None: ...
+    async def choose(self, step: str, value: str) -> None: ...
+    async def describe(self, text: str) -> str: ...
+    async def summary(self) -> str: ...
+    async def quick(self) -> str: ...
+    async def confirm(self) -> str: ...
+    async def press_result(self, data: str) -> str: ...
+    def where(self) -> tuple[int, int | None]: ...
+
+
+# --- Telegram ---------------------------------------------------------------------------------
+class TelegramPerson:
+    def __init__(self, bot: RunningBot, fake: FakeTelegram, chat: FakeChat, who: FakeUser) -> None:
+        self.bot, self.fake = bot, fake
+        self.driver = ChatDriver(fake, chat, who, TOPIC if chat.is_forum else None)
+        self.user = UserRef(platform="telegram", user_id=who.id)
+        self.menu: dict[str, Any] = {}
+        self.tally: dict[str, Any] = {}
+
+    async def start(self, payload: str = "") -> str:
+        mark = self.fake.mark()
+        self.driver.text(f"/start {payload}".strip())
+        self.menu = await self.driver.said("", since=mark)
+        return plain(str(self.menu["text"]))
+
+    async def agree(self) -> None:
+        mark = self.fake.mark()
+        self.driver.press_label(self.menu, "I agree")
+        await self.driver.said("Now send", since=mark)
+
+    async def send_photos(self, photos: list[bytes]) -> str:
+        mark = self.fake.mark()
+        self.driver.photos(photos)
+        self.tally = await self.driver.said("accepted", since=mark, timeout=60)
+        return plain(str(self.tally["text"]))
+
+    async def finish_upload(self) -> None:
+        mark = self.fake.mark()
+        self.driver.press_label(self.tally, "Done")
+        self.menu = await self.driver.said("?", since=mark)
+
+    async def _press(self, data: str) -> str:
+        """Press ``data`` under the menu; the callback's answer, the menu updated."""
+        mark = self.fake.mark()
+        query = self.driver.press(self.menu, data)
+        answer = await self.fake.wait_for(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
+        )
+        edits = [
+            c
+            for c in self.fake.calls_since(mark, "editMessageText")
+            if int(c.params["message_id"]) == int(self.menu["message_id"]) and c.status == 200
+        ]
+        if edits:
+            self.menu = dict(edits[-1].response)
+        return plain(str(answer.params.get("text", "")))
+
+    async def choose(self, step: str, value: str) -> None:
+        await self._press(f"s:{self.user.user_id}:{step}:{value}")
+
+    async def describe(self, text: str) -> str:
+        if "Describe the look" not in str(self.menu["text"]):
+            await self.choose("preset", style.CUSTOM)
+        mark = self.fake.mark()
+        self.driver.text(text)
+        reply = await self.driver.said("", since=mark)
+        if "?" in str(reply["text"]):  # the next question: the description was taken
+            self.menu = reply
+            return ""
+        return plain(str(reply["text"]))
+
+    async def summary(self) -> str:
+        return plain(str(self.menu["text"]))
+
+    async def quick(self) -> str:
+        return await self._press(f"f:{self.user.user_id}:q")
+
+    async def confirm(self) -> str:
+        mark = self.fake.mark()
+        self.driver.press(self.menu, f"f:{self.user.user_id}:ok")
+        return plain(str((await self.driver.said("Queued", since=mark))["text"]))
+
+    async def press_result(self, data: str) -> str:
+        from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+        chat = self.driver.chat.id
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("result", callback_data=data)]])
+        posted = await self.bot.application.bot.send_message(
+            chat, "Your headshots", reply_markup=keyboard, message_thread_id=self.driver.thread_id
+        )
+        query = self.fake.press(self.user_of(), self.fake.message(chat, posted.message_id), data)
+        answer = await self.fake.wait_for(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
+        )
+        return plain(str(answer.params.get("text", "")))
+
+    def user_of(self) -> FakeUser:
+        return self.driver.user
+
+    def where(self) -> tuple[int, int | None]:
+        return self.driver.chat.id, self.driver.thread_id
+
+
+# --- Discord ----------------------------------------------------------------------------------
+class DiscordPerson:
+    def __init__(self, fake: FakeDiscord, member: TeamUser, channel: dict[str, Any]) -> None:
+        self.fake, self.member, self.channel = fake, member, channel
+        self.user = member.ref
+        self.form: dict[str, Any] = {}
+        self.place: dict[str, Any] = {}
+        self.sent = 0
+
+    async def _wait(self, probe: Callable[[], Any], what: str) -> Any:
+        return await self.fake.wait_for(probe, what=what, within=30)
+
+    def _answer(self, payload: dict[str, Any]) -> str:
+        responses = self.fake.interaction_responses(payload)
+        content = str((responses[0].get("data") or {}).get("content", "")) if responses else ""
+        followups = [
+            m
+            for m in self.fake.messages.values()
+            if m.get("interaction_token") == payload["token"] and m.get("content")
+        ]
+        return plain(content or (str(followups[-1]["content"]) if followups else ""))
+
+    async def start(self, join: bool = False) -> str:
+        sub = "join" if join else "start"
+        payload = (
+            self.member.team(sub, self.channel) if join else self.member.slash(sub, self.channel)
+        )
+        await responded(self.fake, payload)
+        prompt = await self._wait(
+            lambda: self.fake.message_with(f"hsd:consent:{self.member.id}:"), "the consent prompt"
+        )
+        self.form = prompt
+        return plain(str(prompt["content"]))
+
+    async def agree(self) -> None:
+        await self.member.press(self.form, "hsd:consent")
+        self.form = await self._wait(
+            lambda: self.fake.message_with(f"hsd:class:{self.member.id}:"), "the style form"
+        )
+        self.place = self.fake.channels[int(self.form["channel_id"])]
+
+    def _tally(self) -> str:
+        for message in self.fake.live_messages(int(self.place["id"])):
+            if str(message["content"]).startswith("**Photos**"):
+                return plain(str(message["content"]))
+        return ""
+
+    async def send_photos(self, photos: list[bytes]) -> str:
+        self.sent += len(photos)
+        self.member.bot._connection.parse_message_create(  # type: ignore[arg-type]
+            self.fake.user_message(
+                user=self.member.user,
+                channel=self.place,
+                attachments=photo_attachments(self.fake, photos),
+            )
+        )
+
+        def counted() -> str | None:
+            text = self._tally()
+            head = text.split(":")[1] if ":" in text else ""
+            numbers = [int(w) for w in head.replace(",", " ").split() if w.isdigit()]
+            return text if sum(numbers[:2]) == self.sent else None
+
+        return str(await self._wait(counted, "the tally"))
+
+    async def finish_upload(self) -> None:
+        """The form is there from the start: nothing to press."""
+
+    def _current(self) -> dict[str, Any]:
+        return self.fake.messages[int(self.form["id"])]
+
+    async def _click(self, op: str) -> str:
+        payload = await self.member.press(self._current(), op)
+        return self._answer(payload)
+
+    async def choose(self, step: str, value: str) -> None:
+        from headshots.bot.discord.surface import STYLE_OPS
+
+        op = f"hsd:{STYLE_OPS[step]}:"
+        for page in ("more", "you", "hairstyle", "look", "more"):
+            if any(c.startswith(op) for c in self.fake.custom_ids(self._current())):
+                break
+            if any(c.startswith(f"hsd:{page}:") for c in self.fake.custom_ids(self._current())):
+                await self._click(f"hsd:{page}:")
+        await self.member.pick(self._current(), op, value)
+
+    async def describe(self, text: str) -> str:
+        """The reply to the description ("" when it was taken: the form is updated instead)."""
+        opened = await self.member.press(self._current(), "hsd:custom")
+        submitted = await self.member.submit_modal(opened, [text], self._current())
+        taken = self.fake.interaction_responses(submitted)[0]["type"] == 7
+        return "" if taken else self._answer(submitted)
+
+    async def summary(self) -> str:
+        if not any(c.startswith("hsd:confirm") for c in self.fake.custom_ids(self._current())):
+            await self._click("hsd:next")
+        return plain(str(self._current()["content"]))
+
+    async def quick(self) -> str:
+        return await self._click("hsd:quick")
+
+    async def confirm(self) -> str:
+        await self._click("hsd:confirm")
+        status = await self._wait(
+            lambda: next(
+                (
+                    m
+                    for m in self.fake.live_messages(int(self.place["id"]))
+                    if str(m["content"]).startswith("Queued")
+                ),
+                None,
+            ),
+            "the status message",
+        )
+        return plain(str(status["content"]))
+
+    async def press_result(self, data: str) -> str:
+        button = {"type": 2, "style": 2, "label": "result", "custom_id": data}
+        message = self.fake._message_payload(
+            int((self.place or self.channel)["id"]),
+            "Your headshots",
+            components=[{"type": 1, "components": [button]}],
+        )
+        self.fake.messages[int(message["id"])] = message
+        return self._answer(await self.member.press(message, data))
+
+    def where(self) -> tuple[int, int | None]:
+        thread = self.place
+        parent = thread.get("parent_id")
+        return (int(parent), int(thread["id"])) if parent else (int(thread["id"]), None)
+
+
+# --- the people of a test, on one platform --------------------------------------------------
+ALICE = FakeUser(id=3001, first_name="Alice")
+BOB = FakeUser(id=3002, first_name="Bob")
+TOPIC = 5
+GROUP = FakeChat.supergroup(-100700, "Studio", forum=True)
+
+
+class Platform:
+    """The platform's bot, started on demand, and its people: privately, in a group, admins."""
+
+    def __init__(
+        self,
+        name: str,
+        telegram_bot: Any,
+        fake_telegram: FakeTelegram,
+        discord_bot_factory: Any,
+        fake_discord: FakeDiscord,
+    ) -> None:
+        self.name, self.fake_t, self.fake_d = name, fake_telegram, fake_discord
+        self._start_telegram, self._start_discord = telegram_bot, discord_bot_factory
+        self.channel = fake_discord.add_text_channel(GUILD_ID, "studio")
+        self.client: Any = None
+
+    async def start(self, **settings: Any) -> None:
+        if self.name == "telegram":
+            self.telegram = await self._start_telegram(**settings)
+            self.client = self.telegram.services.client
+        else:
+            self.bot = await self._start_discord(**settings)
+            self.client = self.bot.queue
+
+    def person(self, who: FakeUser, *, group: bool = False, admin: bool = False) -> Any:
+        if self.name == "telegram":
+            chat = GROUP if group else FakeChat.private(who)
+            if admin:
+                self.fake_t.set_admin(GROUP, who)
+            return TelegramPerson(self.telegram, self.fake_t, chat, who)
+        member = TeamUser(self.fake_d, self.bot, who.id, who.first_name.lower(), admin=admin)
+        return DiscordPerson(self.fake_d, member, self.channel)
+
+    @property
+    def team_id(self) -> str:
+        if self.name == "telegram":
+            return team_id_for("telegram", GROUP.id)
+        return team_id_for("discord", GUILD_ID)
+
+    def teams(self) -> TeamStore:
+        settings = self.telegram.settings if self.name == "telegram" else self.bot.settings
+        return TeamStore(self.client.redis, self.client.store, settings)
+
+    async def answer_the_rest(self, person: Any) -> None:
+        """One question at a time (Telegram): the questions a form leaves at their defaults."""
+        if self.name != "telegram":
+            return
+        for step in ("eye_colour", "glasses", "hair_colour", "background", "attire"):
+            await person.choose(step, "as_in_photos" if step == "glasses" else "default")
+        for step in ("colour_grade", "count", "aspect_ratio"):
+            await person.choose(step, "8" if step == "count" else "default")
+
+
+@pytest.fixture(params=["telegram", "discord"])
+async def platform(
+    request: pytest.FixtureRequest,
+    telegram_bot: Any,
+    fake_telegram: FakeTelegram,
+    discord_bot_factory: Any,
+    fake_discord: FakeDiscord,
+) -> Platform:
+    return Platform(request.param, telegram_bot, fake_telegram, discord_bot_factory, fake_discord)
+
+
+async def submitted(platform: Platform, person: Person, kind: str = "full") -> Any:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        jobs = [j for j in await platform.client.user_jobs(person.user) if j.request.kind == kind]
+        if jobs:
+            return jobs
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} job of {person.user.key}")
+
+
+# --- the scripts ------------------------------------------------------------------------------
+async def test_single_person(
+    platform: Platform, face_photo_bytes: list[bytes], group_photo_bytes: bytes
+) -> None:
+    """Consent, a tally with a refused photo, the person's features, a refused and an accepted
+    description, the summary, quick drafts unavailable, confirm; then "make N more" once."""
+    await platform.start(max_active_jobs_per_user=0)
+    alice = platform.person(ALICE)
+    assert "Do you agree" in await alice.start()
+    await alice.agree()
+    tally = await alice.send_photos([*face_photo_bytes[:4], group_photo_bytes])
+    assert "4 accepted, 1 rejected" in tally and "more than one person" in tally
+    await alice.finish_upload()
+    refusal = await alice.describe(BAD_DESCRIPTION)
+    assert review_description(BAD_DESCRIPTION).refusal == refusal
+    assert await alice.describe(GOOD_DESCRIPTION) == ""
+    answers = [
+        ("subject_class", "woman"),
+        ("eye_colour", "blue"),
+        ("glasses", "wear"),
+        ("hair_colour", "blonde"),
+        ("hair_length", "long"),
+        ("colour_grade", "ektar"),
+        ("count", "4"),
+        ("aspect_ratio", "1:1"),
+    ]
+    for step, value in answers:
+        await alice.choose(step, value)
+    summary = await alice.summary()
+    assert "Photos: 4 accepted." in summary
+    assert "Eyes: blue · Glasses: yes · Hair: long, blonde" in summary
+    assert "Description: navy turtleneck, rooftop at golden hour" in summary
+    assert "Quick drafts need an LCM-LoRA" in await alice.quick()
+    assert "Queued: position" in await alice.confirm()
+
+    (job,) = await submitted(platform, alice)
+    assert job.request.style == StyleChoice(
+        subject_class="woman",
+        colour_grade="ektar",
+        count=4,
+        aspect_ratio="1:1",
+        custom="navy turtleneck, rooftop at golden hour",
+        attributes=PersonAttributes(
+            eye_colour="blue", glasses="wear", hair_colour="blonde", hair_length="long"
+        ),
+    )
+    assert (job.request.target.chat_id, job.request.target.thread_id) == alice.where()
+
+    # "Make 3 more": the same style and model, three images, new seeds; twice is one job.
+    assert "Making 3 more" in await alice.press_result(f"hs:mm:{job.job_id}:3")
+    await alice.press_result(f"hs:mm:{job.job_id}:3")
+    (more,) = await submitted(platform, alice, "new_style")
+    assert more.request.lora_job_id == job.job_id and more.request.nonce
+    assert more.request.style == job.request.style.model_copy(update={"count": 3})
+    bob = platform.person(BOB)
+    assert "not your job" in await bob.press_result(f"hs:mm:{job.job_id}:3")
+    assert len(await submitted(platform, alice, "new_style")) == 1
+
+
+async def test_quick_draft_when_configured(
+    platform: Platform, face_photo_bytes: list[bytes]
+) -> None:
+    await platform.start(lcm_lora="latent-consistency/lcm-lora-sdv1-5")
+    alice = platform.person(ALICE)
+    await alice.start()
+    await alice.agree()
+    await alice.send_photos(face_photo_bytes[:4])
+    await alice.finish_upload()
+    for step, value in [("preset", "legal"), ("subject_class", "man")]:
+        await alice.choose(step, value)
+    await platform.answer_the_rest(alice)
+    await alice.summary()
+    await alice.quick()
+    assert "Quality: quick draft" in await alice.summary()
+    await alice.confirm()
+    (job,) = await submitted(platform, alice)
+    assert job.request.style.quick and job.request.style.preset == "legal"
+
+
+async def test_group_members_apart(platform: Platform, face_photo_bytes: list[bytes]) -> None:
+    """Two people in one group (a forum topic) or channel (their threads): each has their
+    own conversation; one cannot answer the other's consent; each job goes where they are."""
+    await platform.start()
+    alice, bob = platform.person(ALICE, group=True), platform.person(BOB, group=True)
+    await alice.start()
+    if platform.name == "telegram":
+        query = bob.driver.press_label(alice.menu, "I agree")
+        answer = await platform.fake_t.wait_for(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
+        )
+        assert "not your session" in answer.params["text"]
+    else:
+        intruded = await bob.member.press(alice.form, "hsd:consent")
+        assert "not your session" in alice._answer(intruded)
+    await alice.agree()
+    await bob.start()
+    await bob.agree()
+    assert "4 accepted, 0 rejected" in await alice.send_photos(face_photo_bytes[:4])
+    assert "4 accepted, 0 rejected" in await bob.send_photos(face_photo_bytes[2:6])
+    for person, subject in ((alice, "woman"), (bob, "man")):
+        await person.finish_upload()
+        await person.choose("preset", "corporate")
+        await person.choose("subject_class", subject)
+        await platform.answer_the_rest(person)
+        await person.summary()
+        status = await person.confirm()
+        if platform.name == "telegram":
+            assert status.startswith(f"{person.driver.user.first_name}: Queued")
+    for person, subject in ((alice, "woman"), (bob, "man")):
+        (job,) = await submitted(platform, person)
+        assert job.request.style.subject_class == subject
+        assert (job.request.target.chat_id, job.request.target.thread_id) == person.where()
+    assert alice.where() != bob.where() or platform.name == "telegram"
+
+
+async def test_team_admin_sets_the_look(platform: Platform) -> None:
+    """Only an admin opens the team look; the saved kit is the same whichever front end."""
+    await platform.start()
+    admin, member = platform.person(ALICE, group=True, admin=True), platform.person(BOB, group=True)
+    if platform.name == "telegram":
+        mark = platform.fake_t.mark()
+        member.driver.text("/team setup")
+        assert "Only group admins" in (await member.driver.said("Only", since=mark))["text"]
+        await telegram_kit(admin)
+    else:
+        refused = member.member.team("setup", platform.channel)
+        await responded(platform.fake_d, refused)
+        assert "Only server admins" in member._answer(refused)
+        await discord_kit(admin, platform)
+    team = await platform.teams().require(platform.team_id)
+    assert team.kit == BrandKit(
+        team_name="Acme",
+        preset="legal",
+        background=KitBackground(kind="colour", colours=["#1f6feb"]),
+        colour_grade="ektar",
+        aspect_ratio="1:1",
+        count=4,
+        review=True,
+    )
+
+
+async def telegram_kit(admin: TelegramPerson) -> None:
+    """The look, one question at a time: typed answers as replies, the rest as buttons."""
+    fake, uid = admin.fake, admin.user.user_id
+    mark = fake.mark()
+    admin.driver.text("/team")
+    await admin.driver.said("team's name", since=mark)
+    answers = [("", "Acme"), ("preset", "legal"), ("background", "colour"), ("", "#1F6FEB")]
+    answers += [("attire", "default"), ("colour_grade", "ektar"), ("aspect_ratio", "1:1")]
+    answers += [("count", "4"), ("logo", "none"), ("review", "on"), ("confirm", "save")]
+    for step, value in answers:
+        mark = fake.mark()
+        if step:
+            menu = fake.bot_messages(admin.driver.chat.id)[-1]
+            fake.press(admin.driver.user, menu, f"tk:{uid}:{step}:{value}")
+        else:
+            admin.driver.text(value)
+        await fake.wait_for(
+            None, lambda c: c.method in ("sendMessage", "editMessageText"), since=mark
+        )
+    await fake.wait_for("sendPhoto", lambda c: int(c.params["chat_id"]) == GROUP.id)
+
+
+async def discord_kit(admin: DiscordPerson, platform: Platform) -> None:
+    fake, member = admin.fake, admin.member
+    await responded(fake, member.team("setup", platform.channel))
+    editor = await fake.wait_for(lambda: fake.message_with(f"hsdk:preset:{member.id}:"))
+    opened = await member.press(editor, "hsdk:name")
+    await member.submit_modal(opened, ["Acme"], editor)
+    await member.pick(fake.messages[int(editor["id"])], "hsdk:preset", "legal")
+    opened = await member.pick(fake.messages[int(editor["id"])], "hsdk:bg", "colour")
+    await member.submit_modal(opened, ["#1F6FEB"], editor)
+    await member.pick(fake.messages[int(editor["id"])], "hsdk:grade", "ektar")
+    await member.press(fake.messages[int(editor["id"])], "hsdk:more")
+    await member.pick(fake.messages[int(editor["id"])], "hsdk:aspect", "1:1")
+    await member.pick(fake.messages[int(editor["id"])], "hsdk:count", "4")
+    await member.pick(fake.messages[int(editor["id"])], "hsdk:review", "on")
+    await member.press(fake.messages[int(editor["id"])], "hsdk:save")
+    await fake.wait_for(lambda: fake.message_with(f"hsdt:join:{GUILD_ID}"), what="the preview")
+
+
+async def test_team_member_answers_for_themselves(
+    platform: Platform, face_photo_bytes: list[bytes]
+) -> None:
+    """A member joins, uploads privately, answers only about themselves; the kit does the rest."""
+    from headshots.queue.contracts import ChatTarget
+
+    await platform.start()
+    kit = BrandKit(team_name="Acme", preset="legal", count=4)
+    channel = GROUP.id if platform.name == "telegram" else int(platform.channel["id"])
+    target = ChatTarget(platform=platform.name, chat_id=channel, user_id=ALICE.id)  # type: ignore[arg-type]
+    await platform.teams().save_kit(platform.team_id, platform.name, kit, target, ALICE.id)  # type: ignore[arg-type]
+    bob = platform.person(BOB)
+    if platform.name == "telegram":
+        intro = await bob.start(f"team_{platform.team_id}")
+    else:
+        intro = await bob.start(join=True)
+    assert "joining Acme" in intro
+    await bob.agree()
+    await bob.send_photos(face_photo_bytes[:4])
+    await bob.finish_upload()
+    for step, value in [("subject_class", "woman"), ("eye_colour", "green"), ("glasses", "none")]:
+        await bob.choose(step, value)
+    if platform.name == "telegram":
+        await bob.choose("hair_colour", "default")  # one tap: hair as in the photos
+    summary = await bob.summary()
+    assert "The team's look:" in summary and "Team: Acme" in summary
+    assert "You: Woman · Eyes: green · Glasses: no · Hair: as in my photos" in summary
+    await bob.confirm()
+    (job,) = await submitted(platform, bob)
+    features = PersonAttributes(eye_colour="green", glasses="none")
+    assert job.request.style == kit.style_for("woman", features)
+    assert job.request.team_id == platform.team_id
+
+
+# --- the core's pure parts --------------------------------------------------------------------
+def test_person_questions_are_asked_once_and_skippable() -> None:
+    after_class = style.next_step("subject_class", {})
+    assert after_class == "eye_colour"
+    chosen = style.apply({}, "hair_colour", style.DEFAULT)
+    assert style.next_step("glasses", chosen) == "hair_colour"
+    assert style.next_step("hair_colour", chosen) == "background", "one tap skips the length"
+    chosen = style.apply(chosen, "hair_colour", "red")
+    assert style.next_step("hair_colour", chosen) == "hair_length"
+    # Features known from an earlier job (a new style) are not asked again.
+    assert style.next_step("subject_class", chosen, skip=True) == "background"
+    assert style.next_step(None, {}, steps=style.TEAM_STEPS) == "subject_class"
+    with pytest.raises(ValueError):
+        style.apply({}, "eye_colour", "purple")
+
+
+def test_tally_lists_refused_photos_and_set_notes(settings_factory: Callable[..., Any]) -> None:
+    from headshots.bot.conversation.state import Conversation
+    from headshots.generation.faces.selfie_check import SelfieVerdict, SetVerdict
+
+    conversation = Conversation(next_index=3, places=[(20, 0), (10, 0)], names={"1": "late.jpg"})
+    conversation.verdicts = [SelfieVerdict(i, False, ["blurry"]).to_json() for i in (1, 2)]
+    verdict = SetVerdict(
+        usable=False,
+        accepted=[],
+        rejected={2: ["blurry"], 1: ["blurry"]},
+        reasons=["only 0 usable photos, need at least 4"],
+        notes=["you wear glasses in photos 1 and 3 only"],
+    )
+    text = photos.tally(conversation, verdict, settings_factory(), form=False)
+    # Photo 2 (sent second) is stored as index 1, the file named late.jpg.
+    assert "photo 1, blurry; photo 2 (`late.jpg`): blurry" in text
+    lines = text.splitlines()
+    assert lines.index("ℹ️ you wear glasses in photos 1 and 3 only") == 1
+    assert "Only 0 usable photos, need at least 4." in lines
+
+
+async def test_one_limiter_bounds_every_selfie_check(
+    settings_factory: Callable[..., Any], face_photo_bytes: list[bytes]
+) -> None:
+    """However many photos arrive at once, at most HEADSHOTS_CHECK_CONCURRENCY are checked."""
+    from headshots.bot.conversation.photos import FaceWork
+
+    faces = FaceWork(settings_factory(check_concurrency=2, face_backend="dlib"))
+    running = peak = 0
+
+    async def fetch(data: bytes) -> bytes:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        return data
+
+    async def checked(data: bytes, index: int) -> bool:
+        nonlocal running
+        verdict, _ = await faces.check(lambda: fetch(data), index)
+        running -= 1
+        return verdict.accepted
+
+    try:
+        results = await asyncio.gather(*(checked(face_photo_bytes[i % 4], i) for i in range(8)))
+    finally:
+        faces.close()
+    assert all(results) and peak == 2
