@@ -32,7 +32,7 @@ sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from headshots.generation.faces import DlibAnalyzer, check_selfie, check_selfie_set
 analyzer = DlibAnalyzer()
-files = sorted(Path(sys.argv[2]).glob("*.jpg"))
+files = sorted(Path(sys.argv[2]).iterdir())
 verdicts = [check_selfie(p.read_bytes(), analyzer, index=i) for i, p in enumerate(files, 1)]
 result = check_selfie_set(verdicts, same_person_threshold=analyzer.same_person_threshold)
 print(json.dumps({
@@ -85,6 +85,32 @@ def _time_embedding_path() -> None:
     print("  * small exported model, not w600k_r50: measures the code path, not the real cost")
 
 
+def _hostile_files() -> dict[str, bytes]:
+    """Small files with huge pixel counts (the probe's), and a 48 MP camera-sized JPEG."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    files: dict[str, bytes] = {}
+    for name, side, mode in (
+        ("x1-16bit-5400.png", 5400, "I;16"),
+        ("x2-rgba-5400.png", 5400, "RGBA"),
+        ("x3-16bit-6300.png", 6300, "I;16"),
+        ("x4-rgba-6300.png", 6300, "RGBA"),
+    ):
+        pixels = np.zeros((side, side), np.uint16 if mode == "I;16" else np.uint8)
+        pixels[1000:2000, 1000:2000] = 40000 if mode == "I;16" else 150
+        image = Image.fromarray(pixels)
+        buffer = io.BytesIO()
+        (image.convert("RGBA") if mode == "RGBA" else image).save(buffer, "PNG")
+        files[name] = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.new("RGB", (8000, 6000), (128, 120, 110)).save(buffer, "JPEG", quality=90)
+    files["x5-48mp.jpg"] = buffer.getvalue()
+    return files
+
+
 def main() -> None:
     photos = face_photo_variants()
     group = insightface_image_path("t1.jpg").read_bytes()
@@ -103,10 +129,13 @@ def main() -> None:
         print(f"insightface detection: skipped, no pack in {pack}")
     _time_embedding_path()
 
+    hostile = _hostile_files()
     with tempfile.TemporaryDirectory() as folder:
-        for number in range(30):
+        for number in range(30 - len(hostile)):
             data = photos[number % len(photos)]
             Path(folder, f"{number:02d}.jpg").write_bytes(data)
+        for name, data in hostile.items():
+            Path(folder, name).write_bytes(data)
         start = time.perf_counter()
         child = subprocess.run(
             [sys.executable, "-c", _CHILD, str(Path(__file__).resolve().parents[1]), folder],
@@ -116,8 +145,10 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - start
     result = json.loads(child.stdout)
+    sizes = ", ".join(f"{name} {len(data) // 1024} KB" for name, data in hostile.items())
+    print(f"\nthe 30 include {len(hostile)} files built to cost memory: {sizes}")
     print(
-        f"\nsubprocess, 30 photos with dlib: {elapsed:.1f} s wall, "
+        f"subprocess, 30 photos with dlib: {elapsed:.1f} s wall, "
         f"peak RSS {result['peak_rss_mb']:.0f} MB, torch imported: {result['torch_imported']}, "
         f"accepted {result['accepted']} (duplicates of the 7 variants are rejected)"
     )

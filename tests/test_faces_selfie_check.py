@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
 from headshots.generation.faces import (
@@ -12,7 +15,8 @@ from headshots.generation.faces import (
     check_selfie,
     check_selfie_set,
 )
-from tests.plugins.faces import astronaut_image, to_jpeg
+from headshots.generation.faces.images import CHECK_MAX_PIXELS
+from tests.plugins.faces import astronaut_image, to_jpeg, to_png
 
 
 def _check_all(photos: list[bytes], analyzer) -> list[SelfieVerdict]:
@@ -158,3 +162,71 @@ def test_verdict_round_trips_through_json(dlib_analyzer, face_photo_bytes) -> No
     assert restored.to_json() == verdict.to_json()
     rejected = check_selfie(b"nope", dlib_analyzer, index=2)
     assert SelfieVerdict.from_json(rejected.to_json()) == rejected
+
+
+def test_a_turned_photo_says_turn_it(dlib_analyzer) -> None:
+    upright = astronaut_image()
+    for turn, word in (
+        (Image.Transpose.ROTATE_180, "upside down"),
+        (Image.Transpose.ROTATE_90, "on its side"),
+    ):
+        verdict = check_selfie(to_jpeg(upright.transpose(turn)), dlib_analyzer, index=1)
+        assert verdict.reasons == [f"this photo is {word}: turn it upright and send it again"]
+
+
+def test_a_face_too_small_to_detect_says_come_closer(dlib_analyzer) -> None:
+    # The astronaut's face in a corner of a big, plain frame: detection at the usual scale
+    # misses it; the zoomed-in look finds it and the reason says what to do.
+    canvas = Image.new("RGB", (2400, 2400), (120, 120, 120))
+    canvas.paste(astronaut_image().resize((360, 360)), (60, 60))
+    verdict = check_selfie(to_jpeg(canvas), dlib_analyzer, index=1)
+    assert verdict.reasons == ["your face is too small in the picture: come closer"]
+
+
+def test_heavy_compression_and_screenshots_are_mentioned(dlib_analyzer) -> None:
+    photo = astronaut_image()
+    crushed = check_selfie(to_jpeg(photo, quality=5), dlib_analyzer, index=1)
+    assert any("heavily compressed (JPEG quality about 5)" in w for w in crushed.warnings)
+    fine = check_selfie(to_jpeg(photo, quality=85), dlib_analyzer, index=2)
+    assert not any("compressed" in w or "screenshot" in w for w in fine.warnings)
+    screenshot = check_selfie(to_png(photo), dlib_analyzer, index=3)
+    assert any("looks like a screenshot" in w for w in screenshot.warnings)
+
+
+@pytest.mark.parametrize(
+    ("mode", "side"),
+    [("I;16", 5400), ("RGBA", 5400), ("L", 5400), ("I;16", 6300), ("RGBA", 6300)],
+)
+def test_huge_pixel_counts_in_tiny_files_decode_in_bounded_memory(mode: str, side: int) -> None:
+    # The probe: an 88 KB 6300x6300 16-bit PNG peaked at 1,041 MB in the check (float64
+    # conversion), an RGBA one at 814 MB. Measured in a fresh process, as its peak RSS.
+    script = (
+        "import io, resource\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from headshots.generation.faces import DlibAnalyzer, check_selfie\n"
+        "analyzer = DlibAnalyzer(); analyzer.analyze(Image.new('RGB', (64, 64)))\n"
+        f"mode, side = {mode!r}, {side}\n"
+        "pixels = np.zeros((side, side), np.uint16 if mode == 'I;16' else np.uint8)\n"
+        "pixels[1000:2000, 1000:2000] = 40000 if mode == 'I;16' else 150\n"
+        "image = Image.fromarray(pixels)\n"
+        "image = image.convert('RGBA') if mode == 'RGBA' else image\n"
+        "buffer = io.BytesIO(); image.save(buffer, 'PNG'); data = buffer.getvalue()\n"
+        "del image, pixels, buffer\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "verdict = check_selfie(data, analyzer, index=1)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(len(data), (after - before) // 1024, verdict.width, '|'.join(verdict.reasons))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    size, extra_mb, width, reasons = result.stdout.strip().split(" ", 3)
+    assert int(size) < 400_000  # a small file...
+    if side * side > CHECK_MAX_PIXELS:
+        assert reasons == "this image is too large (over 30 megapixels)"
+        assert int(extra_mb) < 50, f"{mode}: {extra_mb} MB to refuse it"
+    else:
+        assert int(width) == side  # ...judged at its own size...
+        assert reasons.startswith("no face found")
+        assert int(extra_mb) < 250, f"{mode}: {extra_mb} MB above the baseline"  # ...bounded

@@ -256,6 +256,7 @@ class GenerationStages:
                     "index": v.index,
                     "path": paths[v.index - 1],
                     "box": list(v.face.box) if v.face else None,
+                    "glasses": v.glasses,
                 }
                 for v in accepted
             ],

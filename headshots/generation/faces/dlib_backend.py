@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from headshots.errors import ModelMissing
-from headshots.generation.faces.types import Face, normalise_embedding
+from headshots.generation.faces.types import Face, eye_centres, normalise_embedding
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class DlibAnalyzer:
                     landmarks=points,
                     score=float(score),
                     embedding=normalise_embedding(descriptor),
+                    # dlib's 5 points: two corners of one eye, two of the other, the nose.
+                    eyes=eye_centres(points[0:2].mean(axis=0), points[2:4].mean(axis=0)),
                 )
             )
         faces.sort(key=lambda face: face.area, reverse=True)

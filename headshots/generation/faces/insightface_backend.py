@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from headshots.errors import ModelMissing
-from headshots.generation.faces.types import Face, normalise_embedding
+from headshots.generation.faces.types import Face, eye_centres, normalise_embedding
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ class InsightFaceAnalyzer:
                     landmarks=np.asarray(points, dtype=np.float32).reshape(5, 2),
                     score=score,
                     embedding=embedder.embed(rgb, points),
+                    eyes=eye_centres(points[0], points[1]),  # insightface: eyes, nose, mouth
                 )
             )
         faces.sort(key=lambda face: face.area, reverse=True)

@@ -18,7 +18,12 @@ import numpy as np
 from PIL import Image
 
 from headshots.generation.faces import measures
-from headshots.generation.faces.images import decode_image
+from headshots.generation.faces.images import (
+    CHECK_LONG_SIDE,
+    CHECK_MAX_PIXELS,
+    DecodedPhoto,
+    decode_photo,
+)
 from headshots.generation.faces.ranking import reference_embedding
 from headshots.generation.faces.types import Face, FaceAnalyzer, ImageRejected
 
@@ -50,6 +55,13 @@ MAX_BRIGHTNESS = 225.0
 WARN_MAX_BRIGHTNESS = 205.0
 #: Differing bits (of 64) between difference hashes below which two photos are the same shot.
 NEAR_DUPLICATE_BITS = 6
+#: Estimated JPEG quality below which a photo is called heavily compressed (chat apps
+#: recompress at ~75-90; quality 5-20 shows as blocks around the eyes and mouth).
+HEAVY_COMPRESSION_QUALITY = 35
+#: Formats a camera does not write: such a file without camera EXIF is a screenshot or an edit.
+SCREENSHOT_FORMATS = ("PNG", "WEBP", "GIF", "BMP")
+#: When nothing is found, quarters of this share of each side are searched again (zoomed in).
+ZOOM_TILE = 0.6
 
 
 @dataclass
@@ -149,25 +161,51 @@ def check_selfie(data: bytes, analyzer: FaceAnalyzer, *, index: int) -> SelfieVe
     Errors of the analyzer itself (a missing model) do propagate: they are ours, not the user's.
     """
     try:
-        image = decode_image(data)
+        # Bounded decode: the check never holds a full-size copy of a huge file in memory.
+        photo = decode_photo(data, max_pixels=CHECK_MAX_PIXELS, max_side=CHECK_LONG_SIDE)
     except ImageRejected as exc:
         return SelfieVerdict(index=index, accepted=False, reasons=[exc.reason])
-    return check_selfie_image(image, analyzer, index=index)
+    verdict = check_selfie_image(photo.image, analyzer, index=index, original_size=photo.size)
+    verdict.warnings.extend(_file_warnings(photo))
+    return verdict
 
 
-def check_selfie_image(image: Image.Image, analyzer: FaceAnalyzer, *, index: int) -> SelfieVerdict:
-    """:func:`check_selfie` on an already decoded RGB image."""
+def _file_warnings(photo: DecodedPhoto) -> list[str]:
+    """What the file itself says about the photo: heavy compression, a screenshot."""
+    if photo.jpeg_quality is not None and photo.jpeg_quality < HEAVY_COMPRESSION_QUALITY:
+        return [
+            f"heavily compressed (JPEG quality about {photo.jpeg_quality}): "
+            "send the original photo if you have it"
+        ]
+    if photo.format in SCREENSHOT_FORMATS and not photo.camera_exif:
+        return ["this looks like a screenshot or an edited copy: the original photo works better"]
+    return []
+
+
+def check_selfie_image(
+    image: Image.Image,
+    analyzer: FaceAnalyzer,
+    *,
+    index: int,
+    original_size: tuple[int, int] | None = None,
+) -> SelfieVerdict:
+    """:func:`check_selfie` on an already decoded RGB image.
+
+    ``original_size`` is the photo's own size when ``image`` was decoded smaller: sizes are
+    judged on the photo as sent, faces in the pixels we have.
+    """
+    width, height = original_size or image.size
     verdict = SelfieVerdict(
         index=index,
         accepted=False,
-        width=image.width,
-        height=image.height,
+        width=width,
+        height=height,
         image_hash=measures.difference_hash(image),
     )
-    short_side = min(image.size)
+    short_side = min(width, height)
     if short_side < MIN_SHORT_SIDE:
         verdict.reasons.append(
-            f"the photo is too small ({image.width}x{image.height}): send one at least "
+            f"the photo is too small ({width}x{height}): send one at least "
             f"{WARN_SHORT_SIDE} px on each side"
         )
         return verdict
@@ -178,26 +216,55 @@ def check_selfie_image(image: Image.Image, analyzer: FaceAnalyzer, *, index: int
     prominent = prominent_faces(faces)
     verdict.face_count = len(prominent)
     if not prominent:
-        verdict.reasons.append("no face found: look at the camera with your face fully visible")
+        verdict.reasons.append(_why_no_face(image, analyzer))
         return verdict
     if len(prominent) > 1:
         verdict.reasons.append("more than one person in the picture")
         return verdict
     face = prominent[0]
     verdict.face = face
-    verdict.reasons.extend(_face_problems(image, face, verdict.warnings))
+    scale = max(width, height) / max(image.size)
+    verdict.reasons.extend(_face_problems(image, face, verdict.warnings, scale))
     verdict.sharpness = measures.face_sharpness(image, face.box)
     verdict.brightness = measures.face_brightness(image, face.box)
     verdict.reasons.extend(_quality_problems(verdict.sharpness, verdict.brightness, verdict))
+    verdict.glasses = measures.wears_glasses(image, face)
     verdict.accepted = not verdict.reasons
     logger.debug(
-        "selfie %d: accepted=%s sharpness=%.1f brightness=%.1f",
+        "selfie %d: accepted=%s sharpness=%.1f brightness=%.1f glasses=%s",
         index,
         verdict.accepted,
         verdict.sharpness,
         verdict.brightness,
+        verdict.glasses,
     )
     return verdict
+
+
+_TURNS = (
+    (Image.Transpose.ROTATE_90, "this photo is on its side: turn it upright and send it again"),
+    (Image.Transpose.ROTATE_180, "this photo is upside down: turn it upright and send it again"),
+    (Image.Transpose.ROTATE_270, "this photo is on its side: turn it upright and send it again"),
+)
+
+
+def _why_no_face(image: Image.Image, analyzer: FaceAnalyzer) -> str:
+    """Look harder before saying "no face": a turned photo, or a face too small to detect.
+
+    Detectors are trained on upright faces at a few scales. A face found only after turning
+    the photo means it was sent on its side; one found only in a zoomed-in quarter of the
+    photo is too small to learn a likeness from.
+    """
+    for turn, reason in _TURNS:
+        if prominent_faces(analyzer.analyze(image.transpose(turn))):
+            return reason
+    width, height = image.size
+    tile_w, tile_h = round(width * ZOOM_TILE), round(height * ZOOM_TILE)
+    for left in (0, width - tile_w):
+        for top in (0, height - tile_h):
+            if analyzer.analyze(image.crop((left, top, left + tile_w, top + tile_h))):
+                return "your face is too small in the picture: come closer"
+    return "no face found: look at the camera with your face fully visible"
 
 
 def prominent_faces(faces: list[Face]) -> list[Face]:
@@ -213,10 +280,14 @@ def prominent_faces(faces: list[Face]) -> list[Face]:
     return [largest, *others]
 
 
-def _face_problems(image: Image.Image, face: Face, warnings: list[str]) -> list[str]:
+def _face_problems(
+    image: Image.Image, face: Face, warnings: list[str], scale: float = 1.0
+) -> list[str]:
+    """Size and framing of the face; ``scale`` maps ``image`` pixels to the photo as sent."""
     problems: list[str] = []
     side = max(face.width, face.height)
     fraction = side / min(image.size)
+    side *= scale  # the face's pixels in the photo as sent (the check may decode it smaller)
     if side < MIN_FACE_PIXELS or fraction < MIN_FACE_FRACTION:
         problems.append("your face is too small in the picture: come closer")
     elif side < WARN_FACE_PIXELS or fraction < WARN_FACE_FRACTION:
@@ -226,7 +297,7 @@ def _face_problems(image: Image.Image, face: Face, warnings: list[str]) -> list[
     elif fraction > WARN_MAX_FACE_FRACTION:
         warnings.append("quite close: include a little of your shoulders")
     # A face cut by the frame edge by more than a fifth of its size is missing chin or forehead.
-    margin = 0.2 * side
+    margin = 0.2 * side / scale
     x0, y0, x1, y1 = face.box
     if x0 < -margin or y0 < -margin or x1 > image.width + margin or y1 > image.height + margin:
         problems.append("your face is cut off at the edge of the photo")
@@ -319,6 +390,7 @@ def check_selfie_set(
         reasons.append(f"only {len(candidates)} usable photos, need at least {min_count}")
 
     accepted = [v.index for v in candidates]
+    notes = _glasses_note(candidates)
     if accepted and candidates:
         reference = reference_embedding(
             [v.face.embedding for v in candidates if v.face is not None],
@@ -332,4 +404,25 @@ def check_selfie_set(
         warnings={i: w for i, w in warnings.items() if i in accepted},
         reference=reference if accepted else None,
         similarities=similarities,
+        notes=notes,
     )
+
+
+def _glasses_note(verdicts: list[SelfieVerdict]) -> list[str]:
+    """A remark when glasses show in some accepted photos and not in others."""
+    wearing = [v.index for v in verdicts if v.glasses is True]
+    bare = [v.index for v in verdicts if v.glasses is False]
+    if not wearing or not bare:
+        return []
+    photos = _numbers(wearing if len(wearing) <= len(bare) else bare)
+    which = "glasses" if len(wearing) <= len(bare) else "no glasses"
+    return [
+        f"you wear {which} in {photos} only: tell me with the glasses question whether "
+        "your headshots should show them"
+    ]
+
+
+def _numbers(indices: list[int]) -> str:
+    words = [str(index) for index in indices]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return f"photo{'s' if len(words) > 1 else ''} {listed}"

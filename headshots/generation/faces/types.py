@@ -35,6 +35,8 @@ class Face:
     landmarks: np.ndarray
     score: float
     embedding: np.ndarray
+    #: Centres of the two eyes (image left first), from the backend's landmarks; None if unknown.
+    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     @property
     def width(self) -> float:
@@ -63,6 +65,7 @@ class Face:
             "score": float(self.score),
             # float32 survives a JSON round-trip exactly through Python's shortest repr.
             "embedding": [float(v) for v in np.asarray(self.embedding, dtype=np.float32)],
+            "eyes": [list(map(float, eye)) for eye in self.eyes] if self.eyes else None,
         }
 
     @classmethod
@@ -75,7 +78,24 @@ class Face:
             landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(5, 2),
             score=float(data["score"]),
             embedding=np.asarray(data["embedding"], dtype=np.float32),
+            eyes=_eyes(data.get("eyes")),
         )
+
+
+def _eyes(value: Any) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    if not value:
+        return None
+    (x0, y0), (x1, y1) = value
+    return (float(x0), float(y0)), (float(x1), float(y1))
+
+
+def eye_centres(
+    first: np.ndarray | tuple[float, float], second: np.ndarray | tuple[float, float]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Two eye points ordered left to right in the image."""
+    a = (float(first[0]), float(first[1]))
+    b = (float(second[0]), float(second[1]))
+    return (a, b) if a[0] <= b[0] else (b, a)
 
 
 class FaceAnalyzer(Protocol):
