@@ -125,3 +125,56 @@ async def test_status_of_a_job_and_doctor(
     assert broken.returncode == 1 and "[ERR] redis" in broken.stdout
     bad_user = headshots("forget", "bob", env=env)
     assert bad_user.returncode == 1 and "tg:12345" in bad_user.stderr
+
+
+def _wait_for_line(log: Path, text: str, timeout_s: float = 60, nth: int = 1) -> str:
+    """The ``nth`` line of ``log`` that contains ``text``, once it has been written."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if text in line]
+        if len(lines) >= nth:
+            return lines[nth - 1]
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared in:\n{log.read_text(errors='replace')}")
+
+
+def test_up_restarts_a_dead_worker_and_its_redis_without_stopping(tmp_path: Path) -> None:
+    import redis
+
+    state = tmp_path / "state"
+    env = clean_env(HEADSHOTS_STATE_DIR=str(state), HEADSHOTS_STAGES="tests.stub_stages:build")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "headshots", "up"], env=env, stdout=out, stderr=out
+        )
+    try:
+        first = _wait_for_line(log, "worker --queue all running (pid")
+        worker_pid = int(first.rsplit("pid ", 1)[1].rstrip(")"))
+        url = (state / "redis" / "url").read_text().strip()
+        client = redis.Redis.from_url(url)
+        client.set("hs:written-before-the-crash", "kept")
+        redis_pid = int(client.info("server")["process_id"])
+
+        os.kill(worker_pid, signal.SIGKILL)
+        _wait_for_line(log, f"(pid {worker_pid}) exited with -9; restarting in 1 s")
+        again = _wait_for_line(log, "worker --queue all running (pid", timeout_s=30, nth=2)
+        os.kill(int(again.rsplit("pid ", 1)[1].rstrip(")")), 0)  # the new worker is alive
+
+        os.kill(redis_pid, signal.SIGKILL)
+        _wait_for_line(log, f"embedded Redis (pid {redis_pid}) died; restarting it on {url}")
+        deadline = time.monotonic() + 30
+        while True:  # same port, same data: what was written before the kill is there
+            try:
+                assert client.get("hs:written-before-the-crash") == b"kept"
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "Redis never came back on its port"
+                time.sleep(0.2)
+        assert int(client.info("server")["process_id"]) != redis_pid
+        client.close()
+        assert up.poll() is None, "up must keep running"
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+    assert up.returncode == 0, log.read_text()

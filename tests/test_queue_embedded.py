@@ -15,10 +15,13 @@ def test_embedded_redis_persists_across_restarts(tmp_path: Path) -> None:
         client.set("hs:survives", "yes")
         client.close()
     assert (data / "appendonly.aof").exists() or any(data.glob("appendonlydir/*"))
+    first_port = server.port
     with EmbeddedRedis(data) as server:
         client = redis.Redis.from_url(server.url)
         assert client.get("hs:survives") == b"yes"
         client.close()
+    # The port is recorded with the data: running processes find a restarted server again.
+    assert server.port == first_port and (data / "port").read_text() == str(first_port)
     # Stopped: nothing listens any more.
     try:
         redis.Redis(port=server.port, socket_connect_timeout=0.3).ping()

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,10 +16,11 @@ from typing import Any
 
 import redis
 
+from headshots.cli.supervise import Supervisor
 from headshots.errors import ConfigurationError
 from headshots.queue import constants, registry
 from headshots.queue.client import QueueClient
-from headshots.queue.locate import redis_for
+from headshots.queue.locate import redis_for, redis_server_for
 from headshots.queue.progress import events, format_eta
 from headshots.settings import Settings
 
@@ -103,13 +103,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             "running the worker only",
             file=sys.stderr,
         )
-    with redis_for(settings, announce=True) as url:
+    with redis_server_for(settings, announce=True) as (url, server):
         env = {**os.environ, "HEADSHOTS_REDIS_URL": url}
-        children = [subprocess.Popen(cmd, env=env) for cmd in commands]
-        names = {
-            id(child): " ".join(cmd[3:]) for child, cmd in zip(children, commands, strict=True)
-        }
-        print(f"headshots up: Redis at {url}; {len(children)} process(es); Ctrl-C stops all")
+        supervisor = Supervisor({" ".join(cmd[3:]): cmd for cmd in commands}, env, redis=server)
+        print(f"headshots up: Redis at {url}; {len(commands)} process(es); Ctrl-C stops all")
         stopping = False
 
         def stop(signum: int, frame: object) -> None:
@@ -118,29 +115,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
+        supervisor.start()
         try:
             while not stopping:
-                for child in children:
-                    code = child.poll()
-                    if code is not None:
-                        print(
-                            f"headshots up: {names[id(child)]} exited with {code}",
-                            file=sys.stderr,
-                        )  # type: ignore[index]
-                        exit_code = code or 1
-                        stopping = True
+                supervisor.poll()
                 time.sleep(0.5)
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        return exit_code
+            supervisor.stop()
+        return 0
 
 
 def _normalise_user(user: str) -> str:

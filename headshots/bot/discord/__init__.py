@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import discord
 
 from headshots.errors import ConfigurationError
+from headshots.queue.delivery.base import STARTUP_ATTEMPTS, growing_backoff, with_retries
+from headshots.queue.delivery.discord import classify_discord_error
 from headshots.settings import Settings
+
+if TYPE_CHECKING:
+    from headshots.queue.client import QueueClient
 
 logger = logging.getLogger(__name__)
 
@@ -43,30 +49,41 @@ def run(settings: Settings, redis_url: str) -> None:
 
 
 async def _serve(settings: Settings, redis_url: str, token: str) -> None:
-    from headshots.bot.discord.client import HeadshotsClient, bot_intents
     from headshots.queue.client import QueueClient
 
     queue = await QueueClient.connect(settings, redis_url)
     try:
-        for message_content in (True, False):
-            client = HeadshotsClient(
-                queue=queue, settings=settings, intents=bot_intents(message_content=message_content)
-            )
-            try:
-                async with client:
-                    await client.start(token)
-                return
-            except discord.PrivilegedIntentsRequired:
-                if not message_content:
-                    raise
-                logger.warning(
-                    "the Message Content intent is not enabled for this bot: selfies posted as "
-                    "messages in threads will not arrive; attachments to /headshot start and DMs "
-                    "still work. Enable it in the Developer Portal "
-                    "(Bot > Privileged Gateway Intents)."
-                )
+        await with_retries(
+            lambda: _run_client(settings, queue, token),
+            growing_backoff(lambda exc: classify_discord_error(exc) is not None),
+            attempts=STARTUP_ATTEMPTS,
+            what="Discord start-up",
+        )
     finally:
         await queue.close()
+
+
+async def _run_client(settings: Settings, queue: QueueClient, token: str) -> None:
+    """Log in and run until closed; without the Message Content intent if it is not granted."""
+    from headshots.bot.discord.client import HeadshotsClient, bot_intents
+
+    for message_content in (True, False):
+        client = HeadshotsClient(
+            queue=queue, settings=settings, intents=bot_intents(message_content=message_content)
+        )
+        try:
+            async with client:
+                await client.start(token)
+            return
+        except discord.PrivilegedIntentsRequired:
+            if not message_content:
+                raise
+            logger.warning(
+                "the Message Content intent is not enabled for this bot: selfies posted as "
+                "messages in threads will not arrive; attachments to /headshot start and DMs "
+                "still work. Enable it in the Developer Portal "
+                "(Bot > Privileged Gateway Intents)."
+            )
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from headshots.queue.delivery.base import STARTUP_ATTEMPTS
 from headshots.settings import Settings
 
 __all__ = ["run"]
@@ -25,4 +26,8 @@ def run(settings: Settings, redis_url: str) -> None:
     if settings.telegram_webhook_url:
         asyncio.run(run_webhook(application, settings))
     else:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        # python-telegram-bot's own bootstrap retries: getMe and deleteWebhook at start-up
+        # are tried again on network errors instead of killing the bot on the first one.
+        application.run_polling(
+            allowed_updates=Update.ALL_TYPES, bootstrap_retries=STARTUP_ATTEMPTS
+        )

@@ -18,6 +18,8 @@ from telegram import Update
 
 from headshots.bot.telegram.handlers import AnyApplication
 from headshots.errors import ConfigurationError
+from headshots.queue.delivery.base import STARTUP_ATTEMPTS, growing_backoff, with_retries
+from headshots.queue.delivery.telegram import classify_telegram_error
 from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -66,14 +68,24 @@ async def serve_webhook(
     path = urlsplit(settings.telegram_webhook_url).path or "/"
     host, port = listen_address(settings)
     runner = web.AppRunner(webhook_app(application, secret, path), handle_signals=False)
-    await application.initialize()
+    await with_retries(
+        application.initialize,
+        growing_backoff(lambda exc: classify_telegram_error(exc) is not None),
+        attempts=STARTUP_ATTEMPTS,
+        what="Telegram start-up (getMe)",
+    )
     if application.post_init is not None:
         await application.post_init(application)
     try:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
-        await application.bot.set_webhook(
-            settings.telegram_webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
+        await with_retries(
+            lambda: application.bot.set_webhook(
+                settings.telegram_webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
+            ),
+            growing_backoff(lambda exc: classify_telegram_error(exc) is not None),
+            attempts=STARTUP_ATTEMPTS,
+            what="Telegram setWebhook",
         )
         await application.start()
         logger.info("webhook listening on %s:%d%s", host, port, path)

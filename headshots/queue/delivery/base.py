@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,19 @@ async def with_retries(
 
 def backoff(attempt_hint: int = 1) -> float:
     return float(min(30.0, 2.0 ** max(0, attempt_hint - 1)))
+
+
+#: Tries of a bot's first calls (getMe, setWebhook, Discord's login) before its start fails;
+#: ``headshots up`` then restarts the process after its own, growing delay.
+STARTUP_ATTEMPTS = 8
+
+
+def growing_backoff(
+    is_transient: Callable[[BaseException], bool],
+) -> Callable[[BaseException], float | None]:
+    """A ``classify`` for :func:`with_retries`: transient errors wait 1, 2, 4 ... 30 s."""
+    attempts = itertools.count(1)
+    return lambda exc: backoff(next(attempts)) if is_transient(exc) else None
 
 
 def split_batches(

@@ -55,7 +55,17 @@ def classify_discord_error(exc: BaseException) -> float | None:
     # what it gave up on, or a transport error.
     if isinstance(exc, discord.DiscordServerError):
         return backoff(2)
-    if isinstance(exc, (aiohttp.ClientError, TimeoutError)):
+    # Transport trouble, and a gateway that would not open (start-up): worth another try.
+    if isinstance(
+        exc,
+        (
+            aiohttp.ClientError,
+            TimeoutError,
+            OSError,
+            discord.GatewayNotFound,
+            discord.ConnectionClosed,
+        ),
+    ):
         return backoff()
     return None
 
