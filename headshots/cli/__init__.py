@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from headshots import __version__
 from headshots.errors import HeadshotsError
+from headshots.logs import install_redaction
 from headshots.settings import Settings
 
 _COMMAND_MODULES = (
@@ -43,7 +44,9 @@ def configure_logging(settings: Settings, verbose: bool) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    # python-telegram-bot puts the bot token in request URLs and httpx logs URLs at INFO.
+    # Every configured secret is redacted from every record, whichever logger writes it.
+    install_redaction(settings)
+    # Request-per-line chatter (httpx logs every URL at INFO); the redaction covers it anyway.
     for noisy in ("httpx", "httpcore", "telegram.ext.Updater", "discord.http"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
