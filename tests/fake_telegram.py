@@ -495,14 +495,17 @@ class FakeTelegram:
         mime_type: str,
         size: int | None = None,
         thread_id: int | None = None,
+        size_in_update: bool = True,
     ) -> dict[str, Any]:
+        """A file sent as a document; ``size_in_update=False``: the update does not say its
+        size (Telegram's ``file_size`` is optional), only getFile does."""
         stored = self.register_file(data, size=size, suffix=file_name.rsplit(".", 1)[-1])
         document = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
             "file_name": file_name,
             "mime_type": mime_type,
-            "file_size": stored.size,
+            **({"file_size": stored.size} if size_in_update else {}),
         }
         return self.send_message(
             self.user_message(chat, user, thread_id=thread_id, document=document)

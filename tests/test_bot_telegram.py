@@ -258,12 +258,26 @@ async def test_garbage_gets_helpful_replies(
     # The 25 MB file was never requested from Telegram (it would refuse it anyway).
     assert not fake_telegram.calls("getFile")
 
+    # The same file whose update does not say its size: getFile tells, and it is refused.
+    mark = fake_telegram.mark()
+    fake_telegram.send_document(
+        chat,
+        ALICE,
+        face_photo_bytes[0],
+        file_name="huge.jpg",
+        mime_type="image/jpeg",
+        size=25 * 1024 * 1024,
+        size_in_update=False,
+    )
+    await driver.said("huge.jpg): That file is too big: Telegram lets bots download", since=mark)
+    assert len(fake_telegram.calls("getFile")) == 1
+
     # A full-resolution image file is taken like a photo.
     mark = fake_telegram.mark()
     fake_telegram.send_document(
         chat, ALICE, face_photo_bytes[0], file_name="me.jpg", mime_type="image/jpeg"
     )
-    await driver.said("1 accepted, 0 rejected", since=mark)
+    await driver.said("1 accepted, 1 rejected", since=mark)
 
 
 async def test_restart_continues_mid_upload(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.state import Conversation, Photo
+from headshots.errors import UserError
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import UserRef
 from headshots.settings import Settings
@@ -71,6 +72,8 @@ class FaceWork:
         async with self.limit:
             try:
                 data = await fetch()
+            except UserError as exc:  # the platform said why (e.g. over its download limit)
+                return SelfieVerdict(index, False, [str(exc)]), None
             except Exception:  # the link expired or the platform hiccuped: the person resends
                 logger.warning("could not download photo %d", index, exc_info=True)
                 return SelfieVerdict(index, False, [texts.DOWNLOAD_FAILED]), None

@@ -429,9 +429,10 @@ ANONYMOUS_SENDER = (
 )
 
 
-def file_too_large(size: int) -> str:
+def file_too_large(size: int | None) -> str:
+    how_big = f"That file is {size / 1024 / 1024:.0f} MB" if size else "That file is too big"
     return (
-        f"That file is {size / 1024 / 1024:.0f} MB: Telegram lets bots download at most 20 MB. "
+        f"{how_big}: Telegram lets bots download at most 20 MB. "
         "Send it as a photo, or export a smaller image (a few MB is plenty)."
     )
 

@@ -37,6 +37,7 @@ from headshots.bot.conversation.state import KIT_SESSION, Conversation, Photo, P
 from headshots.bot.conversation.team import TeamFlow, delete_team_screen, member_user
 from headshots.bot.telegram.albums import QuietPeriod
 from headshots.bot.telegram.surface import (
+    DOWNLOAD_LIMIT,
     FROM_KIND,
     PATTERN,
     TelegramFront,
@@ -57,8 +58,6 @@ logger = logging.getLogger(__name__)
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 Context = ContextTypes.DEFAULT_TYPE
 
-#: Telegram's limit for files a bot may download (getFile), and for its uploads.
-DOWNLOAD_LIMIT = 20 * 1024 * 1024
 EXPORT_PART_BYTES = 50 * 1000 * 1000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff")
 ADMIN_STATUSES = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)

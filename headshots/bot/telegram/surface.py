@@ -30,11 +30,16 @@ from telegram import (
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 
+from headshots.bot.conversation import texts
 from headshots.bot.conversation.screens import Screen
 from headshots.bot.conversation.state import Place
+from headshots.errors import UserError
 from headshots.queue.contracts import ChatTarget, Platform, UserRef
 
 logger = logging.getLogger(__name__)
+
+#: Telegram's limit for files a bot may download (getFile).
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
 MAX_CALLBACK_BYTES = 64
 #: Telegram's album size and a safe total below its 50 MB upload limit.
@@ -283,5 +288,20 @@ class TelegramFront:
         return TelegramSurface(self.bot, place, owner_id=owner_id or target.user_id)
 
     async def download(self, url: str) -> bytes:
-        """``url`` is a Telegram file id."""
-        return bytes(await (await self.bot.get_file(url)).download_as_bytearray())
+        """``url`` is a Telegram file id; a file over the download limit is a UserError.
+
+        Updates do not always carry a file's size: getFile does, and Telegram refuses files
+        over 20 MB there ("file is too big"); a self-hosted Bot API server may serve more.
+        """
+        try:
+            file = await self.bot.get_file(url)
+        except BadRequest as exc:
+            if "too big" in str(exc).lower():
+                raise UserError(texts.file_too_large(None)) from exc
+            raise
+        if file.file_size is not None and file.file_size > DOWNLOAD_LIMIT:
+            raise UserError(texts.file_too_large(file.file_size))
+        data = bytes(await file.download_as_bytearray())
+        if len(data) > DOWNLOAD_LIMIT:
+            raise UserError(texts.file_too_large(len(data)))
+        return data
