@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.plugins.telegram",
     "tests.plugins.discord",
     "tests.plugins.safety",
+    "tests.plugins.provenance",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,22 @@ def test_logo_normalisation() -> None:
     assert logo.format == "PNG" and logo.mode == "RGBA" and logo.size == (512, 256)
     with pytest.raises(UserError, match="can't read that logo"):
         normalise_logo(b"%PDF-1.4 not an image")
+
+
+async def test_export_is_signed_when_the_operator_configured_c2pa(
+    client: QueueClient, operator_certificate: tuple[Path, Path]
+) -> None:
+    from headshots.generation.provenance import read_c2pa
+
+    chain, key = operator_certificate
+    settings = client.settings.model_copy(update={"c2pa_cert": chain, "c2pa_key": key})
+    teams = TeamStore(client.redis, client.store, settings)
+    team_id = team_id_for("telegram", -100777)
+    await teams.save_kit(team_id, "telegram", BrandKit(team_name="Acme"), GROUP, admin_id=99)
+    await teams.join(team_id, "tg:1", "Ann")
+    await teams.record_job(team_id, "tg:1", "job-a1")
+    await teams.pick_favourite(team_id, "tg:1", "job-a1", 1, png((10, 120, 200)))
+    (archive,) = await teams.export(team_id, max_bytes=50_000_000)
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        for name in zipped.namelist():
+            assert read_c2pa(zipped.read(name)) is not None, name

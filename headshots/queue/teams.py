@@ -376,6 +376,7 @@ class TeamStore:
             team_zip,
             with_logo_mark,
         )
+        from headshots.generation.provenance import Provenance
 
         team = await self.require(team_id)
         logo = await self.logo(team_id) if team.kit.logo_placement == "corner" else None
@@ -403,7 +404,13 @@ class TeamStore:
                 image = export_headshot(data, team.kit.aspect_ratio)
                 profile = with_logo_mark(image, logo) if logo is not None else None
                 entries.append(ExportEntry(name=name, image=image, profile=profile))
-            return team_zip(entries, team_name=team.kit.team_name, max_bytes=max_bytes)
+            return team_zip(
+                entries,
+                team_name=team.kit.team_name,
+                max_bytes=max_bytes,
+                # Signed like the results (C2PA) when the operator configured a certificate.
+                provenance=Provenance.from_settings(self.settings),
+            )
 
         # Pillow work on a whole team's photos: off the event loop of the bot that asked.
         return await asyncio.to_thread(build)
