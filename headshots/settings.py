@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     #: Output check before delivery: ``auto``, a folder or HF id, or ``none`` (see safety.py).
     safety_checker: str = "auto"
     train_steps: int | None = None
+    #: Override every preset's sampling steps (smoke tests, cheap dry runs); None = the preset's.
+    sample_steps: int | None = None
 
     # --- output and provenance -----------------------------------------------------------
     #: Delivered long side in px (default: each preset's upscale_factor x native resolution,

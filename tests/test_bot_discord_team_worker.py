@@ -85,6 +85,7 @@ async def test_team_members_share_the_kit_on_the_tiny_model(
             fake,
             HEADSHOTS_BASE_MODEL=str(tiny_model_path),
             HEADSHOTS_TRAIN_STEPS="2",
+            HEADSHOTS_SAMPLE_STEPS="4",
             HEADSHOTS_HF_OFFLINE="true",
             HEADSHOTS_DEVICE="cpu",
             HEADSHOTS_DTYPE="float32",

@@ -48,6 +48,7 @@ def tiny_env(tiny_model_path: Path) -> dict[str, str]:
     return {
         "HEADSHOTS_BASE_MODEL": str(tiny_model_path),
         "HEADSHOTS_TRAIN_STEPS": "2",
+        "HEADSHOTS_SAMPLE_STEPS": "4",
         "HEADSHOTS_HF_OFFLINE": "true",
         "HEADSHOTS_DEVICE": "cpu",
         "HEADSHOTS_DTYPE": "float32",

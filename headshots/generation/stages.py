@@ -122,7 +122,7 @@ class GenerationStages:
 
     def __init__(self, settings: Settings, options: GenerationOptions | None = None) -> None:
         self.settings = settings
-        self.options = options or GenerationOptions()
+        self.options = options or GenerationOptions(sample_steps=settings.sample_steps)
         self._resident: ResidentPipeline | None = None
         self._analyzer: FaceAnalyzer | None = None
         self._safety: SafetyChecker | None = None
