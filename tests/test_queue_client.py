@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,13 +16,10 @@ from tests.queue_helpers import make_request
 
 @pytest.fixture
 async def client(
-    settings_factory: Callable[..., Settings], redis_client: Any
-) -> AsyncIterator[QueueClient]:
-    settings = settings_factory(max_jobs_per_day=3)
-    assert settings.redis_url
-    queue_client = await QueueClient.connect(settings, settings.redis_url)
-    yield queue_client
-    await queue_client.close()
+    settings_factory: Callable[..., Settings], queue_client_factory: Any
+) -> QueueClient:
+    client: QueueClient = await queue_client_factory(settings_factory(max_jobs_per_day=3))
+    return client
 
 
 async def test_delete_does_not_reset_the_daily_limit(client: QueueClient) -> None:
@@ -42,7 +39,7 @@ async def test_delete_does_not_reset_the_daily_limit(client: QueueClient) -> Non
 
     # What survives the deletes: one counter per day under a salted hash, nothing with the id.
     keys = [key.decode() async for key in client.redis.scan_iter(match="*")]
-    assert not [key for key in keys if "77" in key]
+    assert not [key for key in keys if "cli:77" in key]  # the user key is in none of them
     [counter] = [key for key in keys if key.startswith(f"{constants.KEY_PREFIX}abuse:daily:")]
     assert int(await client.redis.get(counter)) == 3
     ttl = await client.redis.ttl(counter)
@@ -54,10 +51,8 @@ async def test_delete_does_not_reset_the_daily_limit(client: QueueClient) -> Non
 async def test_the_salt_is_made_once_and_shared(
     client: QueueClient, settings_factory: Callable[..., Settings]
 ) -> None:
-    settings = settings_factory(max_jobs_per_day=3)
-    assert settings.redis_url
-    other = await QueueClient.connect(settings, settings.redis_url)  # another bot process
-    try:
+    other = await QueueClient.connect(client.settings, client.settings.redis_url or "")
+    try:  # another bot process
         assert await client._user_digest("tg:1") == await other._user_digest("tg:1")
         assert await client._user_digest("tg:1") != await client._user_digest("tg:2")
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,9 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings, redis_client: Any) -> AsyncIterator[QueueClient]:
-    assert settings.redis_url
-    queue_client = await QueueClient.connect(settings, settings.redis_url)
-    yield queue_client
-    await queue_client.close()
+async def client(settings: Settings, queue_client_factory: Any) -> QueueClient:
+    client: QueueClient = await queue_client_factory(settings)
+    return client
 
 
 def _chat(settings: Settings, user_id: int) -> list[str]:

@@ -27,12 +27,8 @@ def png(colour: tuple[int, int, int], size: tuple[int, int] = (400, 500)) -> byt
 
 
 @pytest.fixture
-async def client(settings_factory: Callable[..., Settings], redis_client: Any) -> Any:
-    settings = settings_factory(team_max_members=3, team_jobs_per_member=2)
-    assert settings.redis_url
-    queue = await QueueClient.connect(settings, settings.redis_url)
-    yield queue
-    await queue.close()
+async def client(settings_factory: Callable[..., Settings], queue_client_factory: Any) -> Any:
+    return await queue_client_factory(settings_factory(team_max_members=3, team_jobs_per_member=2))
 
 
 def teams_of(client: QueueClient) -> TeamStore:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,9 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings, redis_client: Any) -> AsyncIterator[QueueClient]:
-    assert settings.redis_url
-    queue_client = await QueueClient.connect(settings, settings.redis_url)
-    yield queue_client
-    await queue_client.close()
+async def client(settings: Settings, queue_client_factory: Any) -> QueueClient:
+    client: QueueClient = await queue_client_factory(settings)
+    return client
 
 
 def worker_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:

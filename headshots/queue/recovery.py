@@ -107,18 +107,31 @@ async def on_arq_gave_up(
         if await _requeue(redis, job_id, request, arq_id.rpartition(".")[2]):
             await _note(redis, job_id, state, "re-queued: the queue had lost this job's data")
             return
-    text = GAVE_UP_TEXT.format(tries=tries)
-    await _note(redis, job_id, state, f"arq gave up on {arq_id} after {tries} tries")
     logger.error("job %s: arq gave up on %s after %d tries", job_id, arq_id, tries)
-    await finish_job(
+    await _stop(
         redis,
         status,
-        job_id,
-        request,
-        JobState.FAILED,
-        text,
+        (job_id, state, request),
+        note=f"arq gave up on {arq_id} after {tries} tries",
+        text=GAVE_UP_TEXT.format(tries=tries),
         error=f"arq gave up after {tries} tries (the worker died on every try)",
-        stage="recovery",
+    )
+
+
+async def _stop(
+    redis: ArqRedis,
+    status: StatusReporter,
+    job: tuple[str, JobState, JobRequest],
+    *,
+    note: str,
+    text: str,
+    error: str,
+) -> None:
+    """Fail the job: the event in its record, the chat told, the user's slot freed."""
+    job_id, state, request = job
+    await _note(redis, job_id, state, note)
+    await finish_job(
+        redis, status, job_id, request, JobState.FAILED, text, error=error, stage="recovery"
     )
 
 
@@ -147,15 +160,12 @@ async def recover_lost_jobs(
             # Fresh grace period: the re-queued part is picked up before the next sweep.
             await guarded.write(redis, job_id, "ZADD", constants.LIVE_JOBS_KEY, time.time(), job_id)
             continue
-        await _note(redis, job_id, state, "lost by the queue too often; stopped")
-        await finish_job(
+        await _stop(
             redis,
             status,
-            job_id,
-            request,
-            JobState.FAILED,
-            LOST_TEXT,
+            (job_id, state, request),
+            note="lost by the queue too often; stopped",
+            text=LOST_TEXT,
             error="the queue lost this job more than once",
-            stage="recovery",
         )
     return recovered

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 import redis as sync_redis
 from redis.asyncio import Redis
 
+from headshots.queue.client import QueueClient
 from headshots.queue.embedded import EmbeddedRedis
 from headshots.settings import Settings
 
@@ -134,3 +135,21 @@ def start_worker(worker_processes: WorkerProcesses) -> Callable[..., subprocess.
         return worker_processes.start(settings_env, queue)
 
     return start
+
+
+@pytest.fixture
+async def queue_client_factory(
+    redis_client: Any,
+) -> AsyncIterator[Callable[[Settings], Awaitable[QueueClient]]]:
+    """``await make(settings)`` -> a QueueClient on the (flushed) test Redis; closed afterwards."""
+    made: list[QueueClient] = []
+
+    async def make(settings: Settings) -> QueueClient:
+        assert settings.redis_url
+        client = await QueueClient.connect(settings, settings.redis_url)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
