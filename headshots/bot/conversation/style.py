@@ -16,12 +16,12 @@ fit Telegram's 64-byte callback data.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, get_args
 
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.screens import Option
 from headshots.errors import UserError
-from headshots.queue.contracts import StyleChoice
+from headshots.queue.contracts import EyeColour, HairColour, HairLength, StyleChoice
 
 #: Option value meaning "what the preset says" / "as in my photos".
 DEFAULT = "default"
@@ -68,31 +68,22 @@ COLOUR_GRADE_LABELS = {
     "none": "No grading",
 }
 AS_IN_PHOTOS = "As in my photos"
-EYE_LABELS = {
-    "brown": "Brown",
-    "dark_brown": "Dark brown",
-    "hazel": "Hazel",
-    "green": "Green",
-    "blue": "Blue",
-    "grey": "Grey",
-}
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    """Button labels straight from the contract's choices ("dark_brown" -> "Dark brown")."""
+    return {value: value.replace("_", " ").capitalize() for value in values}
+
+
+EYE_LABELS = _labels(get_args(EyeColour))
 GLASSES_LABELS = {
     "as_in_photos": "As in my selfies",
     "wear": "I wear glasses",
     "none": "No glasses",
 }
 GLASSES_WORDS = {"as_in_photos": "as in my selfies", "wear": "yes", "none": "no"}
-HAIR_LABELS = {
-    "black": "Black",
-    "dark_brown": "Dark brown",
-    "brown": "Brown",
-    "auburn": "Auburn",
-    "red": "Red",
-    "blonde": "Blonde",
-    "grey": "Grey",
-    "white": "White",
-}
-LENGTH_LABELS = {"shaved": "Shaved", "short": "Short", "medium": "Medium", "long": "Long"}
+HAIR_LABELS = _labels(get_args(HairColour))
+LENGTH_LABELS = _labels(get_args(HairLength))
 ASPECT_LABELS = {"1:1": "Square 1:1", "4:5": "Portrait 4:5", "2:3": "Tall 2:3"}
 COUNTS = (4, 8, 12, 16, 20, 40)
 _PERSON_LABELS = {
