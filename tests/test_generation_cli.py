@@ -210,7 +210,9 @@ def test_run_each_preset_whole_prompts_one_delivered_size(
     )
     assert report["ordered"] == 2 and report["missing"] == 2  # random weights draw no face
     captions = {c["caption"] for c in _crops(out, report["job_id"])}
-    assert captions == {f"photo of ohwx {_PRESET_CLASSES[preset]}, green eyes, wearing glasses"}
+    # The stated eye colour goes into every caption; glasses follow what the check saw in each
+    # photo (these show none), so the LoRA learns neither as part of the token.
+    assert captions == {f"photo of ohwx {_PRESET_CLASSES[preset]}, green eyes"}
 
 
 def _crops(out: Path, job_id: str) -> list[dict[str, str]]:
