@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headshots.errors import NotFound, OperationalError, SelfieRejected
+from headshots.errors import JobCancelled, ModelMissing, NotFound, OperationalError, SelfieRejected
 from headshots.generation.context import (
     Retention,
     Stage,
@@ -304,7 +304,12 @@ class GenerationStages:
         return {"crops": crops, "resolution": resolution}
 
     def preview(self, ctx: StageContext) -> dict[str, Any]:
-        """Publish an instant IP-Adapter FaceID preview when configured; say why not otherwise."""
+        """Publish an instant IP-Adapter FaceID preview when configured; say why not otherwise.
+
+        A preview is a courtesy: whatever goes wrong making it (a missing or corrupt adapter
+        file, a shape mismatch, the output check) is logged and recorded, and the paid job goes
+        on. Only a cancellation stops the job here.
+        """
         from headshots.generation.postprocess import encode_with_provenance
         from headshots.generation.preview import make_preview, preview_unavailable
 
@@ -313,13 +318,25 @@ class GenerationStages:
             logger.info("job %s: no instant preview: %s", ctx.job_id, reason)
             return {"skipped": reason}
         spec = self._spec(ctx, count=1)
-        embedding = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
         try:
-            image = make_preview(self.resident, spec, embedding)
-        except OperationalError as exc:
-            # A preview is a courtesy: its failure must not cost the user the real job.
-            logger.warning("job %s: preview failed: %s", ctx.job_id, exc)
-            return {"skipped": str(exc)}
+            embedding = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
+            made = make_preview(
+                self.resident, spec, embedding, check_cancelled=ctx.check_cancelled
+            )
+            flagged = self.safety is not None and self.safety.flags([made.image])[0]
+        except JobCancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of the courtesy preview
+            logger.warning("job %s: preview failed: %s", ctx.job_id, exc, exc_info=True)
+            return {"skipped": f"the preview failed: {type(exc).__name__}: {exc}", "failed": True}
+        if flagged:
+            logger.warning("job %s: output check withheld the preview", ctx.job_id)
+            return {
+                "skipped": "the preview was withheld by our safety check and not sent",
+                "withheld": True,
+                "output_check": self.safety.name if self.safety is not None else None,
+                **made.record,
+            }
         path = f"jobs/{ctx.job_id}/preview.png"
         metadata = {
             "kind": "preview",
@@ -327,13 +344,19 @@ class GenerationStages:
             "seed": spec.seeds[0],
             "model": self.resident.source.name,
         }
-        ctx.write_blob(path, encode_with_provenance(image, metadata), Retention.RESULT)
+        ctx.write_blob(path, encode_with_provenance(made.image, metadata), Retention.RESULT)
         ctx.publish_preview(
             path,
             "A quick preview while your personal model trains. "
             "The final photos look more like you.",
         )
-        return {"path": path, "seed": spec.seeds[0]}
+        return {
+            "path": path,
+            "seed": spec.seeds[0],
+            "backend": getattr(self.analyzer, "name", "unknown"),
+            "output_check": self.safety.name if self.safety is not None else None,
+            **made.record,
+        }
 
     def train(self, ctx: StageContext) -> dict[str, Any]:
         """Train the person's LoRA (resuming from the store's checkpoint) and store it."""
