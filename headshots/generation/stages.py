@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headshots.errors import JobCancelled, ModelMissing, NotFound, OperationalError, SelfieRejected
+from headshots.errors import JobCancelled, NotFound, OperationalError, SelfieRejected
 from headshots.generation.context import (
     Retention,
     Stage,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from headshots.generation.faces import FaceAnalyzer
-    from headshots.generation.pipeline import ResidentPipeline
+    from headshots.generation.pipeline import GenerationResult, ResidentPipeline
     from headshots.generation.presets import PromptSpec
     from headshots.generation.provenance import Provenance
     from headshots.generation.safety import SafetyChecker
@@ -56,6 +56,24 @@ OVERSAMPLE = 1.25
 MAX_GENERATED = 48
 REFINE_STRENGTH = 0.35
 _SELFIE_SUFFIXES = (".jpg", ".jpeg")
+#: A quick draft's sampling steps: LCM needs 4-8 (the resident pipeline clamps to that range).
+QUICK_STEPS = 6
+QUICK_CAPTION = "quick draft"
+
+
+def quick_unavailable(settings: Settings) -> str | None:
+    """Why a quick draft (LCM scheduler + LCM-LoRA) cannot be made here, or ``None``."""
+    name = (settings.lcm_lora or "").strip()
+    if not name:
+        return "HEADSHOTS_LCM_LORA is not set"
+    path = Path(name).expanduser()
+    if (path.is_absolute() or name.startswith((".", "~"))) and not path.exists():
+        return f"the LCM-LoRA file {path} (HEADSHOTS_LCM_LORA) does not exist"
+    return None
+
+
+def quick_fallback_note(reason: str) -> str:
+    return f"Quick draft not available here ({reason}), so these were made at full quality."
 
 
 @dataclass(frozen=True)
@@ -320,13 +338,11 @@ class GenerationStages:
         spec = self._spec(ctx, count=1)
         try:
             embedding = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
-            made = make_preview(
-                self.resident, spec, embedding, check_cancelled=ctx.check_cancelled
-            )
+            made = make_preview(self.resident, spec, embedding, check_cancelled=ctx.check_cancelled)
             flagged = self.safety is not None and self.safety.flags([made.image])[0]
         except JobCancelled:
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure of the courtesy preview
+        except Exception as exc:  # any failure of the courtesy preview, whatever its type
             logger.warning("job %s: preview failed: %s", ctx.job_id, exc, exc_info=True)
             return {"skipped": f"the preview failed: {type(exc).__name__}: {exc}", "failed": True}
         if flagged:
@@ -453,21 +469,33 @@ class GenerationStages:
 
     # --- generate stages ------------------------------------------------------------------
 
-    def _spec(self, ctx: StageContext, *, count: int) -> PromptSpec:
+    def _spec(self, ctx: StageContext, *, count: int, quick: bool = False) -> PromptSpec:
         from headshots.generation.presets import build_prompt_spec
 
         style = ctx.request.style
         if ctx.request.kind == "more_like":
             style = style.model_copy(update={"seed": None})  # new seeds, from this job's id
+        steps = self.options.sample_steps
         return build_prompt_spec(
             style,
             job_id=ctx.job_id,
             native_resolution=self.resident.native_resolution,
             count=count,
             token=TOKEN,
-            steps=self.options.sample_steps,
+            steps=(steps or QUICK_STEPS) if quick else steps,
+            scheduler="lcm" if quick else None,
             output_long_side=self.settings.output_long_side,
         )
+
+    def _quick(self, ctx: StageContext) -> tuple[bool, str | None]:
+        """(use LCM, note for the user) for this job's ``style.quick``."""
+        if not ctx.request.style.quick:
+            return False, None
+        reason = quick_unavailable(self.settings)
+        if reason is not None:
+            logger.info("job %s: quick draft unavailable: %s", ctx.job_id, reason)
+            return False, quick_fallback_note(reason)
+        return True, None
 
     def _lora(self, ctx: StageContext) -> bytes:
         try:
@@ -498,26 +526,47 @@ class GenerationStages:
         return image, source
 
     def generate(self, ctx: StageContext) -> dict[str, Any]:
-        """Generate the images of the request with the person's LoRA on the resident base."""
+        """Generate the images of the request with the person's LoRA on the resident base.
+
+        A quick draft (``style.quick``) samples in 4-8 steps with the LCM scheduler and the
+        operator's LCM-LoRA; without one, or when it cannot be used, the job is made at full
+        quality and the record and the chat say why.
+        """
         count = ctx.request.style.count
         wanted = min(MAX_GENERATED, max(count, math.ceil(count * OVERSAMPLE)))
-        spec = self._spec(ctx, count=wanted)
+        quick, note = self._quick(ctx)
         lora = self._lora(ctx)
         variation = self._variation_source(ctx)
 
         def progress(done: float, total: int) -> None:
             ctx.progress(100.0 * done / total, f"generating {int(done)}/{total}")
 
-        result = self.resident.generate(
-            spec,
-            lora=lora,
-            adapter_name=f"job_{ctx.job_id}",
-            progress=progress,
-            check_cancelled=ctx.check_cancelled,
-            init_image=variation[0] if variation else None,
-        )
+        def run(use_lcm: bool) -> GenerationResult:
+            return self.resident.generate(
+                self._spec(ctx, count=wanted, quick=use_lcm),
+                lora=lora,
+                adapter_name=f"job_{ctx.job_id}",
+                progress=progress,
+                check_cancelled=ctx.check_cancelled,
+                init_image=variation[0] if variation else None,
+            )
+
+        try:
+            result = run(quick)
+        except JobCancelled:
+            raise
+        except Exception as exc:
+            if not quick:
+                raise
+            # The LCM-LoRA did not load (wrong family, corrupt, not cached): the user still
+            # gets their headshots, at full quality, and is told why.
+            logger.warning("job %s: quick draft failed, full quality instead: %s", ctx.job_id, exc)
+            quick, note = False, quick_fallback_note(f"the LCM-LoRA could not be used: {exc}")
+            result = run(False)
         if variation:
             result.record["variation_of"] = variation[1]
+        if ctx.request.style.quick:
+            result.record["quick"] = {"used": quick, "note": note}
         images = []
         for generated in result.images:
             path = f"jobs/{ctx.job_id}/raw/{generated.index:02d}.png"
@@ -547,12 +596,16 @@ class GenerationStages:
             if settings.get("output_width")
             else None
         )
+        # A quick draft is upscaled and graded only: the detail pass and the face refine sample
+        # at the job's steps and cfg, which for LCM (4-8 steps, cfg <= 2) need the LCM scheduler
+        # and LoRA, and would undo the point of a draft.
+        quick = bool((settings.get("quick") or {}).get("used"))
         options = PostprocessOptions(
             colour_grade=settings["colour_grade"],
             film_grain=bool(settings["film_grain"]),
             output_size=output_size,
             aspect_ratio=settings["aspect_ratio"],
-            refine=self.options.refine_faces,
+            refine=self.options.refine_faces and not quick,
             detail=detail,
         )
         resident = self.resident
@@ -613,8 +666,8 @@ class GenerationStages:
                     _decode(ctx.read_blob(item["path"])),
                     options,
                     analyzer=analyzer,
-                    img2img=refine,
-                    detail=detail_tiles,
+                    img2img=None if quick else refine,
+                    detail=None if quick else detail_tiles,
                     super_resolution=super_resolution,
                     refine_resolution=resident.native_resolution,
                     seed=seed,
@@ -667,12 +720,16 @@ class GenerationStages:
             picks = [(index, None, None) for index in range(min(count, len(images)))]
 
         title = get_preset(generation["preset"]).title
+        quick = generation.get("quick") or {}
+        quick_used = bool(quick.get("used"))
         results = []
         sheet_images: list[Image.Image] = []
         labels: list[str] = []
         for rank, (index, score, similarity) in enumerate(picks, start=1):
             item = items[index]
             caption = f"#{rank} · {title} · seed {item['seed']}"
+            if quick_used:
+                caption += f" · {QUICK_CAPTION}"
             if similarity is not None and not low_likeness:
                 caption += f" · likeness {similarity:.2f}"
             elif reference is not None:
@@ -726,7 +783,7 @@ class GenerationStages:
             shortfall["missing"] = 0
         if withheld and shortfall["missing"]:
             shortfall["reasons"] = {**shortfall.get("reasons", {}), "withheld": len(withheld)}
-        return {
+        record = {
             "results": results,
             "contact_sheet": sheet_path,
             "low_likeness": low_likeness,
@@ -734,17 +791,13 @@ class GenerationStages:
             "generated": len(images) + len(withheld),
             "dropped": len(images) - len(results),
             "withheld": len(withheld),
-            # Said in the shortfall message when there is one; otherwise on its own.
-            **(
-                {"message": _withheld_message(len(withheld))}
-                if withheld and not shortfall["missing"]
-                else {}
-            ),
             "output_check": self.safety.name if self.safety is not None else None,
             **shortfall,
             "delivered_size": list(images[picks[0][0]].size) if picks else None,
             "generation": generation,
         }
+        record.update(_rank_message(record, withheld=len(withheld), quick_note=quick.get("note")))
+        return record
 
     def _flagged(self, ctx: StageContext, images: list[Image.Image]) -> set[int]:
         """Indices of the images the output check flags (they are never delivered)."""
@@ -758,6 +811,26 @@ class GenerationStages:
                 "job %s: output check withheld %d of %d", ctx.job_id, len(flagged), len(images)
             )
         return flagged
+
+
+def _rank_message(
+    record: dict[str, Any], *, withheld: int, quick_note: str | None
+) -> dict[str, Any]:
+    """The record's ``message`` (the chat shows it instead of the shortfall text, if any).
+
+    Withheld images are said in the shortfall message when there is one; otherwise on their
+    own. Why a quick draft was not possible is always said, before the rest.
+    """
+    from headshots.queue.deliver import shortfall_message
+
+    parts: list[str] = [quick_note] if quick_note else []
+    if withheld and not record.get("missing"):
+        parts.append(_withheld_message(withheld))
+    elif parts:
+        # The chat shows the message instead of the shortfall text: keep that text in it.
+        parts.append(shortfall_message(record) or "")
+    text = " ".join(part for part in parts if part)
+    return {"message": text} if text else {}
 
 
 def _withheld_message(count: int) -> str:
