@@ -261,3 +261,42 @@ def save_random_faceid_adapter(
     if companion:
         save_file(kohya, str(folder / (path.stem + COMPANION_LORA_SUFFIX)))
     return path
+
+
+def describe_faceid_file(spec: str) -> str:
+    """What a configured FaceID weight file holds (for ``headshots doctor``).
+
+    Raises :class:`ModelMissing` when it is missing, unreadable or not a FaceID adapter. A hub
+    id (``owner/repo/weight``) is only named: it is fetched on the first preview.
+    """
+    location, _, weight = adapter_location(spec)
+    path = Path(location) / weight
+    if not Path(location).is_dir():
+        return f"{location}/{weight} (Hugging Face; fetched on the first preview)"
+    if not path.is_file():
+        raise ModelMissing(f"IP-Adapter FaceID file {path} does not exist")
+    try:
+        if weight.endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                keys = list(handle.keys())
+            image_proj = {
+                k.removeprefix("image_proj.") for k in keys if k.startswith("image_proj.")
+            }
+            ip_keys = [k for k in keys if k.startswith("ip_adapter.")]
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            image_proj = set(state.get("image_proj", {}))
+            ip_keys = list(state.get("ip_adapter", {}))
+    except Exception as exc:  # torch/safetensors raise many types for a damaged file
+        raise ModelMissing(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    if "norm.weight" not in image_proj or "proj.2.weight" not in image_proj:
+        raise ModelMissing(f"{path} is not an IP-Adapter FaceID file (no FaceID image_proj keys)")
+    lora = "LoRA inside" if any("_lora." in k for k in ip_keys) else "no LoRA inside"
+    companion = companion_lora(location, weight)
+    extra = f", companion {companion.name}" if companion is not None else ""
+    layers = sum(k.endswith("to_k_ip.weight") for k in ip_keys)
+    return f"{path} ({layers} cross-attention layers, {lora}{extra})"

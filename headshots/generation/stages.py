@@ -72,6 +72,34 @@ def quick_unavailable(settings: Settings) -> str | None:
     return None
 
 
+def describe_lcm_lora(name: str, family: str | None = None) -> str:
+    """What the configured LCM-LoRA holds (for ``headshots doctor``); raises if unreadable.
+
+    A hub id is only named (it is fetched on the first quick draft).
+    """
+    from headshots.errors import ModelMissing
+    from headshots.generation.train import LORA_WEIGHT_NAME
+
+    path = Path(name).expanduser()
+    if not path.exists():
+        return f"{name} (Hugging Face; fetched on the first quick draft)"
+    path = path / LORA_WEIGHT_NAME if path.is_dir() else path
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise ModelMissing(f"cannot read the LCM-LoRA {path}: {type(exc).__name__}: {exc}") from exc
+    unet_keys = [k for k in keys if k.startswith(("lora_unet_", "unet."))]
+    if not any(k.endswith(("lora_down.weight", "lora_A.weight")) for k in unet_keys):
+        raise ModelMissing(f"{path} holds no UNet LoRA weights (is it an LCM-LoRA?)")
+    layout = "kohya" if unet_keys[0].startswith("lora_unet_") else "diffusers"
+    modules = sum(k.endswith(("lora_down.weight", "lora_A.weight")) for k in unet_keys)
+    on = f" on a {family} base" if family else ""
+    return f"{path} ({modules} UNet modules, {layout} layout){on}: 4-8 steps, LCM scheduler"
+
+
 def quick_fallback_note(reason: str) -> str:
     return f"Quick draft not available here ({reason}), so these were made at full quality."
 
