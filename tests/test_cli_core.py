@@ -205,10 +205,7 @@ def test_doctor_says_whether_faceid_previews_and_quick_drafts_can_run(
 
     settings = settings_factory(base_model=str(tiny_model_path), model_dir=tmp_path / "models")
     checks = _doctor(settings, capsys)
-    assert (
-        not checks["faceid preview"]["ok"]
-        and "not configured" in checks["faceid preview"]["detail"]
-    )
+    assert not checks["faceid"]["ok"] and "not configured" in checks["faceid"]["detail"]
     assert not checks["quick drafts"]["ok"]
     assert "HEADSHOTS_LCM_LORA is not set" in checks["quick drafts"]["detail"]
 
@@ -231,7 +228,7 @@ def test_doctor_says_whether_faceid_previews_and_quick_drafts_can_run(
         update={"ip_adapter_faceid": str(adapter), "lcm_lora": str(lcm), "face_backend": "auto"}
     )
     checks = _doctor(usable, capsys)
-    faceid, quick = checks["faceid preview"], checks["quick drafts"]
+    faceid, quick = checks["faceid"], checks["quick drafts"]
     assert faceid["ok"], faceid
     assert "4 cross-attention layers, LoRA inside" in faceid["detail"]
     assert "companion ip-adapter-faceid_sd15_lora.safetensors" in faceid["detail"]
@@ -241,10 +238,24 @@ def test_doctor_says_whether_faceid_previews_and_quick_drafts_can_run(
     lcm.write_bytes(b"garbage")
     broken = usable.model_copy(update={"face_backend": "dlib"})
     checks = _doctor(broken, capsys)
-    faceid, quick = checks["faceid preview"], checks["quick drafts"]
+    faceid, quick = checks["faceid"], checks["quick drafts"]
     assert not faceid["ok"] and "cannot read" in faceid["detail"]
     assert not quick["ok"] and "cannot read the LCM-LoRA" in quick["detail"]
     fresh = save_random_faceid_adapter(tmp_path / "faceid2", unet, companion=False)
     checks = _doctor(broken.model_copy(update={"ip_adapter_faceid": str(fresh)}), capsys)
-    assert not checks["faceid preview"]["ok"]
-    assert "not available with the dlib backend" in checks["faceid preview"]["detail"]
+    assert not checks["faceid"]["ok"]
+    assert "not available with the dlib backend" in checks["faceid"]["detail"]
+    offline = settings.model_copy(
+        update={
+            "hf_offline": True,
+            "lcm_lora": "latent-consistency/lcm-lora-sdv1-5",
+            "ip_adapter_faceid": "h94/IP-Adapter-FaceID/ip-adapter-faceid_sd15.bin",
+            "face_backend": "auto",
+        }
+    )
+    checks = _doctor(offline, capsys)
+    assert not checks["quick drafts"]["ok"] and "not cached" in checks["quick drafts"]["detail"]
+    assert (
+        not checks["faceid"]["ok"]
+        and "h94/IP-Adapter-FaceID is not cached" in (checks["faceid"]["detail"])
+    )
