@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headshots.errors import JobCancelled, NotFound, OperationalError, SelfieRejected
+from headshots.errors import (
+    HeadshotsError,
+    JobCancelled,
+    ModelMissing,
+    NotFound,
+    OperationalError,
+    SelfieRejected,
+    StoreUnavailable,
+)
 from headshots.generation.context import (
     Retention,
     Stage,
@@ -77,7 +85,6 @@ def describe_lcm_lora(name: str, family: str | None = None) -> str:
 
     A hub id is only named (it is fetched on the first quick draft).
     """
-    from headshots.errors import ModelMissing
     from headshots.generation.train import LORA_WEIGHT_NAME
 
     path = Path(name).expanduser()
@@ -368,8 +375,8 @@ class GenerationStages:
             embedding = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
             made = make_preview(self.resident, spec, embedding, check_cancelled=ctx.check_cancelled)
             flagged = self.safety is not None and self.safety.flags([made.image])[0]
-        except JobCancelled:
-            raise
+        except (JobCancelled, StoreUnavailable):
+            raise  # the job's own business: cancelled, or the store it needs is down
         except Exception as exc:  # any failure of the courtesy preview, whatever its type
             logger.warning("job %s: preview failed: %s", ctx.job_id, exc, exc_info=True)
             return {"skipped": f"the preview failed: {type(exc).__name__}: {exc}", "failed": True}
@@ -581,10 +588,8 @@ class GenerationStages:
 
         try:
             result = run(quick)
-        except JobCancelled:
-            raise
         except Exception as exc:
-            if not quick:
+            if not quick or (isinstance(exc, HeadshotsError) and not isinstance(exc, ModelMissing)):
                 raise
             # The LCM-LoRA did not load (wrong family, corrupt, not cached): the user still
             # gets their headshots, at full quality, and is told why.
