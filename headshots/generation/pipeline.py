@@ -26,7 +26,7 @@ from headshots.generation.models import (
 )
 from headshots.generation.presets import PromptSpec, SchedulerName
 from headshots.generation.prompts import encode_prompts
-from headshots.generation.train import LORA_WEIGHT_NAME
+from headshots.generation.train import LORA_WEIGHT_NAME, unet_lock
 
 if TYPE_CHECKING:
     import torch
@@ -166,7 +166,7 @@ class ResidentPipeline:
         self, lora: LoraSource | None, adapter_name: str, *, lcm: bool = False, scale: float = 1.0
     ) -> Iterator[DiffusersPipeline]:
         """Hold the pipeline with the job's LoRA (and the LCM-LoRA) active; unload on exit."""
-        with self._lock:
+        with self._lock, unet_lock(self.pipe.unet):
             pipe = self.pipe
             names: list[str] = []
             weights: list[float] = []
