@@ -418,8 +418,8 @@ def main() -> int:
         for setup in ("copy", "inplace"):
             t = _run(["train", model, size, setup, rounds, rank])
             print(
-                f"training setup {setup:7}: {t['setup_s']:.2f} s, peak RSS {t['peak_rss_mb']:.0f} MB"
-                f" (encode once {t['encode_s']:.2f} s)"
+                f"training setup {setup:7}: {t['setup_s']:.2f} s, "
+                f"peak RSS {t['peak_rss_mb']:.0f} MB (encode once {t['encode_s']:.2f} s)"
             )
             print(f"  step  {_fmt(t['step_s'])}")
             print(f"  floor {_fmt(t['floor_s'])}  -> step/floor x{t['step_over_floor']:.2f}")

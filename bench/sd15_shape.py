@@ -115,7 +115,10 @@ def main() -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(args.output, safe_serialization=True)
     unet_params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
-    print(f"wrote {args.output} (UNet {unet_params:.0f} M params) in {time.monotonic() - started:.0f}s")
+    print(
+        f"wrote {args.output} (UNet {unet_params:.0f} M params) "
+        f"in {time.monotonic() - started:.0f}s"
+    )
     return 0
 
 
