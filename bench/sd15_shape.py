@@ -5,9 +5,11 @@
 The UNet, VAE and text encoder use Stable Diffusion 1.5's published configs (UNet 860 M
 parameters: 320/640/1280/1280 channels, 2 layers per block, cross-attention 768; VAE
 128/256/512/512; CLIP ViT-L/14 text encoder, 12 layers of 768) with random weights, so every
-timing and memory figure has the real model's shape. Only the tokenizer is the tiny
-character-level one (CLIP's vocabulary cannot be downloaded here); the text encoder keeps
-CLIP's 49 408-row embedding, so its size is real. ~4.3 GB on disk in fp32.
+timing and memory figure has the real model's shape. The tokenizer is SD1.5's real CLIP BPE,
+built offline from the merges ``open-clip-torch`` ships (tests/clip_bpe.py); without that
+package it falls back to the tiny character-level one, which turns the long reference negative
+prompt into ~20 windows of 77 tokens instead of ~4 and makes every sampler step several times
+slower: don't benchmark generation with that fallback. ~4 GB on disk in fp32.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+
+def _tokenizer() -> Any:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    try:
+        from tests.clip_bpe import sd15_tokenizer
+
+        return sd15_tokenizer()
+    except Exception as exc:  # open-clip-torch missing: the tiny tokenizer (see above)
+        from headshots.generation.tiny import build_tiny_tokenizer
+
+        print(f"warning: SD1.5 CLIP tokenizer unavailable ({exc}); using the tiny one")
+        return build_tiny_tokenizer()
 
 
 def build_sd15_shaped_pipeline(seed: int = 0) -> Any:
@@ -29,9 +44,7 @@ def build_sd15_shaped_pipeline(seed: int = 0) -> Any:
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from headshots.generation.tiny import build_tiny_tokenizer
-
-    tokenizer: Any = build_tiny_tokenizer()
+    tokenizer: Any = _tokenizer()
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=64,

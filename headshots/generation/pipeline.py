@@ -4,6 +4,14 @@ Loading an SD1.5 checkpoint takes seconds to tens of seconds; a LoRA takes milli
 base stays resident and each job loads its LoRA under its own adapter name, activates it with
 ``set_adapters``, generates, and unloads every LoRA again (``unload_lora_weights`` removes the
 peft layers, so the next job starts from the exact base weights).
+
+diffusers' LoRA hot-swap (``enable_lora_hotswap`` + ``load_lora_weights(..., hotswap=True)``)
+was measured and not adopted: on the SD1.5 shape it saves ~0.15 s per load (bench/GENERATION.md),
+but it needs one fixed adapter name for every job (the stages address a job's adapter as
+``job_<id>``), one rank and one set of target modules for every LoRA it will ever hold (the
+LCM-LoRA differs), and a resident adapter that every other user of the UNet (training, the
+FaceID preview) must work around. Training uses the same UNet between jobs (train.py) and takes
+the same per-UNet lock, so a job's LoRA is never loaded into a UNet that is being trained.
 """
 
 from __future__ import annotations
