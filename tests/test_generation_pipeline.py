@@ -120,3 +120,24 @@ def test_lcm_with_lcm_lora_clamps_steps(
         and result.record["cfg"] <= 2.0
     )
     assert not getattr(resident.pipe.unet, "peft_config", None)
+
+
+def test_gpu_smoke_says_no_cuda_and_exits_0_on_a_cpu_host(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA host runs the real smoke (bench/gpu_smoke.sh MODEL)")
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_smoke.sh"
+    done = subprocess.run(
+        ["bash", str(script), str(tmp_path)],
+        env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA device on this host" in done.stdout

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from headshots.errors import JobCancelled
 from headshots.generation.train import (
+    LORA_TARGET_MODULES,
     LORA_WEIGHT_NAME,
     DirectoryCheckpoints,
     TrainConfig,
@@ -73,6 +74,165 @@ def test_training_lowers_loss_and_saves_loadable_diffusers_lora(
     assert np.abs(with_lora - base).max() > 1e-3, "the LoRA must change the output"
     tiny_pipeline.unload_lora_weights()
     np.testing.assert_array_equal(_image(tiny_pipeline), base)
+
+
+def _unet_snapshot(unet: Any) -> dict[str, Any]:
+    """Everything training may change in a UNet: module tree, flags, hooks, weights."""
+    modules = [
+        (
+            name,
+            type(module).__name__,
+            module.training,
+            len(module._forward_hooks),
+            len(module._forward_pre_hooks),
+            len(module._backward_hooks),
+            len(module._backward_pre_hooks),
+            len(module._state_dict_hooks),
+            len(module._load_state_dict_pre_hooks),
+        )
+        for name, module in unet.named_modules()
+    ]
+    return {
+        "modules": modules,
+        "params": [(n, p.requires_grad, p.dtype) for n, p in unet.named_parameters()],
+        "peft": sorted(getattr(unet, "peft_config", None) or {}),
+        "checkpointing": unet.is_gradient_checkpointing,
+        "weights": {k: v.clone() for k, v in unet.state_dict().items()},
+    }
+
+
+def _assert_same_unet(before: dict[str, Any], after: dict[str, Any]) -> None:
+    import torch
+
+    weights_before, weights_after = before.pop("weights"), after.pop("weights")
+    assert after == before
+    assert weights_after.keys() == weights_before.keys()
+    for key, value in weights_before.items():
+        assert torch.equal(weights_after[key], value), key
+
+
+class _Boom(Exception):
+    pass
+
+
+def _explode_at_6(progress: TrainProgress) -> None:
+    if progress.step == 6:
+        raise _Boom("the GPU fell over")
+
+
+@pytest.mark.parametrize(
+    ("ending", "gradient_checkpointing"),
+    [("success", False), ("exception", True), ("cancel", False), ("validator", False)],
+)
+def test_training_leaves_the_resident_unet_exactly_as_it_was(
+    tiny_pipeline: Any,
+    training_images: list[Any],
+    tmp_path: Path,
+    ending: str,
+    gradient_checkpointing: bool,
+) -> None:
+    import numpy as np
+
+    unet = tiny_pipeline.unet
+    base = _image(tiny_pipeline)
+    before = _unet_snapshot(unet)
+    config = TrainConfig(**{**FAST.__dict__, "gradient_checkpointing": gradient_checkpointing})
+    seen_adapter: list[list[str]] = []
+
+    def validate(model: Any, step: int) -> float | None:
+        # The validator sees the resident UNet with the training adapter active, in eval mode.
+        assert model is unet and not model.training
+        seen_adapter.append(list(model.active_adapters()))
+        if ending == "validator":
+            raise _Boom("validation crashed")
+        return None
+
+    calls = 0
+
+    def cancel() -> None:
+        nonlocal calls
+        calls += 1
+        if ending == "cancel" and calls == 5:
+            raise JobCancelled("cancelled by user")
+
+    expected = {"exception": _Boom, "validator": _Boom, "cancel": JobCancelled}.get(ending)
+    with pytest.raises(expected) if expected else _no_raise():
+        train_lora(
+            tiny_pipeline,
+            training_images,
+            config,
+            output_dir=tmp_path,
+            on_progress=_explode_at_6 if ending == "exception" else None,
+            check_cancelled=cancel,
+            validate=validate,
+        )
+    if ending in ("success", "validator"):
+        assert seen_adapter and seen_adapter[0] == ["headshots_training"]
+    assert tiny_pipeline.unet is unet
+    _assert_same_unet(before, _unet_snapshot(unet))
+    np.testing.assert_array_equal(_image(tiny_pipeline), base)
+
+
+class _no_raise:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_training_keeps_a_loaded_adapter_loaded_and_active(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    config = TrainConfig(**{**FAST.__dict__, "steps": 4})
+    train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path / "other")
+    tiny_pipeline.load_lora_weights(str(tmp_path / "other"), adapter_name="job_x")
+    with_other = _image(tiny_pipeline)
+    before = _unet_snapshot(tiny_pipeline.unet)
+    train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path / "mine")
+    _assert_same_unet(before, _unet_snapshot(tiny_pipeline.unet))
+    assert tiny_pipeline.unet.active_adapters() == ["job_x"]
+    np.testing.assert_array_equal(_image(tiny_pipeline), with_other)
+
+
+def test_saved_lora_has_the_diffusers_script_layout_and_loads_exactly(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    """Same keys and shapes as diffusers' DreamBooth-LoRA script writes, and every value loads."""
+    import copy
+
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils.state_dict_utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    config = TrainConfig(**{**FAST.__dict__, "steps": 4})
+    train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path / "ours")
+    saved = load_file(str(tmp_path / "ours" / LORA_WEIGHT_NAME))
+
+    # The script's way: a default-named adapter on the UNet, peft state -> diffusers names.
+    reference_unet = copy.deepcopy(tiny_pipeline.unet)
+    reference_unet.add_adapter(
+        LoraConfig(r=config.rank, lora_alpha=config.rank, target_modules=list(LORA_TARGET_MODULES))
+    )
+    StableDiffusionPipeline.save_lora_weights(
+        save_directory=tmp_path / "script",
+        unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(reference_unet)),
+    )
+    reference = load_file(str(tmp_path / "script" / LORA_WEIGHT_NAME))
+    assert {k: v.shape for k, v in saved.items()} == {k: v.shape for k, v in reference.items()}
+
+    tiny_pipeline.load_lora_weights(str(tmp_path / "ours"), adapter_name="person")
+    loaded = convert_state_dict_to_diffusers(
+        get_peft_model_state_dict(tiny_pipeline.unet, adapter_name="person")
+    )
+    assert {f"unet.{k}" for k in loaded} == saved.keys()
+    for key, value in loaded.items():
+        assert torch.equal(value, saved[f"unet.{key}"]), key
+    tiny_pipeline.unload_lora_weights()
 
 
 def test_resume_after_kill_runs_the_configured_steps_once(

@@ -4,6 +4,14 @@ Loading an SD1.5 checkpoint takes seconds to tens of seconds; a LoRA takes milli
 base stays resident and each job loads its LoRA under its own adapter name, activates it with
 ``set_adapters``, generates, and unloads every LoRA again (``unload_lora_weights`` removes the
 peft layers, so the next job starts from the exact base weights).
+
+diffusers' LoRA hot-swap (``enable_lora_hotswap`` + ``load_lora_weights(..., hotswap=True)``)
+was measured and not adopted: on the SD1.5 shape it saves ~0.15 s per load (bench/GENERATION.md),
+but it needs one fixed adapter name for every job (the stages address a job's adapter as
+``job_<id>``), one rank and one set of target modules for every LoRA it will ever hold (the
+LCM-LoRA differs), and a resident adapter that every other user of the UNet (training, the
+FaceID preview) must work around. Training uses the same UNet between jobs (train.py) and takes
+the same per-UNet lock, so a job's LoRA is never loaded into a UNet that is being trained.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from headshots.generation.models import (
 )
 from headshots.generation.presets import PromptSpec, SchedulerName
 from headshots.generation.prompts import encode_prompts
-from headshots.generation.train import LORA_WEIGHT_NAME
+from headshots.generation.train import LORA_WEIGHT_NAME, unet_lock
 
 if TYPE_CHECKING:
     import torch
@@ -166,7 +174,7 @@ class ResidentPipeline:
         self, lora: LoraSource | None, adapter_name: str, *, lcm: bool = False, scale: float = 1.0
     ) -> Iterator[DiffusersPipeline]:
         """Hold the pipeline with the job's LoRA (and the LCM-LoRA) active; unload on exit."""
-        with self._lock:
+        with self._lock, unet_lock(self.pipe.unet):
             pipe = self.pipe
             names: list[str] = []
             weights: list[float] = []

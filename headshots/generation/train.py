@@ -6,13 +6,19 @@ top: VAE latents and text embeddings computed once per job, a typed config, prog
 hooks between steps, and checkpoints (LoRA + optimizer + step + RNG) so a job killed on one host
 resumes on another from the shared store.
 
-The trainable UNet is a *copy* of the resident pipeline's UNet: adapters added for training must
-never touch the pipeline that serves generation jobs, and a copy costs no disk read.
+The adapter trains on the resident pipeline's own UNet, under its own adapter name
+(:data:`TRAINING_ADAPTER`), with every base weight frozen: a copy of the UNet cost 9.3 s and
+3.3 GB on an SD1.5-shaped model on CPU (~5 GB of GPU memory for SDXL). Whatever way the run ends
+(done, cancelled, an exception) :func:`_training_adapter` puts the UNet back as it found it:
+adapter gone, peft wrappers removed, ``requires_grad``/train-mode flags and gradient
+checkpointing as they were, so the next job's base output is bit-identical. A per-UNet lock
+(:func:`unet_lock`, also taken by the resident pipeline while a job's LoRA is loaded) keeps a
+generation job from loading its LoRA into a UNet that is being trained.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import hashlib
 import io
 import json
@@ -20,8 +26,10 @@ import logging
 import math
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,7 +44,26 @@ logger = logging.getLogger(__name__)
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
+#: The adapter name training uses on the resident UNet (job LoRAs load as ``job_<id>``, ``lcm``).
+TRAINING_ADAPTER = "headshots_training"
 _CHECKPOINT_FORMAT = 1
+
+_UNET_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_UNET_LOCKS_GUARD = threading.Lock()
+
+
+def unet_lock(unet: Any) -> threading.RLock:
+    """The lock held by whoever changes ``unet``'s adapters (training, a job's LoRA).
+
+    Stages take turns on the GPU, but a stage whose asyncio task was cancelled (arq's timeout)
+    keeps running in its thread: without this lock the next job could load its LoRA into, or
+    unload every adapter from, a UNet that is still training.
+    """
+    with _UNET_LOCKS_GUARD:
+        lock = _UNET_LOCKS.get(unet)
+        if lock is None:
+            lock = _UNET_LOCKS[unet] = threading.RLock()
+        return lock
 
 
 class CaptionedImage(Protocol):
@@ -257,8 +284,75 @@ def _sample_latents(
     return (mean + std * noise) * scaling
 
 
+def _tuner_layers(unet: Any) -> list[Any]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [module for module in unet.modules() if isinstance(module, BaseTunerLayer)]
+
+
+@contextlib.contextmanager
+def _training_adapter(unet: Any, config: TrainConfig) -> Iterator[None]:
+    """Add a trainable LoRA named :data:`TRAINING_ADAPTER` to ``unet``; undo everything on exit."""
+    import torch
+    from diffusers.training_utils import cast_training_params
+    from peft import LoraConfig
+
+    existing = dict(getattr(unet, "peft_config", None) or {})
+    if TRAINING_ADAPTER in existing:
+        raise RuntimeError("a LoRA is already being trained on this UNet")
+    # Snapshot what training changes. Flags only: no tensor is copied.
+    requires_grad = [(p, p.requires_grad) for p in unet.parameters()]
+    modes = [(m, m.training) for m in unet.modules()]
+    checkpointing = bool(unet.is_gradient_checkpointing)
+    layers = _tuner_layers(unet)
+    active = list(layers[0].active_adapters) if layers else []
+    disabled = bool(layers[0].disable_adapters) if layers else False
+    peft_flag = getattr(unet, "_hf_peft_config_loaded", None)
+    try:
+        unet.requires_grad_(False)
+        # peft draws the initial lora_A from the global RNG: seed it, or runs are not repeatable.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            unet.add_adapter(
+                LoraConfig(
+                    r=config.rank,
+                    lora_alpha=config.alpha or config.rank,
+                    init_lora_weights="gaussian",
+                    target_modules=list(LORA_TARGET_MODULES),
+                ),
+                adapter_name=TRAINING_ADAPTER,
+            )
+        # Frozen weights stay in the pipeline dtype; the LoRA weights train in fp32.
+        cast_training_params(unet, dtype=torch.float32)
+        if config.gradient_checkpointing and not checkpointing:
+            unet.enable_gradient_checkpointing()
+        yield
+    finally:
+        if existing:
+            # Someone else's adapters were loaded: take out only ours, re-activate theirs.
+            if TRAINING_ADAPTER in (getattr(unet, "peft_config", None) or {}):
+                unet.delete_adapters(TRAINING_ADAPTER)
+            unet.set_adapter(active)
+            if disabled:
+                unet.disable_adapters()
+        elif _tuner_layers(unet):
+            # Unwrap every peft layer: the UNet holds exactly its original modules again.
+            unet.unload_lora()
+        if not existing and peft_flag is not None:
+            unet._hf_peft_config_loaded = peft_flag
+        if unet.is_gradient_checkpointing and not checkpointing:
+            unet.disable_gradient_checkpointing()
+        for module, mode in modes:
+            module.training = mode
+        for parameter, flag in requires_grad:
+            parameter.requires_grad_(flag)
+
+
 class _Trainer:
-    """One run's state: the trainable UNet copy, optimizer, noise schedule and caches."""
+    """One run's state: the trained adapter on the resident UNet, optimizer, schedule, caches.
+
+    Build it inside :func:`_training_adapter` (``train_lora`` does).
+    """
 
     def __init__(
         self,
@@ -268,40 +362,13 @@ class _Trainer:
     ) -> None:
         import torch
         from diffusers import DDPMScheduler
-        from diffusers.training_utils import cast_training_params
 
         self.config = config
         self.cache = cache
         self.device = pipe.device
         self.scaling = float(pipe.vae.config.scaling_factor)
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.unet = copy.deepcopy(pipe.unet)
-        self.unet.requires_grad_(False)
-        # peft draws the initial lora_A from the global RNG: seed it, or runs are not repeatable.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self._add_adapter(config)
-        cast_training_params(self.unet, dtype=torch.float32)
-        self._setup(pipe, config)
-
-    def _add_adapter(self, config: TrainConfig) -> None:
-        from peft import LoraConfig
-
-        self.unet.add_adapter(
-            LoraConfig(
-                r=config.rank,
-                lora_alpha=config.alpha or config.rank,
-                init_lora_weights="gaussian",
-                target_modules=list(LORA_TARGET_MODULES),
-            )
-        )
-
-    def _setup(self, pipe: DiffusersPipeline, config: TrainConfig) -> None:
-        import torch
-
-        # Frozen weights stay in the pipeline dtype; the LoRA weights (cast above) train in fp32.
-        if config.gradient_checkpointing:
-            self.unet.enable_gradient_checkpointing()
+        self.unet = pipe.unet
         self.unet.train()
         self.params = [p for p in self.unet.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate)
@@ -414,14 +481,13 @@ class _Trainer:
     def lora_state(self) -> dict[str, torch.Tensor]:
         from peft.utils import get_peft_model_state_dict
 
-        return {
-            k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.unet).items()
-        }
+        state = get_peft_model_state_dict(self.unet, adapter_name=TRAINING_ADAPTER)
+        return {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def load_lora_state(self, state: dict[str, torch.Tensor]) -> None:
         from peft.utils import set_peft_model_state_dict
 
-        set_peft_model_state_dict(self.unet, state)
+        set_peft_model_state_dict(self.unet, state, adapter_name=TRAINING_ADAPTER)
 
 
 def _serialise_checkpoint(
@@ -462,14 +528,25 @@ def _restore_checkpoint(data: bytes, fingerprint: str) -> dict[str, Any] | None:
 
 
 def save_lora(
-    unet: Any, output_dir: Path, family: ModelFamily, state: dict[str, Any] | None = None
+    unet: Any,
+    output_dir: Path,
+    family: ModelFamily,
+    state: dict[str, Any] | None = None,
+    *,
+    adapter_name: str = "default",
 ) -> Path:
-    """Write ``pytorch_lora_weights.safetensors`` in the format ``load_lora_weights`` reads."""
+    """Write ``pytorch_lora_weights.safetensors`` in the format ``load_lora_weights`` reads.
+
+    ``state`` is a peft state dict (adapter name already stripped); without it, the weights of
+    ``unet``'s adapter ``adapter_name`` are saved.
+    """
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from diffusers.utils.state_dict_utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    peft_state = state if state is not None else get_peft_model_state_dict(unet)
+    peft_state = (
+        state if state is not None else get_peft_model_state_dict(unet, adapter_name=adapter_name)
+    )
     layers = convert_state_dict_to_diffusers(peft_state)
     pipeline_class: Any = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -493,9 +570,10 @@ def train_lora(
 ) -> TrainResult:
     """Train a LoRA on ``examples`` and save it to ``output_dir``; returns what happened.
 
-    ``pipe`` is only read (its VAE, text encoder(s), scheduler config and a copy of its UNet).
-    ``check_cancelled`` and ``on_progress`` may raise to stop the run; the last checkpoint
-    survives and the next call with the same config and store resumes from it.
+    The LoRA trains on ``pipe.unet`` itself and is removed again before this returns or raises:
+    ``pipe`` is left as it was. ``check_cancelled`` and ``on_progress`` may raise to stop the
+    run; the last checkpoint survives and the next call with the same config and store resumes
+    from it. ``validate`` gets ``pipe.unet`` with the adapter active.
     """
     if not examples:
         raise ValueError("training needs at least one example")
@@ -503,7 +581,40 @@ def train_lora(
     started = time.monotonic()
     fingerprint = config.fingerprint(len(examples), len(class_examples))
     cache = _encode_once(pipe, examples, class_examples, config)
-    trainer = _Trainer(pipe, cache, config)
+    with unet_lock(pipe.unet), _training_adapter(pipe.unet, config):
+        trainer = _Trainer(pipe, cache, config)
+        result = _run(
+            trainer,
+            fingerprint,
+            output_dir=output_dir,
+            checkpoints=checkpoints,
+            on_progress=on_progress,
+            check_cancelled=check_cancelled,
+            validate=validate,
+        )
+    result.seconds = time.monotonic() - started
+    logger.info(
+        "trained %d steps (%d run here) in %.1fs, eval loss %s -> %s",
+        result.total_steps,
+        result.steps_run,
+        result.seconds,
+        result.eval_loss_before,
+        result.eval_loss_after,
+    )
+    return result
+
+
+def _run(
+    trainer: _Trainer,
+    fingerprint: str,
+    *,
+    output_dir: Path,
+    checkpoints: CheckpointStore | None,
+    on_progress: Callable[[TrainProgress], None] | None,
+    check_cancelled: Callable[[], None] | None,
+    validate: Validator | None,
+) -> TrainResult:
+    config = trainer.config
 
     start_step = 0
     losses: list[float] = []
@@ -562,8 +673,9 @@ def train_lora(
             on_progress(TrainProgress(step=step, total=config.steps, loss=loss))
 
     eval_after = trainer.eval_loss() if config.eval_samples else None
-    path = save_lora(trainer.unet, output_dir, config.family, state=best_state)
-    result = TrainResult(
+    state = best_state if best_state is not None else trainer.lora_state()
+    path = save_lora(trainer.unet, output_dir, config.family, state=state)
+    return TrainResult(
         lora_path=path,
         total_steps=config.steps,
         steps_run=config.steps - start_step,
@@ -574,14 +686,4 @@ def train_lora(
         eval_loss_after=eval_after,
         best_step=best_step,
         best_score=best_score,
-        seconds=time.monotonic() - started,
     )
-    logger.info(
-        "trained %d steps (%d run here) in %.1fs, eval loss %s -> %s",
-        result.total_steps,
-        result.steps_run,
-        result.seconds,
-        eval_before,
-        eval_after,
-    )
-    return result

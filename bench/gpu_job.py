@@ -1,0 +1,211 @@
+"""One whole job on a CUDA GPU, timed (bench/gpu_smoke.sh runs it; not a test). Usage:
+
+    python bench/gpu_job.py --model /models/sd15 [--selfies DIR] [--steps 200] [--n 8]
+
+Runs ``headshots run`` in this process (check -> crops -> preview -> train -> generate ->
+postprocess with face refine -> rank) on a local model folder, offline, in bf16 (fp16 where the
+GPU has no bf16), then prints per-stage times, peak GPU memory, and the overhead figure:
+job wall time / (training steps x step floor + images x sampler steps x forward floor), the
+floors measured on the same GPU right after the job. Without CUDA it says so and exits 0.
+Without ``--selfies`` it writes seven photos of scikit-image's astronaut (public domain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _astronaut_selfies(folder: Path) -> Path:
+    """Seven different photos of one person (flips, crops, light, tilt)."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise SystemExit(
+            "no --selfies and scikit-image is not installed: pass --selfies DIR"
+        ) from None
+    from PIL import Image, ImageEnhance, ImageOps
+
+    base = Image.fromarray(skimage.data.astronaut()).convert("RGB")
+    w, h = base.size
+    variants = [
+        base,
+        ImageOps.mirror(base),
+        ImageEnhance.Brightness(base.crop((40, 10, 480, 450))).enhance(1.15).resize((600, 600)),
+        ImageEnhance.Brightness(base.crop((0, 0, 430, 512))).enhance(0.8),
+        base.crop((60, 0, w, h - 40)),
+        base.rotate(8, resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128)),
+        ImageEnhance.Contrast(ImageOps.mirror(base.crop((20, 30, 500, 500)))).enhance(1.2),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, image in enumerate(variants):
+        image.save(folder / f"selfie_{number:02d}.jpg", quality=92)
+    return folder
+
+
+def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dict[str, float]:
+    """Median step floor (UNet fwd+bwd+AdamW, LoRA) and forward floor (CFG batch, LoRA)."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    from headshots.generation.models import load_base_pipeline
+    from headshots.generation.train import TrainConfig, _Trainer, _training_adapter
+    from headshots.settings import Settings
+
+    settings = Settings(base_model=model)
+    pipe = load_base_pipeline(settings)
+    device = pipe.device
+    latent = resolution // 8
+    hidden = pipe.unet.config.cross_attention_dim
+    sdxl = pipe.unet.config.get("addition_embed_type") == "text_time"
+
+    def added(batch: int) -> dict[str, Any]:
+        if not sdxl:
+            return {}
+        pooled = pipe.text_encoder_2.config.projection_dim
+        return {
+            "added_cond_kwargs": {
+                "text_embeds": torch.randn(batch, pooled, device=device, dtype=pipe.unet.dtype),
+                "time_ids": torch.tensor(
+                    [[resolution, resolution, 0, 0, resolution, resolution]] * batch,
+                    device=device,
+                    dtype=pipe.unet.dtype,
+                ),
+            }
+        }
+
+    def timed(fn: Any, repeats: int = 5) -> float:
+        fn()  # warm-up
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(repeats):
+            started = time.monotonic()
+            fn()
+            torch.cuda.synchronize()
+            times.append(time.monotonic() - started)
+        return statistics.median(times)
+
+    dtype = pipe.unet.dtype
+    config = TrainConfig(resolution=resolution, rank=rank, gradient_checkpointing=sdxl)
+    empty: Any = type("Cache", (), {})()
+    with _training_adapter(pipe.unet, config):
+        trainer = _Trainer(pipe, empty, config)
+        noisy = torch.randn(1, 4, latent, latent, device=device, dtype=dtype)
+        embeds = torch.randn(1, 77, hidden, device=device, dtype=dtype)
+        target = torch.randn(1, 4, latent, latent, device=device)
+        t = torch.tensor([500], device=device)
+
+        def step() -> None:
+            with torch.autocast("cuda", dtype=dtype):
+                pred = pipe.unet(noisy, t, embeds, **added(1)).sample
+            F.mse_loss(pred.float(), target).backward()
+            trainer.optimizer.step()
+            trainer.optimizer.zero_grad(set_to_none=True)
+
+        step_floor = timed(step)
+        trainer.unet.eval()
+        batch = 2 * images_per_call
+        noisy_b = torch.randn(batch, 4, latent, latent, device=device, dtype=dtype)
+        embeds_b = torch.randn(batch, 77, hidden, device=device, dtype=dtype)
+
+        def forward() -> None:
+            with torch.no_grad(), torch.autocast("cuda", dtype=dtype):
+                pipe.unet(noisy_b, t, embeds_b, **added(batch))
+
+        forward_floor = timed(forward)
+    return {"step_floor_s": step_floor, "forward_floor_s": forward_floor}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True, help="a local diffusers folder (no downloads)")
+    parser.add_argument("--selfies", type=Path)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gpu_smoke: no CUDA device on this host; nothing to run (exit 0)")
+        return 0
+    if not Path(args.model).is_dir():
+        raise SystemExit(f"{args.model} is not a local model folder (the smoke downloads nothing)")
+    dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    os.environ.update(
+        HEADSHOTS_HF_OFFLINE="1",
+        HEADSHOTS_DEVICE="cuda",
+        HEADSHOTS_DTYPE=dtype,
+        HEADSHOTS_BASE_MODEL=args.model,
+    )
+    work = Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
+    selfies = args.selfies or _astronaut_selfies(work / "selfies")
+    out = args.out or work / "out"
+    os.environ.setdefault("HEADSHOTS_STATE_DIR", str(work / "state"))
+
+    from headshots.cli import main as cli_main
+
+    torch.cuda.reset_peak_memory_stats()
+    started = time.monotonic()
+    code = cli_main(
+        [
+            "run",
+            "--selfies",
+            str(selfies),
+            "--model",
+            args.model,
+            "--steps",
+            str(args.steps),
+            "--n",
+            str(args.n),
+            "--out",
+            str(out),
+        ]
+    )
+    wall = time.monotonic() - started
+    peak_gb = torch.cuda.max_memory_allocated() / 2**30
+    if code:
+        print(f"gpu_smoke: headshots run failed with exit code {code}")
+        return code
+    report = json.loads((out / "report.json").read_text())
+    generation = report.get("generation") or {}
+    train = report.get("train") or {}
+    images = len(generation.get("seeds") or []) or args.n
+    sample_steps = int(generation.get("steps") or 0)
+    resolution = int((train.get("config") or {}).get("resolution") or 512)
+    rank = int((train.get("config") or {}).get("rank") or 16)
+
+    print(f"model {args.model}, {dtype}, {torch.cuda.get_device_name()}")
+    print("stage times:")
+    for name, stage in report["stages"].items():
+        print(f"  {name:12} {stage['seconds']:8.2f} s{' (skipped)' if stage['skipped'] else ''}")
+    print(f"job wall time {wall:.1f} s (includes the base load), peak GPU memory {peak_gb:.2f} GB")
+    floors = _floors(args.model, resolution, min(4, images), rank)
+    arithmetic = args.steps * floors["step_floor_s"] + images * sample_steps * (
+        floors["forward_floor_s"] / min(4, images)
+    )
+    print(
+        f"step floor {floors['step_floor_s'] * 1000:.1f} ms, forward floor "
+        f"{floors['forward_floor_s'] * 1000:.1f} ms (CFG batch {2 * min(4, images)})"
+    )
+    print(
+        f"overhead = {wall:.1f} s / ({args.steps} x step floor + {images} images x "
+        f"{sample_steps} steps x forward floor per image = {arithmetic:.1f} s) "
+        f"= x{wall / arithmetic:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
