@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from headshots.cli import main
-from headshots.generation.context import Retention, lora_path, reference_embedding_path
+from headshots.generation.context import Retention, lora_path
 from headshots.generation.local_context import LocalContext, run_stages
 from headshots.generation.pipeline import ResidentPipeline
 from headshots.generation.presets import build_prompt_spec, load_presets, output_size
@@ -316,6 +316,7 @@ def test_run_on_sdxl_delivers_whole_prompts_at_the_style_size(
     args = ["run", "--selfies", str(_selfies(tmp_path, face_photo_bytes[:4]))]
     args += ["--style", "legal", "--class", "woman", "--out", str(out)]
     args += ["--model", str(tiny_sdxl_model_path), "--steps", "2", "--n", "1"]
+    # Likeness validation on SDXL runs too (20 sampling steps per checkpoint): off for time.
     args += ["--sample-steps", "2", "--no-validate", "--eye-colour", "green"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
@@ -332,7 +333,9 @@ def test_run_on_sdxl_delivers_whole_prompts_at_the_style_size(
     assert report["train"]["config"]["family"] == "sdxl"
     assert report["train"]["config"]["gradient_checkpointing"] is True
     # SDXL has no FaceID preview: the record says so instead of failing.
-    assert "skipped" in json.loads((out / "records" / report["job_id"] / "preview.json").read_text())
+    assert "skipped" in json.loads(
+        (out / "records" / report["job_id"] / "preview.json").read_text()
+    )
     generation = report["generation"]
     assert generation["family"] == "sdxl"
 

@@ -305,9 +305,7 @@ def cmd_tiny_model(args: argparse.Namespace, settings: Settings) -> int:
     from headshots.generation.tiny import save_tiny_model
 
     save_tiny_model(args.path, seed=args.seed, family=args.family)
-    print(
-        f"tiny {args.family} model written to {args.path} (use HEADSHOTS_BASE_MODEL={args.path})"
-    )
+    print(f"tiny {args.family} model written to {args.path} (use HEADSHOTS_BASE_MODEL={args.path})")
     return 0
 
 

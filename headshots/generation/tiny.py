@@ -213,7 +213,7 @@ TinyFamily = Literal["sd15", "sdxl"]
 
 
 def save_tiny_model(path: Path, seed: int = 0, *, family: TinyFamily = "sd15") -> Path:
-    """Write the tiny model of ``family`` in diffusers layout to ``path`` (a HEADSHOTS_BASE_MODEL)."""
+    """Write the tiny ``family`` model in diffusers layout to ``path`` (a HEADSHOTS_BASE_MODEL)."""
     builder = build_tiny_sdxl_pipeline if family == "sdxl" else build_tiny_pipeline
     pipe = builder(seed)
     path.mkdir(parents=True, exist_ok=True)

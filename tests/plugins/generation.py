@@ -136,6 +136,8 @@ def _lora_maker(
                 learning_rate=5e-3,
                 seed=seed,
                 eval_samples=0,
+                # SDXL's default; off here, where memory is no concern and time is.
+                gradient_checkpointing=False,
             )
             train_lora(pipe, make_training_images(seed=seed), config, output_dir=out)
             cache[seed] = (out / LORA_WEIGHT_NAME).read_bytes()
