@@ -241,20 +241,27 @@ def test_more_like_new_style_and_a_team_on_sdxl(
         count=1,
         colour_grade="ektar",
     )
-    records = []
-    for member in (21, 22):
-        request = _request(kit.style_for("man"), user_id=member, team_id="acme")
-        member_ctx = _context(tmp_path, settings, request, lora, f"m{member}")
-        run_stages(member_ctx, stages.stage_set().generate)
-        member_rank = member_ctx.output_of("rank") or {}
-        records.append(member_rank["generation"])
-        delivered = member_ctx.read_blob(member_rank["results"][0]["path"])
-        assert Image.open(io.BytesIO(delivered)).size == (96, 96)
-        # The team export keeps the kit's crop of the delivered image.
-        assert export_headshot(delivered, "1:1", long_side=96).size == (96, 96)
-    for field in ("prompt", "negative_prompt", "seeds", "steps", "cfg", "width", "height"):
+    # The first member's job runs to delivery; the second's generation settings must match.
+    member_ctx = _context(
+        tmp_path, settings, _request(kit.style_for("man"), user_id=21, team_id="acme"), lora, "m21"
+    )
+    run_stages(member_ctx, stages.stage_set().generate)
+    member_rank = member_ctx.output_of("rank") or {}
+    delivered = member_ctx.read_blob(member_rank["results"][0]["path"])
+    assert Image.open(io.BytesIO(delivered)).size == (96, 96)
+    # The team export keeps the kit's crop of the delivered image.
+    assert export_headshot(delivered, "1:1", long_side=96).size == (96, 96)
+    second = _request(kit.style_for("woman"), user_id=22, team_id="acme")
+    records = [
+        member_rank["generation"],
+        stages.generate(_context(tmp_path, settings, second, lora, "m22"))["generation"],
+    ]
+    assert records[0]["prompt"] != records[1]["prompt"]  # each member's own class
+    for field in ("negative_prompt", "seeds", "steps", "cfg", "width", "height", "colour_grade"):
         assert records[0][field] == records[1][field], field
-    assert "royal blue" in records[0]["prompt"] and records[0]["colour_grade"] == "ektar"
+    assert (
+        all("royal blue" in r["prompt"] for r in records) and records[0]["colour_grade"] == "ektar"
+    )
     assert stages.resident.base_loads == 1
     stages.close()
 
