@@ -10,10 +10,12 @@ three quarters of the reference negative prompt, and treats ``(ohwx man)`` as te
 - :func:`encode_prompts` encodes positive and negative prompts with compel
   (``truncate_long_prompts=False``: as many 77-token chunks as the text needs, both prompts
   padded to the same length), for SD1.5 and SDXL (both tokenizers and encoders, pooled
-  embeddings). Text-to-image, img2img (face refine, "More like", the upscale's detail pass) and
-  the training-time likeness validator all call it.
+  embeddings; an empty negative prompt is zeros, as SDXL's own pipelines make it).
+  Text-to-image, img2img (face refine, "More like", the upscale's detail pass) and the
+  training-time likeness validator all call it.
 - :class:`PromptTokens` says how many tokens each prompt had and how many reached the model, by
-  the pipeline's own tokenizer: the generation record carries it, and ``dropped`` must be 0.
+  the pipeline's own tokenizer (on SDXL, the one of the two that dropped more): the generation
+  record carries it, and ``dropped`` must be 0.
 
 This module imports torch and compel lazily: the chat front ends import :mod:`presets`, which
 uses only the pure-text part here.
@@ -343,4 +345,5 @@ def _forces_zeros(pipe: Any) -> bool:
 
 
 def _fewer_encoded(first: PromptTokens, second: PromptTokens) -> PromptTokens:
-    return first if first.encoded - first.text <= second.encoded - second.text else second
+    """The count of the encoder that dropped more tokens (``first`` on a tie)."""
+    return second if second.dropped > first.dropped else first

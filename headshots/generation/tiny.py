@@ -6,6 +6,8 @@ images are noise, so nothing judges them; only their plumbing.
 
 The VAE has four blocks like SD's, so it downsamples by 8 and the native resolution is
 ``unet_sample_size * 8`` (64 px by default): face crops and aspect ratios keep their meaning.
+The SDXL one (:func:`build_tiny_sdxl_pipeline`, ``dev tiny-model --family sdxl``) has both text
+encoders and the ``text_time`` added conditioning, so it loads as ``StableDiffusionXLPipeline``.
 """
 
 from __future__ import annotations
