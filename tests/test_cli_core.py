@@ -178,3 +178,84 @@ def test_up_restarts_a_dead_worker_and_its_redis_without_stopping(tmp_path: Path
         up.send_signal(signal.SIGINT)
         up.wait(timeout=60)
     assert up.returncode == 0, log.read_text()
+
+
+def _doctor(settings: Settings, capsys: Any) -> dict[str, dict[str, Any]]:
+    import argparse
+
+    from headshots.cli.core import cmd_doctor
+
+    cmd_doctor(argparse.Namespace(json=True), settings)
+    return {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+
+
+def test_doctor_says_whether_faceid_previews_and_quick_drafts_can_run(
+    settings_factory: Callable[..., Settings],
+    tiny_model_path: Path,
+    tmp_path: Path,
+    capsys: Any,
+) -> None:
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    from headshots.generation.faces import insightface_pack_dir
+    from headshots.generation.preview import save_random_faceid_adapter
+    from tests.plugins.faces import save_tiny_arcface
+
+    settings = settings_factory(base_model=str(tiny_model_path), model_dir=tmp_path / "models")
+    checks = _doctor(settings, capsys)
+    assert not checks["faceid"]["ok"] and "not configured" in checks["faceid"]["detail"]
+    assert not checks["quick drafts"]["ok"]
+    assert "HEADSHOTS_LCM_LORA is not set" in checks["quick drafts"]["detail"]
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_model_path, subfolder="unet")
+    adapter = save_random_faceid_adapter(tmp_path / "faceid", unet)
+    lcm = tmp_path / "pytorch_lora_weights.safetensors"
+    key = "lora_unet_down_blocks_0_attentions_0_proj_in"
+    save_file(
+        {
+            f"{key}.lora_down.weight": torch.zeros(4, 32),
+            f"{key}.lora_up.weight": torch.zeros(32, 4),
+            f"{key}.alpha": torch.tensor(4.0),
+        },
+        str(lcm),
+    )
+    pack = insightface_pack_dir(tmp_path / "models", "buffalo_l")
+    pack.mkdir(parents=True)
+    save_tiny_arcface(pack / "w600k_r50.onnx")
+    usable = settings.model_copy(
+        update={"ip_adapter_faceid": str(adapter), "lcm_lora": str(lcm), "face_backend": "auto"}
+    )
+    checks = _doctor(usable, capsys)
+    faceid, quick = checks["faceid"], checks["quick drafts"]
+    assert faceid["ok"], faceid
+    assert "4 cross-attention layers, LoRA inside" in faceid["detail"]
+    assert "companion ip-adapter-faceid_sd15_lora.safetensors" in faceid["detail"]
+    assert quick["ok"] and "1 UNet modules, kohya layout" in quick["detail"], quick
+
+    adapter.write_bytes(b"not a checkpoint")
+    lcm.write_bytes(b"garbage")
+    broken = usable.model_copy(update={"face_backend": "dlib"})
+    checks = _doctor(broken, capsys)
+    faceid, quick = checks["faceid"], checks["quick drafts"]
+    assert not faceid["ok"] and "cannot read" in faceid["detail"]
+    assert not quick["ok"] and "cannot read the LCM-LoRA" in quick["detail"]
+    fresh = save_random_faceid_adapter(tmp_path / "faceid2", unet, companion=False)
+    checks = _doctor(broken.model_copy(update={"ip_adapter_faceid": str(fresh)}), capsys)
+    assert not checks["faceid"]["ok"]
+    assert "not available with the dlib backend" in checks["faceid"]["detail"]
+    offline = settings.model_copy(
+        update={
+            "hf_offline": True,
+            "lcm_lora": "latent-consistency/lcm-lora-sdv1-5",
+            "ip_adapter_faceid": "h94/IP-Adapter-FaceID/ip-adapter-faceid_sd15.bin",
+            "face_backend": "auto",
+        }
+    )
+    checks = _doctor(offline, capsys)
+    assert not checks["quick drafts"]["ok"] and "not cached" in checks["quick drafts"]["detail"]
+    assert (
+        not checks["faceid"]["ok"]
+        and "h94/IP-Adapter-FaceID is not cached" in (checks["faceid"]["detail"])
+    )

@@ -23,42 +23,12 @@ from headshots.generation.faces import (
     load_analyzer,
 )
 from headshots.settings import Settings
-from tests.plugins.faces import insightface_image_path
-
-
-def _tiny_arcface(path: Path) -> Path:
-    """A conv + linear ONNX graph with fixed random weights: 1x3x112x112 -> 1x512."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    conv = rng.normal(scale=0.05, size=(16, 3, 8, 8)).astype(np.float32)
-    dense = rng.normal(scale=0.02, size=(16 * 14 * 14, 512)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["data", "conv_w"], ["c"], name="conv0", strides=[8, 8]),
-            helper.make_node("Relu", ["c"], ["r"], name="relu0"),
-            helper.make_node("Flatten", ["r"], ["f"], name="flatten0"),
-            helper.make_node("MatMul", ["f", "fc_w"], ["fc1"], name="fc1"),
-        ],
-        "tiny_arcface",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 112, 112])],
-        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 512])],
-        initializer=[
-            numpy_helper.from_array(conv, "conv_w"),
-            numpy_helper.from_array(dense, "fc_w"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+from tests.plugins.faces import insightface_image_path, save_tiny_arcface
 
 
 @pytest.fixture(scope="module")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> ArcFaceEmbedder:
-    model = _tiny_arcface(tmp_path_factory.mktemp("arcface") / "tiny_r1.onnx")
+    model = save_tiny_arcface(tmp_path_factory.mktemp("arcface") / "tiny_r1.onnx")
     return ArcFaceEmbedder.from_file(model)
 
 
@@ -118,7 +88,7 @@ def test_auto_falls_back_to_dlib_without_pack(tmp_path: Path) -> None:
 def test_auto_picks_insightface_when_the_pack_folder_has_models(tmp_path: Path) -> None:
     pack = insightface_pack_dir(tmp_path, "buffalo_l")
     pack.mkdir(parents=True)
-    _tiny_arcface(pack / "w600k_r50.onnx")
+    save_tiny_arcface(pack / "w600k_r50.onnx")
     analyzer = load_analyzer(Settings(model_dir=tmp_path, face_backend="auto"))
     assert isinstance(analyzer, InsightFaceAnalyzer)
     assert analyzer.pack_dir == pack

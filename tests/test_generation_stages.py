@@ -225,3 +225,114 @@ def test_more_like_varies_the_chosen_headshot(
     with pytest.raises(NotFound, match="#9"):
         stages.generate(_context(tmp_path, tiny_settings, gone, train_job_id="trained"))
     stages.close()
+
+
+#: The modules latent-consistency/lcm-lora-sdv1-5 adapts (its training script's targets).
+_LCM_TARGETS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "proj_in",
+    "proj_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "conv1",
+    "conv2",
+    "conv_shortcut",
+    "downsamplers.0.conv",
+    "upsamplers.0.conv",
+    "time_emb_proj",
+)
+
+
+def save_lcm_lora(path: Path, model: Path, *, seed: int = 0, rank: int = 4) -> Path:
+    """Random LCM-LoRA weights in the published ``pytorch_lora_weights.safetensors`` layout.
+
+    kohya naming over diffusers module paths, as latent-consistency publishes it:
+    ``lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight``, ``.lora_up.weight`` and
+    a scalar ``.alpha`` per module; convolutions get 4-d down/up weights.
+    """
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet")
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for name, module in unet.named_modules():
+        if not name.endswith(tuple(f".{target}" for target in _LCM_TARGETS)):
+            continue
+        if isinstance(module, torch.nn.Linear):
+            down_shape: tuple[int, ...] = (rank, module.in_features)
+            up_shape: tuple[int, ...] = (module.out_features, rank)
+        elif isinstance(module, torch.nn.Conv2d):
+            down_shape = (rank, module.in_channels, *module.kernel_size)
+            up_shape = (module.out_channels, rank, 1, 1)
+        else:
+            continue
+        key = "lora_unet_" + name.replace(".", "_")
+        state[f"{key}.lora_down.weight"] = torch.randn(*down_shape, generator=generator) * 0.05
+        state[f"{key}.lora_up.weight"] = torch.randn(*up_shape, generator=generator) * 0.05
+        state[f"{key}.alpha"] = torch.tensor(float(rank))
+    save_file(state, str(path))
+    return path
+
+
+def test_quick_draft_samples_with_the_lcm_lora_in_few_steps(
+    tiny_settings: Settings, tiny_model_path: Path, make_tiny_lora: Any, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    lcm = save_lcm_lora(tmp_path / "pytorch_lora_weights.safetensors", tiny_model_path)
+    published = load_file(str(lcm))
+    assert "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight" in published
+    assert "lora_unet_down_blocks_0_resnets_0_conv1.alpha" in published
+    settings = tiny_settings.model_copy(update={"lcm_lora": str(lcm)})
+    ctx = _context(tmp_path, settings, _request(count=1, seed=4, quick=True), train_job_id="t")
+    ctx.write_blob(lora_path("t"), make_tiny_lora(1), Retention.LORA)
+    stages = GenerationStages(settings, FAST)
+    run_stages(ctx, stages.stage_set().generate)
+    generation = (ctx.output_of("generate") or {})["generation"]
+    assert generation["scheduler"] == "lcm" and generation["quick"] == {"used": True, "note": None}
+    # FAST asks for 3 steps: LCM's range is 4-8, and the cfg is LCM's too.
+    assert generation["steps"] == 4 and generation["cfg"] <= 2.0
+    post = (ctx.output_of("postprocess") or {})["images"][0]["applied"]
+    assert post["refined"] is False and "detail_tiles" not in post["upscale"]
+    rank = ctx.output_of("rank") or {}
+    assert all("quick draft" in r["caption"] for r in rank["results"])
+    # Every module of the published file found its layer in the UNet, and none stays after.
+    with stages.resident.adapters(None, "probe", lcm=True) as pipe:
+        adapted = [m for m in pipe.unet.modules() if "lcm" in getattr(m, "lora_A", {})]
+        assert len(adapted) == sum(k.endswith(".alpha") for k in published)
+    assert not getattr(stages.resident.pipe.unet, "peft_config", None)
+    stages.close()
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_quick_draft_without_a_usable_lcm_lora_says_why(
+    tiny_settings: Settings, make_tiny_lora: Any, tmp_path: Path, configured: bool
+) -> None:
+    settings = tiny_settings
+    if configured:  # a file that is there but is no LoRA at all
+        broken = tmp_path / "lcm.safetensors"
+        broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+        settings = tiny_settings.model_copy(update={"lcm_lora": str(broken)})
+    ctx = _context(tmp_path, settings, _request(count=1, seed=4, quick=True), train_job_id="t")
+    ctx.write_blob(lora_path("t"), make_tiny_lora(1), Retention.LORA)
+    stages = GenerationStages(settings, FAST)
+    record = stages.generate(ctx)
+    generation = record["generation"]
+    assert generation["scheduler"] != "lcm" and generation["steps"] == 3
+    quick = generation["quick"]
+    assert quick["used"] is False and "Quick draft not available" in quick["note"]
+    assert ("could not be used" if configured else "HEADSHOTS_LCM_LORA is not set") in quick["note"]
+    assert not getattr(stages.resident.pipe.unet, "peft_config", None)
+    if not configured:
+        ctx.save_record("generate", record)
+        for stage in stages.stage_set().generate[1:]:
+            ctx.save_record(stage.name, stage.run(ctx))
+        rank = ctx.output_of("rank") or {}
+        assert rank["message"].startswith(quick["note"])
+        assert not any("quick draft" in r["caption"] for r in rank["results"])
+    stages.close()

@@ -253,6 +253,68 @@ def _check_output_check(settings: Settings, check: Any) -> None:
     check("output check", ok, detail)
 
 
+def _check_adapters(settings: Settings, check: Any) -> None:
+    """Say whether the instant FaceID preview and quick (LCM) drafts can run here."""
+    from pathlib import Path
+
+    from headshots.errors import ModelMissing
+    from headshots.generation.faces.insightface_backend import (
+        insightface_pack_dir,
+        pack_is_present,
+    )
+    from headshots.generation.models import detect_family
+    from headshots.generation.preview import adapter_location, describe_faceid_file
+    from headshots.generation.stages import describe_lcm_lora, quick_unavailable
+
+    base = Path(settings.base_model).expanduser()
+    family = detect_family(base) if (base / "model_index.json").is_file() else None
+
+    def hub_problem(name: str, what: str) -> str | None:
+        cached = (settings.models_path / "hub" / f"models--{name.replace('/', '--')}").is_dir()
+        if cached or not settings.hf_offline:
+            return None
+        return f"{what} {name} is not cached and HEADSHOTS_HF_OFFLINE=1"
+
+    if not settings.ip_adapter_faceid:
+        check(
+            "faceid",
+            False,
+            "not configured (set HEADSHOTS_IP_ADAPTER_FACEID): no instant preview",
+            False,
+        )
+    else:
+        backend = settings.face_backend
+        if backend == "auto":
+            pack = insightface_pack_dir(settings.models_path, settings.insightface_pack)
+            backend = "insightface" if pack_is_present(pack) else "dlib"
+        try:
+            detail = describe_faceid_file(settings.ip_adapter_faceid)
+            location = adapter_location(settings.ip_adapter_faceid)[0]
+            hub = None if Path(location).is_dir() else hub_problem(location, "the adapter")
+            problems = [hub] if hub else []
+            if backend != "insightface":
+                problems.append(
+                    f"not available with the {backend} backend (needs insightface's 512-d "
+                    "ArcFace embeddings)"
+                )
+            if family not in (None, "sd15"):
+                problems.append(f"only wired for SD1.5 base models, not {family}")
+            check("faceid", not problems, "; ".join([*problems, detail]), False)
+        except ModelMissing as exc:
+            check("faceid", False, f"unusable: {exc}", False)
+    reason = quick_unavailable(settings)
+    lcm = settings.lcm_lora or ""
+    if reason is None and not Path(lcm).expanduser().exists():
+        reason = hub_problem(lcm, "the LCM-LoRA")
+    if reason is not None:
+        check("quick drafts", False, f"not available: {reason} (the chat says so)", False)
+    else:
+        try:
+            check("quick drafts", True, describe_lcm_lora(settings.lcm_lora or "", family), False)
+        except ModelMissing as exc:
+            check("quick drafts", False, f"unusable: {exc}", False)
+
+
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     checks: list[tuple[str, bool, str, bool]] = []  # name, ok, detail, required for `up`
 
@@ -329,6 +391,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         False,
     )
     _check_output_check(settings, check)
+    _check_adapters(settings, check)
     if args.json:
         print(
             json.dumps(

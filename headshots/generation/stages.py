@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headshots.errors import NotFound, OperationalError, SelfieRejected
+from headshots.errors import (
+    HeadshotsError,
+    JobCancelled,
+    ModelMissing,
+    NotFound,
+    OperationalError,
+    SelfieRejected,
+    StoreUnavailable,
+)
 from headshots.generation.context import (
     Retention,
     Stage,
@@ -41,7 +49,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from headshots.generation.faces import FaceAnalyzer
-    from headshots.generation.pipeline import ResidentPipeline
+    from headshots.generation.pipeline import GenerationResult, ResidentPipeline
     from headshots.generation.presets import PromptSpec
     from headshots.generation.provenance import Provenance
     from headshots.generation.safety import SafetyChecker
@@ -56,6 +64,51 @@ OVERSAMPLE = 1.25
 MAX_GENERATED = 48
 REFINE_STRENGTH = 0.35
 _SELFIE_SUFFIXES = (".jpg", ".jpeg")
+#: A quick draft's sampling steps: LCM needs 4-8 (the resident pipeline clamps to that range).
+QUICK_STEPS = 6
+QUICK_CAPTION = "quick draft"
+
+
+def quick_unavailable(settings: Settings) -> str | None:
+    """Why a quick draft (LCM scheduler + LCM-LoRA) cannot be made here, or ``None``."""
+    name = (settings.lcm_lora or "").strip()
+    if not name:
+        return "HEADSHOTS_LCM_LORA is not set"
+    path = Path(name).expanduser()
+    if (path.is_absolute() or name.startswith((".", "~"))) and not path.exists():
+        return f"the LCM-LoRA file {path} (HEADSHOTS_LCM_LORA) does not exist"
+    return None
+
+
+def describe_lcm_lora(name: str, family: str | None = None) -> str:
+    """What the configured LCM-LoRA holds (for ``headshots doctor``); raises if unreadable.
+
+    A hub id is only named (it is fetched on the first quick draft).
+    """
+    from headshots.generation.train import LORA_WEIGHT_NAME
+
+    path = Path(name).expanduser()
+    if not path.exists():
+        return f"{name} (Hugging Face; fetched on the first quick draft)"
+    path = path / LORA_WEIGHT_NAME if path.is_dir() else path
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise ModelMissing(f"cannot read the LCM-LoRA {path}: {type(exc).__name__}: {exc}") from exc
+    unet_keys = [k for k in keys if k.startswith(("lora_unet_", "unet."))]
+    if not any(k.endswith(("lora_down.weight", "lora_A.weight")) for k in unet_keys):
+        raise ModelMissing(f"{path} holds no UNet LoRA weights (is it an LCM-LoRA?)")
+    layout = "kohya" if unet_keys[0].startswith("lora_unet_") else "diffusers"
+    modules = sum(k.endswith(("lora_down.weight", "lora_A.weight")) for k in unet_keys)
+    on = f" on a {family} base" if family else ""
+    return f"{path} ({modules} UNet modules, {layout} layout){on}: 4-8 steps, LCM scheduler"
+
+
+def quick_fallback_note(reason: str) -> str:
+    return f"Quick draft not available here ({reason}), so these were made at full quality."
 
 
 @dataclass(frozen=True)
@@ -304,7 +357,12 @@ class GenerationStages:
         return {"crops": crops, "resolution": resolution}
 
     def preview(self, ctx: StageContext) -> dict[str, Any]:
-        """Publish an instant IP-Adapter FaceID preview when configured; say why not otherwise."""
+        """Publish an instant IP-Adapter FaceID preview when configured; say why not otherwise.
+
+        A preview is a courtesy: whatever goes wrong making it (a missing or corrupt adapter
+        file, a shape mismatch, the output check) is logged and recorded, and the paid job goes
+        on. Only a cancellation stops the job here.
+        """
         from headshots.generation.postprocess import encode_with_provenance
         from headshots.generation.preview import make_preview, preview_unavailable
 
@@ -313,13 +371,23 @@ class GenerationStages:
             logger.info("job %s: no instant preview: %s", ctx.job_id, reason)
             return {"skipped": reason}
         spec = self._spec(ctx, count=1)
-        embedding = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
         try:
-            image = make_preview(self.resident, spec, embedding)
-        except OperationalError as exc:
-            # A preview is a courtesy: its failure must not cost the user the real job.
-            logger.warning("job %s: preview failed: %s", ctx.job_id, exc)
-            return {"skipped": str(exc)}
+            embedding = np.load(io.BytesIO(ctx.read_blob(reference_embedding_path(ctx.job_id))))
+            made = make_preview(self.resident, spec, embedding, check_cancelled=ctx.check_cancelled)
+            flagged = self.safety is not None and self.safety.flags([made.image])[0]
+        except (JobCancelled, StoreUnavailable):
+            raise  # the job's own business: cancelled, or the store it needs is down
+        except Exception as exc:  # any failure of the courtesy preview, whatever its type
+            logger.warning("job %s: preview failed: %s", ctx.job_id, exc, exc_info=True)
+            return {"skipped": f"the preview failed: {type(exc).__name__}: {exc}", "failed": True}
+        if flagged:
+            logger.warning("job %s: output check withheld the preview", ctx.job_id)
+            return {
+                "skipped": "the preview was withheld by our safety check and not sent",
+                "withheld": True,
+                "output_check": self.safety.name if self.safety is not None else None,
+                **made.record,
+            }
         path = f"jobs/{ctx.job_id}/preview.png"
         metadata = {
             "kind": "preview",
@@ -327,13 +395,19 @@ class GenerationStages:
             "seed": spec.seeds[0],
             "model": self.resident.source.name,
         }
-        ctx.write_blob(path, encode_with_provenance(image, metadata), Retention.RESULT)
+        ctx.write_blob(path, encode_with_provenance(made.image, metadata), Retention.RESULT)
         ctx.publish_preview(
             path,
             "A quick preview while your personal model trains. "
             "The final photos look more like you.",
         )
-        return {"path": path, "seed": spec.seeds[0]}
+        return {
+            "path": path,
+            "seed": spec.seeds[0],
+            "backend": getattr(self.analyzer, "name", "unknown"),
+            "output_check": self.safety.name if self.safety is not None else None,
+            **made.record,
+        }
 
     def train(self, ctx: StageContext) -> dict[str, Any]:
         """Train the person's LoRA (resuming from the store's checkpoint) and store it."""
@@ -430,21 +504,33 @@ class GenerationStages:
 
     # --- generate stages ------------------------------------------------------------------
 
-    def _spec(self, ctx: StageContext, *, count: int) -> PromptSpec:
+    def _spec(self, ctx: StageContext, *, count: int, quick: bool = False) -> PromptSpec:
         from headshots.generation.presets import build_prompt_spec
 
         style = ctx.request.style
         if ctx.request.kind == "more_like":
             style = style.model_copy(update={"seed": None})  # new seeds, from this job's id
+        steps = self.options.sample_steps
         return build_prompt_spec(
             style,
             job_id=ctx.job_id,
             native_resolution=self.resident.native_resolution,
             count=count,
             token=TOKEN,
-            steps=self.options.sample_steps,
+            steps=(steps or QUICK_STEPS) if quick else steps,
+            scheduler="lcm" if quick else None,
             output_long_side=self.settings.output_long_side,
         )
+
+    def _quick(self, ctx: StageContext) -> tuple[bool, str | None]:
+        """(use LCM, note for the user) for this job's ``style.quick``."""
+        if not ctx.request.style.quick:
+            return False, None
+        reason = quick_unavailable(self.settings)
+        if reason is not None:
+            logger.info("job %s: quick draft unavailable: %s", ctx.job_id, reason)
+            return False, quick_fallback_note(reason)
+        return True, None
 
     def _lora(self, ctx: StageContext) -> bytes:
         try:
@@ -475,26 +561,45 @@ class GenerationStages:
         return image, source
 
     def generate(self, ctx: StageContext) -> dict[str, Any]:
-        """Generate the images of the request with the person's LoRA on the resident base."""
+        """Generate the images of the request with the person's LoRA on the resident base.
+
+        A quick draft (``style.quick``) samples in 4-8 steps with the LCM scheduler and the
+        operator's LCM-LoRA; without one, or when it cannot be used, the job is made at full
+        quality and the record and the chat say why.
+        """
         count = ctx.request.style.count
         wanted = min(MAX_GENERATED, max(count, math.ceil(count * OVERSAMPLE)))
-        spec = self._spec(ctx, count=wanted)
+        quick, note = self._quick(ctx)
         lora = self._lora(ctx)
         variation = self._variation_source(ctx)
 
         def progress(done: float, total: int) -> None:
             ctx.progress(100.0 * done / total, f"generating {int(done)}/{total}")
 
-        result = self.resident.generate(
-            spec,
-            lora=lora,
-            adapter_name=f"job_{ctx.job_id}",
-            progress=progress,
-            check_cancelled=ctx.check_cancelled,
-            init_image=variation[0] if variation else None,
-        )
+        def run(use_lcm: bool) -> GenerationResult:
+            return self.resident.generate(
+                self._spec(ctx, count=wanted, quick=use_lcm),
+                lora=lora,
+                adapter_name=f"job_{ctx.job_id}",
+                progress=progress,
+                check_cancelled=ctx.check_cancelled,
+                init_image=variation[0] if variation else None,
+            )
+
+        try:
+            result = run(quick)
+        except Exception as exc:
+            if not quick or (isinstance(exc, HeadshotsError) and not isinstance(exc, ModelMissing)):
+                raise
+            # The LCM-LoRA did not load (wrong family, corrupt, not cached): the user still
+            # gets their headshots, at full quality, and is told why.
+            logger.warning("job %s: quick draft failed, full quality instead: %s", ctx.job_id, exc)
+            quick, note = False, quick_fallback_note(f"the LCM-LoRA could not be used: {exc}")
+            result = run(False)
         if variation:
             result.record["variation_of"] = variation[1]
+        if ctx.request.style.quick:
+            result.record["quick"] = {"used": quick, "note": note}
         images = []
         for generated in result.images:
             path = f"jobs/{ctx.job_id}/raw/{generated.index:02d}.png"
@@ -524,12 +629,16 @@ class GenerationStages:
             if settings.get("output_width")
             else None
         )
+        # A quick draft is upscaled and graded only: the detail pass and the face refine sample
+        # at the job's steps and cfg, which for LCM (4-8 steps, cfg <= 2) need the LCM scheduler
+        # and LoRA, and would undo the point of a draft.
+        quick = bool((settings.get("quick") or {}).get("used"))
         options = PostprocessOptions(
             colour_grade=settings["colour_grade"],
             film_grain=bool(settings["film_grain"]),
             output_size=output_size,
             aspect_ratio=settings["aspect_ratio"],
-            refine=self.options.refine_faces,
+            refine=self.options.refine_faces and not quick,
             detail=detail,
         )
         resident = self.resident
@@ -590,8 +699,8 @@ class GenerationStages:
                     _decode(ctx.read_blob(item["path"])),
                     options,
                     analyzer=analyzer,
-                    img2img=refine,
-                    detail=detail_tiles,
+                    img2img=None if quick else refine,
+                    detail=None if quick else detail_tiles,
                     super_resolution=super_resolution,
                     refine_resolution=resident.native_resolution,
                     seed=seed,
@@ -644,12 +753,16 @@ class GenerationStages:
             picks = [(index, None, None) for index in range(min(count, len(images)))]
 
         title = get_preset(generation["preset"]).title
+        quick = generation.get("quick") or {}
+        quick_used = bool(quick.get("used"))
         results = []
         sheet_images: list[Image.Image] = []
         labels: list[str] = []
         for rank, (index, score, similarity) in enumerate(picks, start=1):
             item = items[index]
             caption = f"#{rank} · {title} · seed {item['seed']}"
+            if quick_used:
+                caption += f" · {QUICK_CAPTION}"
             if similarity is not None and not low_likeness:
                 caption += f" · likeness {similarity:.2f}"
             elif reference is not None:
@@ -703,7 +816,7 @@ class GenerationStages:
             shortfall["missing"] = 0
         if withheld and shortfall["missing"]:
             shortfall["reasons"] = {**shortfall.get("reasons", {}), "withheld": len(withheld)}
-        return {
+        record = {
             "results": results,
             "contact_sheet": sheet_path,
             "low_likeness": low_likeness,
@@ -711,17 +824,13 @@ class GenerationStages:
             "generated": len(images) + len(withheld),
             "dropped": len(images) - len(results),
             "withheld": len(withheld),
-            # Said in the shortfall message when there is one; otherwise on its own.
-            **(
-                {"message": _withheld_message(len(withheld))}
-                if withheld and not shortfall["missing"]
-                else {}
-            ),
             "output_check": self.safety.name if self.safety is not None else None,
             **shortfall,
             "delivered_size": list(images[picks[0][0]].size) if picks else None,
             "generation": generation,
         }
+        record.update(_rank_message(record, withheld=len(withheld), quick_note=quick.get("note")))
+        return record
 
     def _flagged(self, ctx: StageContext, images: list[Image.Image]) -> set[int]:
         """Indices of the images the output check flags (they are never delivered)."""
@@ -735,6 +844,26 @@ class GenerationStages:
                 "job %s: output check withheld %d of %d", ctx.job_id, len(flagged), len(images)
             )
         return flagged
+
+
+def _rank_message(
+    record: dict[str, Any], *, withheld: int, quick_note: str | None
+) -> dict[str, Any]:
+    """The record's ``message`` (the chat shows it instead of the shortfall text, if any).
+
+    Withheld images are said in the shortfall message when there is one; otherwise on their
+    own. Why a quick draft was not possible is always said, before the rest.
+    """
+    from headshots.queue.deliver import shortfall_message
+
+    parts: list[str] = [quick_note] if quick_note else []
+    if withheld and not record.get("missing"):
+        parts.append(_withheld_message(withheld))
+    elif parts:
+        # The chat shows the message instead of the shortfall text: keep that text in it.
+        parts.append(shortfall_message(record) or "")
+    text = " ".join(part for part in parts if part)
+    return {"message": text} if text else {}
 
 
 def _withheld_message(count: int) -> str:

@@ -99,6 +99,40 @@ def face_photo_variants() -> list[bytes]:
     ]
 
 
+def save_tiny_arcface(path: Path) -> Path:
+    """A conv + linear ONNX graph with fixed random weights: 1x3x112x112 -> 1x512.
+
+    It has the real ArcFace contract, so insightface's model zoo loads it as a recognition
+    model (no insightface pack can be downloaded here).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    conv = rng.normal(scale=0.05, size=(16, 3, 8, 8)).astype(np.float32)
+    dense = rng.normal(scale=0.02, size=(16 * 14 * 14, 512)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["data", "conv_w"], ["c"], name="conv0", strides=[8, 8]),
+            helper.make_node("Relu", ["c"], ["r"], name="relu0"),
+            helper.make_node("Flatten", ["r"], ["f"], name="flatten0"),
+            helper.make_node("MatMul", ["f", "fc_w"], ["fc1"], name="fc1"),
+        ],
+        "tiny_arcface",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 512])],
+        initializer=[
+            numpy_helper.from_array(conv, "conv_w"),
+            numpy_helper.from_array(dense, "fc_w"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 @pytest.fixture
 def face_photo_bytes() -> list[bytes]:
     """Seven JPEGs of one real person: original, flip, crops, brightness, EXIF rotation, tilt."""
