@@ -18,8 +18,30 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_dev_tiny_model(cli_env: None, tmp_path: Path, torch_threads: None) -> None:
+    from headshots.generation.models import detect_family
+
     assert main(["dev", "tiny-model", str(tmp_path / "tiny")]) == 0
-    assert (tmp_path / "tiny" / "model_index.json").is_file()
+    assert detect_family(tmp_path / "tiny") == "sd15"
+    assert main(["dev", "tiny-model", str(tmp_path / "xl"), "--family", "sdxl"]) == 0
+    assert detect_family(tmp_path / "xl") == "sdxl"
+    assert (tmp_path / "xl" / "text_encoder_2" / "config.json").is_file()
+
+
+def test_run_quick_asks_for_a_quick_draft(
+    cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from headshots.cli import build_parser
+    from headshots.cli.generation import _request
+
+    parser = build_parser()
+    base = ["run", "--selfies", str(tmp_path), "--out", str(tmp_path / "o")]
+    quick = _request(parser.parse_args([*base, "--quick"]))
+    normal = _request(parser.parse_args(base))
+    assert quick.style.quick is True and normal.style.quick is False
+    assert quick.job_id() != normal.job_id()  # a quick draft is another job, not a duplicate
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--help"])
+    assert "LCM-LoRA" in " ".join(capsys.readouterr().out.split())
 
 
 def test_run_end_to_end_then_generate_from_the_trained_lora(

@@ -68,3 +68,57 @@ def test_dtype_auto_is_fp32_on_cpu_and_overridable(tmp_path: Path) -> None:
     assert resolve_dtype(auto, torch.device("cpu")) == torch.float32
     forced = auto.model_copy(update={"dtype": "bfloat16"})
     assert resolve_dtype(forced, torch.device("cpu")) == torch.bfloat16
+
+
+def test_tiny_sdxl_has_sdxl_shape_and_resolves_as_sdxl(
+    tiny_sdxl_settings: Settings, tiny_sdxl_model_path: Path
+) -> None:
+    source = resolve_model(tiny_sdxl_settings)
+    assert source.family == "sdxl" == detect_family(tiny_sdxl_model_path)
+    assert source.native_resolution == 64
+    pipe = load_base_pipeline(tiny_sdxl_settings)
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline"
+    unet, first, second = pipe.unet.config, pipe.text_encoder.config, pipe.text_encoder_2.config
+    assert type(pipe.text_encoder_2).__name__ == "CLIPTextModelWithProjection"
+    assert unet.addition_embed_type == "text_time" and len(unet.block_out_channels) == 2
+    # The UNet reads both encoders' hidden states side by side, and six time ids + pooled text.
+    assert unet.cross_attention_dim == first.hidden_size + second.hidden_size
+    assert unet.projection_class_embeddings_input_dim == (
+        6 * unet.addition_time_embed_dim + second.projection_dim
+    )
+    assert pipe.vae_scale_factor == 8
+    image = pipe("photo of ohwx person", num_inference_steps=2, height=64, width=48).images[0]
+    assert image.size == (48, 64)
+
+
+def test_tiny_sdxl_is_deterministic_per_seed(torch_threads: None) -> None:
+    import torch
+
+    from headshots.generation.tiny import build_tiny_sdxl_pipeline
+
+    a, b = build_tiny_sdxl_pipeline(0), build_tiny_sdxl_pipeline(0)
+    for module in ("unet", "text_encoder_2"):
+        theirs = getattr(b, module).state_dict()
+        for name, tensor in getattr(a, module).state_dict().items():
+            assert torch.equal(tensor, theirs[name]), (module, name)
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_configured_dtype_reaches_every_loaded_module(
+    family: str,
+    tiny_model_path: Path,
+    tiny_sdxl_model_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    monkeypatch.setenv("HEADSHOTS_DTYPE", "bfloat16")
+    path = tiny_sdxl_model_path if family == "sdxl" else tiny_model_path
+    settings = Settings(_env_file=None, base_model=str(path), state_dir=tmp_path, device="cpu")  # type: ignore[call-arg]
+    pipe = load_base_pipeline(settings)
+    modules = ["unet", "vae", "text_encoder"] + (["text_encoder_2"] if family == "sdxl" else [])
+    for name in modules:
+        assert getattr(pipe, name).dtype == torch.bfloat16, name
+    image = pipe("photo of ohwx person", num_inference_steps=1, height=64, width=64).images[0]
+    assert image.size == (64, 64)

@@ -43,9 +43,17 @@ _HAIR_LENGTHS: tuple[str, ...] = get_args(HairLength)
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dev = subparsers.add_parser("dev", help="developer tools")
     dev_sub = dev.add_subparsers(dest="dev_command", metavar="TOOL", required=True)
-    tiny = dev_sub.add_parser("tiny-model", help="write a tiny random-weight SD1.5-shaped model")
+    tiny = dev_sub.add_parser(
+        "tiny-model", help="write a tiny random-weight SD1.5- or SDXL-shaped model"
+    )
     tiny.add_argument("path", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument(
+        "--family",
+        choices=("sd15", "sdxl"),
+        default="sd15",
+        help="sd15: one text encoder; sdxl: two text encoders and text_time conditioning",
+    )
     tiny.set_defaults(func=cmd_tiny_model)
 
     train = subparsers.add_parser("train", help="check selfies and train a LoRA of the person")
@@ -67,6 +75,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_selfies(run)
     _add_model(run)
     _add_style(run, with_class=False)
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick draft: 4-8 sampling steps with the LCM-LoRA (HEADSHOTS_LCM_LORA); "
+        "without one the job says why and samples as usual",
+    )
     run.add_argument("--out", type=Path, required=True)
     run.set_defaults(func=cmd_run)
 
@@ -148,6 +162,7 @@ def _request(
         aspect_ratio=getattr(args, "aspect_ratio", None),
         custom=getattr(args, "custom", None),
         seed=getattr(args, "seed", None),
+        quick=getattr(args, "quick", False),
         attributes=PersonAttributes(
             eye_colour=getattr(args, "eye_colour", None),
             glasses=getattr(args, "glasses", None) or "as_in_photos",
@@ -289,8 +304,8 @@ def _prompt_tokens(generation: dict[str, Any]) -> dict[str, Any] | None:
 def cmd_tiny_model(args: argparse.Namespace, settings: Settings) -> int:
     from headshots.generation.tiny import save_tiny_model
 
-    save_tiny_model(args.path, seed=args.seed)
-    print(f"tiny model written to {args.path} (use HEADSHOTS_BASE_MODEL={args.path})")
+    save_tiny_model(args.path, seed=args.seed, family=args.family)
+    print(f"tiny {args.family} model written to {args.path} (use HEADSHOTS_BASE_MODEL={args.path})")
     return 0
 
 

@@ -145,6 +145,8 @@ def load_base_pipeline(settings: Settings, model: str | None = None) -> Diffuser
     )
     logger.info("loading %s base model %s on %s (%s)", source.family, source.name, device, dtype)
     try:
+        # `dtype=` (diffusers >= 0.40, the floor in pyproject.toml): older releases silently
+        # ignore it and load fp32, twice the GPU memory; newer ones deprecate `torch_dtype=`.
         kwargs: dict[str, Any] = {"dtype": dtype}
         if source.family == "sd15":
             # Headshots are filtered by our own checks; the CLIP safety checker is not shipped

@@ -10,10 +10,12 @@ three quarters of the reference negative prompt, and treats ``(ohwx man)`` as te
 - :func:`encode_prompts` encodes positive and negative prompts with compel
   (``truncate_long_prompts=False``: as many 77-token chunks as the text needs, both prompts
   padded to the same length), for SD1.5 and SDXL (both tokenizers and encoders, pooled
-  embeddings). Text-to-image, img2img (face refine, "More like", the upscale's detail pass) and
-  the training-time likeness validator all call it.
+  embeddings; an empty negative prompt is zeros, as SDXL's own pipelines make it).
+  Text-to-image, img2img (face refine, "More like", the upscale's detail pass) and the
+  training-time likeness validator all call it.
 - :class:`PromptTokens` says how many tokens each prompt had and how many reached the model, by
-  the pipeline's own tokenizer: the generation record carries it, and ``dropped`` must be 0.
+  the pipeline's own tokenizer (on SDXL, the one of the two that dropped more): the generation
+  record carries it, and ``dropped`` must be 0.
 
 This module imports torch and compel lazily: the chat front ends import :mod:`presets`, which
 uses only the pure-text part here.
@@ -299,25 +301,49 @@ def encode_prompts(
                 requires_pooled=True,
             )
             left, tokens = first(texts, return_tokenization=True)
-            right, _, pooled = second(texts, return_tokenization=True)
+            right, tokens_2, pooled = second(texts, return_tokenization=True)
             windows = max(left.shape[1], right.shape[1]) // 77
             left = _pad_windows(left, windows, first([""]))
             right = _pad_windows(right, windows, second([""])[0])
             embeds = torch.cat([left, right], dim=-1)
+            negative, negative_pooled = embeds[1:2], pooled[1:2]
+            if not negative_prompt.strip() and _forces_zeros(pipe):
+                # SDXL was trained with zeros as the unconditional input: an empty negative
+                # prompt is zeros there, as diffusers' own encode_prompt makes it.
+                negative, negative_pooled = negative.zero_(), negative_pooled.zero_()
             embeddings = {
                 "prompt_embeds": embeds[0:1],
-                "negative_prompt_embeds": embeds[1:2],
+                "negative_prompt_embeds": negative,
                 "pooled_prompt_embeds": pooled[0:1],
-                "negative_pooled_prompt_embeds": pooled[1:2],
+                "negative_pooled_prompt_embeds": negative_pooled,
             }
         else:
             compel = _compel(pipe.tokenizer, pipe.text_encoder, device)
             embeds, tokens = compel(texts, return_tokenization=True)
+            tokens_2 = None
             embeddings = {"prompt_embeds": embeds[0:1], "negative_prompt_embeds": embeds[1:2]}
-    # Both SDXL encoders see the same words; the first tokenizer's count is the record.
-    tokenizer = pipe.tokenizer
+    prompt_tokens = _tokens_for(pipe.tokenizer, plain_text(prompt), tokens[0])
+    negative_tokens = _tokens_for(pipe.tokenizer, plain_text(negative_prompt), tokens[1])
+    if tokens_2 is not None:
+        # Both SDXL encoders must have seen every word: the record keeps the worse of the two.
+        prompt_tokens = _fewer_encoded(
+            prompt_tokens, _tokens_for(pipe.tokenizer_2, plain_text(prompt), tokens_2[0])
+        )
+        negative_tokens = _fewer_encoded(
+            negative_tokens,
+            _tokens_for(pipe.tokenizer_2, plain_text(negative_prompt), tokens_2[1]),
+        )
     return EncodedPrompts(
-        embeddings=embeddings,
-        prompt=_tokens_for(tokenizer, plain_text(prompt), tokens[0]),
-        negative_prompt=_tokens_for(tokenizer, plain_text(negative_prompt), tokens[1]),
+        embeddings=embeddings, prompt=prompt_tokens, negative_prompt=negative_tokens
     )
+
+
+def _forces_zeros(pipe: Any) -> bool:
+    """Whether ``pipe`` (an SDXL pipeline) encodes an empty negative prompt as zeros."""
+    config = getattr(pipe, "config", None)
+    return bool(getattr(config, "force_zeros_for_empty_prompt", True))
+
+
+def _fewer_encoded(first: PromptTokens, second: PromptTokens) -> PromptTokens:
+    """The count of the encoder that dropped more tokens (``first`` on a tie)."""
+    return second if second.dropped > first.dropped else first

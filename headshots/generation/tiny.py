@@ -1,4 +1,4 @@
-"""A tiny random-weight Stable Diffusion 1.5-shaped model, built from configs with no download.
+"""Tiny random-weight SD1.5- and SDXL-shaped models, built from configs with no download.
 
 Tests, the CLI's ``dev tiny-model`` and the benchmark use it: every code path of the real
 pipeline (LoRA targets, VAE scaling, tokenizer, schedulers) runs, in seconds, on a CPU. Its
@@ -6,13 +6,15 @@ images are noise, so nothing judges them; only their plumbing.
 
 The VAE has four blocks like SD's, so it downsamples by 8 and the native resolution is
 ``unet_sample_size * 8`` (64 px by default): face crops and aspect ratios keep their meaning.
+The SDXL one (:func:`build_tiny_sdxl_pipeline`, ``dev tiny-model --family sdxl``) has both text
+encoders and the ``text_time`` added conditioning, so it loads as ``StableDiffusionXLPipeline``.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +57,46 @@ def build_tiny_tokenizer() -> object:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
-def build_tiny_pipeline(seed: int = 0, *, sample_size: int = 8) -> Any:
-    """Build the tiny pipeline; the same ``seed`` gives bit-identical weights."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
+def _tiny_text_config(tokenizer: Any, *, projection_dim: int = 32) -> Any:
+    from transformers import CLIPTextConfig
 
-    tokenizer = build_tiny_tokenizer()
-    vocab_size = len(tokenizer)  # type: ignore[arg-type]
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=77,
+        projection_dim=projection_dim,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _tiny_vae(sample_size: int) -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(16, 16, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=sample_size * 8,
+    )
+
+
+def build_tiny_pipeline(seed: int = 0, *, sample_size: int = 8) -> Any:
+    """Build the tiny SD1.5-shaped pipeline; the same ``seed`` gives bit-identical weights."""
+    import torch
+    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    tokenizer: Any = build_tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
@@ -83,31 +112,9 @@ def build_tiny_pipeline(seed: int = 0, *, sample_size: int = 8) -> Any:
             norm_num_groups=32,
         )
         torch.manual_seed(seed + 1)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(16, 16, 16, 16),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=sample_size * 8,
-        )
+        vae = _tiny_vae(sample_size)
         torch.manual_seed(seed + 2)
-        text_config = CLIPTextConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            max_position_embeddings=77,
-            projection_dim=32,
-            bos_token_id=tokenizer.bos_token_id,  # type: ignore[attr-defined]
-            eos_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
-            pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
-        )
-        text_encoder = CLIPTextModel(text_config)
+        text_encoder = CLIPTextModel(_tiny_text_config(tokenizer))
     scheduler = PNDMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -131,10 +138,87 @@ def build_tiny_pipeline(seed: int = 0, *, sample_size: int = 8) -> Any:
     return pipe
 
 
-def save_tiny_model(path: Path, seed: int = 0) -> Path:
-    """Write the tiny model in diffusers layout to ``path`` (usable as HEADSHOTS_BASE_MODEL)."""
-    pipe = build_tiny_pipeline(seed)
+#: SDXL's micro-conditioning: six size/crop numbers, each embedded in this many channels.
+_TINY_SDXL_TIME_EMBED_DIM = 8
+_SDXL_TIME_IDS = 6
+
+
+def build_tiny_sdxl_pipeline(seed: int = 0, *, sample_size: int = 8) -> Any:
+    """Build a tiny SDXL-shaped pipeline; the same ``seed`` gives bit-identical weights.
+
+    What makes a model SDXL is kept: two text encoders (the second with a projection, whose
+    pooled output and the six ``add_time_ids`` condition the UNet through
+    ``addition_embed_type="text_time"``), cross-attention over both encoders' hidden states
+    side by side, linear attention projections and a deeper transformer in the lower level.
+    Only the sizes shrink (diffusers' own SDXL fast tests use the same shape).
+    """
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer: Any = build_tiny_tokenizer()
+    first_config = _tiny_text_config(tokenizer)
+    second_config = _tiny_text_config(tokenizer, projection_dim=32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=sample_size,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            transformer_layers_per_block=(1, 2),
+            addition_embed_type="text_time",
+            addition_time_embed_dim=_TINY_SDXL_TIME_EMBED_DIM,
+            # The UNet's added embedding reads the time ids and the second encoder's pooled text.
+            projection_class_embeddings_input_dim=(
+                _SDXL_TIME_IDS * _TINY_SDXL_TIME_EMBED_DIM + second_config.projection_dim
+            ),
+            cross_attention_dim=first_config.hidden_size + second_config.hidden_size,
+            norm_num_groups=32,
+        )
+        torch.manual_seed(seed + 1)
+        vae = _tiny_vae(sample_size)
+        torch.manual_seed(seed + 2)
+        text_encoder = CLIPTextModel(first_config)
+        torch.manual_seed(seed + 3)
+        text_encoder_2 = CLIPTextModelWithProjection(second_config)
+    # SDXL base's own scheduler settings.
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+        timestep_spacing="leading",
+        interpolation_type="linear",
+        prediction_type="epsilon",
+    )
+    pipe: Any = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=build_tiny_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+TinyFamily = Literal["sd15", "sdxl"]
+
+
+def save_tiny_model(path: Path, seed: int = 0, *, family: TinyFamily = "sd15") -> Path:
+    """Write the tiny ``family`` model in diffusers layout to ``path`` (a HEADSHOTS_BASE_MODEL)."""
+    builder = build_tiny_sdxl_pipeline if family == "sdxl" else build_tiny_pipeline
+    pipe = builder(seed)
     path.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(path, safe_serialization=True)
-    logger.info("wrote tiny model to %s", path)
+    logger.info("wrote tiny %s model to %s", family, path)
     return path

@@ -6,6 +6,8 @@
 - ``tiny_pipeline``: a freshly loaded pipeline of the tiny model.
 - ``make_tiny_lora``: trains a small LoRA on the tiny model (``seed`` picks a different one).
 - ``training_images``: a fixed small set of captioned images for training tests.
+- ``tiny_sdxl_model_path`` / ``tiny_sdxl_settings`` / ``make_tiny_sdxl_lora``: the same for a
+  tiny SDXL-shaped model (two text encoders, ``text_time`` added conditioning), 64 px native.
 """
 
 from __future__ import annotations
@@ -45,14 +47,20 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory, torch_threads: Non
     return save_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
 
-@pytest.fixture
-def tiny_settings(tiny_model_path: Path, tmp_path: Path) -> Any:
-    """Settings for the tiny model, the dlib backend, a local store, and 4 training steps."""
+@pytest.fixture(scope="session")
+def tiny_sdxl_model_path(tmp_path_factory: pytest.TempPathFactory, torch_threads: None) -> Path:
+    """A tiny SDXL-shaped model on disk (built once per session, ~6 MB)."""
+    from headshots.generation.tiny import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-sdxl-model"), seed=0, family="sdxl")
+
+
+def _tiny_settings(model_path: Path, tmp_path: Path) -> Any:
     from headshots.settings import Settings
 
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
-        base_model=str(tiny_model_path),
+        base_model=str(model_path),
         state_dir=tmp_path / "state",
         store_backend="local",
         face_backend="dlib",
@@ -61,6 +69,18 @@ def tiny_settings(tiny_model_path: Path, tmp_path: Path) -> Any:
         dtype="float32",
         train_steps=4,
     )
+
+
+@pytest.fixture
+def tiny_settings(tiny_model_path: Path, tmp_path: Path) -> Any:
+    """Settings for the tiny model, the dlib backend, a local store, and 4 training steps."""
+    return _tiny_settings(tiny_model_path, tmp_path)
+
+
+@pytest.fixture
+def tiny_sdxl_settings(tiny_sdxl_model_path: Path, tmp_path: Path) -> Any:
+    """:func:`tiny_settings` on the tiny SDXL model."""
+    return _tiny_settings(tiny_sdxl_model_path, tmp_path)
 
 
 @pytest.fixture
@@ -90,12 +110,10 @@ def training_images() -> list[CaptionedImage]:
     return make_training_images()
 
 
-@pytest.fixture(scope="session")
-def make_tiny_lora(
-    tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+def _lora_maker(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory, family: str
 ) -> Callable[[int], bytes]:
-    """``make(seed) -> safetensors bytes`` of a LoRA trained for 8 steps (cached per seed)."""
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     from headshots.generation.train import LORA_WEIGHT_NAME, TrainConfig, train_lora
 
@@ -103,15 +121,42 @@ def make_tiny_lora(
 
     def make(seed: int) -> bytes:
         if seed not in cache:
-            pipe = StableDiffusionPipeline.from_pretrained(
-                tiny_model_path, safety_checker=None, requires_safety_checker=False
-            )
-            out = tmp_path_factory.mktemp(f"lora-{seed}")
+            if family == "sdxl":
+                pipe = StableDiffusionXLPipeline.from_pretrained(model_path)
+            else:
+                pipe = StableDiffusionPipeline.from_pretrained(
+                    model_path, safety_checker=None, requires_safety_checker=False
+                )
+            out = tmp_path_factory.mktemp(f"lora-{family}-{seed}")
             config = TrainConfig(
-                resolution=64, steps=8, rank=4, learning_rate=5e-3, seed=seed, eval_samples=0
+                family=family,  # type: ignore[arg-type]
+                resolution=64,
+                steps=8,
+                rank=4,
+                learning_rate=5e-3,
+                seed=seed,
+                eval_samples=0,
+                # SDXL's default; off here, where memory is no concern and time is.
+                gradient_checkpointing=False,
             )
             train_lora(pipe, make_training_images(seed=seed), config, output_dir=out)
             cache[seed] = (out / LORA_WEIGHT_NAME).read_bytes()
         return cache[seed]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def make_tiny_lora(
+    tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[int], bytes]:
+    """``make(seed) -> safetensors bytes`` of a LoRA trained for 8 steps (cached per seed)."""
+    return _lora_maker(tiny_model_path, tmp_path_factory, "sd15")
+
+
+@pytest.fixture(scope="session")
+def make_tiny_sdxl_lora(
+    tiny_sdxl_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[int], bytes]:
+    """:func:`make_tiny_lora` on the tiny SDXL model."""
+    return _lora_maker(tiny_sdxl_model_path, tmp_path_factory, "sdxl")
