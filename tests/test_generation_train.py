@@ -343,3 +343,29 @@ def test_defaults_per_family() -> None:
     assert not sd15.gradient_checkpointing
     sdxl = TrainConfig.for_family("sdxl", photos=20, steps=50)
     assert (sdxl.resolution, sdxl.gradient_checkpointing, sdxl.steps) == (1024, True, 50)
+
+
+def test_an_fp16_vae_that_must_upcast_encodes_the_photos_in_fp32(
+    training_images: list[Any],
+) -> None:
+    """SDXL's VAE (``force_upcast``) gives NaN latents in fp16: training must encode in fp32."""
+    import torch
+
+    from headshots.generation.tiny import build_tiny_pipeline
+    from headshots.generation.train import _encode_once
+
+    pipe = build_tiny_pipeline()
+    pipe.vae.register_to_config(force_upcast=True)
+    pipe.vae.to(torch.float16)
+    seen: list[tuple[torch.dtype, torch.dtype]] = []
+    encode = pipe.vae.encode
+
+    def spy(pixels: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        seen.append((pixels.dtype, pipe.vae.dtype))
+        return encode(pixels, *args, **kwargs)
+
+    pipe.vae.encode = spy
+    cache = _encode_once(pipe, training_images[:2], [], FAST)
+    assert seen and set(seen) == {(torch.float32, torch.float32)}
+    assert pipe.vae.dtype == torch.float16, "the pipeline keeps its fp16 VAE"
+    assert torch.isfinite(cache.latent_params).all()

@@ -235,12 +235,22 @@ def _encode_once(
     vae = pipe.vae
     everything = [*examples, *class_examples]
     params: list[torch.Tensor] = []
+    # SDXL's VAE overflows to NaN in fp16 (its config says ``force_upcast``; diffusers' SDXL
+    # scripts keep it in fp32): encode in fp32 once per job, then give the pipeline its fp16 VAE.
+    upcast = vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
+    if upcast:
+        vae.to(torch.float32)
+    try:
+        with torch.no_grad():
+            for start in range(0, len(everything), 8):
+                chunk = everything[start : start + 8]
+                pixels = torch.stack([_pixels(ex.image, config.resolution) for ex in chunk])
+                posterior = vae.encode(pixels.to(device, dtype=vae.dtype)).latent_dist
+                params.append(posterior.parameters.float().cpu())
+    finally:
+        if upcast:
+            vae.to(torch.float16)
     with torch.no_grad():
-        for start in range(0, len(everything), 8):
-            chunk = everything[start : start + 8]
-            pixels = torch.stack([_pixels(ex.image, config.resolution) for ex in chunk])
-            posterior = vae.encode(pixels.to(device, dtype=vae.dtype)).latent_dist
-            params.append(posterior.parameters.float().cpu())
         captions: dict[str, int] = {}
         conditioning: list[_Conditioning] = []
         indices: list[int] = []
