@@ -304,6 +304,8 @@ class Soak:
         driver = person.driver
 
         def act() -> None:
+            if pressed and not self.has_button(message, label):
+                return  # the bot took the first press (the button is gone): wait for its answer
             data = driver.button(message, label)
             query = driver.press(message, data)
             pressed[query["id"]] = time.monotonic()
@@ -376,7 +378,7 @@ class Soak:
                     self.upload_started.set()  # an album is arriving: the bot may die now
 
             pushed_at = [0.0]
-            call = await self.step(person, act, counted, what="photos", timeout=15)
+            call = await self.step(person, act, counted, what="photos", timeout=self.args.patience)
             if len(photos) == 1:
                 self.figures.photo_latency.append(call.at - pushed_at[0])
             found = ACCEPTED.search(str(call.params.get("text", "")))
@@ -985,6 +987,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--job-timeout", type=int, default=45)
     parser.add_argument("--outage-s", type=float, default=6.0)
+    parser.add_argument(
+        "--patience", type=float, default=60.0, help="seconds a person waits for a photo's verdict"
+    )
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between arrivals")
     parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -995,6 +1000,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.outage_s = 4.0
         args.stagger = 0.3
         args.budget = 160
+        args.patience = 15.0
         # Under load (other suites on these 2 cores) a worker's first job loads the pipeline
         # and trains in up to ~35 s; a SIGKILLed job comes back after timeout + 10 s.
         args.job_timeout = 45
