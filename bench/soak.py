@@ -231,13 +231,19 @@ class Soak:
         return None
 
     async def active_job(self, user: FakeUser) -> str | None:
+        """The person's job: the one in their active slot, else (already finished: in a
+        throttled group "Queued" can arrive after the results) their only job."""
+
         def read() -> str | None:
             client = self.redis()
             try:
                 raw = client.get(constants.user_active_key(f"tg:{user.id}"))
+                jobs = client.smembers(constants.user_jobs_key(f"tg:{user.id}"))
             finally:
                 client.close()
-            return raw.decode() if raw else None
+            if raw:
+                return str(raw.decode())
+            return next(iter(jobs)).decode() if len(jobs) == 1 else None
 
         for _ in range(20):
             try:
