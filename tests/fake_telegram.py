@@ -13,6 +13,9 @@ Behaviour copied from Telegram where tests depend on it:
 - ``getFile`` on a file over 20 MB answers 400 "file is too big";
 - ``sendMediaGroup`` takes 2-10 items, ``callback_data`` over 64 bytes is a 400;
 - ``fail_next(method, 429)`` answers the next call of ``method`` with "Too Many Requests";
+- ``fail_for(seconds, status, every=n)`` answers every n-th call of any method but
+  ``getUpdates`` and file downloads with ``status`` (429 with ``retry_after``, or a 5xx) for a
+  while, as Telegram does under load or in an outage (the soak run uses it);
 - ``getChatMember`` answers "member" unless ``set_admin(chat, user)`` made them an admin (or
   the creator);
 - sending into the private chat of a user in ``never_started`` answers 403 "bot can't initiate
@@ -150,6 +153,11 @@ class FakeTelegram:
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        #: An outage window: (ends at, status, every n-th call fails), see ``fail_for``.
+        self._outage: tuple[float, int, int] | None = None
+        self._outage_calls = itertools.count(1)
+        #: Calls answered with an error by ``fail_for`` so far.
+        self.outage_failures = 0
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -263,6 +271,26 @@ class FakeTelegram:
             )
         with self._lock:
             self._failures.setdefault(method, []).append((status, body))
+
+    def fail_for(self, seconds: float, status: int = 429, *, every: int = 2) -> None:
+        """For ``seconds``, answer every ``every``-th call (not ``getUpdates``) with ``status``."""
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, status, max(1, every))
+
+    def _outage_answer(self, method: str) -> tuple[int, dict[str, Any]] | None:
+        """The error this call gets from an outage window, if any (caller holds the lock)."""
+        if self._outage is None or method == "getUpdates":
+            return None
+        ends_at, status, every = self._outage
+        if time.monotonic() >= ends_at:
+            self._outage = None
+            return None
+        if next(self._outage_calls) % every:
+            return None
+        self.outage_failures += 1
+        if status == 429:
+            return status, TOO_MANY_REQUESTS
+        return status, {"ok": False, "error_code": status, "description": "Bad Gateway"}
 
     def bot_messages(self, chat_id: int, thread_id: int | None = None) -> list[dict[str, Any]]:
         """The bot's messages in a chat (one topic only when ``thread_id``), current content."""
@@ -631,7 +659,7 @@ class FakeTelegram:
         with self._lock:
             self._calls.append(call)
             failures = self._failures.get(method)
-            failure = failures.pop(0) if failures else None
+            failure = failures.pop(0) if failures else self._outage_answer(method)
         if failure is not None:
             return self._answer(call, failure[0], failure[1])
         handler = getattr(self, f"_api_{method}", None)

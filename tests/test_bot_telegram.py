@@ -6,6 +6,7 @@ by pushing updates and reads what the bot sent from the fake's call log.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -685,3 +686,36 @@ async def test_info_commands_and_error_handler(
     logged = [r for r in caplog.records if r.name == "headshots.bot.telegram.handlers"]
     assert logged and logged[-1].exc_info is not None
     assert fake_telegram.token not in caplog.text
+
+
+async def test_a_bot_api_5xx_is_sent_again_not_dropped(
+    fake_telegram: FakeTelegram,
+    settings_factory: Callable[..., Any],
+    redis_url: str,
+    redis_client: Any,
+) -> None:
+    # Found by bench/soak.py: PTB's rate limiter retries only 429s, so one 502 from the Bot API
+    # made a reply vanish (a selfie tally never came). The production limiter retries 5xx.
+    from headshots.bot.telegram.app import build_application, polling
+
+    settings = settings_factory(
+        telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.url
+    )
+    application = build_application(settings, redis_url, quiet_period_s=0.3)
+    async with polling(application, poll_timeout_s=1):
+        driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+        fake_telegram.fail_next("sendMessage", 502)
+        mark = fake_telegram.mark()
+        driver.text("/start")
+        await driver.said("Do you agree", since=mark)
+        sent = fake_telegram.calls_since(mark, "sendMessage")
+        assert [c.status for c in sent] == [502, 200]
+        # A 400 is our mistake: sent once, never again.
+        fake_telegram.fail_next("sendMessage", 400)
+        mark = fake_telegram.mark()
+        driver.text("/help")
+        await fake_telegram.wait_for("sendMessage", since=mark)
+        await asyncio.sleep(1.5)
+        refused, *later = fake_telegram.calls_since(mark, "sendMessage")
+        assert refused.status == 400
+        assert all(c.params["text"] != refused.params["text"] for c in later), "sent again"

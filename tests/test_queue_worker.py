@@ -306,3 +306,41 @@ async def test_reuse_requests_find_the_job_that_trained(client: QueueClient) -> 
     assert await find_train_job(
         client.redis, stranger.model_copy(update={"kind": "new_style"})
     ) == (full.job_id())
+
+
+async def test_worker_outlives_a_redis_restart(
+    settings_factory: Callable[..., Settings], start_worker: Any, tmp_path: Path
+) -> None:
+    # Found by bench/soak.py: arq's poll loop raised when Redis went away, and the first worker
+    # task to end stopped the whole process (exit 0, its running job cancelled).
+    from headshots.queue import constants
+    from headshots.queue.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis", persist=True)
+    url = server.start()
+    try:
+        settings = settings_factory(
+            redis_url=url,
+            stages="tests.stub_stages:build",
+            train_job_timeout_s=6,
+            generate_job_timeout_s=6,
+        )
+        worker = start_worker(worker_env(settings, tmp_path))
+        client = await QueueClient.connect(settings, url)
+        try:
+            deadline = time.monotonic() + 60
+            while not await client.redis.zcard(constants.workers_key("train")):
+                assert time.monotonic() < deadline, "the worker never registered"
+                await asyncio.sleep(0.1)
+            os.kill(server.pid or 0, signal.SIGKILL)
+            await asyncio.sleep(2)  # several polls fail while it is down
+            server.start()  # the same port and append-only file, as `headshots up` does
+            await asyncio.sleep(1)
+            assert worker.poll() is None, "the worker exited when Redis went away"
+            submission = await client.submit(await make_request(client))
+            state = await wait_for_state(client, submission.job_id, FINISHED, timeout_s=60)
+            assert state is JobState.DONE
+        finally:
+            await client.close()
+    finally:
+        server.stop()

@@ -63,6 +63,9 @@ STATE_TEXT = {
     JobState.DONE: "Done! Your headshots are below.",
     JobState.CANCELLED: "Cancelled. Nothing more will be generated.",
 }
+#: Back-off of a worker's poll loop while Redis is unreachable (first try, then doubling).
+RECONNECT_FIRST_DELAY_S = 0.5
+RECONNECT_MAX_DELAY_S = 10.0
 _TRANSIENT = (
     StoreUnavailable,
     RedisConnectionError,
@@ -471,7 +474,7 @@ async def run_workers(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(w.main()) for w in workers]
+    tasks = [asyncio.create_task(_poll_until_stopped(w)) for w in workers]
     sweeper = (
         asyncio.create_task(_sweep_local_store(resources))
         if isinstance(resources.store, LocalBlobStore)
@@ -507,6 +510,28 @@ async def run_workers(
         with contextlib.suppress(Exception):
             await resources.redis.aclose()
         logger.info("worker stopped")
+
+
+async def _poll_until_stopped(worker: Worker) -> None:
+    """arq's poll loop, started again when Redis goes away, instead of ending the process.
+
+    arq's ``main`` raises on the first failed poll, and the first worker task to end stopped
+    the whole process (exit status 0, the running job cancelled): one Redis restart took the
+    fleet down. Running jobs keep going meanwhile (they are tasks of their own), and ``main``
+    may run again: the pool is ours and there is no startup hook.
+    """
+    delay_s = RECONNECT_FIRST_DELAY_S
+    while True:
+        try:
+            await worker.main()
+            return  # burst mode: the queue is drained
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            logger.warning(
+                "%s: Redis unreachable (%s); polling again in %.1fs",
+                worker.queue_name, exc, delay_s,
+            )  # fmt: skip
+            await asyncio.sleep(delay_s)
+            delay_s = min(RECONNECT_MAX_DELAY_S, delay_s * 2)
 
 
 async def _heartbeat(resources: WorkerResources, name: str, parts: list[str]) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 from telegram import Update
+from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter, Application, BaseRateLimiter
 
 from headshots.bot.conversation.flow import Services
@@ -20,6 +22,50 @@ logger = logging.getLogger(__name__)
 
 #: Albums of full-size photos take longer than PTB's 20 s default to upload.
 MEDIA_WRITE_TIMEOUT_S = 120.0
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """``AIORateLimiter`` that also tries again when the Bot API answers 5xx or is unreachable.
+
+    PTB's limiter retries only 429s, so one 502 (Telegram under load) made a handler's reply
+    vanish: a selfie tally never arrived and the person had to guess. A 5xx or a refused
+    connection means the request was not carried out, so sending it again cannot post twice.
+    Time-outs are not retried: the message may have gone out. ``getUpdates`` never comes here
+    (PTB exempts it), its own loop retries.
+    """
+
+    def __init__(
+        self, *, transient_attempts: int = 4, first_delay_s: float = 0.5, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.transient_attempts = transient_attempts
+        self.first_delay_s = first_delay_s
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        for attempt in range(1, self.transient_attempts + 1):
+            try:
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, data, rate_limit_args
+                )
+            except (BadRequest, TimedOut):
+                raise
+            except NetworkError as exc:
+                if attempt == self.transient_attempts:
+                    raise
+                delay = self.first_delay_s * 2 ** (attempt - 1)
+                logger.warning(
+                    "Bot API %s failed (%s); retry %d in %.1fs", endpoint, exc, attempt, delay
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
 
 def api_urls(settings: Settings) -> tuple[str, str] | None:
@@ -60,8 +106,9 @@ def build_application(
     builder = (
         Application.builder()
         .token(settings.telegram_token.get_secret_value())
-        # A 429 is retried after Telegram's retry_after rather than failing the handler.
-        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=3))
+        # A 429 is retried after Telegram's retry_after, a 5xx after a short back-off, rather
+        # than failing the handler.
+        .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
         .media_write_timeout(MEDIA_WRITE_TIMEOUT_S)
         # Safe: conversation state is locked per person and place (see conversation.state).
         .concurrent_updates(True)

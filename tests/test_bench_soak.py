@@ -1,0 +1,33 @@
+"""``bench/soak.py --quick``: ten people on the Telegram bot while the bot, a worker twice and
+Redis are killed and the Bot API answers 429 and 502 for a while; nothing may be lost, posted
+twice, or left behind by a /delete."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.plugins.queue import ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(260)
+def test_quick_soak_loses_nothing_and_posts_nothing_twice() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "soak.py"), "--quick"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=250,
+        check=False,
+    )
+    report = done.stdout
+    assert done.returncode == 0, f"{report}\n{done.stderr[-4000:]}"
+    assert "verdict: PASS (lost 0, duplicated 0, keys left 0)" in report, report
+    for figure in ("jobs ordered:", "jobs delivered:", "photo verdict latency", "bot peak RSS"):
+        assert figure in report, report
