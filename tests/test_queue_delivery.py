@@ -218,3 +218,26 @@ def test_result_actions_put_make_more_first() -> None:
     team = result_actions("j", [1], team=True, missing=2)
     assert [a.encode() for a in team[0]] == ["hs:mm:j:2"]
     assert all(a.name != "make_more" for row in result_actions("j", [1]) for a in row)
+
+
+async def test_telegram_rides_out_an_outage_with_a_growing_back_off(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by bench/soak.py: five tries 1 s apart failed a finished job in a 5 s outage."""
+    import headshots.queue.delivery.base as base
+
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(base.asyncio, "sleep", no_wait)
+    sender = TelegramSender(build_telegram_bot(fake_telegram.token, fake_telegram.url))
+    for _ in range(5):
+        fake_telegram.fail_next("sendMessage", 502)
+    try:
+        await sender.send_text(ChatTarget(platform="telegram", chat_id=1, user_id=1), "hi")
+    finally:
+        await sender.close()
+    assert [c.status for c in fake_telegram.calls("sendMessage")] == [502] * 5 + [200]
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0]

@@ -215,11 +215,13 @@ class TeamFlow:
             await self.teams.set_logo(team_id, draft.logo_bytes)
         elif draft.logo == "none":
             await self.teams.set_logo(team_id, None)
+        # The draft (and its Save button) goes only once the group has the Join post: a bot
+        # that dies in between leaves the admin a Save that still works (found by the soak).
+        team = await self.teams.require(team_id)
+        await self.post_kit(self.flow.front.surface(team.target), team, updated=existed)
         await self.store.put(admin, scope, None)
         text = "\n".join(kit_steps.draft_lines(draft)) + "\n\n" + texts.KIT_SAVED
         await surface.show(Screen(text, private=True), message_id=message_id)
-        team = await self.teams.require(team_id)
-        await self.post_kit(self.flow.front.surface(team.target), team, updated=existed)
         logger.info("team %s: look saved by %s", team_id, admin.key)
 
     async def post_kit(

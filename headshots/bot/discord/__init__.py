@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from headshots.errors import ConfigurationError
-from headshots.queue.delivery.base import STARTUP_ATTEMPTS, growing_backoff, with_retries
+from headshots.queue.delivery.base import STARTUP_ATTEMPTS, with_retries
 from headshots.queue.delivery.discord import classify_discord_error
 from headshots.settings import Settings
 
@@ -55,7 +55,7 @@ async def _serve(settings: Settings, redis_url: str, token: str) -> None:
     try:
         await with_retries(
             lambda: _run_client(settings, queue, token),
-            growing_backoff(lambda exc: classify_discord_error(exc) is not None),
+            classify_discord_error,
             attempts=STARTUP_ATTEMPTS,
             what="Discord start-up",
         )

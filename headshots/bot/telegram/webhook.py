@@ -18,7 +18,7 @@ from telegram import Update
 
 from headshots.bot.telegram.handlers import AnyApplication
 from headshots.errors import ConfigurationError
-from headshots.queue.delivery.base import STARTUP_ATTEMPTS, growing_backoff, with_retries
+from headshots.queue.delivery.base import STARTUP_ATTEMPTS, with_retries
 from headshots.queue.delivery.telegram import classify_telegram_error
 from headshots.settings import Settings
 
@@ -70,7 +70,7 @@ async def serve_webhook(
     runner = web.AppRunner(webhook_app(application, secret, path), handle_signals=False)
     await with_retries(
         application.initialize,
-        growing_backoff(lambda exc: classify_telegram_error(exc) is not None),
+        classify_telegram_error,
         attempts=STARTUP_ATTEMPTS,
         what="Telegram start-up (getMe)",
     )
@@ -83,7 +83,7 @@ async def serve_webhook(
             lambda: application.bot.set_webhook(
                 settings.telegram_webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
             ),
-            growing_backoff(lambda exc: classify_telegram_error(exc) is not None),
+            classify_telegram_error,
             attempts=STARTUP_ATTEMPTS,
             what="Telegram setWebhook",
         )

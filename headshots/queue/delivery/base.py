@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -64,23 +63,34 @@ class Transient(Exception):
         self.delay_s = delay_s
 
 
+#: What a ``classify`` returns for an outage (5xx, time-out, refused connection): wait the
+#: growing :func:`backoff` of this attempt.
+TRANSIENT = -1.0
+#: Tries of one send: with the growing back-off they span 1+2+4+8+16+30 s, about a minute, so a
+#: Bot API outage of a few seconds cannot fail a finished job (a constant 1 s did, in the soak).
+SEND_ATTEMPTS = 7
+
+
 async def with_retries(
     call: Callable[[], Awaitable[T]],
     classify: Callable[[BaseException], float | None],
     *,
-    attempts: int = 5,
+    attempts: int = SEND_ATTEMPTS,
     what: str = "send",
 ) -> T:
     """Run ``call``; on an error that ``classify`` maps to a delay, wait and try again.
 
-    ``classify`` returns the seconds to wait (429's retry_after, a back-off for 5xx and time-outs)
-    or ``None`` for errors that a retry cannot fix.
+    ``classify`` returns the seconds to wait (429's retry_after), :data:`TRANSIENT` for an
+    outage (waits 1, 2, 4 ... 30 s as attempts go on), or ``None`` for errors that a retry
+    cannot fix.
     """
     for attempt in range(1, attempts + 1):
         try:
             return await call()
         except Exception as exc:
             delay = classify(exc)
+            if delay == TRANSIENT:
+                delay = backoff(attempt)
             if delay is None or attempt == attempts:
                 raise DeliveryFailed(f"{what} failed after {attempt} attempt(s): {exc}") from exc
             logger.warning(
@@ -97,14 +107,6 @@ def backoff(attempt_hint: int = 1) -> float:
 #: Tries of a bot's first calls (getMe, setWebhook, Discord's login) before its start fails;
 #: ``headshots up`` then restarts the process after its own, growing delay.
 STARTUP_ATTEMPTS = 8
-
-
-def growing_backoff(
-    is_transient: Callable[[BaseException], bool],
-) -> Callable[[BaseException], float | None]:
-    """A ``classify`` for :func:`with_retries`: transient errors wait 1, 2, 4 ... 30 s."""
-    attempts = itertools.count(1)
-    return lambda exc: backoff(next(attempts)) if is_transient(exc) else None
 
 
 def split_batches(

@@ -15,7 +15,7 @@ import discord
 
 from headshots.actions import Action, label
 from headshots.queue.contracts import ChatTarget
-from headshots.queue.delivery.base import OutgoingImage, backoff, with_retries
+from headshots.queue.delivery.base import TRANSIENT, OutgoingImage, with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def classify_discord_error(exc: BaseException) -> float | None:
     # discord.py already honours 429 retry_after and retries 5xx itself; what reaches us is
     # what it gave up on, or a transport error.
     if isinstance(exc, discord.DiscordServerError):
-        return backoff(2)
+        return TRANSIENT
     # Transport trouble, and a gateway that would not open (start-up): worth another try.
     if isinstance(
         exc,
@@ -66,7 +66,7 @@ def classify_discord_error(exc: BaseException) -> float | None:
             discord.ConnectionClosed,
         ),
     ):
-        return backoff()
+        return TRANSIENT
     return None
 
 

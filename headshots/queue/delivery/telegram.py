@@ -18,7 +18,7 @@ from telegram.request import HTTPXRequest
 
 from headshots.actions import Action, label
 from headshots.queue.contracts import ChatTarget
-from headshots.queue.delivery.base import OutgoingImage, backoff, with_retries
+from headshots.queue.delivery.base import TRANSIENT, OutgoingImage, with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def classify_telegram_error(exc: BaseException) -> float | None:
     if isinstance(exc, (BadRequest, Forbidden)):
         return None  # our request is wrong or the bot was removed: retrying cannot help
     if isinstance(exc, (TimedOut, NetworkError)):
-        return backoff()
+        return TRANSIENT
     return None
 
 
