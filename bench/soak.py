@@ -139,6 +139,7 @@ class Figures:
     press_latency: list[float] = field(default_factory=list)
     bot_peak_rss_kb: int = 0
     faults: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
 
 class Soak:
@@ -878,6 +879,13 @@ class Soak:
             for p in ordered:
                 raw = client.hget(constants.job_key(p.job_id or ""), "state")
                 states[p.job_id] = raw.decode() if raw else None
+                if states[p.job_id] == "failed":  # why, for the report: the run's logs may be gone
+                    error = client.hget(constants.job_key(p.job_id or ""), "error")
+                    events = client.lrange(constants.job_events_key(p.job_id or ""), -6, -1)
+                    self.figures.failures.append(
+                        f"{p.job_id}: {error.decode() if error else '?'}; last events: "
+                        + " | ".join(e.decode()[:300] for e in events)
+                    )
         finally:
             client.close()
         delivered, duplicated, lost, cancelled, deleted, failed = [], [], [], [], [], []
@@ -936,7 +944,8 @@ class Soak:
             f"jobs delivered: {len(delivered)}",
             f"jobs cancelled: {len(cancelled)}",
             f"jobs deleted: {len(deleted)}",
-            f"jobs failed (counted as lost): {len(failed)}",
+            f"jobs failed (counted as lost): {len(failed)}"
+            + "".join(f"\n  {line}" for line in self.figures.failures),
             f"lost: {len(lost)}" + (f" {[p.job_id for p in lost]}" if lost else ""),
             f"duplicated: {len(duplicated)}"
             + (f" {[p.job_id for p in duplicated]}" if duplicated else ""),

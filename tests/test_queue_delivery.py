@@ -241,3 +241,24 @@ async def test_telegram_rides_out_an_outage_with_a_growing_back_off(
         await sender.close()
     assert [c.status for c in fake_telegram.calls("sendMessage")] == [502] * 5 + [200]
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0]
+
+
+async def test_a_502_on_the_senders_first_getme_is_retried_not_raised(
+    fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by bench/soak.py: getMe ran outside the retries, so a 502 escaped a status update
+    as a raw NetworkError and failed the job."""
+    import headshots.queue.delivery.base as base
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(base.asyncio, "sleep", no_wait)
+    sender = TelegramSender(build_telegram_bot(fake_telegram.token, fake_telegram.url))
+    fake_telegram.fail_next("getMe", 502)
+    try:
+        await sender.send_text(ChatTarget(platform="telegram", chat_id=1, user_id=1), "hi")
+    finally:
+        await sender.close()
+    assert [c.status for c in fake_telegram.calls("getMe")][:2] == [502, 200]
+    assert [c.status for c in fake_telegram.calls("sendMessage")] == [200]

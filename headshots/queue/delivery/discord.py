@@ -83,7 +83,9 @@ class DiscordSender:
 
     async def _ready(self) -> None:
         if not self._logged_in:
-            await self.client.login(self._token)
+            await with_retries(
+                lambda: self.client.login(self._token), classify_discord_error, what="discord login"
+            )
             self._logged_in = True
 
     def _channel(self, target: ChatTarget) -> discord.PartialMessageable:

@@ -74,7 +74,9 @@ class TelegramSender:
 
     async def _ready(self) -> None:
         if not self._initialized:
-            await self.bot.initialize()
+            # getMe goes through the same retries as every send: a 502 here used to escape as a
+            # raw NetworkError from a status update and fail the job (found by the soak).
+            await with_retries(self.bot.initialize, classify_telegram_error, what="telegram getMe")
             self._initialized = True
 
     @staticmethod
