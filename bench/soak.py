@@ -215,6 +215,16 @@ class Soak:
     def redis(self) -> sync_redis.Redis:
         return sync_redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
+    @staticmethod
+    async def _read_through_restart(read: Callable[[], str | None]) -> str | None:
+        """``read()`` in a thread, tried again for ~10 s while Redis restarts (None after)."""
+        for _ in range(20):
+            try:
+                return await asyncio.to_thread(read)
+            except sync_redis.RedisError:
+                await asyncio.sleep(0.5)
+        return None
+
     async def job_state(self, job_id: str) -> str | None:
         def read() -> str | None:
             client = self.redis()
@@ -224,12 +234,7 @@ class Soak:
                 client.close()
             return raw.decode() if raw else None
 
-        for _ in range(20):
-            try:
-                return await asyncio.to_thread(read)
-            except sync_redis.RedisError:
-                await asyncio.sleep(0.5)
-        return None
+        return await self._read_through_restart(read)
 
     async def active_job(self, user: FakeUser) -> str | None:
         """The person's job: the one in their active slot, else (already finished: in a
@@ -246,12 +251,7 @@ class Soak:
                 return str(raw.decode())
             return next(iter(jobs)).decode() if len(jobs) == 1 else None
 
-        for _ in range(20):
-            try:
-                return await asyncio.to_thread(read)
-            except sync_redis.RedisError:
-                await asyncio.sleep(0.5)
-        return None
+        return await self._read_through_restart(read)
 
     # --- one step of a person: act, wait for the bot, repeat when it stays silent --------
     async def step(
