@@ -344,3 +344,39 @@ async def test_worker_outlives_a_redis_restart(
             await client.close()
     finally:
         server.stop()
+
+
+async def test_a_worker_whose_output_check_cannot_load_takes_no_job(
+    settings_factory: Callable[..., Settings],
+    worker_processes: Any,
+    tiny_model_path: Path,
+    tmp_path: Path,
+) -> None:
+    # Found by bench/soak.py: with the checker unloadable (``auto`` offline, or a folder gone),
+    # the worker took every job, trained and generated, and failed it at the output check.
+    # Now it says why and exits before taking one; the job waits for a worker that can run it.
+    from headshots.queue import constants
+
+    missing = tmp_path / "no-checker-here"
+    settings = settings_factory(
+        base_model=str(tiny_model_path),
+        safety_checker=str(missing),
+        hf_offline=True,
+        device="cpu",
+        dtype="float32",
+    )
+    client = await QueueClient.connect(settings, settings.redis_url or "")
+    try:
+        submission = await client.submit(await make_request(client))
+        worker = worker_processes.start(settings_env(settings))
+        returncode = await asyncio.to_thread(worker.wait, 120)
+        log = worker_processes.logs()
+        assert returncode == 1, log
+        assert f"safety checker folder {missing} does not exist" in log, log
+        assert "HEADSHOTS_SAFETY_CHECKER" in log, log  # says what to set
+        info = await client.job(submission.job_id)
+        assert info is not None and info.state is JobState.QUEUED, info
+        assert await client.redis.zcard(constants.workers_key("train")) == 0
+        assert await client.redis.zcard(constants.TRAIN_QUEUE) == 1  # still waiting, not failed
+    finally:
+        await client.close()

@@ -242,13 +242,13 @@ def _check_output_check(settings: Settings, check: Any) -> None:
         check("output check", True, f"safety checker from {local}")
         return
     cached = (settings.models_path / "hub" / f"models--{name.replace('/', '--')}").is_dir()
-    where = "cached" if cached else "downloaded on first job"
+    where = "cached" if cached else "downloaded when a worker starts"
     ok = cached or not settings.hf_offline
     detail = f"safety checker {name} ({where})"
     if not ok:
         detail = (
-            f"safety checker {name} is not cached and HEADSHOTS_HF_OFFLINE=1: every job would "
-            f"fail before delivery; put it in the cache or set a local folder"
+            f"safety checker {name} is not cached and HEADSHOTS_HF_OFFLINE=1: workers will not "
+            f"start (they would fail every job); put it in the cache or set a local folder"
         )
     check("output check", ok, detail)
 

@@ -112,6 +112,10 @@ class StageSet:
     train: list[Stage]
     generate: list[Stage]
     close: Callable[[], None] = field(default=lambda: None)
+    #: Run once when a worker starts, before it takes a job: raises (a ``HeadshotsError``) when
+    #: no job could succeed, e.g. the base model or the output check cannot be found. A worker
+    #: that took jobs anyway would spend the GPU time of each and fail it at the end.
+    ready: Callable[[], None] = field(default=lambda: None)
 
 
 StageSetFactory = Callable[["Settings"], StageSet]

@@ -13,8 +13,10 @@ the job record and the chat say how many were withheld.
 - a local folder or a Hugging Face id of a checker in that layout;
 - ``none``: no output check (``headshots doctor`` warns loudly).
 
-A configured check that cannot load fails the job (fail closed): an unchecked image is never
-delivered because weights went missing.
+A configured check that cannot load fails closed: the worker loads it at start-up
+(``GenerationStages.ready``) and exits before taking a job when it cannot, and a job that
+still meets a missing checker fails; an unchecked image is never delivered because weights
+went missing.
 """
 
 from __future__ import annotations

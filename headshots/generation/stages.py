@@ -256,6 +256,21 @@ class GenerationStages:
                 Stage("rank", JobState.GENERATING, self.rank),
             ],
             close=self.close,
+            ready=self.ready,
+        )
+
+    def ready(self) -> None:
+        """Find the base model and load the output check now, not at a job's end.
+
+        Found by bench/soak.py: a checker that could not load (``auto`` with the hub offline)
+        let the worker train and generate every job and then fail it at the output check.
+        """
+        source = self.resident.source
+        checker = self.safety
+        logger.info(
+            "stages ready: base model %s, output check %s",
+            source.path,
+            checker.name if checker is not None else "OFF",
         )
 
     # --- train stages ---------------------------------------------------------------------

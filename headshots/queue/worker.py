@@ -29,7 +29,13 @@ from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from headshots.errors import ConfigurationError, JobCancelled, StoreUnavailable, UserError
+from headshots.errors import (
+    ConfigurationError,
+    HeadshotsError,
+    JobCancelled,
+    StoreUnavailable,
+    UserError,
+)
 from headshots.generation.context import Retention, Stage, StageSet, StageSetFactory, upload_prefix
 from headshots.queue import constants, guarded, registry
 from headshots.queue.client import arq_job_id, drop_arq_job, job_ttl_s
@@ -468,6 +474,17 @@ async def run_workers(
 ) -> None:
     """Run one arq worker per part until SIGINT/SIGTERM (with ``burst``: until queues empty)."""
     resources = await build_resources(settings, redis_url)
+    try:
+        # Before the first job, not at its end: a worker that cannot finish any job must not
+        # take one (it would spend each job's training and fail it at the output check).
+        await asyncio.to_thread(resources.stages.ready)
+    except HeadshotsError as exc:
+        logger.error("worker not started, it would fail every job: %s", exc)
+        await resources.senders.close()
+        resources.stages.close()
+        with contextlib.suppress(Exception):
+            await resources.redis.aclose()
+        raise
     workers = [build_worker(resources, part, burst=burst) for part in parts]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
