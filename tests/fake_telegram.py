@@ -153,6 +153,7 @@ class FakeTelegram:
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._holds: list[tuple[str, float, Callable[[dict[str, Any]], bool]]] = []
         #: An outage window: (ends at, status, every n-th call fails), see ``fail_for``.
         self._outage: tuple[float, int, int] | None = None
         self._outage_calls = itertools.count(1)
@@ -276,6 +277,24 @@ class FakeTelegram:
         """For ``seconds``, answer every ``every``-th call (not ``getUpdates``) with ``status``."""
         with self._lock:
             self._outage = (time.monotonic() + seconds, status, max(1, every))
+
+    def hold_next(
+        self, method: str, seconds: float, matching: Callable[[dict[str, Any]], bool]
+    ) -> None:
+        """Carry out the next call of ``method`` whose params match only after ``seconds``.
+
+        A request that waited in the bot's rate limiter: everything sent meanwhile lands first.
+        """
+        with self._lock:
+            self._holds.append((method, seconds, matching))
+
+    def _hold_for(self, method: str, params: dict[str, Any]) -> float:
+        """Seconds this call is held (0: none); caller holds the lock."""
+        for index, (held, seconds, matching) in enumerate(self._holds):
+            if held == method and matching(params):
+                del self._holds[index]
+                return seconds
+        return 0.0
 
     def _outage_answer(self, method: str) -> tuple[int, dict[str, Any]] | None:
         """The error this call gets from an outage window, if any (caller holds the lock)."""
@@ -660,8 +679,11 @@ class FakeTelegram:
             self._calls.append(call)
             failures = self._failures.get(method)
             failure = failures.pop(0) if failures else self._outage_answer(method)
+            hold = self._hold_for(method, params)
         if failure is not None:
             return self._answer(call, failure[0], failure[1])
+        if hold:
+            await asyncio.sleep(hold)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return self._answer(

@@ -719,3 +719,74 @@ async def test_a_bot_api_5xx_is_sent_again_not_dropped(
         refused, *later = fake_telegram.calls_since(mark, "sendMessage")
         assert refused.status == 400
         assert all(c.params["text"] != refused.params["text"] for c in later), "sent again"
+
+
+async def test_a_late_queued_edit_gives_the_status_back_to_the_worker(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+) -> None:
+    # Found by bench/soak.py: in a throttled group the bot's "Queued" edit waited in its rate
+    # limiter while a worker ran the job; it landed last and the message said "Queued" for good.
+    from headshots.queue import constants
+    from headshots.queue.delivery import SenderPool
+    from headshots.queue.progress import set_state
+    from headshots.queue.status import StatusReporter
+
+    bot = await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    menu = await upload_and_finish(driver, face_photo_bytes[:5], "5 accepted")
+    summary = await choose_style(driver, menu, FULL_CHOICE)
+    fake_telegram.hold_next(
+        "editMessageText", 2.0, lambda params: "Queued: position" in str(params.get("text"))
+    )
+    mark = fake_telegram.mark()
+    driver.press_label(summary, "Confirm")
+
+    # Meanwhile a worker takes the job and finishes it, editing the same status message with
+    # the worker's own sender (what headshots.queue.worker does).
+    client = bot.services.client
+    user = UserRef(platform="telegram", user_id=ALICE.id)
+    for _ in range(100):
+        job = await client.active_job(user)
+        key = constants.job_status_key(job.job_id) if job else ""
+        status = await client.redis.hget(key, "message_id") if job else None
+        if status:
+            break
+        await asyncio.sleep(0.05)
+    assert job is not None and status is not None
+    senders = SenderPool(bot.settings)
+    reporter = StatusReporter(client.redis, senders, min_interval_s=0, ttl_s=3600)
+    try:
+        for state, text in (
+            (JobState.TRAINING, "Training your personal model…"),
+            (JobState.DONE, "Done! Your headshots are below."),
+        ):
+            await set_state(client.redis, job.job_id, state, text=text)
+            await reporter.update(job.job_id, job.request.target, text, force=True)
+    finally:
+        await senders.close()
+    late = await fake_telegram.wait_for(
+        "editMessageText",
+        # Carried out (answered), not only received: the fake holds it for 2 s.
+        lambda c: "Queued: position" in str(c.params.get("text")) and c.response is not None,
+        since=mark,
+        timeout=10,
+    )
+    await asyncio.sleep(1.0)  # the bot's look after its edit
+    message = fake_telegram.message(ALICE.id, int(status))
+    assert message["text"] == "Done! Your headshots are below.", message["text"]
+    edits = [
+        c.params["text"]
+        for c in fake_telegram.calls_since(mark, "editMessageText")
+        if int(c.params["message_id"]) == int(status) and c.status == 200
+    ]
+    # Logged as they arrived: the held "Queued", the worker's two, and the bot's "Done!" again
+    # (the held one was carried out after the worker's).
+    assert edits == [
+        late.params["text"],
+        "Training your personal model…",
+        "Done! Your headshots are below.",
+        "Done! Your headshots are below.",
+    ], edits

@@ -258,6 +258,13 @@ class QueueClient:
         await self.redis.hset(constants.job_status_key(job_id), "message_id", str(message_id))
         await self.redis.expire(constants.job_status_key(job_id), job_ttl_s(self.settings))
 
+    async def status_text(self, job_id: str) -> str | None:
+        """The text a worker last showed in the job's status message (``None``: none yet)."""
+        raw = await self.redis.hget(constants.job_status_key(job_id), "text")
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
     async def cancel(self, user: UserRef, job_id: str | None = None) -> JobInfo:
         """Cancel the user's active job (or ``job_id``); raises :class:`NotFound` when none.
 

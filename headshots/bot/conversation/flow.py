@@ -643,8 +643,29 @@ class Flow:
             position = info.position if info is not None and info.position else None
             text = texts.queued(position or submission.position, mention(place, user))
             await surface.show(Screen(text), message_id=status_id)
+            await self._after_queued_edit(surface, submission.job_id, status_id, text)
         logger.info("submitted %s job %s for %s", request.kind, submission.job_id, user.key)
         return submission.job_id
+
+    async def _after_queued_edit(
+        self, surface: Surface, job_id: str, status_id: int, shown: str
+    ) -> None:
+        """Give the status message back to the worker when it took the job meanwhile.
+
+        Found by bench/soak.py: in a busy group our "Queued" edit can wait tens of seconds in
+        the per-chat rate limiter while a worker runs the job and edits the same message, so
+        "Queued" landed last, over "Done!". Once the job has left the queue, the worker's latest
+        status text is the right one; show it again until it stops changing.
+        """
+        for _ in range(3):
+            info = await self.client.job(job_id)
+            if info is None or info.state is JobState.QUEUED:
+                return  # still waiting (or forgotten): our text stands
+            latest = await self.client.status_text(job_id)
+            if latest is None or latest == shown:
+                return
+            await surface.show(Screen(latest), message_id=status_id)
+            shown = latest
 
     # --- commands ------------------------------------------------------------------------
     async def status(self, turn: Turn) -> None:
