@@ -319,6 +319,28 @@ async def test_restart_continues_mid_upload(
     await driver.said("1 accepted, 0 rejected", since=mark)
 
 
+async def test_a_stopping_bot_answers_the_album_it_took(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    # A restart (a deploy's SIGTERM) while an album's tally waited for its quiet period used to
+    # drop the tally with the process: the person's photos were stored, and never answered.
+    bot = await telegram_bot(quiet_period_s=60)
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[:3])
+    for _ in range(300):  # every photo fetched: the bot has them, the tally waits a minute
+        if len(fake_telegram.calls_since(mark, "getFile")) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    await bot.stop()
+    sent = [
+        c for c in fake_telegram.calls("sendMessage")
+        if "3 accepted, 0 rejected" in str(c.params.get("text")) and c.response is not None
+    ]  # fmt: skip
+    assert sent, [c.params.get("text") for c in fake_telegram.calls("sendMessage")]
+
+
 async def test_delete_leaves_nothing_in_redis(
     telegram_bot: StartBot,
     fake_telegram: FakeTelegram,

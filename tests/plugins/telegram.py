@@ -58,7 +58,7 @@ async def telegram_bot(
 
     running: list[RunningBot] = []
 
-    async def start(**overrides: Any) -> RunningBot:
+    async def start(*, quiet_period_s: float = 0.3, **overrides: Any) -> RunningBot:
         settings = settings_factory(
             telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.url, **overrides
         )
@@ -67,7 +67,11 @@ async def telegram_bot(
         # retries on 429 stay on, as in production.
         limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
         application = build_application(
-            settings, redis_url, services=services, rate_limiter=limiter, quiet_period_s=0.3
+            settings,
+            redis_url,
+            services=services,
+            rate_limiter=limiter,
+            quiet_period_s=quiet_period_s,
         )
         stack = AsyncExitStack()
         await stack.enter_async_context(polling(application, poll_timeout_s=1))

@@ -23,15 +23,16 @@ class QuietPeriod:
     def __init__(self, delay_s: float = 1.0) -> None:
         self.delay_s = delay_s
         self._busy: dict[Hashable, int] = {}
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        #: Per key: the scheduled flush's timer and the flush itself.
+        self._timers: dict[Hashable, tuple[asyncio.TimerHandle, Flush]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def begin(self, key: Hashable) -> None:
         """An item of ``key`` is being processed: hold back its flush."""
         self._busy[key] = self._busy.get(key, 0) + 1
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        pending = self._timers.pop(key, None)
+        if pending is not None:
+            pending[0].cancel()
 
     def end(self, key: Hashable, flush: Flush) -> None:
         """An item of ``key`` is done; schedule ``flush`` if it was the last one in flight."""
@@ -45,9 +46,9 @@ class QuietPeriod:
     def schedule(self, key: Hashable, flush: Flush) -> None:
         previous = self._timers.pop(key, None)
         if previous is not None:
-            previous.cancel()
+            previous[0].cancel()
         loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(self.delay_s, self._fire, key, flush)
+        self._timers[key] = (loop.call_later(self.delay_s, self._fire, key, flush), flush)
 
     def _fire(self, key: Hashable, flush: Flush) -> None:
         self._timers.pop(key, None)
@@ -67,10 +68,22 @@ class QuietPeriod:
     def forget(self, predicate: Callable[[Hashable], bool]) -> None:
         """Drop pending flushes of the keys matching ``predicate`` (e.g. after /delete)."""
         for key in [k for k in self._timers if predicate(k)]:
-            self._timers.pop(key).cancel()
+            self._timers.pop(key)[0].cancel()
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Run every pending flush now and wait for them (a stopping bot still answers).
+
+        Called once no more items arrive (the bot stopped taking updates): a tally that was
+        only waiting for its quiet period is written instead of being dropped with the process.
+        """
+        for key, (timer, flush) in list(self._timers.items()):
+            timer.cancel()
+            self._fire(key, flush)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout_s)
 
     async def close(self) -> None:
-        for timer in self._timers.values():
+        for timer, _ in self._timers.values():
             timer.cancel()
         self._timers.clear()
         for task in list(self._tasks):

@@ -99,6 +99,11 @@ def build_application(
                 "(BotFather /setprivacy turns it off)"
             )
 
+    async def post_stop(application: AnyApplication) -> None:
+        # Stopped taking updates, still able to send: tallies waiting for their quiet period
+        # go out now (a restart for a deploy must not leave an album unanswered).
+        await bot.tally.drain()
+
     async def post_shutdown(application: AnyApplication) -> None:
         await bot.tally.close()
         await services.close()
@@ -113,6 +118,7 @@ def build_application(
         # Safe: conversation state is locked per person and place (see conversation.state).
         .concurrent_updates(True)
         .post_init(post_init)
+        .post_stop(post_stop)
         .post_shutdown(post_shutdown)
     )
     urls = api_urls(settings)
@@ -155,6 +161,8 @@ async def polling(
                 await updater.stop()
             if application.running:
                 await application.stop()
+                if application.post_stop is not None:
+                    await application.post_stop(application)
     finally:
         if application.post_shutdown is not None:
             await application.post_shutdown(application)

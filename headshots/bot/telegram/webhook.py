@@ -91,6 +91,8 @@ async def serve_webhook(
         logger.info("webhook listening on %s:%d%s", host, port, path)
         await stop.wait()
         await application.stop()
+        if application.post_stop is not None:
+            await application.post_stop(application)
     finally:
         await runner.cleanup()
         if application.post_shutdown is not None:
