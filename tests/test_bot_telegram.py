@@ -7,6 +7,7 @@ by pushing updates and reads what the bot sent from the fake's call log.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -339,6 +340,40 @@ async def test_a_stopping_bot_answers_the_album_it_took(
         if "3 accepted, 0 rejected" in str(c.params.get("text")) and c.response is not None
     ]  # fmt: skip
     assert sent, [c.params.get("text") for c in fake_telegram.calls("sendMessage")]
+
+
+async def test_a_restarted_bot_writes_the_tally_it_owed(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+    redis_client: Any,
+) -> None:
+    # Found by bench/soak.py: a bot killed while an album's tally waited for its quiet period
+    # had stored the photos, and nobody ever told the person. Here the first bot's tally write
+    # fails (as its process would die): the next bot to start writes it.
+    from headshots.queue import constants
+
+    first = await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    fake_telegram.fail_next("sendMessage", 400)
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[:3])
+    await fake_telegram.wait_for("sendMessage", lambda c: c.status == 400, since=mark, timeout=60)
+    await first.stop()
+    assert not [c for c in fake_telegram.calls_since(mark, "sendMessage") if c.status == 200]
+
+    mark = fake_telegram.mark()
+    await telegram_bot()
+    tally = await driver.said("3 accepted, 0 rejected", since=mark, timeout=30)
+    assert "Done" not in str(tally.get("reply_markup"))  # 3 is not enough yet: no Done button
+    # Written once: the flag is cleared, a third bot owes nothing.
+    states = [
+        json.loads(await redis_client.get(key))
+        async for key in redis_client.scan_iter(match=constants.user_state_pattern("tg"))
+    ]
+    collecting = [state for state in states if state.get("stage") == "collecting"]
+    assert collecting and not any(state["tally_due"] for state in collecting), collecting
 
 
 async def test_delete_leaves_nothing_in_redis(

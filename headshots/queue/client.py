@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from headshots.errors import LimitReached, NotFound
 from headshots.generation.context import upload_prefix
 from headshots.queue import constants
 from headshots.queue.connections import connect
-from headshots.queue.contracts import JobRequest, JobState, UserRef
+from headshots.queue.contracts import JobRequest, JobState, Platform, UserRef
 from headshots.queue.progress import QueuePosition, decode_hash, queue_position, set_state
 from headshots.queue.store import BlobStore, build_store
 from headshots.queue.teams import TeamStore
@@ -342,6 +343,23 @@ class QueueClient:
     async def load_chat_state(self, user: UserRef, scope: str) -> dict[str, Any] | None:
         raw = await self.redis.get(constants.user_state_key(user.key, scope))
         return dict(json.loads(raw)) if raw else None
+
+    async def chat_states(
+        self, platform: Platform
+    ) -> AsyncIterator[tuple[UserRef, str, dict[str, Any]]]:
+        """Every saved chat state of ``platform``'s people: (user, scope, state)."""
+        short = UserRef(platform=platform, user_id=0).key.partition(":")[0]
+        match = constants.user_state_pattern(short)
+        async for raw_key in self.redis.scan_iter(match=match, count=500):
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            user_key, scope = constants.parse_user_state_key(key)
+            try:
+                user = UserRef.from_key(user_key)
+            except ValueError:
+                continue
+            raw = await self.redis.get(key)
+            if raw:  # expired between the scan and the read: nothing to do
+                yield user, scope, dict(json.loads(raw))
 
     async def clear_chat_state(self, user: UserRef, scope: str) -> None:
         await self.redis.delete(constants.user_state_key(user.key, scope))

@@ -94,6 +94,17 @@ def user_state_key(user_key: str, scope: str) -> str:
     return f"{user_prefix(user_key)}chat:{scope}"
 
 
+def user_state_pattern(platform_short: str) -> str:
+    """SCAN pattern of every :func:`user_state_key` of one platform (``tg``, ``dc``)."""
+    return f"{KEY_PREFIX}user:{platform_short}:*:chat:*"
+
+
+def parse_user_state_key(key: str) -> tuple[str, str]:
+    """(user key, scope) of a :func:`user_state_key`."""
+    user_key, _, scope = key.removeprefix(f"{KEY_PREFIX}user:").partition(":chat:")
+    return user_key, scope
+
+
 #: Sorted set: job id -> time of its last state change, for every job not yet finished.
 #: The recovery sweep walks it to find jobs arq lost or gave up on.
 LIVE_JOBS_KEY = f"{KEY_PREFIX}jobs:live"

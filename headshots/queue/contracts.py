@@ -53,6 +53,15 @@ class UserRef(BaseModel):
         """Stable key used in every Redis key and store path of this user, e.g. ``tg:42``."""
         return f"{_PLATFORM_SHORT[self.platform]}:{self.user_id}"
 
+    @classmethod
+    def from_key(cls, key: str) -> UserRef:
+        """The person of a :attr:`key` (``tg:42``); ``ValueError`` when it is not one."""
+        short, _, user_id = key.partition(":")
+        platforms = {v: k for k, v in _PLATFORM_SHORT.items()}
+        if short not in platforms or not user_id.lstrip("-").isdigit():
+            raise ValueError(f"not a user key: {key!r}")
+        return cls(platform=platforms[short], user_id=int(user_id))  # type: ignore[arg-type]
+
 
 class ChatTarget(BaseModel):
     """The exact place a request came from and where its progress and results go."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from headshots.actions import Action
 from headshots.bot.conversation import photos, style, texts
@@ -22,7 +22,14 @@ from headshots.bot.conversation.screens import Button, FrontEnd, Question, Scree
 from headshots.bot.conversation.state import ACTIVE, Conversation, Photo, Place, Store
 from headshots.errors import ConfigurationError, LimitReached, NotFound, UserError
 from headshots.queue.client import JobInfo, QueueClient
-from headshots.queue.contracts import ChatTarget, JobRequest, JobState, StyleChoice, UserRef
+from headshots.queue.contracts import (
+    ChatTarget,
+    JobRequest,
+    JobState,
+    Platform,
+    StyleChoice,
+    UserRef,
+)
 from headshots.queue.progress import average_duration
 from headshots.queue.teams import TeamStore
 from headshots.settings import Settings
@@ -229,6 +236,7 @@ class Flow:
             if conversation.stage != "collecting" or conversation.kind != "full":
                 return texts.NOT_COLLECTING
             await self._take(turn, conversation, incoming)
+            conversation.tally_due = True
             await self.store.save(turn.user, turn.scope, conversation)
             return None
 
@@ -259,6 +267,28 @@ class Flow:
             message_id=conversation.tally_message_id,
             reply_to=conversation.anchor_message_id,
         )
+        conversation.tally_due = False
+
+    async def refresh_due_tallies(
+        self, platform: Platform, surface_for: Callable[[UserRef, Conversation], Surface]
+    ) -> int:
+        """Write the tallies a stopped bot owed (photos taken, tally never written); how many.
+
+        Found by bench/soak.py: a bot killed while an album arrived had stored the photos it
+        had handled, but their tally only waited in memory, so the person never heard back.
+        """
+        written = 0
+        async for user, scope, raw in self.client.chat_states(platform):
+            if not raw.get("tally_due") or raw.get("stage") != "collecting":
+                continue
+            conversation = Conversation.model_validate(raw)
+            try:
+                await self.refresh_tally(Turn(surface_for(user, conversation), user, scope))
+            except Exception:  # one chat's failure must not keep the others waiting
+                logger.warning("writing the owed tally of %s failed", user.key, exc_info=True)
+                continue
+            written += 1
+        return written
 
     async def _finish_upload(self, turn: Turn, conversation: Conversation) -> str | None:
         """Drop what the set check refused; ``None``, or why the upload cannot finish yet."""

@@ -109,6 +109,9 @@ class Conversation(BaseModel):
     names: dict[str, str] = Field(default_factory=dict)
     pending: list[Photo] = Field(default_factory=list)
     tally_message_id: int | None = None
+    #: Photos were taken since the tally was last written. A bot that died in between (the
+    #: tally waits for a quiet period) writes it when it starts again (``refresh_due_tallies``).
+    tally_due: bool = False
     #: The message whose buttons are current (older menus are stale).
     menu_message_id: int | None = None
     #: The person's message that started it all: replies in groups point at it.

@@ -89,9 +89,14 @@ def build_application(
         raise ConfigurationError("set HEADSHOTS_TELEGRAM_TOKEN to run the Telegram bot")
     services = services or Services(settings, redis_url)
 
+    background: set[asyncio.Task[None]] = set()
+
     async def post_init(application: AnyApplication) -> None:
         await services.connect()
         await application.bot.set_my_commands(COMMANDS)
+        task = asyncio.create_task(bot.write_owed_tallies(application.bot))
+        background.add(task)
+        task.add_done_callback(background.discard)
         logger.info("telegram bot @%s ready", application.bot.username)
         if not application.bot.can_read_all_group_messages:
             logger.info(
@@ -102,6 +107,9 @@ def build_application(
     async def post_stop(application: AnyApplication) -> None:
         # Stopped taking updates, still able to send: tallies waiting for their quiet period
         # go out now (a restart for a deploy must not leave an album unanswered).
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await bot.tally.drain()
 
     async def post_shutdown(application: AnyApplication) -> None:

@@ -10,6 +10,7 @@ session there. Team admins are group creators and administrators, checked live w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -110,6 +111,22 @@ class TelegramBot:
     @property
     def store(self) -> Any:
         return self.services.conversations
+
+    async def write_owed_tallies(self, bot: Any) -> None:
+        """At start-up: the tallies a bot that died mid-album never wrote (see ``tally_due``).
+
+        Waits one quiet period first, so that albums re-delivered after the restart are counted
+        by their own flush, not answered half-way.
+        """
+        await asyncio.sleep(self.tally.delay_s)
+
+        def surface(user: UserRef, conversation: Conversation) -> TelegramSurface:
+            owner = conversation.owner_id or user.user_id
+            return TelegramSurface(bot, conversation.place, owner_id=owner)
+
+        written = await self.flow.refresh_due_tallies("telegram", surface)
+        if written:
+            logger.info("wrote %d tally message(s) a stopped bot owed", written)
 
     async def _place(self, user: UserRef, message: Message) -> Place:
         """The place of ``message``, in the session its private chat is switched to."""
