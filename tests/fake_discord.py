@@ -6,11 +6,16 @@ what the headshots bot and worker call, records every request (method, path, Aut
 body, uploaded files) and can inject failures (a 429 with ``retry_after``, a 403 "Missing
 Permissions").
 
-There is no gateway: tests build interaction payloads with :meth:`FakeDiscord.slash`,
-:meth:`FakeDiscord.click`, :meth:`FakeDiscord.select` and :meth:`FakeDiscord.modal_submit` and feed
-them to ``client._connection.parse_interaction_create(payload)`` the way the gateway would; the
-fake remembers each interaction's token, so followups land in the right channel and tokens can be
-expired (:meth:`FakeDiscord.expire_interaction_tokens`) to prove that long jobs never use them.
+Tests build interaction payloads with :meth:`FakeDiscord.slash`, :meth:`FakeDiscord.click`,
+:meth:`FakeDiscord.select` and :meth:`FakeDiscord.modal_submit` and either feed them in-process to
+``client._connection.parse_interaction_create(payload)`` or send them over the fake gateway
+(:attr:`FakeDiscord.gateway`, :mod:`tests.fake_discord_gateway`) to a bot that connected the real
+way (``GET /gateway/bot``, then the websocket); the fake remembers each interaction's token, so
+followups land in the right channel and tokens can be expired
+(:meth:`FakeDiscord.expire_interaction_tokens`) to prove that long jobs never use them.
+
+:meth:`FakeDiscord.fail_for` opens an outage window (a 429 or 5xx on every n-th REST call), as
+``FakeTelegram.fail_for`` does for the Bot API; the soak run uses both.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+
+from tests.fake_discord_gateway import GATEWAY_PATH, FakeGateway
 
 API_PREFIX = "/api/v10"
 MISSING_PERMISSIONS = {"message": "Missing Permissions", "code": 50013}
@@ -119,6 +126,12 @@ class FakeDiscord:
         self._interactions: dict[str, _Interaction] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.gateway = FakeGateway(self)
+        #: An outage window: (ends at, status, every n-th call fails), see ``fail_for``.
+        self._outage: tuple[float, int, int] | None = None
+        self._outage_calls = itertools.count(1)
+        #: REST calls answered with an error by an outage window.
+        self.outage_failures = 0
 
     # --- lifecycle --------------------------------------------------------------------
     @property
@@ -137,6 +150,8 @@ class FakeDiscord:
         return self.url
 
     async def stop(self) -> None:
+        # An open websocket would hold the runner's cleanup for its whole shutdown timeout.
+        await self.gateway.drop_connections(1001)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -166,12 +181,7 @@ class FakeDiscord:
         headers: dict[str, str] = {}
         if status == 429:
             body = body or dict(RATE_LIMITED)
-            # discord.py treats a 429 without "Via" as a Cloudflare ban and does not retry.
-            headers = {
-                "Via": "1.1 google",
-                "Retry-After": str(body.get("retry_after", 0.2)),
-                "X-RateLimit-Scope": "user",
-            }
+            headers = self._rate_limit_headers(body)
         elif status == 403 and body is None:
             body = dict(MISSING_PERMISSIONS)
         self._failures.append(
@@ -184,6 +194,37 @@ class FakeDiscord:
                 times,
             )
         )
+
+    def fail_for(self, seconds: float, status: int = 429, *, every: int = 2) -> None:
+        """For ``seconds``, answer every ``every``-th REST call with ``status`` (429 or 5xx).
+
+        The gateway websocket and attachment downloads (Discord's CDN, another host) are spared.
+        """
+        self._outage = (time.monotonic() + seconds, status, max(1, every))
+
+    def _outage_answer(self) -> web.Response | None:
+        if self._outage is None:
+            return None
+        ends_at, status, every = self._outage
+        if time.monotonic() >= ends_at:
+            self._outage = None
+            return None
+        if next(self._outage_calls) % every:
+            return None
+        self.outage_failures += 1
+        if status == 429:
+            body = dict(RATE_LIMITED)
+            return _json_response(body, 429, self._rate_limit_headers(body))
+        return _json_response({"message": "502: Bad Gateway", "code": 0}, status)
+
+    @staticmethod
+    def _rate_limit_headers(body: dict[str, Any]) -> dict[str, str]:
+        # discord.py treats a 429 without "Via" as a Cloudflare ban and does not retry.
+        return {
+            "Via": "1.1 google",
+            "Retry-After": str(body.get("retry_after", 0.2)),
+            "X-RateLimit-Scope": "user",
+        }
 
     def add_attachment(
         self,
@@ -602,6 +643,11 @@ class FakeDiscord:
                 failure.times -= 1
                 call.status = failure.status
                 return _json_response(failure.body, failure.status, failure.headers)
+        if request.path.startswith(API_PREFIX):
+            outage = self._outage_answer()
+            if outage is not None:
+                call.status = outage.status
+                return outage
         response: web.StreamResponse = await handler(request)
         call.status = response.status
         return response
@@ -645,6 +691,8 @@ class FakeDiscord:
         if request.path in self.attachments:
             data, content_type = self.attachments[request.path]
             return web.Response(body=data, headers={"Content-Type": content_type})
+        if request.path == GATEWAY_PATH:
+            return await self.gateway.handle(request)
         if not request.path.startswith(API_PREFIX):
             return _json_response({"message": "404: Not Found", "code": 0}, 404)
         parts = [p for p in call.path.split("/") if p]
@@ -666,6 +714,8 @@ class FakeDiscord:
     def _routes(self) -> list[tuple[list[str], str, Callable[..., Any]]]:
         return [
             (["users", "@me"], "GET", self._get_me),
+            (["gateway", "bot"], "GET", self._get_bot_gateway),
+            (["gateway"], "GET", self._get_gateway),
             (["oauth2", "applications", "@me"], "GET", self._get_application),
             (["applications", "@me"], "GET", self._get_application),
             (["applications", "*", "commands"], "PUT", self._put_commands),
@@ -700,6 +750,12 @@ class FakeDiscord:
 
     async def _get_me(self, call: Call) -> web.Response:
         return self._check_bot(call) or _json_response(self.bot_user)
+
+    async def _get_bot_gateway(self, call: Call) -> web.Response:
+        return self._check_bot(call) or _json_response(self.gateway.bot_gateway())
+
+    async def _get_gateway(self, call: Call) -> web.Response:
+        return _json_response({"url": self.gateway.url})
 
     async def _get_application(self, call: Call) -> web.Response:
         return self._check_bot(call) or _json_response(

@@ -73,7 +73,10 @@ async def _run_client(settings: Settings, queue: QueueClient, token: str) -> Non
         )
         try:
             async with client:
-                await client.start(token)
+                await client.login(token)
+                if settings.discord_api_url:
+                    await _use_advertised_gateway(client)
+                await client.connect()
             return
         except discord.PrivilegedIntentsRequired:
             if not message_content:
@@ -84,6 +87,21 @@ async def _run_client(settings: Settings, queue: QueueClient, token: str) -> Non
                 "still work. Enable it in the Developer Portal "
                 "(Bot > Privileged Gateway Intents)."
             )
+
+
+async def _use_advertised_gateway(client: discord.Client) -> None:
+    """Connect to the gateway the configured API advertises, not to discord.gg.
+
+    discord.py's plain ``Client`` always dials ``DiscordWebSocket.DEFAULT_GATEWAY``; with
+    ``HEADSHOTS_DISCORD_API_URL`` pointing REST elsewhere (a proxy, a test server) the bot would
+    otherwise send its token to the real gateway and receive nothing of the configured server.
+    Class-wide on purpose: an invalidated session falls back to ``DEFAULT_GATEWAY``.
+    """
+    import yarl
+
+    _, url, _ = await client.http.get_bot_gateway()
+    logger.info("using the gateway the API advertises: %s", url)
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:
