@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from headshots.queue import constants  # noqa: E402
 from headshots.queue.client import arq_job_id  # noqa: E402
 from headshots.queue.embedded import EmbeddedRedis  # noqa: E402
 from headshots.queue.teams import team_id_for  # noqa: E402
+from tests.fake_discord import ALL_PERMISSIONS, FakeDiscord  # noqa: E402
 from tests.fake_telegram import Call, FakeChat, FakeTelegram, FakeUser  # noqa: E402
 from tests.plugins.faces import astronaut_image  # noqa: E402
 from tests.plugins.telegram import ChatDriver  # noqa: E402
@@ -71,6 +72,7 @@ GROUP = FakeChat.supergroup(-100700, "Office floor")
 TEAM_GROUP = FakeChat.supergroup(-100800, "Acme staff")
 TEAM_ID = team_id_for("telegram", TEAM_GROUP.id)
 ACCEPTED = re.compile(r"(\d+) accepted, (\d+) rejected")
+DC_GUILD_ID = 700_000_000_000_000_777
 
 
 def say(text: str) -> None:
@@ -134,10 +136,45 @@ class Person:
 
 
 @dataclass
+class DiscordPerson:
+    """Someone on the Discord bot: ``/headshot start`` in the server's channel (a thread of
+    their own) or in a DM, photos posted as messages there, the style form, Confirm."""
+
+    index: int
+    user: dict[str, Any]
+    start_in: dict[str, Any]  # the guild channel or the person's DM channel
+    behaviour: str  # normal | double
+    photos: list[bytes]
+    reserve: list[bytes] = field(default_factory=list)
+    place: dict[str, Any] | None = None  # where the session lives (thread or DM)
+    form_id: int | None = None
+    job_id: str | None = None
+    ordered_at: float | None = None
+    queued_after_s: float | None = None
+    stuck: str | None = None
+    repeats: int = 0
+
+    @property
+    def id(self) -> int:
+        return int(self.user["id"])
+
+    @property
+    def kind(self) -> str:
+        return "dm" if self.start_in["type"] == 1 else "guild"
+
+    @property
+    def key(self) -> str:
+        return f"dc:{self.id}"
+
+
+@dataclass
 class Figures:
     photo_latency: list[float] = field(default_factory=list)
     press_latency: list[float] = field(default_factory=list)
+    dc_photo_latency: list[float] = field(default_factory=list)
+    dc_press_latency: list[float] = field(default_factory=list)
     bot_peak_rss_kb: int = 0
+    dc_bot_peak_rss_kb: int = 0
     faults: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -148,6 +185,9 @@ class Soak:
         self.work = work
         self.rng = random.Random(args.seed)
         self.fake = FakeTelegram()
+        self.discord = FakeDiscord()
+        self.dc_people: list[DiscordPerson] = []
+        self.dc_upload_started = asyncio.Event()
         self.redis_server = EmbeddedRedis(work / "redis", persist=True)
         self.figures = Figures()
         self.people: list[Person] = []
@@ -168,6 +208,9 @@ class Soak:
             HEADSHOTS_STATE_DIR=str(self.work / "state"),
             HEADSHOTS_TELEGRAM_TOKEN=self.fake.token,
             HEADSHOTS_TELEGRAM_API_URL=self.fake.url,
+            # The Discord bot and the workers' Discord sender both talk to the fake.
+            HEADSHOTS_DISCORD_TOKEN=self.discord.token,
+            HEADSHOTS_DISCORD_API_URL=self.discord.api_base,
             HEADSHOTS_FACE_BACKEND="dlib",
             HEADSHOTS_BASE_MODEL=str(tiny_model),
             HEADSHOTS_TRAIN_STEPS=str(self.args.train_steps),
@@ -204,6 +247,12 @@ class Soak:
                 self.figures.bot_peak_rss_kb = max(
                     self.figures.bot_peak_rss_kb, peak_rss(process.pid)
                 )
+            if self.dc_people:
+                process = self.child("bot-discord").process
+                if process is not None and process.poll() is None:
+                    self.figures.dc_bot_peak_rss_kb = max(
+                        self.figures.dc_bot_peak_rss_kb, peak_rss(process.pid)
+                    )
             time.sleep(0.2)
 
     def kill(self, name: str) -> None:
@@ -236,15 +285,16 @@ class Soak:
 
         return await self._read_through_restart(read)
 
-    async def active_job(self, user: FakeUser) -> str | None:
+    async def active_job(self, user: FakeUser | str) -> str | None:
         """The person's job: the one in their active slot, else (already finished: in a
         throttled group "Queued" can arrive after the results) their only job."""
+        key = user if isinstance(user, str) else f"tg:{user.id}"
 
         def read() -> str | None:
             client = self.redis()
             try:
-                raw = client.get(constants.user_active_key(f"tg:{user.id}"))
-                jobs = client.smembers(constants.user_jobs_key(f"tg:{user.id}"))
+                raw = client.get(constants.user_active_key(key))
+                jobs = client.smembers(constants.user_jobs_key(key))
             finally:
                 client.close()
             if raw:
@@ -634,6 +684,12 @@ class Soak:
         return "nothing"
 
     def dump_calls(self) -> None:
+        with (self.work / "discord_calls.jsonl").open("w") as out:
+            for dc_call in self.discord.calls():
+                out.write(json.dumps({
+                    "at": round(dc_call.at, 3), "method": dc_call.method, "path": dc_call.path,
+                    "status": dc_call.status, "files": len(dc_call.files), "json": dc_call.json,
+                }, default=str) + "\n")  # fmt: skip
         with (self.work / "calls.jsonl").open("w") as out:
             for call in self.fake.calls():
                 text = call.params.get("text") or call.params.get("caption")
@@ -642,6 +698,230 @@ class Soak:
                     "chat": call.params.get("chat_id"), "message": call.params.get("message_id"),
                     "text": text, "markup": call.params.get("reply_markup"),
                 }, default=str) + "\n")  # fmt: skip
+
+    # --- the Discord people ----------------------------------------------------------------
+    async def dc_step(
+        self,
+        person: DiscordPerson,
+        act: Callable[[], Awaitable[bool]],
+        expect: Callable[[int], Any],
+        *,
+        what: str,
+        timeout: float,  # noqa: ASYNC109 - polls the fake's state
+        tries: int = 3,
+    ) -> Any:
+        """``act()`` and wait for ``expect(mark)``; again when the bot stays silent.
+
+        ``act`` returns False when the gateway had no bot to give the event to: Discord shows
+        "This interaction failed" at once, so the person tries again a second later.
+        """
+        for attempt in range(tries):
+            mark = self.discord.next_id()  # ids grow: anything newer than this is an answer
+            for _ in range(60):
+                if await act():
+                    break
+                person.repeats += 1
+                await asyncio.sleep(1)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                found = expect(mark)
+                if found:
+                    return found
+                await asyncio.sleep(0.05)
+            person.repeats += 1
+            say(f"discord person {person.index}: no answer to {what} (try {attempt + 1}); again")
+        raise Stuck(f"{what}: no answer after {tries} tries")
+
+    async def dc_component(
+        self,
+        person: DiscordPerson,
+        op: str,
+        value: str | None = None,
+        *,
+        message_id: int | None = None,
+        until: Callable[[int], Any] | None = None,
+        times: int = 1,
+    ) -> Any:
+        """Press the button (or pick ``value`` in the select) whose custom_id starts with ``op``
+        on the form (or ``message_id``); the press's answer is timed. Returns the callback body,
+        or what ``until`` found once the bot has answered."""
+        payloads: list[dict[str, Any]] = []
+        sent: dict[str, float] = {}
+
+        async def act() -> bool:
+            message = self.discord.messages[message_id or person.form_id or 0]
+            ids = [c for c in FakeDiscord.custom_ids(message) if c.startswith(op)]
+            if not ids:
+                raise Stuck(f"no {op!r} on message {message['id']}")
+            delivered = False
+            for _ in range(times):
+                if value is None:
+                    payload = self.discord.click(message, ids[0], user=person.user)
+                else:
+                    payload = self.discord.select(message, ids[0], [value], user=person.user)
+                payloads.append(payload)
+                sent[payload["token"]] = time.monotonic()
+                delivered = await self.discord.gateway.interaction(payload) or delivered
+            return delivered
+
+        answered: list[dict[str, Any]] = []
+
+        def expect(mark: int) -> Any:
+            if not answered:
+                for payload in payloads:
+                    responses = self.discord.interaction_responses(payload)
+                    if responses:
+                        started = sent[payload["token"]]
+                        self.figures.dc_press_latency.append(time.monotonic() - started)
+                        answered.append(responses[0])
+                        break
+            if not answered:
+                return None
+            return until(mark) if until is not None else answered[0]
+
+        return await self.dc_step(person, act, expect, what=f"{op} {value or ''}", timeout=20)
+
+    def dc_newest(self, prefix: str, mark: int, channel_id: int | None = None) -> Any:
+        message = self.discord.message_with(prefix, channel_id)
+        return message if message is not None and int(message["id"]) > mark else None
+
+    async def dc_start(self, person: DiscordPerson) -> None:
+        """``/headshot start`` (no photos yet), "I agree", until the style form is there."""
+        dm = person.kind == "dm"
+
+        async def start() -> bool:
+            payload = self.discord.slash(
+                "start",
+                user=person.user,
+                channel=person.start_in,
+                app_permissions=0 if dm else ALL_PERMISSIONS,
+            )
+            return await self.discord.gateway.interaction(payload)
+
+        consent = await self.dc_step(
+            person,
+            start,
+            lambda mark: self.dc_newest(f"hsd:consent:{person.id}:", mark),
+            what="/headshot start",
+            timeout=25,
+        )
+        form = await self.dc_component(
+            person,
+            "hsd:consent",
+            message_id=int(consent["id"]),
+            until=lambda mark: self.discord.message_with(f"hsd:preset:{person.id}:"),
+        )
+        person.form_id = int(form["id"])
+        person.place = self.discord.channels[int(form["channel_id"])]
+
+    def dc_tally(self, person: DiscordPerson) -> re.Match[str] | None:
+        assert person.place is not None
+        for message in reversed(self.discord.live_messages(int(person.place["id"]))):
+            if str(message["content"]).startswith("**Photos**"):
+                return ACCEPTED.search(str(message["content"]))
+        return None
+
+    async def dc_upload(self, person: DiscordPerson) -> None:
+        """Several photos in one message first, then one message per photo (timed)."""
+        assert person.place is not None
+        place = person.place
+        first = self.rng.randint(2, min(4, len(person.photos) - 1))
+        sent = 0
+        accepted = 0
+
+        async def send(photos: list[bytes]) -> None:
+            nonlocal sent, accepted
+            total = sent + len(photos)
+            pushed_at = [0.0]
+
+            async def post() -> bool:
+                attachments = [
+                    self.discord.add_attachment(data, f"selfie{n}.jpg")
+                    for n, data in enumerate(photos, 1)
+                ]
+                message = self.discord.user_message(
+                    user=person.user, channel=place, attachments=attachments
+                )
+                pushed_at[0] = time.monotonic()
+                if len(photos) > 1:
+                    self.dc_upload_started.set()  # photos are arriving: the bot may die now
+                await self.discord.gateway.message(message)
+                # Nothing tells the person a message reached no bot: they wait, then post again.
+                return True
+
+            def counted(mark: int) -> re.Match[str] | None:
+                found = self.dc_tally(person)
+                return found if found and int(found[1]) + int(found[2]) >= total else None
+
+            found = await self.dc_step(
+                person, post, counted, what="photos", timeout=self.args.patience
+            )
+            if len(photos) == 1:
+                self.figures.dc_photo_latency.append(time.monotonic() - pushed_at[0])
+            sent, accepted = int(found[1]) + int(found[2]), int(found[1])
+
+        await send(person.photos[:first])
+        for photo in person.photos[first:]:
+            await send([photo])
+        for photo in person.reserve:  # more only if too few were accepted
+            if accepted >= 4:
+                break
+            await send([photo])
+
+    async def dc_order(self, person: DiscordPerson) -> None:
+        assert person.place is not None
+        place_id = int(person.place["id"])
+
+        def queued(mark: int) -> Any:
+            for message in self.discord.live_messages(place_id):
+                if int(message["id"]) > mark and str(message["content"]).startswith("Queued"):
+                    return message
+            return None
+
+        ordered_at = time.monotonic()
+        times = 2 if person.behaviour == "double" else 1
+        try:
+            await self.dc_component(person, "hsd:confirm", until=queued, times=times)
+            person.queued_after_s = time.monotonic() - ordered_at
+        except Stuck:
+            # The bot may have died between submitting and saying so.
+            person.job_id = await self.active_job(person.key)
+            if person.job_id is None:
+                raise
+            say(f"discord person {person.index}: ordered, but the bot never said so")
+        person.ordered_at = ordered_at
+        for _ in range(40):
+            person.job_id = person.job_id or await self.active_job(person.key)
+            if person.job_id:
+                return
+            await asyncio.sleep(0.25)
+        raise Stuck("queued, but no active job in Redis")
+
+    async def dc_single(self, person: DiscordPerson) -> None:
+        try:
+            await self.dc_start(person)
+        except Stuck:
+            # The bot died between the consent and the form: the person starts over.
+            person.repeats += 1
+            await self.dc_start(person)
+        await self.dc_upload(person)
+        await self.dc_component(person, "hsd:preset", "corporate")
+        await self.dc_component(person, "hsd:class", self.rng.choice(["woman", "man"]))
+        await self.dc_component(person, "hsd:more")
+        await self.dc_component(person, "hsd:count", "4")
+        await self.dc_component(person, "hsd:next")
+        await self.dc_order(person)
+
+    async def run_dc_person(self, person: DiscordPerson) -> None:
+        await asyncio.sleep(person.index * self.args.stagger)
+        try:
+            await self.dc_single(person)
+        except Stuck as exc:
+            person.stuck = str(exc)
+            say(f"discord person {person.index} ({person.kind}/{person.behaviour}) stuck: {exc}")
+        except Exception as exc:  # a broken person must not end the run: it is a finding
+            person.stuck = f"{type(exc).__name__}: {exc}"
+            say(f"discord person {person.index} crashed: {exc!r}")
 
     # --- faults --------------------------------------------------------------------------
     def running_worker(self, job_id: str, part: str) -> str | None:
@@ -693,9 +973,27 @@ class Soak:
 
     def outage(self, status: int) -> None:
         self.fake.fail_for(self.args.outage_s, status, every=2)
+        apis = "Bot API"
+        if self.dc_people:
+            self.discord.fail_for(self.args.outage_s, status, every=2)
+            apis = "Bot API and Discord API"
         self.figures.faults.append(
-            f"Bot API {status} on every 2nd call for {self.args.outage_s:g} s"
+            f"{apis} {status} on every 2nd call for {self.args.outage_s:g} s"
         )
+        say(self.figures.faults[-1])
+
+    async def dc_faults(self) -> None:
+        """SIGKILL the Discord bot while a person's photos are arriving (supervisor restarts it)."""
+        if not self.dc_people:
+            return
+        try:
+            await asyncio.wait_for(self.dc_upload_started.wait(), self.args.fault_wait)
+        except TimeoutError:
+            self.figures.faults.append("no Discord upload started: Discord bot not killed")
+            return
+        await asyncio.sleep(0.1)
+        self.kill("bot-discord")
+        self.figures.faults.append("SIGKILL Discord bot mid-upload")
         say(self.figures.faults[-1])
 
     async def faults(self) -> None:
@@ -753,6 +1051,30 @@ class Soak:
                     ChatDriver(self.fake, chat, user), reserve=photos[count:],
                 )
             )  # fmt: skip
+        self.cast_discord()
+
+    def cast_discord(self) -> None:
+        """Move a share of the private people to Discord (the plain ones first): two in three
+        start in the server's channel (a thread each), one in three in a DM."""
+        wanted = round(self.args.users * self.args.discord_share)
+        private = [p for p in self.people if p.kind == "private"]
+        private.sort(key=lambda p: (p.behaviour not in ("normal", "double"), p.index))
+        chosen = private[:wanted]
+        if not chosen:
+            return
+        self.discord.gateway.add_guild(DC_GUILD_ID, "Office floor")
+        channel = self.discord.add_text_channel(DC_GUILD_ID, "headshots")
+        for n, person in enumerate(chosen):
+            self.people.remove(person)
+            user = self.discord.add_user(60_000 + person.index, f"d{person.index}")
+            start_in = self.discord.add_dm_channel(user) if n % 3 == 2 else channel
+            behaviour = person.behaviour if person.behaviour == "double" else "normal"
+            self.dc_people.append(
+                DiscordPerson(
+                    person.index, user, start_in, behaviour, person.photos,
+                    reserve=person.reserve,
+                )
+            )  # fmt: skip
 
     async def run(self) -> int:
         started = time.monotonic()
@@ -765,25 +1087,28 @@ class Soak:
         # (the real one would come from the hub).
         checker = save_random_checker(self.work / "safety-checker")
         self.fake.start()
+        await self.discord.start()
         self.redis_url = self.redis_server.start()
         env = self.env(tiny_model)
         env["HEADSHOTS_SAFETY_CHECKER"] = str(checker)
-        self.supervisor = Supervisor(
-            {
-                "bot": self.command("bot", "bot", "telegram"),
-                "worker-a": self.command("worker-a", "worker", "--queue", "all"),
-                "worker-b": self.command("worker-b", "worker", "--queue", "all"),
-            },
-            env,
-            redis=self.redis_server,
-        )
+        self.cast()
+        commands = {
+            "bot": self.command("bot", "bot", "telegram"),
+            "worker-a": self.command("worker-a", "worker", "--queue", "all"),
+            "worker-b": self.command("worker-b", "worker", "--queue", "all"),
+        }
+        if self.dc_people:
+            commands["bot-discord"] = self.command("bot-discord", "bot", "discord")
+        self.supervisor = Supervisor(commands, env, redis=self.redis_server)
         self.supervisor.start()
         watcher = threading.Thread(target=self.supervise, name="supervise", daemon=True)
         watcher.start()
         try:
-            self.cast()
             await self.wait_ready()
-            say(f"ready after {time.monotonic() - started:.1f} s; {len(self.people)} people")
+            say(
+                f"ready after {time.monotonic() - started:.1f} s; {len(self.people)} people on "
+                f"Telegram, {len(self.dc_people)} on Discord"
+            )
             kit_ready = self.kit_ready
             intruder_victim = next(p for p in self.people if p.kind == "group")
             tasks = []
@@ -794,7 +1119,8 @@ class Soak:
                 elif person.behaviour == "intruder":
                     extra = (intruder_victim,)
                 tasks.append(asyncio.create_task(self.run_person(person, *extra)))
-            fault_task = asyncio.gather(self.faults(), self.outages())
+            tasks += [asyncio.create_task(self.run_dc_person(p)) for p in self.dc_people]
+            fault_task = asyncio.gather(self.faults(), self.outages(), self.dc_faults())
             budget_left = max(10.0, started + self.args.budget - time.monotonic())
             _, pending = await asyncio.wait(tasks, timeout=budget_left)
             for task in pending:  # bounded: a person still waiting is reported as stuck
@@ -804,6 +1130,9 @@ class Soak:
                 if person.stuck is None and person.job_id is None and person.kind != "admin":
                     if person.behaviour != "intruder":
                         person.stuck = person.stuck or "never ordered"
+            for dc_person in self.dc_people:
+                if dc_person.stuck is None and dc_person.job_id is None:
+                    dc_person.stuck = "never ordered"
             await self.settle(deadline=started + self.args.budget)
             fault_task.cancel()
             await asyncio.gather(fault_task, return_exceptions=True)
@@ -816,6 +1145,7 @@ class Soak:
             self.supervisor.stop()
             self.redis_server.stop()
             self.fake.stop()
+            await self.discord.stop()
 
     async def wait_ready(self) -> None:
         """Until the bot polls and both workers beat into the registry."""
@@ -826,7 +1156,8 @@ class Soak:
                 workers = client.zcard(constants.workers_key("train"))
             finally:
                 client.close()
-            if workers >= 2 and self.fake.calls("getUpdates"):
+            discord_up = not self.dc_people or self.discord.gateway.identified()
+            if workers >= 2 and self.fake.calls("getUpdates") and discord_up:
                 return
             await asyncio.sleep(0.3)
         raise RuntimeError(f"bot or workers did not start; see {self.log_dir}")
@@ -839,6 +1170,9 @@ class Soak:
                 if person.job_id and not person.deleted:
                     if await self.job_state(person.job_id) not in FINISHED:
                         waiting.append(person.job_id)
+            for dc_person in self.dc_people:
+                if dc_person.job_id and await self.job_state(dc_person.job_id) not in FINISHED:
+                    waiting.append(dc_person.job_id)
             if not waiting:
                 return
             await asyncio.sleep(1)
@@ -853,6 +1187,50 @@ class Soak:
             and f":{job_id}" in json.dumps(c.params.get("reply_markup"))
             and int(c.params["chat_id"]) != TEAM_GROUP.id
         ]
+
+    def dc_sheets(self, person: DiscordPerson) -> list[dict[str, Any]]:
+        """The result messages (the ones carrying the job's result buttons) in the place."""
+        assert person.place is not None and person.job_id
+        needle = f":{person.job_id}"
+        return [
+            m
+            for m in self.discord.live_messages(int(person.place["id"]))
+            if any(c.startswith("hs:") and needle in c for c in FakeDiscord.custom_ids(m))
+        ]
+
+    def dc_figures(self) -> dict[str, list[DiscordPerson]]:
+        """Delivered / duplicated / cancelled / lost / failed among the Discord people."""
+        found: dict[str, list[DiscordPerson]] = {
+            k: [] for k in ("delivered", "duplicated", "cancelled", "lost", "failed")
+        }
+        client = self.redis()
+        try:
+            for p in self.dc_people:
+                if not p.job_id:
+                    continue
+                raw = client.hget(constants.job_key(p.job_id), "state")
+                state = raw.decode() if raw else None
+                jobs = client.scard(constants.user_jobs_key(p.key))
+                if state == "failed":
+                    error = client.hget(constants.job_key(p.job_id), "error")
+                    self.figures.failures.append(
+                        f"{p.job_id} (Discord): {error.decode() if error else '?'}"
+                    )
+                sheets = self.dc_sheets(p)
+                # Two result posts, or two jobs from one order (a doubled Confirm), is a double.
+                if len(sheets) > 1 or jobs > 1:
+                    found["duplicated"].append(p)
+                if sheets:
+                    found["delivered"].append(p)
+                elif state == "cancelled":
+                    found["cancelled"].append(p)
+                else:
+                    found["lost"].append(p)
+                    if state == "failed":
+                        found["failed"].append(p)
+        finally:
+            client.close()
+        return found
 
     def keys_left(self, person: Person) -> list[str]:
         user_key = f"tg:{person.user.id}"
@@ -926,6 +1304,13 @@ class Soak:
         left = sum(len(v) for v in keys_left.values())
         stuck = [p for p in self.people if p.stuck]
         queued = [p.queued_after_s for p in ordered if p.queued_after_s is not None]
+        dc = self.dc_figures()
+        dc_ordered = [p for p in self.dc_people if p.job_id]
+        dc_stuck = [p for p in self.dc_people if p.stuck]
+        dc_queued = [p.queued_after_s for p in dc_ordered if p.queued_after_s is not None]
+        lost_ids = [p.job_id for p in lost] + [p.job_id for p in dc["lost"]]
+        duplicated_ids = [p.job_id for p in duplicated] + [p.job_id for p in dc["duplicated"]]
+        dc_guild = sum(p.kind == "guild" for p in self.dc_people)
 
         def pct(values: list[float], q: float) -> str:
             if not values:
@@ -937,22 +1322,34 @@ class Soak:
             f"people: {len(self.people)} "
             f"(team {sum(p.kind in ('admin', 'team') for p in self.people)}, "
             f"group {sum(p.kind == 'group' for p in self.people)}, "
-            f"private {sum(p.kind == 'private' for p in self.people)})",
+            f"private {sum(p.kind == 'private' for p in self.people)}; "
+            f"Discord {len(self.dc_people)}: server channel {dc_guild}, "
+            f"DM {len(self.dc_people) - dc_guild})",
             f"faults: {'; '.join(self.figures.faults)}",
             f"Bot API calls failed on purpose: {self.fake.outage_failures}",
-            f"jobs ordered: {len(ordered)}",
-            f"jobs delivered: {len(delivered)}",
-            f"jobs cancelled: {len(cancelled)}",
+            f"Discord API calls failed on purpose: {self.discord.outage_failures}",
+            f"Discord events sent while no bot was connected (lost, as on Discord): "
+            f"{len(self.discord.gateway.lost_events)}; gateway IDENTIFYs "
+            f"{self.discord.gateway.identifies}, RESUMEs refused {self.discord.gateway.resumes}",
+            f"jobs ordered: {len(ordered) + len(dc_ordered)} (Discord {len(dc_ordered)})",
+            f"jobs delivered: {len(delivered) + len(dc['delivered'])} "
+            f"(Discord {len(dc['delivered'])})",
+            f"jobs cancelled: {len(cancelled) + len(dc['cancelled'])}",
             f"jobs deleted: {len(deleted)}",
-            f"jobs failed (counted as lost): {len(failed)}"
+            f"jobs failed (counted as lost): {len(failed) + len(dc['failed'])}"
             + "".join(f"\n  {line}" for line in self.figures.failures),
-            f"lost: {len(lost)}" + (f" {[p.job_id for p in lost]}" if lost else ""),
-            f"duplicated: {len(duplicated)}"
-            + (f" {[p.job_id for p in duplicated]}" if duplicated else ""),
+            f"lost: {len(lost_ids)}" + (f" {lost_ids}" if lost_ids else ""),
+            f"duplicated: {len(duplicated_ids)}" + (f" {duplicated_ids}" if duplicated_ids else ""),
             f"keys left for deleted people: {left}" + (f" {keys_left}" if left else ""),
-            f"people stuck before the end: {len(stuck)}"
-            + "".join(f"\n  person {p.index} ({p.kind}/{p.behaviour}): {p.stuck}" for p in stuck),
-            f"times a person had to repeat themselves: {sum(p.repeats for p in self.people)}",
+            f"people stuck before the end: {len(stuck) + len(dc_stuck)}"
+            + "".join(f"\n  person {p.index} ({p.kind}/{p.behaviour}): {p.stuck}" for p in stuck)
+            + "".join(
+                f"\n  Discord person {p.index} ({p.kind}/{p.behaviour}): {p.stuck}"
+                for p in dc_stuck
+            ),
+            f"times a person had to repeat themselves: "
+            f"{sum(p.repeats for p in self.people) + sum(p.repeats for p in self.dc_people)} "
+            f"(Discord {sum(p.repeats for p in self.dc_people)})",
             f"photo verdict latency p50/p95: {pct(self.figures.photo_latency, 0.5)} / "
             f"{pct(self.figures.photo_latency, 0.95)} s "
             f"({len(self.figures.photo_latency)} photos)",
@@ -962,16 +1359,27 @@ class Soak:
             f"order to queued message p50/p95: {pct(queued, 0.5)} / {pct(queued, 0.95)} s",
             f"order to first status update p50/p95: {pct(first_status, 0.5)} / "
             f"{pct(first_status, 0.95)} s",
-            f"bot peak RSS: {self.figures.bot_peak_rss_kb / 1024:.0f} MB",
-            f"bot restarts: {self.child('bot').restarts}, worker restarts: "
+            f"Discord photo verdict latency p50/p95: {pct(self.figures.dc_photo_latency, 0.5)} / "
+            f"{pct(self.figures.dc_photo_latency, 0.95)} s "
+            f"({len(self.figures.dc_photo_latency)} photos)",
+            f"Discord interaction answer latency p50/p95: "
+            f"{pct(self.figures.dc_press_latency, 0.5)} / "
+            f"{pct(self.figures.dc_press_latency, 0.95)} s "
+            f"({len(self.figures.dc_press_latency)} interactions)",
+            f"Discord order to queued message p50/p95: {pct(dc_queued, 0.5)} / "
+            f"{pct(dc_queued, 0.95)} s",
+            f"bot peak RSS: {self.figures.bot_peak_rss_kb / 1024:.0f} MB (Discord bot "
+            f"{self.figures.dc_bot_peak_rss_kb / 1024:.0f} MB)",
+            f"bot restarts: {self.child('bot').restarts}, Discord bot restarts: "
+            f"{self.child('bot-discord').restarts if self.dc_people else 0}, worker restarts: "
             f"{self.child('worker-a').restarts + self.child('worker-b').restarts}",
             f"wall time: {elapsed:.0f} s (load average {os.getloadavg()[0]:.1f})",
         ]
         for line in lines:
             print(line, flush=True)
-        bad = bool(lost or duplicated or left)
-        print(f"verdict: {'FAIL' if bad else 'PASS'} (lost {len(lost)}, duplicated "
-              f"{len(duplicated)}, keys left {left})", flush=True)  # fmt: skip
+        bad = bool(lost_ids or duplicated_ids or left)
+        print(f"verdict: {'FAIL' if bad else 'PASS'} (lost {len(lost_ids)}, duplicated "
+              f"{len(duplicated_ids)}, keys left {left})", flush=True)  # fmt: skip
         return 1 if bad else 0
 
 
@@ -1008,6 +1416,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between arrivals")
     parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--discord-share", type=float, default=0.3, help="share of the people on Discord"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.users = 10
