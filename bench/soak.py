@@ -897,6 +897,42 @@ class Soak:
             await asyncio.sleep(0.25)
         raise Stuck("queued, but no active job in Redis")
 
+    async def dc_describe(self, person: DiscordPerson, text: str) -> None:
+        """ "Describe it yourself": the button opens a modal, the person types and submits."""
+        opened = await self.dc_component(person, "hsd:custom")
+        if int(opened.get("type", 0)) != 9:
+            raise Stuck(f"hsd:custom opened no modal: {opened}")
+        modal = opened["data"]
+        inputs = [
+            str(c["custom_id"])
+            for row in modal["components"]
+            for c in (row.get("components", []) if row.get("type") == 1 else [row["component"]])
+        ]
+        submitted: list[dict[str, Any]] = []
+
+        async def submit() -> bool:
+            assert person.place is not None
+            payload = self.discord.modal_submit(
+                modal,
+                dict.fromkeys(inputs, text),
+                user=person.user,
+                channel=person.place,
+                message=self.discord.messages[person.form_id or 0],
+            )
+            submitted.append(payload)
+            return await self.discord.gateway.interaction(payload)
+
+        def taken(mark: int) -> Any:
+            for payload in submitted:
+                responses = self.discord.interaction_responses(payload)
+                if responses:
+                    return responses[0]
+            return None
+
+        answer = await self.dc_step(person, submit, taken, what="description", timeout=20)
+        if int(answer.get("type", 0)) != 7:  # 7: the form was updated with it
+            raise Stuck(f"description refused: {answer}")
+
     async def dc_single(self, person: DiscordPerson) -> None:
         try:
             await self.dc_start(person)
@@ -907,6 +943,8 @@ class Soak:
         await self.dc_upload(person)
         await self.dc_component(person, "hsd:preset", "corporate")
         await self.dc_component(person, "hsd:class", self.rng.choice(["woman", "man"]))
+        if person.kind == "dm":  # one in three describes the look in a modal as well
+            await self.dc_describe(person, "navy blazer, bright office at golden hour")
         await self.dc_component(person, "hsd:more")
         await self.dc_component(person, "hsd:count", "4")
         await self.dc_component(person, "hsd:next")
@@ -1208,11 +1246,11 @@ class Soak:
             for p in self.dc_people:
                 if not p.job_id:
                     continue
-                raw = client.hget(constants.job_key(p.job_id), "state")
+                raw: bytes | None = client.hget(constants.job_key(p.job_id), "state")  # type: ignore[assignment]
                 state = raw.decode() if raw else None
-                jobs = client.scard(constants.user_jobs_key(p.key))
+                jobs: int = client.scard(constants.user_jobs_key(p.key))  # type: ignore[assignment]
                 if state == "failed":
-                    error = client.hget(constants.job_key(p.job_id), "error")
+                    error: bytes | None = client.hget(constants.job_key(p.job_id), "error")  # type: ignore[assignment]
                     self.figures.failures.append(
                         f"{p.job_id} (Discord): {error.decode() if error else '?'}"
                     )

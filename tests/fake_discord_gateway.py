@@ -151,6 +151,9 @@ class FakeGateway:
         op, data = frame.get("op"), frame.get("d")
         if op == OP_HEARTBEAT:
             connection.heartbeats += 1
+            # A network's worth of delay: discord.py stamps a beat as sent only after its
+            # heartbeat thread hears back from the loop, so an instant ACK reads as ~41 s late.
+            await asyncio.sleep(0.05)
             await self._send(connection, OP_HEARTBEAT_ACK, None)
         elif op == OP_IDENTIFY:
             await self._identify(connection, data or {})
