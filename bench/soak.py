@@ -1,19 +1,28 @@
-"""Soak run: many people on the Telegram bot at once while things break; nothing lost or doubled.
+"""Soak run: many people on the Telegram and Discord bots at once while things break; nothing
+lost or doubled.
 
 Run: ``.venv/bin/python bench/soak.py [--users 50] [--quick]``. Not a unit test (``--quick`` runs
 in the suite from tests/test_bench_soak.py). Everything is on this machine, over loopback:
 
-- the fake Bot API (tests/fake_telegram.py) in this process, real HTTP;
-- ``headshots bot telegram`` and two ``headshots worker --queue all`` processes on the tiny
-  random-weight model, kept alive by ``headshots up``'s :class:`Supervisor`, with the embedded
-  Redis (append-only file, fsync always) that ``up`` runs;
+- the fake Bot API (tests/fake_telegram.py) and the fake Discord REST API with its gateway
+  (tests/fake_discord.py, tests/fake_discord_gateway.py) in this process, real HTTP and a real
+  websocket;
+- ``headshots bot telegram``, ``headshots bot discord`` and two ``headshots worker --queue all``
+  processes on the tiny random-weight model, kept alive by ``headshots up``'s
+  :class:`Supervisor`, with the embedded Redis (append-only file, fsync always) that ``up`` runs;
 - N simulated people: private chats, a shared group, and a team group with a kit (members upload
   privately through the join link); each sends 4-8 real selfies (scikit-image's astronaut, varied
   by crop, flip and brightness), picks a style and orders 4 headshots. Some /cancel, some /delete
   mid-job, some press Confirm twice, some press another person's buttons in the group.
+- A share of the private people (``--discord-share``, 0.3) are on Discord instead: ``/headshot
+  start`` in the server's channel (a thread each) or, one in three, in a DM; "I agree"; photos
+  posted as messages (several at once, then one by one); the style form's selects and buttons
+  (the DM ones also describe the look in a modal); Confirm. Events go over the fake gateway; one
+  sent while the Discord bot is down reaches nobody, as on Discord.
 - Faults on a schedule: SIGKILL the bot mid-upload (the supervisor restarts it), SIGKILL a worker
   mid-training and another mid-generation, SIGKILL Redis once (restarted on its AOF), and make
-  the Bot API answer 429 and then 502 to a share of calls for a while.
+  the Bot API answer 429 and then 502 to a share of calls for a while (the Discord API too);
+  SIGKILL the Discord bot while a person's photos arrive (it reconnects and identifies again).
 
 People behave like people: when the bot does not answer within a while they repeat what they
 did (send the photos again, press the button again, /start again).

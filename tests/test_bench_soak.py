@@ -1,10 +1,12 @@
-"""``bench/soak.py --quick``: ten people on the Telegram bot while the bot, a worker twice and
-Redis are killed and the Bot API answers 429 and 502 for a while; nothing may be lost, posted
-twice, or left behind by a /delete."""
+"""``bench/soak.py --quick``: ten people, seven on the Telegram bot and three on the Discord bot
+(over the fake gateway), while both bots, a worker twice and Redis are killed and the Bot API and
+the Discord API answer 429 and 502 for a while; nothing may be lost, posted twice, or left behind
+by a /delete."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -31,3 +33,7 @@ def test_quick_soak_loses_nothing_and_posts_nothing_twice() -> None:
     assert "verdict: PASS (lost 0, duplicated 0, keys left 0)" in report, report
     for figure in ("jobs ordered:", "jobs delivered:", "photo verdict latency", "bot peak RSS"):
         assert figure in report, report
+    # Discord people ordered over the gateway and got results in their threads/DMs.
+    assert re.search(r"jobs ordered: \d+ \(Discord [1-9]", report), report
+    assert re.search(r"jobs delivered: \d+ \(Discord [1-9]", report), report
+    assert "SIGKILL Discord bot mid-upload" in report, report

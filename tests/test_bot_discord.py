@@ -556,3 +556,18 @@ async def test_result_buttons_more_like_and_new_style(
     job = await eventually(new_style_job, "a new-style job")
     assert job.request.lora_job_id == job_id and job.request.upload_id == first.request.upload_id
     assert job.request.style.preset == "creative"
+
+
+async def test_the_bot_dials_the_gateway_its_configured_api_advertises(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HEADSHOTS_DISCORD_API_URL set, the websocket goes where that API's
+    ``GET /gateway/bot`` says, not to discord.gg (the token must not leave for another host)."""
+    from discord.gateway import DiscordWebSocket
+
+    from headshots.bot.discord import _use_advertised_gateway
+
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", DiscordWebSocket.DEFAULT_GATEWAY)
+    await _use_advertised_gateway(discord_bot)
+    assert fake_discord.calls("GET", "/gateway/bot")
+    assert str(DiscordWebSocket.DEFAULT_GATEWAY) == fake_discord.gateway.url
