@@ -1042,6 +1042,20 @@ class Soak:
         self.kill("bot-discord")
         self.figures.faults.append("SIGKILL Discord bot mid-upload")
         say(self.figures.faults[-1])
+        # Later the gateway drops the (new) connection, as Discord does now and then: the bot
+        # must try to RESUME, be refused, and IDENTIFY again.
+        gateway = self.discord.gateway
+        try:
+            await self.discord.wait_for(
+                lambda: gateway.identified(), within=self.args.fault_wait, what="the Discord bot"
+            )
+        except AssertionError:
+            self.figures.faults.append("the Discord bot never came back: no gateway drop")
+            return
+        await asyncio.sleep(10)
+        await gateway.drop_connections()
+        self.figures.faults.append("Discord gateway dropped the bot's connection")
+        say(self.figures.faults[-1])
 
     async def faults(self) -> None:
         # 1. The bot, while a person's album is arriving (once the team's kit is saved: a kill
