@@ -235,6 +235,33 @@ async def test_worker_killed_mid_job_resumes_on_another(
     assert runs.count("generate") == 1 and runs.count("rank") == 1
 
 
+async def test_a_cancelled_job_whose_worker_dies_still_ends_cancelled(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    # Found by bench/soak.py: /cancel took a running job out of arq's queue; its worker was
+    # then SIGKILLed, arq had nothing to run again, and the job stayed "training" for good.
+    request = await make_request(client)
+    submission = await client.submit(request)
+    env = worker_env(settings, tmp_path, STUB_HANG_ONCE=str(tmp_path / "hang-marker"))
+    first = start_worker(env)
+    await wait_for_state(client, submission.job_id, {JobState.TRAINING})
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "hang-marker").exists():  # in a stage that never checks the flag
+        assert time.monotonic() < deadline, "first worker never reached the hanging stage"
+        await asyncio.sleep(0.1)
+    info = await client.cancel(request.user)
+    assert info.state is JobState.TRAINING  # running: flagged, left to its worker
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    start_worker(env)  # arq re-runs it once the dead worker's in-progress key expires
+    state = await wait_for_state(client, submission.job_id, FINISHED, timeout_s=60)
+    assert state is JobState.CANCELLED
+    assert await client.active_job(request.user) is None
+    runs = [stage for job, stage in run_log(tmp_path) if job == submission.job_id]
+    assert "generate" not in runs, runs
+
+
 async def test_forget_leaves_no_key_of_the_user(
     client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
 ) -> None:
