@@ -116,3 +116,63 @@ async def test_photos_posted_as_a_message_arrive_over_the_gateway(
     assert not [c for c in fake.calls("GET", "/attachments/") if c.status != 200], (
         "attachment downloads (the CDN) are outside the outage"
     )
+
+
+async def test_a_restarted_bot_writes_the_tally_it_owed(
+    fake_discord: FakeDiscord,
+    redis_client: Any,
+    redis_url: str,
+    settings_factory: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    face_photo_bytes: list[bytes],
+) -> None:
+    # The first bot stores the photos but cannot write their tally (as if its process died
+    # right then); the next one to connect writes it (``Flow.refresh_due_tallies``).
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket,
+        "DEFAULT_GATEWAY",
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+    )
+    fake, gateway = fake_discord, fake_discord.gateway
+    settings = settings_factory(discord_token=fake.token, discord_api_url=fake.api_base)
+    queue = await QueueClient.connect(settings, redis_url)
+    first = asyncio.create_task(_run_client(settings, queue, fake.token))
+    second: asyncio.Task[None] | None = None
+    try:
+        await gateway.wait_identified(1)
+        carol = fake.add_user(1003, "carol")
+        dm = fake.add_dm_channel(carol)
+        start = fake.slash("start", user=carol, channel=dm, app_permissions=0)
+        assert await gateway.interaction(start)
+        await responded(fake, start)
+        consent = await fake.wait_for(
+            lambda: fake.message_with("hsd:consent:1003:"), what="consent"
+        )
+        click = fake.click(consent, fake.custom_ids(consent)[0], user=carol, channel=dm)
+        assert await gateway.interaction(click)
+        await fake.wait_for(lambda: fake.message_with("hsd:preset", int(dm["id"])), what="form")
+
+        edits = f"/channels/{dm['id']}/messages/"
+        fake.fail_next("PATCH", edits, status=400)
+        posted = fake.user_message(
+            user=carol, channel=dm, attachments=photo_attachments(fake, face_photo_bytes[:4])
+        )
+        assert await gateway.message(posted)
+        await fake.wait_for(
+            lambda: [c for c in fake.calls("PATCH", edits) if c.status == 400],
+            what="the refused tally",
+            within=60,
+        )
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        assert "4 accepted" not in tally(fake, dm)
+
+        second = asyncio.create_task(_run_client(settings, queue, fake.token))
+        await gateway.wait_identified(2)
+        await fake.wait_for(lambda: "4 accepted" in tally(fake, dm), what="the owed tally")
+    finally:
+        for task in (first, second):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await queue.close()

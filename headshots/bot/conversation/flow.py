@@ -278,16 +278,21 @@ class Flow:
         had handled, but their tally only waited in memory, so the person never heard back.
         """
         written = 0
-        async for user, scope, raw in self.client.chat_states(platform):
-            if not raw.get("tally_due") or raw.get("stage") != "collecting":
-                continue
-            conversation = Conversation.model_validate(raw)
-            try:
-                await self.refresh_tally(Turn(surface_for(user, conversation), user, scope))
-            except Exception:  # one chat's failure must not keep the others waiting
-                logger.warning("writing the owed tally of %s failed", user.key, exc_info=True)
-                continue
-            written += 1
+        try:
+            async for user, scope, raw in self.client.chat_states(platform):
+                if not raw.get("tally_due") or raw.get("stage") != "collecting":
+                    continue
+                conversation = Conversation.model_validate(raw)
+                try:
+                    await self.refresh_tally(Turn(surface_for(user, conversation), user, scope))
+                except Exception:  # one chat's failure must not keep the others waiting
+                    logger.warning("writing the owed tally of %s failed", user.key, exc_info=True)
+                    continue
+                written += 1
+        except Exception:  # a background sweep at start-up: it must never take the bot down
+            logger.warning("looking for owed tallies failed", exc_info=True)
+        if written:
+            logger.info("wrote %d tally message(s) a stopped %s bot owed", written, platform)
         return written
 
     async def _finish_upload(self, turn: Turn, conversation: Conversation) -> str | None:

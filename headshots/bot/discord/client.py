@@ -9,6 +9,7 @@ bot still runs (see :func:`headshots.bot.discord.run`) and users attach photos t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -68,6 +69,7 @@ class HeadshotsClient(discord.Client):
         self.tree = HeadshotsTree(self)
         self.tree.add_command(HeadshotGroup())
         self._sync_commands = sync_commands
+        self._owed_tallies: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         # Dynamic items answer clicks on any message with a matching custom_id, including
@@ -75,8 +77,17 @@ class HeadshotsClient(discord.Client):
         self.add_dynamic_items(ButtonItem, SelectItem)
         if self._sync_commands:
             await self.sync_if_changed()
+        self._owed_tallies = asyncio.create_task(self._write_owed_tallies())
+
+    async def _write_owed_tallies(self) -> None:
+        # setup_hook runs before the gateway connects; a client refused for its intents never
+        # gets ready (its successor without Message Content does), so the sweep runs once.
+        await self.wait_until_ready()
+        await self.bot.write_owed_tallies()
 
     async def close(self) -> None:
+        if self._owed_tallies is not None:
+            self._owed_tallies.cancel()
         await self.services.close()
         await super().close()
 

@@ -125,6 +125,21 @@ class DiscordBot:
     def store(self) -> Any:
         return self.services.conversations
 
+    async def write_owed_tallies(self) -> None:
+        """Once connected: the tallies a bot that died mid-upload never wrote (``tally_due``)."""
+
+        def surface(user: UserRef, conversation: Conversation) -> DiscordSurface:
+            place = conversation.place
+            return DiscordSurface(
+                self.client,
+                place.thread_id or place.chat_id,  # photos are posted in the thread, or DM
+                guild_id=place.guild_id,
+                owner_id=conversation.owner_id or user.user_id,
+                session_id=conversation.session_id,
+            )
+
+        await self.flow.refresh_due_tallies("discord", surface)
+
     def _admins(self) -> str:
         role = self.settings.discord_team_admin_role
         who = "server admins (**Manage Server**)"

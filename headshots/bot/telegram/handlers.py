@@ -124,9 +124,7 @@ class TelegramBot:
             owner = conversation.owner_id or user.user_id
             return TelegramSurface(bot, conversation.place, owner_id=owner)
 
-        written = await self.flow.refresh_due_tallies("telegram", surface)
-        if written:
-            logger.info("wrote %d tally message(s) a stopped bot owed", written)
+        await self.flow.refresh_due_tallies("telegram", surface)
 
     async def _place(self, user: UserRef, message: Message) -> Place:
         """The place of ``message``, in the session its private chat is switched to."""
