@@ -1380,8 +1380,9 @@ class Soak:
             return f"{ordered_values[min(len(values) - 1, int(q * len(values)))]:.2f}"
 
         lines = [
-            f"people: {len(self.people)} "
-            f"(team {sum(p.kind in ('admin', 'team') for p in self.people)}, "
+            f"people: {len(self.people) + len(self.dc_people)} "
+            f"(Telegram {len(self.people)}: "
+            f"team {sum(p.kind in ('admin', 'team') for p in self.people)}, "
             f"group {sum(p.kind == 'group' for p in self.people)}, "
             f"private {sum(p.kind == 'private' for p in self.people)}; "
             f"Discord {len(self.dc_people)}: server channel {dc_guild}, "
