@@ -500,10 +500,20 @@ class Soak:
             data = driver.button(summary, "Confirm")
             pressed = {driver.press(summary, data)["id"]: time.monotonic()}
             pressed[driver.press(summary, data)["id"]] = time.monotonic()
-            mark = 0
-            call = await self.fake.wait_for(
-                None, self.said(person, "Queued: position"), since=mark, timeout=30
-            )
+            try:
+                # In a throttled group "Queued" can take a minute (20 messages a minute).
+                call = await self.fake.wait_for(
+                    None,
+                    self.said(person, "Queued: position"),
+                    since=0,
+                    timeout=max(30.0, 2 * self.args.patience),
+                )
+            except TimeoutError:
+                person.job_id = await self.active_job(person.user)
+                if person.job_id is None:
+                    raise Stuck("Confirm pressed twice: no job and no answer") from None
+                person.ordered_at = ordered_at
+                return
             self.time_answers(pressed)
         else:
             try:
@@ -807,19 +817,23 @@ class Soak:
             )
             return await self.discord.gateway.interaction(payload)
 
-        consent = await self.dc_step(
-            person,
-            start,
-            lambda mark: self.dc_newest(f"hsd:consent:{person.id}:", mark),
-            what="/headshot start",
-            timeout=25,
-        )
-        form = await self.dc_component(
-            person,
-            "hsd:consent",
-            message_id=int(consent["id"]),
-            until=lambda mark: self.discord.message_with(f"hsd:preset:{person.id}:"),
-        )
+        def answered(mark: int) -> Any:
+            # A person whose "I agree" was recorded by a bot that died before it answered is
+            # not asked again: the style form is the answer then.
+            return self.dc_newest(f"hsd:consent:{person.id}:", mark) or self.dc_newest(
+                f"hsd:preset:{person.id}:", mark
+            )
+
+        first = await self.dc_step(person, start, answered, what="/headshot start", timeout=25)
+        if f"hsd:preset:{person.id}:" in json.dumps(first.get("components")):
+            form = first
+        else:
+            form = await self.dc_component(
+                person,
+                "hsd:consent",
+                message_id=int(first["id"]),
+                until=lambda mark: self.discord.message_with(f"hsd:preset:{person.id}:"),
+            )
         person.form_id = int(form["id"])
         person.place = self.discord.channels[int(form["channel_id"])]
 

@@ -33,6 +33,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from tests.fake_discord_gateway import GATEWAY_PATH, FakeGateway
+from tests.outage import OutageWindow
 
 API_PREFIX = "/api/v10"
 MISSING_PERMISSIONS = {"message": "Missing Permissions", "code": 50013}
@@ -127,11 +128,8 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.gateway = FakeGateway(self)
-        #: An outage window: (ends at, status, every n-th call fails), see ``fail_for``.
-        self._outage: tuple[float, int, int] | None = None
-        self._outage_calls = itertools.count(1)
-        #: REST calls answered with an error by an outage window.
-        self.outage_failures = 0
+        #: See ``fail_for``.
+        self._outage = OutageWindow()
 
     # --- lifecycle --------------------------------------------------------------------
     @property
@@ -200,18 +198,17 @@ class FakeDiscord:
 
         The gateway websocket and attachment downloads (Discord's CDN, another host) are spared.
         """
-        self._outage = (time.monotonic() + seconds, status, max(1, every))
+        self._outage.open(seconds, status, every)
+
+    @property
+    def outage_failures(self) -> int:
+        """REST calls answered with an error by an outage window."""
+        return self._outage.failures
 
     def _outage_answer(self) -> web.Response | None:
-        if self._outage is None:
+        status = self._outage.failing_status()
+        if status is None:
             return None
-        ends_at, status, every = self._outage
-        if time.monotonic() >= ends_at:
-            self._outage = None
-            return None
-        if next(self._outage_calls) % every:
-            return None
-        self.outage_failures += 1
         if status == 429:
             body = dict(RATE_LIMITED)
             return _json_response(body, 429, self._rate_limit_headers(body))

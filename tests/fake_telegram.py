@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.outage import OutageWindow
+
 DEFAULT_TOKEN = "123456789:TEST-token_for-the-fake-api"
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
@@ -154,11 +156,8 @@ class FakeTelegram:
         self._calls: list[Call] = []
         self._failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._holds: list[tuple[str, float, Callable[[dict[str, Any]], bool]]] = []
-        #: An outage window: (ends at, status, every n-th call fails), see ``fail_for``.
-        self._outage: tuple[float, int, int] | None = None
-        self._outage_calls = itertools.count(1)
-        #: Calls answered with an error by ``fail_for`` so far.
-        self.outage_failures = 0
+        #: See ``fail_for``.
+        self._outage = OutageWindow()
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -276,7 +275,12 @@ class FakeTelegram:
     def fail_for(self, seconds: float, status: int = 429, *, every: int = 2) -> None:
         """For ``seconds``, answer every ``every``-th call (not ``getUpdates``) with ``status``."""
         with self._lock:
-            self._outage = (time.monotonic() + seconds, status, max(1, every))
+            self._outage.open(seconds, status, every)
+
+    @property
+    def outage_failures(self) -> int:
+        """Calls answered with an error by ``fail_for`` so far."""
+        return self._outage.failures
 
     def hold_next(
         self, method: str, seconds: float, matching: Callable[[dict[str, Any]], bool]
@@ -298,15 +302,9 @@ class FakeTelegram:
 
     def _outage_answer(self, method: str) -> tuple[int, dict[str, Any]] | None:
         """The error this call gets from an outage window, if any (caller holds the lock)."""
-        if self._outage is None or method == "getUpdates":
+        status = None if method == "getUpdates" else self._outage.failing_status()
+        if status is None:
             return None
-        ends_at, status, every = self._outage
-        if time.monotonic() >= ends_at:
-            self._outage = None
-            return None
-        if next(self._outage_calls) % every:
-            return None
-        self.outage_failures += 1
         if status == 429:
             return status, TOO_MANY_REQUESTS
         return status, {"ok": False, "error_code": status, "description": "Bad Gateway"}

@@ -212,18 +212,29 @@ async def test_cancel_running_job(
     assert "generate" not in stages
 
 
-async def test_worker_killed_mid_job_resumes_on_another(
+async def job_in_a_hanging_stage(
     client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
-) -> None:
+) -> tuple[Any, Any, dict[str, str], subprocess.Popen[bytes]]:
+    """(request, submission, worker env, worker): a job whose worker hangs in its training
+    stage (no cancel checks there), for the test to SIGKILL."""
     request = await make_request(client)
     submission = await client.submit(request)
     env = worker_env(settings, tmp_path, STUB_HANG_ONCE=str(tmp_path / "hang-marker"))
-    first = start_worker(env)
+    worker = start_worker(env)
     await wait_for_state(client, submission.job_id, {JobState.TRAINING})
     deadline = time.monotonic() + 30
     while not (tmp_path / "hang-marker").exists():
-        assert time.monotonic() < deadline, "first worker never reached the hanging stage"
-        time.sleep(0.1)
+        assert time.monotonic() < deadline, "the worker never reached the hanging stage"
+        await asyncio.sleep(0.1)
+    return request, submission, env, worker
+
+
+async def test_worker_killed_mid_job_resumes_on_another(
+    client: QueueClient, settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    _, submission, env, first = await job_in_a_hanging_stage(
+        client, settings, start_worker, tmp_path
+    )
     first.send_signal(signal.SIGKILL)
     first.wait()
 
@@ -240,15 +251,9 @@ async def test_a_cancelled_job_whose_worker_dies_still_ends_cancelled(
 ) -> None:
     # Found by bench/soak.py: /cancel took a running job out of arq's queue; its worker was
     # then SIGKILLed, arq had nothing to run again, and the job stayed "training" for good.
-    request = await make_request(client)
-    submission = await client.submit(request)
-    env = worker_env(settings, tmp_path, STUB_HANG_ONCE=str(tmp_path / "hang-marker"))
-    first = start_worker(env)
-    await wait_for_state(client, submission.job_id, {JobState.TRAINING})
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "hang-marker").exists():  # in a stage that never checks the flag
-        assert time.monotonic() < deadline, "first worker never reached the hanging stage"
-        await asyncio.sleep(0.1)
+    request, submission, env, first = await job_in_a_hanging_stage(
+        client, settings, start_worker, tmp_path
+    )
     info = await client.cancel(request.user)
     assert info.state is JobState.TRAINING  # running: flagged, left to its worker
     first.send_signal(signal.SIGKILL)

@@ -179,6 +179,10 @@ class Flow:
                 lead += texts.JOINED.format(team_name=team.kit.team_name)
             conversation.stage, conversation.menu_message_id = "collecting", None
             conversation.upload_id = self.client.new_upload_id()
+            # Saved before it is shown (found by bench/soak.py): a bot killed between showing
+            # "send your selfies" and saving had the person's photos refused with "answer the
+            # question above", under a question whose buttons were gone.
+            await self.store.save(user, scope, conversation)
             text = lead + texts.instructions(
                 self.settings, replies_only=surface.replies_only, note=note
             )

@@ -155,7 +155,10 @@ NOT_AN_IMAGE = (
 NEED_START = (
     "Send /start first: I explain what happens and ask for your agreement before I take photos."
 )
-NEED_CONSENT = "Please answer the question above first (the buttons), then send your photos."
+NEED_CONSENT = (
+    "Please answer the question above first (the buttons), then send your photos. "
+    "No buttons there? Send /start."
+)
 NOT_COLLECTING = (
     "Your upload is finished; choose your style with the buttons above. "
     "To upload a new set, send /start."
