@@ -479,12 +479,12 @@ async def run_workers(
         # take one (it would spend each job's training and fail it at the output check).
         await asyncio.to_thread(resources.stages.ready)
     except HeadshotsError as exc:
-        logger.error("worker not started, it would fail every job: %s", exc)
         await resources.senders.close()
         resources.stages.close()
         with contextlib.suppress(Exception):
             await resources.redis.aclose()
-        raise
+        # One line for the operator (the CLI prints it; ``up`` restarts after a back-off).
+        raise ConfigurationError(f"worker not started, it would fail every job: {exc}") from exc
     workers = [build_worker(resources, part, burst=burst) for part in parts]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
