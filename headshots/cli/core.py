@@ -20,6 +20,7 @@ from headshots.cli.supervise import Supervisor
 from headshots.errors import ConfigurationError
 from headshots.queue import constants, registry
 from headshots.queue.client import QueueClient
+from headshots.queue.contracts import PLATFORM_SHORT
 from headshots.queue.locate import redis_for, redis_server_for
 from headshots.queue.progress import events, format_eta
 from headshots.settings import Settings
@@ -127,7 +128,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def _normalise_user(user: str) -> str:
     platform, _, ident = user.partition(":")
-    short = {"telegram": "tg", "discord": "dc", "tg": "tg", "dc": "dc", "cli": "cli"}.get(platform)
+    names = {**PLATFORM_SHORT, **{short: short for short in PLATFORM_SHORT.values()}}
+    short = names.get(platform)  # "telegram:" or "tg:"
     if short is None or not ident.isdigit():
         raise ConfigurationError(f"user must look like tg:12345 or dc:67890, got {user!r}")
     return f"{short}:{ident}"
@@ -215,6 +217,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if "missing" in report else 0
 
 
+def _hub_cached(settings: Settings, name: str) -> bool:
+    """Whether Hugging Face id ``name`` is in our model cache (huggingface_hub's layout)."""
+    return (settings.models_path / "hub" / f"models--{name.replace('/', '--')}").is_dir()
+
+
 def _check_output_check(settings: Settings, check: Any) -> None:
     """Say loudly when generated images would reach chats without the NSFW output check."""
     from pathlib import Path
@@ -241,7 +248,7 @@ def _check_output_check(settings: Settings, check: Any) -> None:
     if local.is_dir():
         check("output check", True, f"safety checker from {local}")
         return
-    cached = (settings.models_path / "hub" / f"models--{name.replace('/', '--')}").is_dir()
+    cached = _hub_cached(settings, name)
     where = "cached" if cached else "downloaded when a worker starts"
     ok = cached or not settings.hf_offline
     detail = f"safety checker {name} ({where})"
@@ -270,8 +277,7 @@ def _check_adapters(settings: Settings, check: Any) -> None:
     family = detect_family(base) if (base / "model_index.json").is_file() else None
 
     def hub_problem(name: str, what: str) -> str | None:
-        cached = (settings.models_path / "hub" / f"models--{name.replace('/', '--')}").is_dir()
-        if cached or not settings.hf_offline:
+        if _hub_cached(settings, name) or not settings.hf_offline:
             return None
         return f"{what} {name} is not cached and HEADSHOTS_HF_OFFLINE=1"
 

@@ -22,7 +22,7 @@ from headshots.errors import LimitReached, NotFound
 from headshots.generation.context import upload_prefix
 from headshots.queue import constants
 from headshots.queue.connections import connect
-from headshots.queue.contracts import JobRequest, JobState, Platform, UserRef
+from headshots.queue.contracts import PLATFORM_SHORT, JobRequest, JobState, Platform, UserRef
 from headshots.queue.progress import QueuePosition, decode_hash, queue_position, set_state
 from headshots.queue.store import BlobStore, build_store
 from headshots.queue.teams import TeamStore
@@ -371,8 +371,7 @@ class QueueClient:
         self, platform: Platform
     ) -> AsyncIterator[tuple[UserRef, str, dict[str, Any]]]:
         """Every saved chat state of ``platform``'s people: (user, scope, state)."""
-        short = UserRef(platform=platform, user_id=0).key.partition(":")[0]
-        match = constants.user_state_pattern(short)
+        match = constants.user_state_pattern(PLATFORM_SHORT[platform])
         async for raw_key in self.redis.scan_iter(match=match, count=500):
             key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
             user_key, scope = constants.parse_user_state_key(key)

@@ -21,7 +21,8 @@ Glasses = Literal["as_in_photos", "wear", "none"]
 HairColour = Literal["black", "dark_brown", "brown", "auburn", "red", "blonde", "grey", "white"]
 HairLength = Literal["shaved", "short", "medium", "long"]
 
-_PLATFORM_SHORT = {"telegram": "tg", "discord": "dc", "cli": "cli"}
+#: The short name of each platform in user keys (``tg:42``), team ids and Redis key patterns.
+PLATFORM_SHORT: dict[str, str] = {"telegram": "tg", "discord": "dc", "cli": "cli"}
 
 
 class JobState(enum.StrEnum):
@@ -51,13 +52,13 @@ class UserRef(BaseModel):
     @property
     def key(self) -> str:
         """Stable key used in every Redis key and store path of this user, e.g. ``tg:42``."""
-        return f"{_PLATFORM_SHORT[self.platform]}:{self.user_id}"
+        return f"{PLATFORM_SHORT[self.platform]}:{self.user_id}"
 
     @classmethod
     def from_key(cls, key: str) -> UserRef:
         """The person of a :attr:`key` (``tg:42``); ``ValueError`` when it is not one."""
         short, _, user_id = key.partition(":")
-        platforms = {v: k for k, v in _PLATFORM_SHORT.items()}
+        platforms = {v: k for k, v in PLATFORM_SHORT.items()}
         if short not in platforms or not user_id.lstrip("-").isdigit():
             raise ValueError(f"not a user key: {key!r}")
         return cls(platform=platforms[short], user_id=int(user_id))  # type: ignore[arg-type]

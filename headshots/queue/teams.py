@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from headshots.errors import LimitReached, NotFound, UserError
 from headshots.queue import constants
 from headshots.queue.contracts import (
+    PLATFORM_SHORT,
     AspectRatio,
     ChatTarget,
     PersonAttributes,
@@ -156,8 +157,7 @@ class Team:
 
 def team_id_for(platform: Platform, chat_or_guild_id: int) -> str:
     """``tg-100123`` / ``dc987``: safe in deep links (``start=team_<id>``) and Redis keys."""
-    prefix = {"telegram": "tg", "discord": "dc", "cli": "cli"}[platform]
-    return f"{prefix}{chat_or_guild_id}".replace("-", "m")
+    return f"{PLATFORM_SHORT[platform]}{chat_or_guild_id}".replace("-", "m")
 
 
 def team_store_key(team_id: str) -> str:

@@ -451,13 +451,22 @@ def _refresher(part: str) -> StartupShutdown:
 
 
 async def build_resources(settings: Settings, redis_url: str) -> WorkerResources:
+    stages = load_stage_factory(settings.stages)(settings)
+    try:
+        # Before the first job, not at its end: a worker that cannot finish any job must not
+        # take one (it would spend each job's training and fail it at the output check).
+        await asyncio.to_thread(stages.ready)
+    except HeadshotsError as exc:
+        stages.close()
+        # One line for the operator (the CLI prints it; ``up`` restarts after a back-off).
+        raise ConfigurationError(f"worker not started, it would fail every job: {exc}") from exc
     redis = await connect(redis_url)
     senders = SenderPool(settings)
     return WorkerResources(
         settings=settings,
         redis=redis,
         store=build_store(redis, settings.store_backend, settings.state_dir),
-        stages=load_stage_factory(settings.stages)(settings),
+        stages=stages,
         senders=senders,
         status=StatusReporter(
             redis,
@@ -474,17 +483,6 @@ async def run_workers(
 ) -> None:
     """Run one arq worker per part until SIGINT/SIGTERM (with ``burst``: until queues empty)."""
     resources = await build_resources(settings, redis_url)
-    try:
-        # Before the first job, not at its end: a worker that cannot finish any job must not
-        # take one (it would spend each job's training and fail it at the output check).
-        await asyncio.to_thread(resources.stages.ready)
-    except HeadshotsError as exc:
-        await resources.senders.close()
-        resources.stages.close()
-        with contextlib.suppress(Exception):
-            await resources.redis.aclose()
-        # One line for the operator (the CLI prints it; ``up`` restarts after a back-off).
-        raise ConfigurationError(f"worker not started, it would fail every job: {exc}") from exc
     workers = [build_worker(resources, part, burst=burst) for part in parts]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
