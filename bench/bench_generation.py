@@ -68,8 +68,8 @@ def _settings(model: str) -> Any:
 
 
 def _spec(size: int, count: int, steps: int, job: str) -> Any:
-    from headshots.generation.presets import build_prompt_spec
     from headshots.queue.contracts import StyleChoice
+    from headshots.style.presets import build_prompt_spec
 
     return build_prompt_spec(
         StyleChoice(count=count, seed=1, aspect_ratio="1:1"),

@@ -1,4 +1,5 @@
-"""Benchmark of the selfie check: per-image time per backend, and peak RSS for a set of 30.
+"""Benchmark of the selfie check: per-image time per backend, peak RSS for a set of 30, and
+peak RSS of normalising team logos built to cost memory (they share the checks' bounded decode).
 
 Run: ``.venv/bin/python bench/bench_selfie_check.py``. Not a test. The insightface part runs on
 the pack in ``<models_path>/insightface/models/<pack>`` when present; without one it times only
@@ -43,6 +44,29 @@ print(json.dumps({
 }))
 """
 
+_LOGO_CHILD = """
+import json, re, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from headshots.style.brand import LogoRejected, normalise_logo
+def rss(field):
+    return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read())[1]) / 1024
+rows = []
+for path in sorted(Path(sys.argv[2]).iterdir()):
+    data = path.read_bytes()
+    with open("/proc/self/clear_refs", "w") as clear:  # peak RSS afresh for each logo
+        clear.write("5")
+    before, start = rss("VmRSS"), time.perf_counter()
+    try:
+        outcome = f"normalised to {len(normalise_logo(data)) // 1024} KB"
+    except LogoRejected as exc:
+        outcome = f"refused ({exc.detail or exc.kind})"
+    rows.append({"name": path.name, "kb": len(data) // 1024, "outcome": outcome,
+                 "ms": (time.perf_counter() - start) * 1000, "rss_before_mb": before,
+                 "peak_mb": rss("VmHWM")})
+print(json.dumps({"rows": rows, "torch_imported": "torch" in sys.modules}))
+"""
+
 
 def _time_checks(analyzer: object, photos: list[bytes], rounds: int = 3) -> list[float]:
     check_selfie(photos[0], analyzer, index=0)  # type: ignore[arg-type]  # warm-up: model load
@@ -68,10 +92,10 @@ def _time_embedding_path() -> None:
     from PIL import Image
 
     from headshots.generation.faces import ArcFaceEmbedder
-    from tests.test_faces_insightface import _tiny_arcface
+    from tests.plugins.faces import save_tiny_arcface
 
     with tempfile.TemporaryDirectory() as folder:
-        embedder = ArcFaceEmbedder.from_file(_tiny_arcface(Path(folder) / "tiny.onnx"))
+        embedder = ArcFaceEmbedder.from_file(save_tiny_arcface(Path(folder) / "tiny.onnx"))
         from insightface.utils import face_align
 
         face = Image.open(insightface_image_path("Tom_Hanks_54745.png")).convert("RGB")
@@ -109,6 +133,50 @@ def _hostile_files() -> dict[str, bytes]:
     Image.new("RGB", (8000, 6000), (128, 120, 110)).save(buffer, "JPEG", quality=90)
     files["x5-48mp.jpg"] = buffer.getvalue()
     return files
+
+
+def _hostile_logos() -> dict[str, bytes]:
+    """The probe's logo (13000x13000 px in a small PNG), a 48 MP JPEG, a 5000² RGBA PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    files: dict[str, bytes] = {}
+    for name, size, mode, file_format in (
+        ("l1-rgb-13000.png", (13000, 13000), "RGB", "PNG"),
+        ("l2-48mp.jpg", (8000, 6000), "RGB", "JPEG"),
+        ("l3-rgba-5000.png", (5000, 5000), "RGBA", "PNG"),
+    ):
+        image = Image.new(mode, size, (255, 255, 255, 0) if mode == "RGBA" else (250, 250, 250))
+        ImageDraw.Draw(image).ellipse(
+            (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2), "navy"
+        )
+        buffer = io.BytesIO()
+        image.save(buffer, file_format)
+        files[name] = buffer.getvalue()
+        del image
+    return files
+
+
+def _logo_peaks() -> None:
+    """Each hostile logo normalised in turn in a fresh process: its peak RSS (Linux)."""
+    logos = _hostile_logos()
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in logos.items():
+            Path(folder, name).write_bytes(data)
+        child = subprocess.run(
+            [sys.executable, "-c", _LOGO_CHILD, str(Path(__file__).resolve().parents[1]), folder],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    result = json.loads(child.stdout)
+    print(f"\nteam logos (one process, in turn; torch imported: {result['torch_imported']}):")
+    for row in result["rows"]:
+        print(
+            f"  {row['name']:<18} {row['kb']:6d} KB  {row['outcome']:<48} {row['ms']:7.1f} ms"
+            f"  RSS {row['rss_before_mb']:4.0f} MB, peak {row['peak_mb']:4.0f} MB"
+        )
 
 
 def main() -> None:
@@ -152,6 +220,7 @@ def main() -> None:
         f"peak RSS {result['peak_rss_mb']:.0f} MB, torch imported: {result['torch_imported']}, "
         f"accepted {result['accepted']} (duplicates of the 7 variants are rejected)"
     )
+    _logo_peaks()
 
 
 if __name__ == "__main__":

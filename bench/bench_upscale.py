@@ -35,11 +35,11 @@ def main() -> None:
     from headshots.generation.models import load_base_pipeline, resolve_model
     from headshots.generation.pipeline import ResidentPipeline
     from headshots.generation.postprocess import diffusers_img2img
-    from headshots.generation.presets import build_prompt_spec
     from headshots.generation.prompts import encode_prompts
     from headshots.generation.upscale import DetailSettings, enlarge, upscale_with_detail
     from headshots.queue.contracts import StyleChoice
     from headshots.settings import Settings
+    from headshots.style.presets import build_prompt_spec
 
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:

@@ -932,6 +932,7 @@ class Soak:
             for c in (row.get("components", []) if row.get("type") == 1 else [row["component"]])
         ]
         submitted: list[dict[str, Any]] = []
+        edited = self.discord.messages.get(person.form_id or 0, {}).get("edited_timestamp")
 
         async def submit() -> bool:
             assert person.place is not None
@@ -953,8 +954,23 @@ class Soak:
             return None
 
         answer = await self.dc_step(person, submit, taken, what="description", timeout=20)
-        if int(answer.get("type", 0)) != 7:  # 7: the form was updated with it
+        # 7: the form was updated with it; 6: deferred, then the form is edited, or a refusal
+        # follows privately.
+        if int(answer.get("type", 0)) not in (6, 7):
             raise Stuck(f"description refused: {answer}")
+        tokens = {payload["token"] for payload in submitted}
+        for _ in range(80):
+            form = self.discord.messages.get(person.form_id or 0, {})
+            if form.get("edited_timestamp") != edited:
+                return
+            refusals = [
+                m
+                for m in self.discord.messages.values()
+                if m.get("interaction_token") in tokens and m.get("content")
+            ]
+            if refusals:
+                raise Stuck(f"description refused: {refusals[0]['content']}")
+            await asyncio.sleep(0.25)
 
     async def dc_single(self, person: DiscordPerson) -> None:
         try:

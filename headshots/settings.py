@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=_default_state_dir)
     redis_url: str | None = None
     store_backend: StoreBackendName = "redis"
+    #: Seconds to open a connection, and to wait for one command's whole answer (a blob of
+    #: N MB must arrive within it). With Redis frozen, people hear "busy" after about this.
+    redis_connect_timeout_s: float = Field(default=2.0, gt=0)
+    redis_read_timeout_s: float = Field(default=5.0, gt=0)
+    #: A refused or dropped connection is tried again this often, after a back-off that starts
+    #: at ``redis_retry_backoff_s`` and doubles up to ``redis_retry_backoff_max_s``. A command
+    #: that timed out is not sent again (Redis may still run it when it wakes).
+    redis_retries: int = Field(default=3, ge=0)
+    redis_retry_backoff_s: float = Field(default=0.25, ge=0)
+    redis_retry_backoff_max_s: float = Field(default=1.0, ge=0)
+    #: A pooled connection idle this long is PINGed before its next command (0: never).
+    redis_health_check_interval_s: float = Field(default=30.0, ge=0)
 
     # --- chat platforms ---------------------------------------------------------------
     telegram_token: SecretStr | None = None
@@ -45,7 +57,7 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = "127.0.0.1:8443"
     discord_token: SecretStr | None = None
     discord_api_url: str | None = None
-    discord_private_threads: bool = False
+    discord_private_threads: bool = True
     discord_thread_archive_minutes: int = 1440
 
     # --- retention (nothing a user sent outlives these) --------------------------------

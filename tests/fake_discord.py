@@ -14,6 +14,17 @@ way (``GET /gateway/bot``, then the websocket); the fake remembers each interact
 followups land in the right channel and tokens can be expired
 (:meth:`FakeDiscord.expire_interaction_tokens`) to prove that long jobs never use them.
 
+Discord's interaction rules are enforced: an initial response (reply, defer, update, modal)
+later than :attr:`FakeDiscord.ack_deadline_s` (3 s) after the interaction is refused with 10062
+"Unknown interaction", a second one with 40060 "already acknowledged", and followups or edits
+of the original response before any initial response with 10015 "Unknown Webhook". Threads
+keep their type (11 public, 12 private: :meth:`FakeDiscord.visible_to` says who sees one) and
+their members; the bot's rights per channel (:attr:`FakeDiscord.bot_permissions`) decide what
+it may do: create a private or public thread, delete a thread (Manage Threads), delete
+someone else's message (Manage Messages; never in a DM). A channel's messages can be listed
+(``GET /channels/{id}/messages``, newest first, ephemeral replies left out), and a user in
+:attr:`FakeDiscord.dms_closed` takes no DM from the bot (50007).
+
 :meth:`FakeDiscord.fail_for` opens an outage window (a 429 or 5xx on every n-th REST call), as
 ``FakeTelegram.fail_for`` does for the Bot API; the soak run uses both.
 """
@@ -40,6 +51,11 @@ MISSING_PERMISSIONS = {"message": "Missing Permissions", "code": 50013}
 RATE_LIMITED = {"message": "You are being rate limited.", "retry_after": 0.2, "global": False}
 #: Permission bits the fake grants the bot by default (every permission).
 ALL_PERMISSIONS = (1 << 53) - 1
+MANAGE_MESSAGES = 1 << 13
+MANAGE_THREADS = 1 << 34
+CREATE_PUBLIC_THREADS = 1 << 35
+CREATE_PRIVATE_THREADS = 1 << 36
+PUBLIC_THREAD, PRIVATE_THREAD = 11, 12
 
 
 @dataclass
@@ -85,6 +101,9 @@ class _Interaction:
     responses: list[dict[str, Any]] = field(default_factory=list)
     original_id: int | None = None
     expired: bool = False
+    #: When Discord sent it (the payload was built), and when the bot first answered it.
+    created_at: float = field(default_factory=time.monotonic)
+    acknowledged_at: float | None = None
 
 
 def _now_iso() -> str:
@@ -130,6 +149,14 @@ class FakeDiscord:
         self.gateway = FakeGateway(self)
         #: See ``fail_for``.
         self._outage = OutageWindow()
+        #: Discord refuses an interaction's initial response after this long (10062).
+        self.ack_deadline_s = 3.0
+        #: Seconds each attachment download takes (a slow CDN, or large photos).
+        self.attachment_delay_s = 0.0
+        #: The bot's permissions per text channel (threads have their parent's); default all.
+        self.bot_permissions: dict[int, int] = {}
+        #: Users who take no DMs from server members: a bot's DM to them is refused (50007).
+        self.dms_closed: set[int] = set()
 
     # --- lifecycle --------------------------------------------------------------------
     @property
@@ -269,11 +296,60 @@ class FakeDiscord:
         return [(c, f) for c in self._calls if c.status < 300 for f in c.files]
 
     def threads(self) -> list[dict[str, Any]]:
-        return [c for c in self.channels.values() if c["type"] in (11, 12)]
+        """Every thread (deleted ones too: ``"deleted": True``)."""
+        return [c for c in self.channels.values() if c["type"] in (PUBLIC_THREAD, PRIVATE_THREAD)]
+
+    def permissions_in(self, channel_id: int) -> int:
+        """The bot's permissions in a channel (a thread has its parent's)."""
+        channel = self.channels.get(channel_id) or {}
+        parent = channel.get("parent_id")
+        key = int(parent) if parent else channel_id
+        return self.bot_permissions.get(key, ALL_PERMISSIONS)
+
+    def visible_to(self, user_id: int, channel_id: int) -> bool:
+        """Whether a member sees a channel: a private thread only its members (moderators with
+        Manage Threads aside), a deleted one nobody."""
+        channel = self.channels[channel_id]
+        if channel.get("deleted"):
+            return False
+        if channel["type"] == PRIVATE_THREAD:
+            return user_id in {int(u) for u in channel.get("member_ids", [])}
+        return True
 
     def interaction_responses(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         """The callback bodies the bot sent for the interaction ``payload`` (at most one)."""
         return self._interactions[payload["token"]].responses
+
+    async def answer_to(self, payload: dict[str, Any], *, within: float = 20.0) -> str:
+        """What the person reads in answer to an interaction: the reply itself, or the private
+        message that filled a deferred reply or followed a deferred update."""
+
+        def text() -> str | None:
+            found = self._interactions[payload["token"]]
+            if not found.responses:
+                return None
+            first = found.responses[0]
+            if int(first.get("type", 0)) == 4:
+                return str((first.get("data") or {}).get("content") or "") or None
+            for message in self.messages.values():
+                private = int(message.get("flags", 0) or 0) & 64
+                if message.get("interaction_token") == payload["token"] and private:
+                    if message.get("content"):
+                        return str(message["content"])
+            return None
+
+        return str(await self.wait_for(text, within=within, what="an answer to the interaction"))
+
+    def acknowledged_after(self, payload: dict[str, Any]) -> float | None:
+        """Seconds from the interaction to its accepted initial response (``None``: none)."""
+        found = self._interactions[payload["token"]]
+        if found.acknowledged_at is None:
+            return None
+        return found.acknowledged_at - found.created_at
+
+    def refused_callbacks(self) -> list[Call]:
+        """Initial responses Discord refused (late: 10062, a second one: 40060...)."""
+        return [c for c in self.calls("POST", "/interactions/") if c.status >= 300]
 
     def live_messages(self, channel_id: int | None = None) -> list[dict[str, Any]]:
         return [
@@ -367,10 +443,12 @@ class FakeDiscord:
         user: dict[str, Any],
         channel: dict[str, Any],
         message: dict[str, Any] | None = None,
-        app_permissions: int = ALL_PERMISSIONS,
+        app_permissions: int | None = None,
         member_permissions: int = ALL_PERMISSIONS,
         roles: list[int] | None = None,
     ) -> dict[str, Any]:
+        if app_permissions is None:  # what Discord resolves: the bot's rights in the channel
+            app_permissions = self.permissions_in(int(channel["id"]))
         interaction_id = self.next_id()
         token = f"itoken-{interaction_id}"
         guild_id = channel.get("guild_id")
@@ -427,7 +505,7 @@ class FakeDiscord:
         group: str = "headshot",
         subgroup: str | None = None,
         attachment_options: dict[str, dict[str, Any]] | None = None,
-        app_permissions: int = ALL_PERMISSIONS,
+        app_permissions: int | None = None,
         member_permissions: int = ALL_PERMISSIONS,
         roles: list[int] | None = None,
     ) -> dict[str, Any]:
@@ -687,6 +765,8 @@ class FakeDiscord:
         call: Call = request["call"]
         if request.path in self.attachments:
             data, content_type = self.attachments[request.path]
+            if self.attachment_delay_s:
+                await asyncio.sleep(self.attachment_delay_s)
             return web.Response(body=data, headers={"Content-Type": content_type})
         if request.path == GATEWAY_PATH:
             return await self.gateway.handle(request)
@@ -725,6 +805,8 @@ class FakeDiscord:
             (["webhooks", "*", "*", "messages", "*"], "GET", self._get_webhook_message),
             (["webhooks", "*", "*", "messages", "*"], "DELETE", self._delete_webhook_message),
             (["channels", "*"], "GET", self._get_channel),
+            (["channels", "*"], "DELETE", self._delete_channel),
+            (["channels", "*", "messages"], "GET", self._list_messages),
             (["channels", "*", "messages"], "POST", self._post_message),
             (["channels", "*", "messages", "*"], "PATCH", self._edit_message),
             (["channels", "*", "messages", "*"], "GET", self._get_message),
@@ -795,12 +877,17 @@ class FakeDiscord:
     async def _get_guild_commands(self, call: Call, app_id: str, guild_id: str) -> web.Response:
         return self._check_bot(call) or _json_response(self.commands.get(guild_id, []))
 
-    def _live_interaction(self, token: str) -> _Interaction | web.Response:
+    def _live_interaction(
+        self, token: str, *, webhook: bool = False
+    ) -> _Interaction | web.Response:
         interaction = self._interactions.get(token)
         if interaction is None:
             return _json_response({"message": "Unknown interaction", "code": 10062}, 404)
         if interaction.expired:
             return _json_response({"message": "Invalid Webhook Token", "code": 50027}, 401)
+        if webhook and not interaction.responses:
+            # Followups and edits exist only once the interaction was answered or deferred.
+            return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
         return interaction
 
     def _apply_message_data(
@@ -832,8 +919,13 @@ class FakeDiscord:
             return _json_response(
                 {"message": "Interaction has already been acknowledged.", "code": 40060}, 400
             )
+        if time.monotonic() - found.created_at > self.ack_deadline_s:
+            # Discord forgets an interaction nobody answered within 3 s: "This interaction
+            # failed" for the person, and every later callback or followup is unknown.
+            return _json_response({"message": "Unknown interaction", "code": 10062}, 404)
         body = call.json or {}
         found.responses.append(body)
+        found.acknowledged_at = time.monotonic()
         kind = int(body.get("type", 0))
         data = body.get("data") or {}
         flags = int(data.get("flags", 0) or 0)
@@ -871,7 +963,7 @@ class FakeDiscord:
         )
 
     async def _followup(self, call: Call, app_id: str, token: str) -> web.Response:
-        found = self._live_interaction(token)
+        found = self._live_interaction(token, webhook=True)
         if isinstance(found, web.Response):
             return found
         data = call.json or {}
@@ -886,7 +978,7 @@ class FakeDiscord:
         return _json_response(message)
 
     def _webhook_message(self, token: str, message_id: str) -> dict[str, Any] | web.Response:
-        found = self._live_interaction(token)
+        found = self._live_interaction(token, webhook=True)
         if isinstance(found, web.Response):
             return found
         wanted = found.original_id if message_id == "@original" else int(message_id)
@@ -925,7 +1017,7 @@ class FakeDiscord:
         if denied:
             return denied
         channel = self.channels.get(int(channel_id))
-        if channel is None:
+        if channel is None or channel.get("deleted"):
             return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
         return _json_response(channel)
 
@@ -933,8 +1025,12 @@ class FakeDiscord:
         denied = self._check_bot(call)
         if denied:
             return denied
-        if int(channel_id) not in self.channels:
+        channel = self.channels.get(int(channel_id))
+        if channel is None or channel.get("deleted"):
             return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        if channel["type"] == 1 and int(channel["recipients"][0]["id"]) in self.dms_closed:
+            body = {"message": "Cannot send messages to this user", "code": 50007}
+            return _json_response(body, 403)
         data = call.json or {}
         message = self._message_payload(int(channel_id), data.get("content") or "")
         self._apply_message_data(message, data, call.files)
@@ -964,10 +1060,51 @@ class FakeDiscord:
         if denied:
             return denied
         message = self.messages.get(int(message_id))
-        if message is None:
+        if message is None or message.get("deleted") or message["channel_id"] != channel_id:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        if int(message["author"]["id"]) != self.bot_id:
+            # Someone else's message: never in a DM, elsewhere with Manage Messages.
+            if self.channels[int(channel_id)]["type"] == 1:
+                body = {"message": "Cannot execute action on a DM channel", "code": 50003}
+                return _json_response(body, 403)
+            if not self.permissions_in(int(channel_id)) & MANAGE_MESSAGES:
+                return _json_response(dict(MISSING_PERMISSIONS), 403)
         message["deleted"] = True
         return web.Response(status=204)
+
+    async def _list_messages(self, call: Call, channel_id: str) -> web.Response:
+        denied = self._check_bot(call)
+        if denied:
+            return denied
+        channel = self.channels.get(int(channel_id))
+        if channel is None or channel.get("deleted"):
+            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        limit = min(100, int(call.query.get("limit", 50)))
+        before = int(call.query.get("before", 0)) or None
+        found = [
+            m
+            for m in self.live_messages(int(channel_id))
+            if not int(m.get("flags", 0) or 0) & 64  # ephemeral replies are nobody's history
+            and (before is None or int(m["id"]) < before)
+        ]
+        found.sort(key=lambda m: -int(m["id"]))  # newest first, as Discord pages them
+        return _json_response(found[:limit])
+
+    async def _delete_channel(self, call: Call, channel_id: str) -> web.Response:
+        denied = self._check_bot(call)
+        if denied:
+            return denied
+        channel = self.channels.get(int(channel_id))
+        if channel is None or channel.get("deleted"):
+            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        if channel["type"] not in (PUBLIC_THREAD, PRIVATE_THREAD):
+            return _json_response(dict(MISSING_PERMISSIONS), 403)  # the bot deletes threads only
+        if not self.permissions_in(int(channel_id)) & MANAGE_THREADS:
+            return _json_response(dict(MISSING_PERMISSIONS), 403)
+        channel["deleted"] = True
+        for message in self.channel_messages(int(channel_id)):
+            message["deleted"] = True
+        return _json_response(channel)
 
     def _new_thread(self, parent_id: int, body: dict[str, Any], thread_type: int) -> dict[str, Any]:
         parent = self.channels[parent_id]
@@ -982,6 +1119,7 @@ class FakeDiscord:
             "rate_limit_per_user": 0,
             "message_count": 0,
             "member_count": 1,
+            "member_ids": [str(self.bot_id)],
             "flags": 0,
             "thread_metadata": {
                 "archived": False,
@@ -1001,9 +1139,11 @@ class FakeDiscord:
         if int(channel_id) not in self.channels:
             return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
         body = call.json or {}
-        return _json_response(
-            self._new_thread(int(channel_id), body, int(body.get("type") or 12)), 201
-        )
+        kind = int(body.get("type") or PRIVATE_THREAD)
+        needed = CREATE_PRIVATE_THREADS if kind == PRIVATE_THREAD else CREATE_PUBLIC_THREADS
+        if not self.permissions_in(int(channel_id)) & needed:
+            return _json_response(dict(MISSING_PERMISSIONS), 403)
+        return _json_response(self._new_thread(int(channel_id), body, kind), 201)
 
     async def _create_thread_from_message(
         self, call: Call, channel_id: str, message_id: str
@@ -1019,7 +1159,16 @@ class FakeDiscord:
         return _json_response(thread, 201)
 
     async def _add_thread_member(self, call: Call, channel_id: str, user_id: str) -> web.Response:
-        return self._check_bot(call) or web.Response(status=204)
+        denied = self._check_bot(call)
+        if denied:
+            return denied
+        thread = self.channels.get(int(channel_id))
+        if thread is None or thread.get("deleted"):
+            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        if user_id not in thread["member_ids"]:
+            thread["member_ids"].append(user_id)
+            thread["member_count"] = len(thread["member_ids"])
+        return web.Response(status=204)
 
     async def _open_dm(self, call: Call) -> web.Response:
         denied = self._check_bot(call)

@@ -19,7 +19,12 @@ Behaviour copied from Telegram where tests depend on it:
 - ``getChatMember`` answers "member" unless ``set_admin(chat, user)`` made them an admin (or
   the creator);
 - sending into the private chat of a user in ``never_started`` answers 403 "bot can't initiate
-  conversation with a user" until that user writes to the bot.
+  conversation with a user" until that user writes to the bot;
+- ``deleteMessage`` and ``deleteMessages`` (1-100 ids, the ones not found skipped) delete a
+  message only within 48 hours of its ``date`` ("message can't be deleted" after that, see
+  ``age``): the bot's own anywhere, the other side's in a private chat, anyone's in a group only
+  where the bot is an admin (``set_bot_admin``). ``deleteMessages`` deletes nothing when one of
+  its messages can't be deleted; an unknown id is "message to delete not found".
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from aiohttp import web
 from tests.outage import OutageWindow
 
 DEFAULT_TOKEN = "123456789:TEST-token_for-the-fake-api"
+#: A bot may delete a message this long after it was sent.
+DELETE_WINDOW_S = 48 * 3600
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
 #: Parameters that are plain strings even when they look like JSON numbers.
@@ -320,6 +327,25 @@ class FakeTelegram:
         if thread_id is not None:
             found = [m for m in found if m.get("message_thread_id") == thread_id]
         return found
+
+    def set_bot_admin(self, chat: FakeChat) -> None:
+        """Make the bot an administrator of ``chat`` (it may then delete anyone's messages)."""
+        with self._lock:
+            self.member_status.setdefault(chat.id, {})[self.bot_id] = "administrator"
+
+    def age(self, chat_id: int, message_id: int, hours: float) -> None:
+        """Pretend a message was sent ``hours`` earlier than it was."""
+        with self._lock:
+            self.messages[(chat_id, message_id)]["date"] -= int(hours * 3600)
+
+    def visible(self, chat_id: int, *, sender: int | None = None) -> list[dict[str, Any]]:
+        """The messages still in a chat (of one sender, if given), oldest first."""
+        with self._lock:
+            return [
+                m
+                for (cid, _), m in sorted(self.messages.items())
+                if cid == chat_id and (sender is None or m.get("from", {}).get("id") == sender)
+            ]
 
     def set_admin(self, chat: FakeChat, user: FakeUser, status: str = "administrator") -> None:
         """Make ``user`` an administrator (or ``"creator"``, or back to ``"member"``)."""
@@ -831,11 +857,40 @@ class FakeTelegram:
     ) -> bool:
         return True
 
+    def _check_deletable(self, chat_id: int, message: dict[str, Any]) -> None:
+        """Telegram's rules for a bot deleting ``message`` (caller holds the lock)."""
+        if time.time() - int(message["date"]) > DELETE_WINDOW_S:
+            raise _ApiError(400, "Bad Request: message can't be deleted")
+        ours = message.get("from", {}).get("id") == self.bot_id
+        group = message.get("chat", {}).get("type") in ("group", "supergroup")
+        admin = self.member_status.get(chat_id, {}).get(self.bot_id) == "administrator"
+        if group and not ours and not admin:
+            raise _ApiError(400, "Bad Request: message can't be deleted")
+
     def _api_deleteMessage(
         self, params: dict[str, Any], files: dict[str, bytes], names: dict[str, str]
     ) -> bool:
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
         with self._lock:
-            self.messages.pop((int(params["chat_id"]), int(params["message_id"])), None)
+            message = self.messages.get((chat_id, message_id))
+            if message is None:
+                raise _ApiError(400, "Bad Request: message to delete not found")
+            self._check_deletable(chat_id, message)
+            del self.messages[(chat_id, message_id)]
+        return True
+
+    def _api_deleteMessages(
+        self, params: dict[str, Any], files: dict[str, bytes], names: dict[str, str]
+    ) -> bool:
+        chat_id, ids = int(params["chat_id"]), [int(i) for i in params.get("message_ids") or []]
+        if not 1 <= len(ids) <= 100:
+            raise _ApiError(400, "Bad Request: too many messages to delete")
+        with self._lock:
+            found = [(chat_id, i) for i in ids if (chat_id, i) in self.messages]
+            for key in found:
+                self._check_deletable(chat_id, self.messages[key])
+            for key in found:
+                del self.messages[key]
         return True
 
     def _api_getChat(

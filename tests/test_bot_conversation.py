@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import pytest
 
 from headshots.bot.conversation import photos, style
-from headshots.generation.content_policy import review_description
 from headshots.queue.contracts import PersonAttributes, StyleChoice, UserRef
 from headshots.queue.teams import BrandKit, KitBackground, TeamStore, team_id_for
+from headshots.style.policy import review_description
 from tests.fake_discord import FakeDiscord
 from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
 from tests.plugins.telegram import ChatDriver, RunningBot
@@ -90,6 +90,13 @@ class TelegramPerson:
         answer = await self.fake.wait_for(
             "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
         )
+        if not answer.params.get("text"):  # answered at once, before the menu's edit
+            menu_id = int(self.menu["message_id"])
+            await self.fake.wait_for(
+                "editMessageText",
+                lambda c: int(c.params["message_id"]) == menu_id and c.status == 200,
+                since=mark,
+            )
         edits = [
             c
             for c in self.fake.calls_since(mark, "editMessageText")
@@ -389,7 +396,7 @@ async def test_single_person(
     summary = await alice.summary()
     assert "Photos: 4 accepted." in summary
     assert "Eyes: blue · Glasses: yes · Hair: long, blonde" in summary
-    assert "Description: navy turtleneck, rooftop at golden hour" in summary
+    assert "Description: navy turtleneck, rooftop, golden hour" in summary
     assert "Quick drafts need an LCM-LoRA" in await alice.quick()
     assert "Queued: position" in await alice.confirm()
 
@@ -399,7 +406,7 @@ async def test_single_person(
         colour_grade="ektar",
         count=4,
         aspect_ratio="1:1",
-        custom="navy turtleneck, rooftop at golden hour",
+        custom="navy turtleneck, rooftop, golden hour",
         attributes=PersonAttributes(
             eye_colour="blue", glasses="wear", hair_colour="blonde", hair_length="long"
         ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -18,23 +19,45 @@ import pytest
 
 from headshots.bot.discord.client import HeadshotsClient
 from headshots.queue.contracts import UserRef
-from tests.fake_discord import ALL_PERMISSIONS, FakeDiscord
+from tests.fake_discord import (
+    ALL_PERMISSIONS,
+    CREATE_PRIVATE_THREADS,
+    CREATE_PUBLIC_THREADS,
+    MANAGE_MESSAGES,
+    MANAGE_THREADS,
+    PRIVATE_THREAD,
+    PUBLIC_THREAD,
+    FakeDiscord,
+    UploadedFile,
+)
 from tests.queue_helpers import keys_mentioning
 
 GUILD_ID = 700_000_000_000_000_001
-CREATE_PUBLIC_THREADS = 1 << 35
+
+
+#: The bot each fed interaction went to (by token), to wait until it has finished with it.
+_FED_TO: dict[str, HeadshotsClient] = {}
 
 
 def feed(client: HeadshotsClient, payload: dict[str, Any]) -> dict[str, Any]:
     """Deliver an INTERACTION_CREATE as the gateway would."""
+    _FED_TO[payload["token"]] = client
     client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
     return payload
 
 
 async def responded(fake: FakeDiscord, payload: dict[str, Any]) -> dict[str, Any]:
+    """The interaction's initial response, once the bot it was fed to has finished it.
+
+    The bot acknowledges first and works afterwards: the response alone does not say that the
+    edits and followups are there yet.
+    """
     responses = await fake.wait_for(
         lambda: fake.interaction_responses(payload), what="an interaction response"
     )
+    client = _FED_TO.pop(payload["token"], None)
+    if client is not None:
+        await asyncio.wait_for(client.bot.settled(), 60)
     return dict(responses[0])
 
 
@@ -56,6 +79,12 @@ async def followup_text(fake: FakeDiscord, payload: dict[str, Any]) -> str:
         return None
 
     return str(await fake.wait_for(text, what="a followup"))
+
+
+async def reply_text(fake: FakeDiscord, payload: dict[str, Any]) -> str:
+    """What the person reads in answer to ``payload``: a reply, or what fills the deferral."""
+    await responded(fake, payload)
+    return await fake.answer_to(payload)
 
 
 class Member:
@@ -125,10 +154,12 @@ async def test_session_from_start_to_submitted_job(
 
     thread, form = await alice.start_session(channel, photos)
 
-    # A public thread in the channel, archived after the configured time, the user added.
-    assert thread["type"] == 11 and thread["parent_id"] == channel["id"]
+    # A private thread in the channel, archived after the configured time, the user added:
+    # nobody else in the channel sees the selfies.
+    assert thread["type"] == PRIVATE_THREAD and thread["parent_id"] == channel["id"]
     assert thread["thread_metadata"]["auto_archive_duration"] == 1440
-    assert fake.calls("PUT", f"/channels/{thread['id']}/thread-members/{alice.id}")
+    assert fake.visible_to(alice.id, int(thread["id"]))
+    assert not fake.visible_to(1002, int(thread["id"]))
     # Photos were downloaded at once; the big and the non-image file never were.
     fetched = {c.path for c in fake.calls("GET", "/attachments/")}
     assert len(fetched) == 4 and not any("notes" in p or "huge" in p for p in fetched)
@@ -231,23 +262,41 @@ def _text_input_id(modal: dict[str, Any]) -> str:
     raise AssertionError(json.dumps(modal))
 
 
-async def test_missing_thread_permission_is_explained(
+async def test_consent_says_where_the_photos_go(
     fake_discord: FakeDiscord, discord_bot: HeadshotsClient
 ) -> None:
     fake = fake_discord
     alice = Member(fake, discord_bot, 1001, "alice")
+    payload = alice.slash("start", fake.add_text_channel(GUILD_ID))
+    await responded(fake, payload)
+    consent = fake.message_with(f"hsd:consent:{alice.id}:")
+    assert consent is not None and int(consent["flags"]) & 64, "asked privately"
+    assert "a private thread that only you and I can see" in consent["content"]
+    assert "your session thread with everything in it" in consent["content"]  # what /delete does
+    # Discord's pattern after a defer: the question fills the deferred reply (no followup).
+    assert consent["interaction_token"] == payload["token"]
+    assert not [c for c in fake.calls("POST", "/webhooks/") if payload["token"] in c.path]
+
+
+async def test_no_private_threads_here_means_a_dm(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    """A channel where the bot may not open private threads: the session goes to a DM, never
+    to a public thread."""
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
     channel = fake.add_text_channel(GUILD_ID)
-    payload = alice.slash(
-        "start", channel, app_permissions=ALL_PERMISSIONS & ~CREATE_PUBLIC_THREADS
+    fake.bot_permissions[int(channel["id"])] = ALL_PERMISSIONS & ~CREATE_PRIVATE_THREADS
+    thread, _ = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:1]))
+    assert thread["type"] == 1 and thread == fake.dm_channel_of(alice.id)
+    assert not fake.threads()
+    assert "only you and I see this DM" in " ".join(
+        str(m["content"]) for m in fake.live_messages(int(thread["id"]))
     )
-    answer = await responded(fake, payload)
-    assert answer["type"] == 4 and answer["data"]["flags"] & 64
-    assert "**Create Public Threads**" in answer["data"]["content"]
-    assert "admin" in answer["data"]["content"]
-    assert not fake.calls("POST", f"/channels/{channel['id']}/threads")
+    assert "1 accepted" in tally(fake, thread)
 
 
-async def test_thread_refused_by_discord_is_explained(
+async def test_a_thread_refused_by_discord_falls_back_to_a_dm(
     fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
 ) -> None:
     fake = fake_discord
@@ -255,19 +304,53 @@ async def test_thread_refused_by_discord_is_explained(
     channel = fake.add_text_channel(GUILD_ID)
     # The permission changed between the command and the thread: Discord answers 403 / 50013.
     fake.fail_next("POST", f"/channels/{channel['id']}/threads", status=403)
-    payload = alice.slash(
-        "start", channel, attachments=photo_attachments(fake, face_photo_bytes[:1])
-    )
+    thread, _ = await alice.start_session(channel, photo_attachments(fake, face_photo_bytes[:1]))
+    assert thread == fake.dm_channel_of(alice.id) and not fake.threads()
+
+
+async def test_closed_dms_and_no_private_thread_are_explained(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    fake.bot_permissions[int(channel["id"])] = ALL_PERMISSIONS & ~CREATE_PRIVATE_THREADS
+    fake.dms_closed.add(alice.id)
+    payload = alice.slash("start", channel)
     await responded(fake, payload)
-    consent = await fake.wait_for(lambda: fake.message_with("hsd:consent"), what="consent")
+    consent = fake.message_with(f"hsd:consent:{alice.id}:")
+    assert consent is not None
     await alice.click(consent, "hsd:consent")
-    await fake.wait_for(
-        lambda: "can't create threads here" in str(fake.messages[int(consent["id"])]["content"]),
-        what="the explanation",
+    text = fake.messages[int(consent["id"])]["content"]
+    assert "can't open a private thread in this channel or send you a DM" in text
+    assert not await sessions_of(discord_bot, alice)
+
+
+async def test_public_threads_when_configured_explain_missing_permissions(
+    fake_discord: FakeDiscord,
+    discord_bot_factory: Callable[..., Awaitable[HeadshotsClient]],
+    face_photo_bytes: list[bytes],
+) -> None:
+    """An operator may choose public threads: the consent says everyone sees them, and a
+    channel without the permission for them is explained, not worked around."""
+    fake = fake_discord
+    bot = await discord_bot_factory(discord_private_threads=False)
+    alice = Member(fake, bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    payload = alice.slash(
+        "start", channel, app_permissions=ALL_PERMISSIONS & ~CREATE_PUBLIC_THREADS
     )
-    assert "Create Public Threads" in fake.messages[int(consent["id"])]["content"]
-    assert not fake.threads()
-    assert not fake.calls("GET", "/attachments/"), "nothing is downloaded without a place to work"
+    text = await reply_text(fake, payload)
+    assert "**Create Public Threads**" in text and "admin" in text
+    assert not fake.calls("POST", f"/channels/{channel['id']}/threads")
+
+    open_channel = fake.add_text_channel(GUILD_ID, "lobby")
+    payload = alice.slash("start", open_channel)
+    await responded(fake, payload)
+    consent = fake.message_with(f"hsd:consent:{alice.id}:")
+    assert consent is not None and "everyone who can read the channel" in consent["content"]
+    thread, _ = await alice.start_session(fake.add_text_channel(GUILD_ID, "hall"), [])
+    assert thread["type"] == PUBLIC_THREAD
 
 
 async def test_rate_limited_edit_is_retried(
@@ -305,8 +388,7 @@ async def test_bad_photos_get_reasons_and_too_few_block_confirm(
     assert "photo 3 (`team.jpg`): more than one person" in text
     assert "photo 4 (`fake.jpg`):" in text
     payload = await alice.click(form, "hsd:next")
-    answer = fake.interaction_responses(payload)[0]
-    assert answer["type"] == 4 and "Not enough usable photos" in answer["data"]["content"]
+    assert "Not enough usable photos" in await reply_text(fake, payload)
     assert (await sessions_of(discord_bot, alice))[0]["stage"] == "collecting"
 
 
@@ -361,9 +443,12 @@ async def test_cancel_then_delete_leaves_nothing_of_the_user(
     assert prompt_message is not None
     bob = Member(fake, discord_bot, 1002, "bob")
     refused = await bob.click(prompt_message, "hsd:forget")
-    assert "not your session" in fake.interaction_responses(refused)[0]["data"]["content"]
-    done = await alice.click(prompt_message, "hsd:forget")
-    assert "Deleted: 1 job," in fake.interaction_responses(done)[0]["data"]["content"]
+    assert "not your session" in await reply_text(fake, refused)
+    await alice.click(prompt_message, "hsd:forget")
+    await fake.wait_for(
+        lambda: "Deleted: 1 job," in fake.messages[int(prompt_message["id"])]["content"],
+        what="the report in place of the question",
+    )
     assert (
         await keys_mentioning(discord_bot.queue.redis, [f"dc:{alice.id}", job_id, upload_id]) == []
     )
@@ -571,3 +656,292 @@ async def test_the_bot_dials_the_gateway_its_configured_api_advertises(
     await _use_advertised_gateway(discord_bot)
     assert fake_discord.calls("GET", "/gateway/bot")
     assert str(DiscordWebSocket.DEFAULT_GATEWAY) == fake_discord.gateway.url
+
+
+def posted_counts(text: str) -> int:
+    """How many photos a tally has counted (accepted and rejected)."""
+    found = re.search(r"(\d+) accepted, (\d+) rejected", text)
+    return int(found[1]) + int(found[2]) if found else 0
+
+
+async def test_a_press_while_ten_selfies_are_checked_is_acknowledged_at_once(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    """The photo check holds the session for seconds; a press meanwhile is deferred at once
+    (Discord refuses an initial response after 3 s) and finished when the check is done."""
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, form = await alice.start_session(channel, [])
+    fake.attachment_delay_s = 0.4  # ten downloads, one after the other: over 4 s in the check
+    selfies = photo_attachments(fake, (face_photo_bytes * 2)[:10])  # the most a message holds
+    posted = time.monotonic()
+    discord_bot._connection.parse_message_create(  # type: ignore[arg-type]
+        fake.user_message(user=alice.user, channel=thread, attachments=selfies)
+    )
+    await asyncio.sleep(0.5)
+    preset = next(c for c in fake.custom_ids(form) if c.startswith("hsd:preset"))
+    press = feed(discord_bot, fake.select(form, preset, ["legal"], user=alice.user))
+
+    await responded(fake, press)
+    assert (fake.acknowledged_after(press) or 99.0) < 1.0
+    await fake.wait_for(
+        lambda: "Style: Legal" in fake.messages[int(form["id"])]["content"],
+        within=60,
+        what="the choice, once the check let go of the session",
+    )
+    assert time.monotonic() - posted > 3.5, "the check held the session past Discord's 3 s"
+    await fake.wait_for(lambda: posted_counts(tally(fake, thread)) == 10, what="the tally")
+    assert not fake.refused_callbacks()
+
+
+async def test_the_fake_refuses_late_and_second_acknowledgements(
+    fake_discord: FakeDiscord,
+) -> None:
+    """The rules the test above relies on: 10062 after 3 s, 40060 for a second answer."""
+    import aiohttp
+
+    fake = fake_discord
+    user = fake.add_user(1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    late, prompt = (fake.slash("help", user=user, channel=channel) for _ in range(2))
+    fake._interactions[late["token"]].created_at -= 3.1
+    async with aiohttp.ClientSession() as http:
+
+        async def callback(payload: dict[str, Any]) -> tuple[int, Any]:
+            url = f"{fake.api_base}/interactions/{payload['id']}/{payload['token']}/callback"
+            async with http.post(url, json={"type": 5, "data": {"flags": 64}}) as response:
+                return response.status, await response.json()
+
+        assert await callback(late) == (404, {"message": "Unknown interaction", "code": 10062})
+        assert (await callback(prompt))[0] == 200
+        status, body = await callback(prompt)
+        assert (status, body["code"]) == (400, 40060)
+
+
+def worker_post(fake: FakeDiscord, channel: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """What the worker posts with the bot token: an album of files, then the result buttons."""
+    album = fake._message_payload(int(channel["id"]), "#1 · AI-generated")
+    fake._apply_message_data(album, {}, [UploadedFile("files[0]", "headshot-01.png", "", b"x")])
+    fake.messages[int(album["id"])] = album
+    button = {"type": 2, "style": 4, "label": "Delete my data", "custom_id": f"hs:dl:{job_id}"}
+    sheet = fake._message_payload(
+        int(channel["id"]), "Contact sheet", components=[{"type": 1, "components": [button]}]
+    )
+    fake.messages[int(sheet["id"])] = sheet
+    return sheet
+
+
+async def ordered_session(
+    fake: FakeDiscord,
+    bot: HeadshotsClient,
+    alice: Member,
+    channel: dict[str, Any],
+    photos: list[bytes],
+) -> tuple[dict[str, Any], str]:
+    """A session with photos attached to /start and one more posted, confirmed: (place, job)."""
+    place, form = await alice.start_session(channel, photo_attachments(fake, photos[:3]))
+    bot._connection.parse_message_create(  # type: ignore[arg-type]
+        fake.user_message(
+            user=alice.user, channel=place, attachments=photo_attachments(fake, photos[3:5])
+        )
+    )
+    await fake.wait_for(lambda: posted_counts(tally(fake, place)) == 5, what="the tally")
+    await alice.click(fake.messages[int(form["id"])], "hsd:next")
+    await alice.click(fake.messages[int(form["id"])], "hsd:confirm")
+    return place, await submitted_job(bot, alice)
+
+
+async def delete_from_results(fake: FakeDiscord, alice: Member, sheet: dict[str, Any]) -> str:
+    """Press "Delete my data" under the results, then "Yes"; the report."""
+    await alice.click(sheet, "hs:dl:")
+    prompt = fake.message_with(f"hsd:forget:{alice.id}:")
+    assert prompt is not None and int(prompt["flags"]) & 64
+    await alice.click(prompt, f"hsd:forget:{alice.id}:")
+    return str(fake.messages[int(prompt["id"])]["content"])
+
+
+def seen_by(fake: FakeDiscord, user_id: int, author_id: int) -> list[dict[str, Any]]:
+    """Messages of ``author_id`` that ``user_id`` can still see anywhere (the delete report
+    aside)."""
+    return [
+        m
+        for m in fake.live_messages()
+        if int(m["author"]["id"]) == author_id
+        and fake.visible_to(user_id, int(m["channel_id"]))
+        and not int(m.get("flags", 0) or 0) & 64
+        and not str(m["content"]).startswith("Deleted:")
+    ]
+
+
+async def test_delete_my_data_takes_the_session_thread_with_it(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, job_id = await ordered_session(fake, discord_bot, alice, channel, face_photo_bytes)
+    sheet = worker_post(fake, thread, job_id)
+    assert seen_by(fake, alice.id, alice.id) and seen_by(fake, alice.id, fake.bot_id)
+
+    report = await delete_from_results(fake, alice, sheet)
+
+    assert fake.channels[int(thread["id"])].get("deleted"), "the private thread went whole"
+    assert not seen_by(fake, alice.id, alice.id), "no selfie of hers is left in the chat"
+    assert not seen_by(fake, alice.id, fake.bot_id), "nor anything the bot posted for her"
+    assert report.startswith("Deleted: 1 job,") and "1 session thread with everything" in report
+    assert report.endswith("Nothing of yours is left.")
+    assert await keys_mentioning(discord_bot.queue.redis, [f"dc:{alice.id}", job_id]) == []
+    # The reply lived in the deleted thread: the report comes by DM too.
+    dm = fake.dm_channel_of(alice.id)
+    assert dm is not None and any(
+        "Nothing of yours is left" in m["content"] for m in fake.live_messages(int(dm["id"]))
+    )
+
+
+async def test_without_manage_threads_messages_go_one_by_one_and_the_rest_is_named(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    """No Manage Threads: the bot deletes its own messages; without Manage Messages too, the
+    person's photos stay and the report says where and that they are theirs to delete."""
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID, "general")
+    thread, job_id = await ordered_session(fake, discord_bot, alice, channel, face_photo_bytes)
+    sheet = worker_post(fake, thread, job_id)
+    fake.bot_permissions[int(channel["id"])] = ALL_PERMISSIONS & ~MANAGE_THREADS & ~MANAGE_MESSAGES
+    fake.fail_next("DELETE", f"/channels/{thread['id']}/messages/", status=429, times=2)
+
+    report = await delete_from_results(fake, alice, sheet)
+
+    assert not fake.channels[int(thread["id"])].get("deleted")
+    assert not seen_by(fake, alice.id, fake.bot_id), "a 429 on the way left nothing of the bot's"
+    assert len(seen_by(fake, alice.id, alice.id)) == 1  # her message with two photos
+    assert "Still in the chat:" in report
+    assert "the 2 photos you sent in your session thread in #general on " in report
+    assert "they are yours to delete" in report
+    statuses = [c.status for c in fake.calls("DELETE", f"/channels/{thread['id']}/messages/")]
+    assert statuses.count(429) == 2, statuses  # retried, not given up on
+
+    # With Manage Messages, her photos go too.
+    alice2 = Member(fake, discord_bot, 1003, "carol")
+    fake.bot_permissions[int(channel["id"])] = ALL_PERMISSIONS & ~MANAGE_THREADS
+    thread2, job2 = await ordered_session(fake, discord_bot, alice2, channel, face_photo_bytes)
+    report = await delete_from_results(fake, alice2, worker_post(fake, thread2, job2))
+    assert not seen_by(fake, alice2.id, alice2.id) and report.endswith("Nothing of yours is left.")
+
+
+async def test_delete_in_a_dm_removes_the_bots_messages_and_names_the_persons(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    dm = fake.add_dm_channel(alice.user)
+    place, job_id = await ordered_session(fake, discord_bot, alice, dm, face_photo_bytes)
+    assert place["id"] == dm["id"]
+    worker_post(fake, dm, job_id)
+
+    delete = alice.slash("delete", dm)
+    await responded(fake, delete)
+    prompt = fake.message_with(f"hsd:forget:{alice.id}:")
+    assert prompt is not None
+    await alice.click(prompt, f"hsd:forget:{alice.id}:")
+    report = str(fake.messages[int(prompt["id"])]["content"])
+
+    assert not seen_by(fake, alice.id, fake.bot_id)
+    assert "the 2 photos you sent in our DM on " in report and "yours to delete" in report
+    # A bot cannot delete what the other side of a DM wrote: it does not try.
+    assert all(c.status == 204 for c in fake.calls("DELETE", f"/channels/{dm['id']}/messages/"))
+
+
+async def test_without_message_content_selfies_come_attached_to_a_command(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    """Without the Message Content intent a thread's messages arrive empty: the session says
+    to attach selfies to /headshot start or add, and a message that may have held photos gets
+    that answer rather than silence."""
+    fake = fake_discord
+    discord_bot._connection._intents.message_content = False  # as Discord refused the intent
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, _ = await alice.start_session(channel, [])
+    said = " ".join(str(m["content"]) for m in fake.live_messages(int(thread["id"])))
+    assert "attach 4–30 selfies to `/headshot start` (or `/headshot add`)" in said
+    assert "Attach 4–30 selfies to `/headshot add`" in tally(fake, thread)
+
+    # Photos posted as a message: Discord delivers it without attachments or text.
+    discord_bot._connection.parse_message_create(  # type: ignore[arg-type]
+        fake.user_message(user=alice.user, channel=thread)
+    )
+    await fake.wait_for(
+        lambda: any(
+            "I can't see photos posted as messages here" in str(m["content"])
+            for m in fake.live_messages(int(thread["id"]))
+        ),
+        what="the hint instead of silence",
+    )
+
+    added = alice.slash("add", thread, attachments=photo_attachments(fake, face_photo_bytes[:3]))
+    assert "Got 3 files" in await reply_text(fake, added)
+    assert "3 accepted" in tally(fake, thread)
+    again = alice.slash("start", thread, attachments=photo_attachments(fake, face_photo_bytes[3:4]))
+    await responded(fake, again)
+    await fake.wait_for(lambda: "4 accepted" in tally(fake, thread), what="start adds here too")
+
+    elsewhere = alice.slash(
+        "add", channel, attachments=photo_attachments(fake, face_photo_bytes[:1])
+    )
+    assert "adds selfies to a session" in await reply_text(fake, elsewhere)
+
+
+async def test_as_in_my_photos_hides_the_hair_length_on_the_form(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient
+) -> None:
+    """The rule Telegram's one-at-a-time questions follow holds on Discord's form too."""
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    _, form = await alice.start_session(fake.add_text_channel(GUILD_ID), [])
+    await alice.click(form, "hsd:more")
+    await alice.click(fake.messages[int(form["id"])], "hsd:you")
+
+    def selects() -> list[str]:
+        return [c.split(":")[1] for c in fake.custom_ids(fake.messages[int(form["id"])])]
+
+    assert "hair" in selects() and "length" not in selects()
+    await alice.choose(fake.messages[int(form["id"])], "hsd:hair", "blonde")
+    assert "length" in selects()
+    await alice.choose(fake.messages[int(form["id"])], "hsd:length", "long")
+    await alice.choose(fake.messages[int(form["id"])], "hsd:hair", "default")
+    assert "length" not in selects()
+    (session,) = await sessions_of(discord_bot, alice)
+    assert session["style"]["attributes"]["hair_length"] is None, "no length left behind"
+
+
+def test_discord_results_carry_no_originals_button() -> None:
+    """Discord keeps attachments byte for byte: the album already is the files."""
+    from headshots.actions import result_actions
+    from headshots.queue.delivery.discord import action_view
+
+    for team in (False, True):
+        view = action_view(result_actions("job1", [1, 2], team=team, missing=0))
+        assert view is not None
+        ids = [str(getattr(item, "custom_id", "")) for item in view.children]
+        assert ids and not [i for i in ids if i.startswith("hs:og:")]
+
+
+async def test_an_old_originals_button_says_the_files_are_the_originals(
+    fake_discord: FakeDiscord, discord_bot: HeadshotsClient, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_discord
+    alice = Member(fake, discord_bot, 1001, "alice")
+    channel = fake.add_text_channel(GUILD_ID)
+    thread, job_id = await ordered_session(fake, discord_bot, alice, channel, face_photo_bytes)
+    button = {"type": 2, "style": 2, "label": "Originals", "custom_id": f"hs:og:{job_id}"}
+    old = fake._message_payload(
+        int(thread["id"]), "Contact sheet", components=[{"type": 1, "components": [button]}]
+    )
+    fake.messages[int(old["id"])] = old
+    before = len(fake.uploads())
+    pressed = await alice.click(old, "hs:og:")
+    assert "The files above are the originals" in await fake.answer_to(pressed)
+    assert len(fake.uploads()) == before, "nothing is sent twice"

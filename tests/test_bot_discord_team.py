@@ -131,11 +131,6 @@ class TeamUser(Member):
         return payload
 
 
-def answer_text(fake: FakeDiscord, payload: dict[str, Any]) -> str:
-    response = fake.interaction_responses(payload)[0]
-    return str((response.get("data") or {}).get("content", ""))
-
-
 def logo_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGBA", (300, 120), (220, 20, 60, 255)).save(buffer, format="PNG")
@@ -258,13 +253,12 @@ async def test_only_admins_set_the_kit_and_everyone_can_see_it(
     # A member without Manage Server cannot open the editor; nothing is stored.
     refused = member.team("setup", channel)
     await responded(fake, refused)
-    text = answer_text(fake, refused)
+    text = await fake.answer_to(refused)
     assert "Only server admins (**Manage Server**)" in text and "Headshot admins" in text
     assert not fake.message_with("hsdk:")
-    assert (
-        "no team look yet"
-        in (await responded(fake, member.team("show", channel)))["data"]["content"]
-    )
+    shown = member.team("show", channel)
+    await responded(fake, shown)
+    assert "no team look yet" in await fake.answer_to(shown)
 
     post = await set_up_kit(admin, channel, review=True)
     teams = TeamStore(bot.queue.redis, bot.queue.store, bot.settings)
@@ -307,7 +301,7 @@ async def test_only_admins_set_the_kit_and_everyone_can_see_it(
     )
     assert "**Acme Corp**" in editor["content"], "the editor starts from the saved kit"
     intruded = await member.press(editor, "hsdk:save")
-    assert "Only server admins" in answer_text(fake, intruded)
+    assert "Only server admins" in await fake.answer_to(intruded)
     opened = await admin.pick(editor, "hsdk:bg", "gradient")
     bad = await admin.submit_modal(opened, ["blue-ish", "#000"], editor)
     assert "is not a colour" in await followup_or_answer(fake, bad)
@@ -339,20 +333,16 @@ async def test_only_admins_set_the_kit_and_everyone_can_see_it(
         what="the kit shown privately",
     )
     for sub in ("export", "delete"):
-        assert (
-            "Only server admins"
-            in (await responded(fake, member.team(sub, channel)))["data"]["content"]
-        )
+        refused = member.team(sub, channel)
+        await responded(fake, refused)
+        assert "Only server admins" in await fake.answer_to(refused)
     assert await teams.get(TEAM_ID) is not None
 
 
 async def followup_or_answer(fake: FakeDiscord, payload: dict[str, Any]) -> str:
     """What the user saw for ``payload``: an ephemeral answer or followup."""
     await responded(fake, payload)
-    answer = fake.interaction_responses(payload)[0]
-    if answer.get("data", {}).get("content"):
-        return str(answer["data"]["content"])
-    return await followup_text(fake, payload)
+    return await fake.answer_to(payload)
 
 
 async def test_members_pick_privately_admins_review_redo_export_and_delete(
@@ -405,7 +395,7 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
     )
     fake.messages[int(forged["id"])] = forged
     sneaky = await alice.pick(forged, "hsd:preset", "legal")
-    assert "fixed the look" in answer_text(fake, sneaky)
+    assert "fixed the look" in await fake.answer_to(sneaky)
 
     alice_job = await confirm_class(alice, alice_form, "woman")
     bob_job = await confirm_class(bob, bob_form, "man")
@@ -432,7 +422,7 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
 
     # Only the owner picks; the pick is posted in the team channel with review buttons.
     stolen = await bob.press(alice_results, f"hs:pk:{alice_job}:2")
-    assert "not your job" in answer_text(fake, stolen)
+    assert "not your job" in await fake.answer_to(stolen)
     before = len(team_posts(fake, channel))
     await alice.press(alice_results, f"hs:pk:{alice_job}:2")
     alice_post = await fake.wait_for(
@@ -448,7 +438,7 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
     (posted,) = fake.message_files[int(alice_post["id"])]
     assert posted.data == await bot.queue.read_blob(alice.ref, str(chosen["path"]))
     refused = await bob.press(alice_post, "hsdt:ok")
-    assert "Only server admins" in answer_text(fake, refused)
+    assert "Only server admins" in await fake.answer_to(refused)
 
     # Bob picks; the admin asks for a redo: a new-style job on his LoRA, the next seed, his DM.
     await bob.press(bob_results, f"hs:pk:{bob_job}:1")
@@ -487,7 +477,7 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
         what="Alice's second pick",
     )
     stale = await admin.press(alice_post, "hsdt:ok")
-    assert "no longer this member's pick" in answer_text(fake, stale)
+    assert "no longer this member's pick" in await fake.answer_to(stale)
     await admin.press(alice_new, "hsdt:ok")
     assert "Approved by Ada" in fake.messages[int(alice_new["id"])]["content"]
     labels = {m.display_name: label for m, label in await teams.progress(TEAM_ID)}
@@ -536,10 +526,10 @@ async def test_members_pick_privately_admins_review_redo_export_and_delete(
             assert not any(a["filename"].startswith("selfie") for a in message["attachments"])
 
     # Deleting the team: only an admin, after confirming; no team key is left.
-    prompt = await responded(fake, admin.team("delete", channel))
-    assert prompt["data"]["flags"] & 64 and "cannot be undone" in prompt["data"]["content"]
+    await responded(fake, admin.team("delete", channel))
     confirm = fake.message_with(f"hsdt:delete:{admin.id}:{GUILD_ID}")
     assert confirm is not None
+    assert int(confirm["flags"]) & 64 and "cannot be undone" in confirm["content"]
     await admin.press(confirm, "hsdt:delete")
     assert "Deleted the team" in fake.messages[int(confirm["id"])]["content"]
     assert await teams.get(TEAM_ID) is None

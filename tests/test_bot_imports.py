@@ -13,7 +13,7 @@ import sys
 import headshots.bot, headshots.bot.telegram, headshots.bot.discord
 import headshots.queue.client, headshots.queue.worker
 import headshots.generation.faces
-import headshots.generation.presets
+import headshots.style.presets
 names = ("torch", "diffusers", "onnxruntime", "transformers", "insightface", "dlib")
 heavy = sorted(m for m in names if m in sys.modules)
 print(",".join(heavy))
@@ -123,3 +123,25 @@ def test_import_headshots_bot_stays_light() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def _imported_modules(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return names | {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+
+def test_style_knowledge_has_a_home_of_its_own() -> None:
+    """The chat takes presets, the policy and the brand kit from headshots.style, which knows
+    no platform and no torch; from headshots.generation it takes the selfie checks only."""
+    for path in (ROOT / "headshots" / "bot").rglob("*.py"):
+        for name in _imported_modules(path):
+            if name.startswith("headshots.generation"):
+                assert name.startswith("headshots.generation.faces"), (path, name)
+    for path in (ROOT / "headshots" / "style").rglob("*.py"):
+        for name in _imported_modules(path):
+            root = name.split(".")[0]
+            assert root not in ("torch", "diffusers", "telegram", "discord"), (path, name)
+            assert not name.startswith("headshots.bot"), (path, name)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ async def start_and_consent(driver: ChatDriver) -> dict[str, Any]:
     intro = await driver.said("Do you agree", since=mark)
     text = intro["text"]
     assert "24 hours after delivery" in text and "30 days" in text and "7 days" in text
+    assert "Where your photos go:" in text  # and who can see them
+    assert "photos in this chat that Telegram lets me delete" in text  # what /delete does
     mark = driver.fake.mark()
     driver.press_label(intro, "I agree")
     await driver.said("Now send", since=mark)
@@ -477,7 +480,7 @@ async def test_custom_description(
     summary = await choose_style(
         driver, menu, ["Man", *defaults, "Style default", "4", "Style default"]
     )
-    assert "Description: navy turtleneck, rooftop at golden hour" in summary["text"]
+    assert "Description: navy turtleneck, rooftop, golden hour" in summary["text"]
     # Change starts the menus again; Cancel drops the upload.
     mark = fake_telegram.mark()
     driver.press_label(summary, "Change")
@@ -873,3 +876,139 @@ async def test_a_late_queued_edit_gives_the_status_back_to_the_worker(
         "Done! Your headshots are below.",
         "Done! Your headshots are below.",
     ], edits
+
+
+async def test_a_press_during_a_photo_check_is_answered_at_once(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    """answerCallbackQuery goes out before the press waits for a photo check that holds the
+    conversation, not seconds later when the check lets go of it."""
+    await telegram_bot()
+    driver = ChatDriver(fake_telegram, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    mark = fake_telegram.mark()
+    driver.photos(face_photo_bytes[:4])
+    tally = await driver.said("4 accepted", since=mark, timeout=60)
+    mark = fake_telegram.mark()
+    fake_telegram.hold_next("getFile", 3.0, lambda params: True)  # a slow download
+    driver.photos(face_photo_bytes[4:5])
+    await fake_telegram.wait_for("getFile", since=mark)
+    pressed = time.monotonic()
+    query = driver.press_label(tally, "Done")
+
+    answer = await fake_telegram.wait_for(
+        "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == query["id"]
+    )
+    assert answer.at - pressed < 1.5, "answered after the check, not at once"
+    await driver.said("Which style?", since=mark, timeout=60)
+    tally_now = fake_telegram.message(ALICE.id, int(tally["message_id"]))
+    assert "5 accepted" in tally_now["text"]  # the press waited for the photo, then finished
+
+
+async def delete_everything(driver: ChatDriver) -> str:
+    """/delete, then "Yes"; the report."""
+    mark = driver.fake.mark()
+    driver.text("/delete")
+    question = await driver.said("Delete everything", since=mark)
+    mark = driver.fake.mark()
+    driver.press_label(question, "Yes, delete everything")
+    return str((await driver.said("Deleted:", since=mark))["text"])
+
+
+async def test_delete_clears_the_private_chat_within_telegrams_48_hours(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    """/delete removes the bot's messages and the person's photos from the chat too; a photo
+    older than 48 hours stays (Telegram refuses), and the report says so and what to do."""
+    fake = fake_telegram
+    await telegram_bot()
+    driver = ChatDriver(fake, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    menu = await upload_and_finish(driver, face_photo_bytes[:4], "4 accepted, 0 rejected")
+    await confirm(driver, await choose_style(driver, menu, FULL_CHOICE))
+    photos = [m for m in fake.visible(ALICE.id, sender=ALICE.id) if "photo" in m]
+    assert len(photos) == 4 and len(fake.visible(ALICE.id, sender=fake.bot_id)) > 3
+    fake.age(ALICE.id, int(photos[0]["message_id"]), hours=49)
+    fake.fail_next("deleteMessages", 429)  # retried, not given up on
+
+    report = await delete_everything(driver)
+
+    left_by_bot = fake.visible(ALICE.id, sender=fake.bot_id)
+    assert [m["text"] for m in left_by_bot] == [report], "only the report is left of the bot's"
+    left_photos = [m for m in fake.visible(ALICE.id, sender=ALICE.id) if "photo" in m]
+    assert [m["message_id"] for m in left_photos] == [photos[0]["message_id"]]
+    assert report.startswith("Deleted: 1 job,")
+    assert "the 1 photo you sent in our private chat on " in report
+    assert "yours to delete" in report
+    # The 429 was retried; the retry was refused for the old photo, found one by one.
+    assert [c.status for c in fake.calls("deleteMessages")][:2] == [429, 400]
+    assert any(c.status == 400 for c in fake.calls("deleteMessage"))
+
+
+async def test_delete_in_a_group_names_the_photos_only_an_admin_bot_could_remove(
+    telegram_bot: StartBot, fake_telegram: FakeTelegram, face_photo_bytes: list[bytes]
+) -> None:
+    fake = fake_telegram
+    await telegram_bot()
+    group = FakeChat.supergroup(-100600, "Office")
+    alice = ChatDriver(fake, group, ALICE)
+    intro = await start_and_consent(alice)
+    assert "every member sees the selfies you send" in intro["text"]
+    mark = fake.mark()
+    alice.photos(face_photo_bytes[:4])
+    await alice.said("4 accepted", since=mark, timeout=60)
+
+    report = await delete_everything(alice)
+
+    assert "the 4 photos you sent in “Office” on " in report and "yours to delete" in report
+    ours = [m for m in fake.visible(group.id, sender=fake.bot_id) if m["text"] != report]
+    assert ours == [], "the bot's messages to her went"
+    assert len([m for m in fake.visible(group.id, sender=ALICE.id) if "photo" in m]) == 4
+
+    # Where the bot is an admin, her photos go too.
+    fake.set_bot_admin(group)
+    bob = ChatDriver(fake, group, BOB)
+    await start_and_consent(bob)
+    mark = fake.mark()
+    bob.photos(face_photo_bytes[:2])
+    await bob.said("2 accepted", since=mark, timeout=60)
+    report = await delete_everything(bob)
+    assert not [m for m in fake.visible(group.id, sender=BOB.id) if "photo" in m]
+    assert report.endswith("Nothing of yours is left."), report
+
+
+async def test_a_delete_telegram_refuses_for_now_is_kept_and_finished_by_the_next(
+    telegram_bot: StartBot,
+    fake_telegram: FakeTelegram,
+    face_photo_bytes: list[bytes],
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 5xx past every retry leaves the chat's record in place, the report says to send
+    /delete again, and that one finishes the job."""
+    from headshots.queue import constants
+    from headshots.queue.delivery import base
+    from headshots.queue.delivery.base import SEND_ATTEMPTS
+
+    monkeypatch.setattr(base, "backoff", lambda attempt=1: 0.01)  # the same retries, quicker
+    fake = fake_telegram
+    await telegram_bot()
+    driver = ChatDriver(fake, FakeChat.private(ALICE), ALICE)
+    await start_and_consent(driver)
+    mark = fake.mark()
+    driver.photos(face_photo_bytes[:2])
+    await driver.said("2 accepted", since=mark, timeout=60)
+    for _ in range(SEND_ATTEMPTS):
+        fake.fail_next("deleteMessages", 502)
+
+    report = await delete_everything(driver)
+    assert "would not let me delete everything in the chat just now" in report
+    assert "send /delete again" in report and "Nothing of yours is left" not in report
+    log = constants.user_chat_log_key(f"tg:{ALICE.id}")
+    assert await redis_client.exists(log)
+    assert len([m for m in fake.visible(ALICE.id, sender=ALICE.id) if "photo" in m]) == 2
+
+    report = await delete_everything(driver)
+    assert report.endswith("Nothing of yours is left."), report
+    assert not [m for m in fake.visible(ALICE.id, sender=ALICE.id) if "photo" in m]
+    assert not await redis_client.exists(log)

@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image
 
+from headshots.bot.conversation import texts
 from headshots.bot.conversation.state import Place
 from headshots.queue.contracts import JobState, PersonAttributes, UserRef
 from headshots.queue.teams import BrandKit, team_id_for
@@ -97,6 +98,18 @@ async def set_up_kit(
         menu = await admin.said(following, since=mark)
     mark = fake.mark()
     if logo is not None:
+        # An SVG is refused by its kind, never decoded; the step still waits for the logo.
+        svg = b"<svg xmlns='http://www.w3.org/2000/svg' width='9' height='9'/>"
+        fake.send_document(
+            admin.chat,
+            admin.user,
+            svg,
+            file_name="logo.svg",
+            mime_type="image/svg+xml",
+            thread_id=admin.thread_id,
+        )
+        await admin.said(texts.LOGO_REFUSED["vector"], since=mark)
+        mark = fake.mark()
         fake.send_document(
             admin.chat,
             admin.user,

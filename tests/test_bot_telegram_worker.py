@@ -25,6 +25,7 @@ from tests.test_bot_telegram import (
     TOPIC,
     StartBot,
     choose_style,
+    delete_everything,
     start_and_consent,
     upload_and_finish,
 )
@@ -156,6 +157,15 @@ async def test_whole_session_on_the_tiny_model(
     new = await client.job(new_job_id)
     assert new is not None and new.request.kind == "new_style"
     assert new.request.lora_job_id == job_id and new.request.style.preset == "legal"
+    assert await wait_for_state(client, new_job_id, FINISHED, timeout_s=120) is JobState.DONE
+
+    # "Delete my data": the albums and contact sheets the worker posted go from the chat too
+    # (the worker records them; Telegram cannot list a chat). Only the report is left.
+    report = await delete_everything(driver)
+    assert [m.get("text") for m in fake_telegram.visible(chat.id, sender=fake_telegram.bot_id)] == [
+        report
+    ]
+    assert "the headshots I posted" not in report
 
 
 async def test_forum_topic_two_members_get_their_own_results(

@@ -192,9 +192,9 @@ def test_run_each_preset_whole_prompts_one_delivered_size(
 ) -> None:
     from transformers import CLIPTokenizer
 
-    from headshots.generation.presets import load_presets, output_size
     from headshots.generation.prompts import count_text_tokens, plain_text
     from headshots.generation.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
+    from headshots.style.presets import load_presets, output_size
 
     selfies = tmp_path / "selfies"
     selfies.mkdir()

@@ -8,9 +8,9 @@ import pytest
 
 from headshots.errors import JobCancelled
 from headshots.generation.pipeline import ResidentPipeline
-from headshots.generation.presets import build_prompt_spec
 from headshots.queue.contracts import StyleChoice
 from headshots.settings import Settings
+from headshots.style.presets import build_prompt_spec
 
 
 def _spec(seed: int = 7, count: int = 2, steps: int = 3, scheduler: Any = None) -> Any:

@@ -105,7 +105,7 @@ def _context(root: Path, settings: Settings, reference: np.ndarray | None) -> Lo
 
 
 def _base(stages: GenerationStages) -> list[np.ndarray]:
-    from headshots.generation.presets import build_prompt_spec
+    from headshots.style.presets import build_prompt_spec
 
     spec = build_prompt_spec(
         StyleChoice(preset="corporate", subject_class="man", count=2, seed=7, aspect_ratio="1:1"),

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from headshots.generation.presets import SAFETY_NEGATIVE, build_prompt_spec, load_presets
 from headshots.generation.prompts import count_text_tokens, encode_prompts, plain_text
 from headshots.queue.contracts import PersonAttributes, StyleChoice
+from headshots.style.presets import SAFETY_NEGATIVE, build_prompt_spec, load_presets
 from tests.clip_bpe import VOCAB_SIZE, sd15_tokenizer
 
 
@@ -125,7 +125,7 @@ def test_attributes_and_long_custom_text_stay_whole(sd15_text_side: Any) -> None
         subject_class="woman",
         attributes=attributes,
         custom="navy scrubs with a name badge, warm window light, calm confident expression, "
-        "natural skin texture, subtle makeup, small stud earrings, hair tied back neatly",
+        "natural skin texture, natural makeup, small stud earrings, navy lanyard, soft smile",
     )
     spec = build_prompt_spec(style, job_id="j")
     encoded = encode_prompts(sd15_text_side, spec.prompt, spec.negative_prompt)

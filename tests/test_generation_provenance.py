@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from headshots.errors import ConfigurationError
-from headshots.generation.brand import ExportEntry, export_headshot, team_zip, with_logo_mark
 from headshots.generation.faces import contact_sheet
 from headshots.generation.provenance import (
     AI_NOTICE,
@@ -26,6 +25,7 @@ from headshots.generation.provenance import (
     read_provenance,
 )
 from headshots.settings import Settings
+from headshots.style.brand import ExportEntry, export_headshot, team_zip, with_logo_mark
 
 
 def _image(width: int = 80, height: int = 100, seed: int = 0) -> Image.Image:

@@ -22,11 +22,11 @@ from headshots.cli import main
 from headshots.generation.context import Retention, lora_path
 from headshots.generation.local_context import LocalContext, run_stages
 from headshots.generation.pipeline import ResidentPipeline
-from headshots.generation.presets import build_prompt_spec, load_presets, output_size
 from headshots.generation.prompts import count_text_tokens, encode_prompts, plain_text
 from headshots.generation.stages import GenerationOptions, GenerationStages
 from headshots.queue.contracts import ChatTarget, JobRequest, StyleChoice, UserRef
 from headshots.settings import Settings
+from headshots.style.presets import build_prompt_spec, load_presets, output_size
 
 FAST = GenerationOptions(sample_steps=2, validate_likeness=False, progress_every=1)
 
@@ -194,8 +194,8 @@ def test_face_refine_and_detail_pass_run_on_sdxl_img2img(
 def test_more_like_new_style_and_a_team_on_sdxl(
     tiny_sdxl_settings: Settings, make_tiny_sdxl_lora: Callable[[int], bytes], tmp_path: Path
 ) -> None:
-    from headshots.generation.brand import export_headshot
     from headshots.queue.teams import BrandKit, KitBackground
+    from headshots.style.brand import export_headshot
 
     # HEADSHOTS_OUTPUT_LONG_SIDE replaces the style's size rule for every image.
     settings = tiny_sdxl_settings.model_copy(update={"output_long_side": 96})

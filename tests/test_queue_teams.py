@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from headshots.errors import LimitReached, NotFound, UserError
-from headshots.generation.presets import build_prompt_spec
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import ChatTarget
 from headshots.queue.teams import BrandKit, KitBackground, TeamStore, team_id_for
 from headshots.settings import Settings
+from headshots.style.presets import build_prompt_spec
 from tests.queue_helpers import keys_mentioning
 
 
@@ -166,7 +166,7 @@ async def test_member_delete_and_team_delete_leave_nothing(client: QueueClient) 
 
 
 def test_colour_names_and_preview() -> None:
-    from headshots.generation.brand import KitLook, colour_name, render_kit_preview
+    from headshots.style.brand import KitLook, colour_name, render_kit_preview
 
     assert colour_name("#1f6feb") == "royal blue"
     assert colour_name("#0b1f3a") == "dark navy"
@@ -191,17 +191,6 @@ async def test_a_refused_submission_gives_the_run_back(client: QueueClient) -> N
     await teams.unrecord_job(team_id, "dc:1", "j2")
     member = await teams.record_job(team_id, "dc:1", "j3")
     assert member.job_ids == ["j1", "j3"]
-
-
-def test_logo_normalisation() -> None:
-    from headshots.generation.brand import normalise_logo
-
-    big = io.BytesIO()
-    Image.new("RGBA", (2000, 1000), (10, 200, 30, 128)).save(big, format="PNG")
-    logo = Image.open(io.BytesIO(normalise_logo(big.getvalue())))
-    assert logo.format == "PNG" and logo.mode == "RGBA" and logo.size == (512, 256)
-    with pytest.raises(UserError, match="can't read that logo"):
-        normalise_logo(b"%PDF-1.4 not an image")
 
 
 async def test_export_is_signed_when_the_operator_configured_c2pa(

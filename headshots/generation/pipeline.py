@@ -32,9 +32,9 @@ from headshots.generation.models import (
     load_base_pipeline,
     resolve_model,
 )
-from headshots.generation.presets import PromptSpec, SchedulerName
 from headshots.generation.prompts import encode_prompts
 from headshots.generation.train import LORA_WEIGHT_NAME, unet_lock
+from headshots.style.presets import PromptSpec, SchedulerName
 
 if TYPE_CHECKING:
     import torch

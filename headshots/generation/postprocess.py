@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from headshots.generation.presets import ColourGrade
-
 # Re-exported: callers that only post-process find the provenance notice and reader here too.
 from headshots.generation.provenance import AI_NOTICE as AI_NOTICE
 from headshots.generation.provenance import encode_png
 from headshots.generation.provenance import read_provenance as read_provenance
 from headshots.generation.upscale import DetailSettings, TileImg2Img, upscale_with_detail
+
+# Re-exported: the grades and the crop are shared with the team kit (its preview and export).
+from headshots.style.look import apply_colour_grade as apply_colour_grade
+from headshots.style.look import crop_to_aspect as crop_to_aspect
+from headshots.style.presets import ColourGrade
 
 if TYPE_CHECKING:
     from headshots.generation.faces import Face, FaceAnalyzer
@@ -153,63 +156,6 @@ def diffusers_img2img(
 # --- grades, grain --------------------------------------------------------------------------
 
 
-def _curve(points: list[tuple[float, float]]) -> np.ndarray:
-    xs, ys = zip(*points, strict=True)
-    curve: np.ndarray = np.interp(np.arange(256) / 255.0, xs, ys).clip(0, 1) * 255.0
-    return curve
-
-
-# Tone curves per channel (R, G, B) and a saturation factor: a plain-numpy approximation of
-# the look of each stock, not a scan-derived LUT.
-_GRADES: dict[str, tuple[list[list[tuple[float, float]]], float]] = {
-    # Portra: lifted shadows, soft highlights, warm skin, slightly muted saturation.
-    "film_portra": (
-        [
-            [(0, 0.04), (0.25, 0.28), (0.5, 0.54), (0.75, 0.79), (1, 0.97)],
-            [(0, 0.03), (0.25, 0.26), (0.5, 0.51), (0.75, 0.76), (1, 0.96)],
-            [(0, 0.05), (0.25, 0.25), (0.5, 0.48), (0.75, 0.72), (1, 0.93)],
-        ],
-        0.92,
-    ),
-    # Velvia: deep contrast and strong saturation.
-    "film_velvia": (
-        [
-            [(0, 0.0), (0.25, 0.2), (0.5, 0.5), (0.75, 0.81), (1, 1.0)],
-            [(0, 0.0), (0.25, 0.21), (0.5, 0.5), (0.75, 0.8), (1, 1.0)],
-            [(0, 0.02), (0.25, 0.22), (0.5, 0.51), (0.75, 0.8), (1, 1.0)],
-        ],
-        1.3,
-    ),
-    # Ektar: punchy but clean, a touch warm in the mids.
-    "ektar": (
-        [
-            [(0, 0.01), (0.25, 0.24), (0.5, 0.53), (0.75, 0.8), (1, 1.0)],
-            [(0, 0.01), (0.25, 0.23), (0.5, 0.5), (0.75, 0.77), (1, 0.99)],
-            [(0, 0.02), (0.25, 0.22), (0.5, 0.47), (0.75, 0.74), (1, 0.97)],
-        ],
-        1.12,
-    ),
-}
-
-
-def apply_colour_grade(image: Image.Image, grade: ColourGrade | str) -> Image.Image:
-    """Apply one of the film looks (``none`` returns the image unchanged)."""
-    if grade == "none":
-        return image
-    try:
-        curves, saturation = _GRADES[grade]
-    except KeyError:
-        raise ValueError(f"unknown colour grade {grade!r}") from None
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    graded = np.empty_like(pixels)
-    for channel, points in enumerate(curves):
-        lut = _curve(points)
-        graded[..., channel] = np.interp(pixels[..., channel], np.arange(256), lut)
-    luma = graded @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    graded = luma[..., None] + (graded - luma[..., None]) * saturation
-    return Image.fromarray(graded.clip(0, 255).astype(np.uint8), "RGB")
-
-
 def add_film_grain(image: Image.Image, *, strength: float = 0.035, seed: int = 0) -> Image.Image:
     """Luminance grain, stronger in the mid-tones as on film; seeded so re-runs match."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
@@ -219,33 +165,6 @@ def add_film_grain(image: Image.Image, *, strength: float = 0.035, seed: int = 0
     midtone = 4.0 * luma * (1.0 - luma)
     grained = pixels + (noise * (0.4 + 0.6 * midtone))[..., None]
     return Image.fromarray((grained.clip(0, 1) * 255.0 + 0.5).astype(np.uint8), "RGB")
-
-
-# --- crops ------------------------------------------------------------------------------
-
-
-def crop_to_aspect(
-    image: Image.Image, aspect_ratio: AspectRatio, face: Face | None = None
-) -> Image.Image:
-    """Largest crop of ``aspect_ratio`` (w:h); centred on the face when there is one."""
-    ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
-    target = ratio_w / ratio_h
-    width, height = image.size
-    if abs(width / height - target) < 1e-3:
-        return image
-    if width / height > target:
-        new_w, new_h = round(height * target), height
-    else:
-        new_w, new_h = width, round(width / target)
-    if face is not None:
-        cx, cy = face.center
-        # Headshot framing: eyes a bit above the centre line.
-        cy += 0.1 * new_h
-    else:
-        cx, cy = width / 2, height / 2
-    left = round(min(max(cx - new_w / 2, 0), width - new_w))
-    top = round(min(max(cy - new_h / 2, 0), height - new_h))
-    return image.crop((left, top, left + new_w, top + new_h))
 
 
 # --- provenance -------------------------------------------------------------------------

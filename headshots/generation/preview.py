@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from headshots.errors import ModelMissing
-from headshots.generation.presets import PromptSpec
+from headshots.style.presets import PromptSpec
 
 if TYPE_CHECKING:
     import torch

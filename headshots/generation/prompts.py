@@ -3,10 +3,11 @@
 CLIP reads 77 tokens at a time. Plain diffusers truncates everything past that, which drops
 three quarters of the reference negative prompt, and treats ``(ohwx man)`` as text. So:
 
-- :func:`a1111_to_compel` translates the presets' A1111 emphasis (``(word)`` = x1.1, ``[word]``
-  = /1.1, ``(word:1.3)``, nesting multiplies) into compel's syntax (``(word)1.1``). A weighted
-  group that is itself a list of terms (``(oversmoothed, 3d render) scar``) is kept apart from
-  its neighbours with commas, so stripping the brackets never glues terms together.
+- ``a1111_to_compel`` (:mod:`headshots.style.prompt_text`) translates the presets' A1111
+  emphasis (``(word)`` = x1.1, ``[word]`` = /1.1, ``(word:1.3)``, nesting multiplies) into
+  compel's syntax (``(word)1.1``). A weighted group that is itself a list of terms
+  (``(oversmoothed, 3d render) scar``) is kept apart from its neighbours with commas, so
+  stripping the brackets never glues terms together.
 - :func:`encode_prompts` encodes positive and negative prompts with compel
   (``truncate_long_prompts=False``: as many 77-token chunks as the text needs, both prompts
   padded to the same length), for SD1.5 and SDXL (both tokenizers and encoders, pooled
@@ -17,138 +18,20 @@ three quarters of the reference negative prompt, and treats ``(ohwx man)`` as te
   the pipeline's own tokenizer (on SDXL, the one of the two that dropped more): the generation
   record carries it, and ``dropped`` must be 0.
 
-This module imports torch and compel lazily: the chat front ends import :mod:`presets`, which
-uses only the pure-text part here.
+The pure-text part (A1111 emphasis to compel, joining terms) is
+:mod:`headshots.style.prompt_text`, which the chat uses too; this module imports torch and
+compel lazily.
 """
 
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from headshots.style.prompt_text import plain_text
+
 Family = Literal["sd15", "sdxl"]
-
-#: A1111's weight for one pair of round brackets (square brackets divide by it).
-A1111_EMPHASIS = 1.1
-
-# A1111's own tokenisation of attention syntax (modules/prompt_parser.py, re_attention).
-_A1111_ATTENTION = re.compile(
-    r"\\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:"
-)
-# What compel would read as syntax inside plain text: brackets, quotes, and +/- at a word's end
-# ("tie-" is a down-weight in compel).
-_COMPEL_SPECIAL = re.compile(r"[()\"]|(?<=\w)[+\-]+(?=[\s,]|$)")
-_COMPEL_GROUP = re.compile(r"\(([^()]*)\)(\d+(?:\.\d+)?)")
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A run of prompt text with one weight."""
-
-    text: str
-    weight: float = 1.0
-
-
-def parse_a1111(text: str) -> list[Segment]:
-    """Split A1111 prompt text into weighted segments, exactly as A1111 weighs them."""
-    parts: list[list[Any]] = []
-    round_open: list[int] = []
-    square_open: list[int] = []
-
-    def multiply(start: int, factor: float) -> None:
-        for part in parts[start:]:
-            part[1] *= factor
-
-    for match in _A1111_ATTENTION.finditer(text):
-        token, weight = match.group(0), match.group(1)
-        if token.startswith("\\"):
-            parts.append([token[1:], 1.0])
-        elif token == "(":
-            round_open.append(len(parts))
-        elif token == "[":
-            square_open.append(len(parts))
-        elif weight is not None and round_open:
-            multiply(round_open.pop(), float(weight))
-        elif token == ")" and round_open:
-            multiply(round_open.pop(), A1111_EMPHASIS)
-        elif token == "]" and square_open:
-            multiply(square_open.pop(), 1 / A1111_EMPHASIS)
-        else:
-            parts.append([token, 1.0])
-    # Unclosed brackets weigh to the end of the prompt, as in A1111.
-    for start in round_open:
-        multiply(start, A1111_EMPHASIS)
-    for start in square_open:
-        multiply(start, 1 / A1111_EMPHASIS)
-
-    segments: list[Segment] = []
-    for part_text, part_weight in parts:
-        weight = round(float(part_weight), 4)
-        if segments and abs(segments[-1].weight - weight) < 1e-6:
-            segments[-1] = Segment(segments[-1].text + part_text, weight)
-        else:
-            segments.append(Segment(part_text, weight))
-    return [s for s in segments if s.text.strip()]
-
-
-def _escape(text: str) -> str:
-    return _COMPEL_SPECIAL.sub("", text)
-
-
-def _format_weight(weight: float) -> str:
-    return f"{weight:.4f}".rstrip("0").rstrip(".")
-
-
-def render_compel(segments: Sequence[Segment]) -> str:
-    """Compel syntax for ``segments``; weighted lists of terms stay separate terms."""
-    pieces: list[tuple[str, bool]] = []  # (compel text, is a weighted list of terms)
-    for segment in segments:
-        text = " ".join(_escape(segment.text).split())
-        if abs(segment.weight - 1.0) > 1e-6:
-            text = text.strip(" ,")
-            if text:
-                weight = _format_weight(segment.weight)
-                pieces.append((f"({text}){weight}", "," in text))
-        elif text:
-            pieces.append((text, False))
-    out = ""
-    after_list = False
-    for piece, is_list in pieces:
-        if not out:
-            out = piece
-        elif is_list or after_list:
-            # "blemish,(oversmoothed, 3d render) scar": the group is a term of its own.
-            out = f"{out.rstrip(' ,')}, {piece.lstrip(' ,')}"
-        elif piece[:1] in ",.;:":
-            out += piece
-        else:
-            out = f"{out} {piece}"
-        after_list = is_list
-    return out.strip(" ,")
-
-
-def a1111_to_compel(text: str) -> str:
-    """The same prompt in compel's syntax (see the module docstring)."""
-    return render_compel(parse_a1111(text))
-
-
-def plain_text(compel_prompt: str) -> str:
-    """The words of a prompt built by :func:`render_compel`, without weights."""
-    return _COMPEL_GROUP.sub(lambda match: match.group(1), compel_prompt)
-
-
-def weighted_terms(compel_prompt: str) -> dict[str, float]:
-    """``{text: weight}`` of every weighted group of a prompt built by :func:`render_compel`."""
-    return {m.group(1): float(m.group(2)) for m in _COMPEL_GROUP.finditer(compel_prompt)}
-
-
-def join_terms(*parts: str | None) -> str:
-    """Comma-joined non-empty parts."""
-    return ", ".join(part.strip(" ,") for part in parts if part and part.strip(" ,"))
-
 
 # --- encoding ---------------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """The output check: no generated image reaches a chat before an NSFW classifier has seen it.
 
-Prompts are reviewed (``content_policy``) and carry safety negatives, but a diffusion model can
-still draw what nobody asked for, on a real person's face. So every image is classified before
-it is delivered: diffusers' ``StableDiffusionSafetyChecker`` (a CLIP ViT-L/14 with 17 concept
-and 3 "special care" embeddings) with its ``CLIPImageProcessor``. A flagged image is never sent;
-the job record and the chat say how many were withheld.
+Prompts are reviewed (:mod:`headshots.style.policy`) and carry safety negatives, but a
+diffusion model can still draw what nobody asked for, on a real person's face. So every image
+is classified before it is delivered: diffusers' ``StableDiffusionSafetyChecker`` (a CLIP
+ViT-L/14 with 17 concept and 3 "special care" embeddings) with its ``CLIPImageProcessor``. A
+flagged image is never sent; the job record and the chat say how many were withheld.
 
 ``HEADSHOTS_SAFETY_CHECKER``:
 

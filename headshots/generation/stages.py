@@ -50,11 +50,11 @@ if TYPE_CHECKING:
 
     from headshots.generation.faces import FaceAnalyzer
     from headshots.generation.pipeline import GenerationResult, ResidentPipeline
-    from headshots.generation.presets import PromptSpec
     from headshots.generation.provenance import Provenance
     from headshots.generation.safety import SafetyChecker
     from headshots.generation.upscale import SuperResolution
     from headshots.settings import Settings
+    from headshots.style.presets import PromptSpec
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ class GenerationStages:
     def crops(self, ctx: StageContext) -> dict[str, Any]:
         """Cut head-and-shoulders and close-up crops at the model's resolution."""
         from headshots.generation.faces import Face, decode_image, make_training_crops
-        from headshots.generation.presets import training_caption
+        from headshots.style.presets import training_caption
 
         check = _require(ctx, "check")
         resolution = self.resident.native_resolution
@@ -520,7 +520,7 @@ class GenerationStages:
     # --- generate stages ------------------------------------------------------------------
 
     def _spec(self, ctx: StageContext, *, count: int, quick: bool = False) -> PromptSpec:
-        from headshots.generation.presets import build_prompt_spec
+        from headshots.style.presets import build_prompt_spec
 
         style = ctx.request.style
         if ctx.request.kind == "more_like":
@@ -729,7 +729,7 @@ class GenerationStages:
     def rank(self, ctx: StageContext) -> dict[str, Any]:
         """Rank by likeness, write the deliverables with provenance, and a contact sheet."""
         from headshots.generation.faces import contact_sheet, rank_by_likeness
-        from headshots.generation.presets import get_preset
+        from headshots.style.presets import get_preset
 
         ctx.progress(None, "ranking")
         generation = _require(ctx, "generate")["generation"]

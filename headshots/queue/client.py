@@ -6,7 +6,6 @@ limit and every state lives in Redis, so several bot processes (or a restarted o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -20,8 +19,8 @@ from arq.connections import ArqRedis
 
 from headshots.errors import LimitReached, NotFound
 from headshots.generation.context import upload_prefix
-from headshots.queue import constants
-from headshots.queue.connections import connect
+from headshots.queue import constants, guarded
+from headshots.queue.connections import RedisTimeouts, connect
 from headshots.queue.contracts import PLATFORM_SHORT, JobRequest, JobState, Platform, UserRef
 from headshots.queue.progress import QueuePosition, decode_hash, queue_position, set_state
 from headshots.queue.store import BlobStore, build_store
@@ -112,7 +111,7 @@ class QueueClient:
 
     @classmethod
     async def connect(cls, settings: Settings, redis_url: str) -> QueueClient:
-        redis = await connect(redis_url)
+        redis = await connect(redis_url, RedisTimeouts.from_settings(settings))
         return cls(redis, settings, build_store(redis, settings.store_backend, settings.state_dir))
 
     async def close(self) -> None:
@@ -127,6 +126,10 @@ class QueueClient:
         """Store one normalised selfie (index is 1-based); returns its store path."""
         path = f"{upload_prefix(upload_id)}{index:02d}.jpg"
         await self.store.put(user.key, path, jpeg, self.settings.selfie_ttl_s)
+        # A file cannot be written by a script: write, then look. A delete that came first is
+        # undone here; one that comes later sweeps the file (it marks before it sweeps).
+        if await guarded.forgotten_since_seen(self.redis, user.key):
+            await self.store.delete(user.key, path)
         return path
 
     async def list_selfies(self, user: UserRef, upload_id: str) -> list[str]:
@@ -218,10 +221,7 @@ class QueueClient:
 
     async def _user_digest(self, user_key: str) -> str:
         """A salted hash of the user key: the abuse counter outlives a delete without an id."""
-        await self.redis.set(constants.ABUSE_SALT_KEY, secrets.token_hex(16), nx=True)
-        salt = await self.redis.get(constants.ABUSE_SALT_KEY)
-        salt_text = salt.decode() if isinstance(salt, bytes) else str(salt)
-        return hashlib.sha256(f"{salt_text}|{user_key}".encode()).hexdigest()[:32]
+        return await guarded.user_digest(self.redis, user_key)
 
     async def job(self, job_id: str) -> JobInfo | None:
         raw = decode_hash(await self.redis.hgetall(constants.job_key(job_id)))
@@ -323,6 +323,9 @@ class QueueClient:
     async def forget(self, user: UserRef | str) -> ForgetReport:
         """Delete every key and blob of the user (``headshots forget`` and ``/delete``)."""
         user_key = user.key if isinstance(user, UserRef) else user
+        # First: a chat handler still running for them writes nothing back after the sweep
+        # (every conversation and team write checks this marker, see headshots.queue.guarded).
+        await guarded.mark_forgotten(self.redis, user_key)
         ids = [
             i.decode() if isinstance(i, bytes) else str(i)
             for i in await self.redis.smembers(constants.user_jobs_key(user_key))
@@ -346,8 +349,8 @@ class QueueClient:
             for part in constants.QUEUES:
                 keys += await drop_arq_job(self.redis, arq_job_id(job_id, part))
         blobs = await self.store.delete_user(user_key)
-        # Their photo leaves every team too (the team keeps nothing of a member who left).
-        await TeamStore(self.redis, self.store, self.settings).remove_member_everywhere(user_key)
+        # They leave every team they joined or run: member record, favourite, admin entry.
+        await TeamStore(self.redis, self.store, self.settings).remove_person_everywhere(user_key)
         async for key in self.redis.scan_iter(
             match=f"{constants.user_prefix(user_key)}*", count=500
         ):
@@ -356,16 +359,23 @@ class QueueClient:
         return ForgetReport(jobs=len(ids), keys=keys, blobs=blobs)
 
     # --- conversation state of the chat front ends ------------------------------------
-    async def save_chat_state(self, user: UserRef, scope: str, state: dict[str, Any]) -> None:
-        await self.redis.set(
+    async def save_chat_state(self, user: UserRef, scope: str, state: dict[str, Any]) -> bool:
+        """Save a conversation; False (nothing saved) when the person was deleted since this
+        task first loaded any of their conversations (a delete wins, see ``guarded``)."""
+        return await guarded.write_for(
+            self.redis,
+            user.key,
+            "SET",
             constants.user_state_key(user.key, scope),
             json.dumps(state),
-            ex=self.settings.selfie_ttl_s,
+            "EX",
+            self.settings.selfie_ttl_s,
         )
 
     async def load_chat_state(self, user: UserRef, scope: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(constants.user_state_key(user.key, scope))
-        return dict(json.loads(raw)) if raw else None
+        key = constants.user_state_key(user.key, scope)
+        raw = await guarded.read_seen(self.redis, user.key, key, "GET")
+        return dict(json.loads(raw)) if isinstance(raw, bytes | str) and raw else None
 
     async def chat_states(
         self, platform: Platform
@@ -379,8 +389,8 @@ class QueueClient:
                 user = UserRef.from_key(user_key)
             except ValueError:
                 continue
-            raw = await self.redis.get(key)
-            if raw:  # expired between the scan and the read: nothing to do
+            raw = await guarded.read_seen(self.redis, user.key, key, "GET")
+            if isinstance(raw, bytes | str) and raw:  # expired between the scan and the read
                 yield user, scope, dict(json.loads(raw))
 
     async def clear_chat_state(self, user: UserRef, scope: str) -> None:

@@ -1,15 +1,125 @@
-"""Redis connections: one URL (``redis://``, ``rediss://``, ``redis+sentinel://``) for all."""
+"""Redis connections: one URL (``redis://``, ``rediss://``, ``redis+sentinel://``) for all.
+
+Every bot and worker talks to Redis through :func:`connect`, with a read timeout as well as a
+connect timeout (:class:`RedisTimeouts`): a frozen Redis (stopped, swapping, a network that
+drops packets) used to hang every handler until it woke. A command that gets no answer raises
+:class:`StoreTimeout`, a refused or dropped connection :class:`StoreDisconnected` once its
+retries are spent; both are :class:`~headshots.errors.StoreUnavailable`, so the bots' error
+handlers tell the person to try again in a minute instead of leaving them without an answer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headshots.errors import ConfigurationError, StoreUnavailable
 
+if TYPE_CHECKING:
+    from headshots.settings import Settings
+
 logger = logging.getLogger(__name__)
+
+
+class StoreTimeout(StoreUnavailable, RedisTimeoutError):
+    """Redis did not answer one command within the read timeout.
+
+    Also redis-py's own ``TimeoutError``: code that already handles that (arq, our worker's
+    poll loop) keeps working unchanged.
+    """
+
+
+class StoreDisconnected(StoreUnavailable, RedisConnectionError):
+    """Redis refused or dropped the connection, and the retries did not help."""
+
+
+@dataclass(frozen=True)
+class RedisTimeouts:
+    """How long one Redis command may take, and how a broken connection is retried.
+
+    The defaults bound a command at about ``connect_s + read_s`` (7 s) when Redis is frozen,
+    so a person gets an answer within 10 s. Only connection errors are retried: a command that
+    timed out may still run when Redis wakes, and an INCR or RPUSH must not run twice.
+    """
+
+    connect_s: float = 2.0
+    read_s: float = 5.0
+    retries: int = 3
+    backoff_s: float = 0.25
+    backoff_max_s: float = 1.0
+    health_check_interval_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisTimeouts:
+        return cls(
+            connect_s=settings.redis_connect_timeout_s,
+            read_s=settings.redis_read_timeout_s,
+            retries=settings.redis_retries,
+            backoff_s=settings.redis_retry_backoff_s,
+            backoff_max_s=settings.redis_retry_backoff_max_s,
+            health_check_interval_s=settings.redis_health_check_interval_s,
+        )
+
+    def client_options(self) -> dict[str, Any]:
+        """redis-py connection keyword arguments."""
+        # redis-py's first back-off is base * 2: halve it so the first wait is backoff_s.
+        backoff = ExponentialBackoff(cap=self.backoff_max_s, base=self.backoff_s / 2)
+        return {
+            "socket_connect_timeout": self.connect_s,
+            "socket_timeout": self.read_s,
+            "retry": Retry(backoff, self.retries, supported_errors=(RedisConnectionError,)),
+            # Without this list redis-py's commands never use the retry above.
+            "retry_on_error": [RedisConnectionError],
+            "health_check_interval": self.health_check_interval_s,
+        }
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except StoreUnavailable:
+        raise
+    except RedisTimeoutError as exc:
+        raise StoreTimeout(f"Redis did not answer in time: {exc}") from exc
+    except RedisConnectionError as exc:
+        raise StoreDisconnected(f"Redis connection failed: {exc}") from exc
+
+
+class StoreRedis(ArqRedis):
+    """arq's client whose connection failures are :class:`StoreUnavailable` (see module)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        with _store_errors():
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _StorePipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class _StorePipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        with _store_errors():
+            return await super().execute(raise_on_error)
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        with _store_errors():  # WATCH and the reads before MULTI
+            return await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def redis_settings_from_url(url: str) -> RedisSettings:
@@ -42,15 +152,57 @@ def redis_settings_from_url(url: str) -> RedisSettings:
     raise ConfigurationError(f"HEADSHOTS_REDIS_URL: unsupported scheme {parsed.scheme!r}")
 
 
-async def connect(url: str) -> ArqRedis:
-    """An arq Redis pool for ``url``; raises :class:`StoreUnavailable` when it cannot connect."""
+def _client(settings: RedisSettings, timeouts: RedisTimeouts) -> StoreRedis:
+    """The client arq's ``create_pool`` would build, with our timeouts and error types."""
+    options: dict[str, Any] = {
+        "db": settings.database,
+        "username": settings.username,
+        "password": settings.password,
+        "encoding": "utf8",
+        **timeouts.client_options(),
+    }
+    if settings.sentinel:
+        sentinel = Sentinel(settings.host, ssl=settings.ssl, **options)  # type: ignore[no-untyped-call]
+        client = sentinel.master_for(settings.sentinel_master, redis_class=StoreRedis)
+        assert isinstance(client, StoreRedis)
+        return client
+    return StoreRedis(
+        host=settings.host,  # type: ignore[arg-type]  # a str unless sentinel
+        port=settings.port,
+        unix_socket_path=settings.unix_socket_path,
+        ssl=settings.ssl,
+        ssl_keyfile=settings.ssl_keyfile,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_cert_reqs=settings.ssl_cert_reqs,
+        ssl_ca_certs=settings.ssl_ca_certs,
+        ssl_ca_data=settings.ssl_ca_data,
+        ssl_check_hostname=settings.ssl_check_hostname,
+        max_connections=settings.max_connections,
+        **options,
+    )
+
+
+#: Tries and pause of the first connection (a Redis that is still starting up).
+CONNECT_TRIES = 3
+CONNECT_RETRY_DELAY_S = 1.0
+
+
+async def connect(url: str, timeouts: RedisTimeouts | None = None) -> StoreRedis:
+    """A Redis client for ``url`` (arq's, see :class:`StoreRedis`) that has answered a PING;
+    raises :class:`StoreUnavailable` when it cannot connect."""
     settings = redis_settings_from_url(url)
-    settings.conn_retries = 2
-    settings.conn_retry_delay = 1
-    try:
-        return await create_pool(settings)
-    except Exception as exc:  # redis raises several unrelated types for "cannot connect"
-        raise StoreUnavailable(f"cannot reach Redis at {_redact(url)}: {exc}") from exc
+    for attempt in range(1, CONNECT_TRIES + 1):
+        client = _client(settings, timeouts or RedisTimeouts())
+        try:
+            await client.ping()
+            return client
+        except Exception as exc:  # redis raises several unrelated types for "cannot connect"
+            await client.aclose()
+            if attempt == CONNECT_TRIES:
+                raise StoreUnavailable(f"cannot reach Redis at {_redact(url)}: {exc}") from exc
+            logger.warning("Redis at %s: %s; trying again", _redact(url), exc)
+            await asyncio.sleep(CONNECT_RETRY_DELAY_S)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _redact(url: str) -> str:

@@ -76,6 +76,11 @@ def user_active_key(user_key: str) -> str:
     return f"{user_prefix(user_key)}active"
 
 
+def user_chat_log_key(user_key: str) -> str:
+    """Hash: what this user's sessions left in chats (places, messages), for ``/delete``."""
+    return f"{user_prefix(user_key)}chat-log"
+
+
 #: String: the deployment's random salt for abuse counters (made once, never deleted).
 ABUSE_SALT_KEY = f"{KEY_PREFIX}abuse:salt"
 
@@ -87,6 +92,19 @@ def abuse_daily_key(user_digest: str, day: str) -> str:
     It holds no id, only a salted hash, and expires at the end of the day.
     """
     return f"{KEY_PREFIX}abuse:daily:{day}:{user_digest}"
+
+
+def forgotten_key(user_digest: str) -> str:
+    """String: a random token, set by ``/delete`` for :data:`FORGOTTEN_TTL_S` (the person's
+    "delete epoch"). A write for the person that started before the delete sees a token it did
+    not read and is refused (:mod:`headshots.queue.guarded`). Like the abuse counter it holds no
+    id, only a salted hash, so it is not "something of yours left" after a delete.
+    """
+    return f"{KEY_PREFIX}forgotten:{user_digest}"
+
+
+#: Seconds a delete marker lives: longer than any chat handler that was running at the delete.
+FORGOTTEN_TTL_S = 600
 
 
 def user_state_key(user_key: str, scope: str) -> str:
@@ -135,6 +153,16 @@ def team_key(team_id: str) -> str:
 def team_members_key(team_id: str) -> str:
     """Hash: member user key -> JSON member record (state, jobs, favourite)."""
     return f"{KEY_PREFIX}team:{team_id}:members"
+
+
+def team_pattern(platform_short: str) -> str:
+    """SCAN pattern of every team key (and its members key) of one platform (``tg``, ``dc``)."""
+    return f"{KEY_PREFIX}team:{platform_short}*"
+
+
+def parse_team_key(key: str) -> str:
+    """The team id of a :func:`team_key` or :func:`team_members_key`."""
+    return key.removeprefix(f"{KEY_PREFIX}team:").partition(":")[0]
 
 
 def discord_commands_hash_key(application_id: int | None) -> str:

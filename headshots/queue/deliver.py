@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from headshots.actions import result_actions
 from headshots.errors import JobCancelled, NotFound
 from headshots.queue import constants, guarded
-from headshots.queue.contracts import JobRequest
+from headshots.queue.chat_log import ChatLog, Posted
+from headshots.queue.contracts import ChatTarget, JobRequest
 from headshots.queue.delivery.base import OutgoingImage, split_batches
 
 if TYPE_CHECKING:
@@ -78,6 +79,36 @@ async def _mark_sent(resources: WorkerResources, job_id: str, item: str) -> None
         raise JobCancelled("the user deleted their data during delivery")
 
 
+async def _record_posted(
+    resources: WorkerResources, job_id: str, request: JobRequest, message_ids: list[int]
+) -> None:
+    """Telegram cannot list a chat: what a worker posted there is recorded with the person's
+    chat log, so that ``/delete`` can delete it (Discord deletes the session's place whole).
+    Written only while the job record exists, so a delete in between leaves nothing behind."""
+    target: ChatTarget = request.target
+    if target.platform != "telegram" or not message_ids:
+        return
+    items = [
+        Posted(
+            chat_id=target.chat_id,
+            message_id=message_id,
+            thread_id=target.thread_id,
+            by="bot",
+            kind="result",
+        )
+        for message_id in message_ids
+    ]
+    settings = resources.settings
+    await guarded.write(
+        resources.redis,
+        job_id,
+        "HSET",
+        constants.user_chat_log_key(request.user.key),
+        *ChatLog.fields(*items),
+        ttl_s=max(settings.lora_ttl_s, settings.results_ttl_s),
+    )
+
+
 async def deliver_results(
     resources: WorkerResources, job_id: str, request: JobRequest, record: dict[str, Any]
 ) -> None:
@@ -108,8 +139,9 @@ async def deliver_results(
         item = f"album:{index}"
         if await _already_sent(resources, job_id, item):
             continue
-        await sender.send_album(target, batch)
+        sent = await sender.send_album(target, batch)
         await _mark_sent(resources, job_id, item)
+        await _record_posted(resources, job_id, request, sent)
 
     if await _already_sent(resources, job_id, "sheet"):
         return
@@ -132,16 +164,20 @@ async def deliver_results(
             or "No headshot passed our likeness check this time. "
             "Try a new style, or send more varied selfies."
         )
-        await sender.send_text(target, text, actions)
+        last = await sender.send_text(target, text, actions)
     elif record.get("contact_sheet"):
         sheet = await resources.store.get(user_key, str(record["contact_sheet"]))
         caption = (
             f"Contact sheet: {len(images)} AI-generated headshots, best first. {summary}"
         ).strip()
-        await sender.send_image(target, OutgoingImage("contact-sheet.jpg", sheet, caption), actions)
+        last = await sender.send_image(
+            target, OutgoingImage("contact-sheet.jpg", sheet, caption), actions
+        )
     else:
-        await sender.send_text(target, summary or f"{len(images)} headshots, best first.", actions)
+        text = summary or f"{len(images)} headshots, best first."
+        last = await sender.send_text(target, text, actions)
     await _mark_sent(resources, job_id, "sheet")
+    await _record_posted(resources, job_id, request, [last])
 
 
 def _ai_caption(caption: str) -> str:
@@ -158,7 +194,8 @@ async def deliver_preview(
         return
     data = await resources.store.get(request.user.key, path)
     sender = resources.senders.get(request.target.platform)
-    await sender.send_image(
+    sent = await sender.send_image(
         request.target, OutgoingImage(path.rsplit("/", 1)[-1], data, _ai_caption(caption))
     )
     await _mark_sent(resources, job_id, item)
+    await _record_posted(resources, job_id, request, [sent])

@@ -99,7 +99,9 @@ class EmbeddedRedis:
         self.stop()  # a restart after a crash: reap the dead process first
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout_s
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, socket_timeout=2
+        )
         try:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
@@ -109,7 +111,7 @@ class EmbeddedRedis:
                     if client.ping():
                         logger.info("embedded Redis on %s (data in %s)", self.url, self.data_dir)
                         return self.url
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.TimeoutError):
                     time.sleep(0.05)
                 except redis.BusyLoadingError:
                     time.sleep(0.1)

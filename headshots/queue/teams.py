@@ -7,7 +7,11 @@ LoRA (and the man/woman/person class they pick) differ. Members send selfies pri
 favourite each member picks is copied into the team's namespace and posted in the group.
 
 Keys (see :mod:`headshots.queue.constants`): the team hash, its members hash, and a per-user set
-of teams so that a member's ``/delete`` also removes their photo from every team.
+of teams so that a member's ``/delete`` also removes their photo from every team. They live and
+expire together (every write extends them all, and the logo), and a ``/delete`` also scans the
+platform's teams, so nothing of a person is left in a team whatever their TTLs did. Writes of a
+person's records check their delete epoch (:mod:`headshots.queue.guarded`): a handler that
+was running when they deleted cannot write them back.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from headshots.errors import LimitReached, NotFound, UserError
-from headshots.queue import constants
+from headshots.queue import constants, guarded
 from headshots.queue.contracts import (
     PLATFORM_SHORT,
     AspectRatio,
@@ -33,12 +38,13 @@ from headshots.queue.contracts import (
     Platform,
     StyleChoice,
     SubjectClass,
+    UserRef,
 )
 from headshots.queue.store import BlobStore
 from headshots.settings import Settings
 
 if TYPE_CHECKING:
-    from headshots.generation.brand import KitLook
+    from headshots.style.brand import KitLook
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +102,8 @@ class BrandKit(BaseModel):
 
     def look(self) -> KitLook:
         """What the preview image shows of this kit."""
-        from headshots.generation.brand import KitLook
-        from headshots.generation.presets import load_presets
+        from headshots.style.brand import KitLook
+        from headshots.style.presets import load_presets
 
         preset = load_presets().get(self.preset)
         return KitLook(
@@ -115,7 +121,7 @@ class BrandKit(BaseModel):
     ) -> StyleChoice:
         """The :class:`StyleChoice` of every member's job: the class and the person's own
         features (eyes, glasses, hair) are theirs, everything else is the kit's."""
-        from headshots.generation.brand import background_phrase
+        from headshots.style.brand import background_phrase
 
         return StyleChoice(
             preset=self.preset,
@@ -172,6 +178,23 @@ def favourite_path(member_key: str) -> str:
     return f"favourites/{member_key.replace(':', '_')}.png"
 
 
+# A member record, written only while its person was not deleted since the writer read them:
+# KEYS[1] delete marker, KEYS[2] members hash, KEYS[3] the person's set of teams;
+# ARGV[1] epoch seen, ARGV[2] member key, ARGV[3] record, ARGV[4] ttl, ARGV[5] team id,
+# ARGV[6] "1" when the record may be created (a join), else it must still be there
+_WRITE_MEMBER = (
+    guarded.UNLESS_FORGOTTEN
+    + """
+if ARGV[6] ~= '1' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 1
+"""
+)
+
+
 class TeamStore:
     def __init__(self, redis: Redis, store: BlobStore, settings: Settings) -> None:
         self.redis = redis
@@ -191,19 +214,18 @@ class TeamStore:
         raw = await self.redis.hgetall(key)
         admins = set(json.loads(raw[b"admins"])) if raw.get(b"admins") else set()
         admins.add(admin_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "platform": platform,
-                    "kit": kit.model_dump_json(),
-                    "target": target.model_dump_json(),
-                    "admins": json.dumps(sorted(admins)),
-                    "updated": str(time.time()),
-                },
-            )
-            pipe.expire(key, self._ttl)
-            await pipe.execute()
+        fields = {
+            "platform": platform,
+            "kit": kit.model_dump_json(),
+            "target": target.model_dump_json(),
+            "admins": json.dumps(sorted(admins)),
+            "updated": str(time.time()),
+        }
+        admin = UserRef(platform=platform, user_id=admin_id).key
+        pairs = [part for pair in fields.items() for part in pair]
+        if not await guarded.write_for(self.redis, admin, "HSET", key, *pairs, ttl_s=self._ttl):
+            raise NotFound("Your data was deleted meanwhile: run the team setup again.")
+        await self._touch(team_id)
         team = await self.get(team_id)
         assert team is not None
         return team
@@ -238,6 +260,7 @@ class TeamStore:
             return
         await self.store.put(team_store_key(team_id), LOGO_PATH, png, self._ttl)
         await self.redis.hset(key, "logo", "1")
+        await self._touch(team_id)
 
     async def logo(self, team_id: str) -> bytes | None:
         try:
@@ -258,24 +281,59 @@ class TeamStore:
                 "Ask the admin to make room."
             )
         member = Member(user_key=user_key, display_name=display_name[:80], joined_at=time.time())
-        await self.save_member(team_id, member)
-        await self.redis.sadd(constants.user_teams_key(user_key), team_id)
-        await self.redis.expire(constants.user_teams_key(user_key), self._ttl)
+        # Not stored when they deleted their data meanwhile (the next step says "join first").
+        await self._write_member(team_id, member, create=True)
         return member
 
     async def member(self, team_id: str, user_key: str) -> Member | None:
-        raw = await self.redis.hget(constants.team_members_key(team_id), user_key)
-        return Member.model_validate_json(raw) if raw else None
+        key = constants.team_members_key(team_id)
+        raw = await guarded.read_seen(self.redis, user_key, key, "HGET", user_key)
+        return Member.model_validate_json(raw) if isinstance(raw, bytes | str) and raw else None
 
     async def members(self, team_id: str) -> list[Member]:
         raw = await self.redis.hgetall(constants.team_members_key(team_id))
         found = [Member.model_validate_json(v) for v in raw.values()]
         return sorted(found, key=lambda m: m.joined_at)
 
-    async def save_member(self, team_id: str, member: Member) -> None:
-        key = constants.team_members_key(team_id)
-        await self.redis.hset(key, member.user_key, member.model_dump_json())
-        await self.redis.expire(key, self._ttl)
+    async def save_member(self, team_id: str, member: Member) -> bool:
+        """Update a member's record; False (nothing written) when it is gone: they deleted
+        their data, or the team was deleted, since it was read."""
+        return await self._write_member(team_id, member, create=False)
+
+    async def _write_member(self, team_id: str, member: Member, *, create: bool) -> bool:
+        marker, epoch = await guarded.seen(self.redis, member.user_key)
+        written = await self.redis.eval(  # type: ignore[misc]
+            _WRITE_MEMBER,
+            3,
+            marker,
+            constants.team_members_key(team_id),
+            constants.user_teams_key(member.user_key),
+            epoch,
+            member.user_key,
+            member.model_dump_json(),
+            str(self._ttl),
+            team_id,
+            "1" if create else "0",
+        )
+        if not written:
+            logger.info("team %s: %s is gone, record not written", team_id, member.user_key)
+            return False
+        await self._touch(team_id)
+        return True
+
+    async def _touch(self, team_id: str) -> None:
+        """Give every key of the team the same TTL again: kit, members, each member's set of
+        teams, the logo. (Favourites keep the results' retention: they are results.)"""
+        members = await self.redis.hkeys(constants.team_members_key(team_id))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # EXPIRE never creates a key: a record deleted meanwhile stays deleted.
+            pipe.expire(constants.team_key(team_id), self._ttl)
+            pipe.expire(constants.team_members_key(team_id), self._ttl)
+            for member_key in members:
+                name = member_key.decode() if isinstance(member_key, bytes) else str(member_key)
+                pipe.expire(constants.user_teams_key(name), self._ttl)
+            await pipe.execute()
+        await self.store.expire(team_store_key(team_id), LOGO_PATH, self._ttl)
 
     async def record_job(self, team_id: str, user_key: str, job_id: str) -> Member:
         """Count a job against the member's quota; raises :class:`LimitReached` past it."""
@@ -291,7 +349,8 @@ class TeamStore:
             )
         member.job_ids.append(job_id)
         member.state = "waiting"
-        await self.save_member(team_id, member)
+        if not await self.save_member(team_id, member):
+            raise NotFound("Join the team first (the Join button in the team's chat).")
         return member
 
     async def unrecord_job(self, team_id: str, user_key: str, job_id: str) -> None:
@@ -318,11 +377,15 @@ class TeamStore:
         if member is None or job_id not in member.job_ids:
             raise NotFound("That headshot is not part of your team run.")
         path = favourite_path(user_key)
+        team = await self.require(team_id)
         await self.store.put(team_store_key(team_id), path, image, self.settings.results_ttl_s)
         member.favourite_job, member.favourite_rank, member.favourite_path = job_id, rank, path
-        team = await self.require(team_id)
         member.state = "picked" if team.kit.review else "approved"
-        await self.save_member(team_id, member)
+        # The copy first, then the record: a delete that came in between refuses the record,
+        # and the copy goes again; a later one finds both (the path is fixed per member).
+        if not await self.save_member(team_id, member):
+            await self.store.delete(team_store_key(team_id), path)
+            raise NotFound("That headshot is not part of your team run.")
         return member
 
     async def review(self, team_id: str, user_key: str, *, approve: bool) -> Member:
@@ -330,7 +393,8 @@ class TeamStore:
         if member is None or member.favourite_path is None:
             raise NotFound("That member has not picked a favourite yet.")
         member.state = "approved" if approve else "redo"
-        await self.save_member(team_id, member)
+        if not await self.save_member(team_id, member):
+            raise NotFound("That member is no longer in the team.")
         return member
 
     async def favourite(self, team_id: str, member: Member) -> bytes | None:
@@ -369,30 +433,26 @@ class TeamStore:
         """ZIP part(s) of every chosen (and, with review on, approved) headshot at the kit's
         size, named after the member, plus profile versions when the logo is on and a contact
         sheet of the whole team. Raises :class:`NotFound` when nobody has picked one yet."""
-        from headshots.generation.brand import (
+        from headshots.generation.provenance import Provenance
+        from headshots.style.brand import (
             ExportEntry,
             export_headshot,
             safe_filename,
             team_zip,
             with_logo_mark,
         )
-        from headshots.generation.provenance import Provenance
 
         team = await self.require(team_id)
         logo = await self.logo(team_id) if team.kit.logo_placement == "corner" else None
         chosen: list[tuple[str, bytes]] = []
-        used: set[str] = set()
         for member in await self.members(team_id):
             if member.state != "approved":
                 continue
             data = await self.favourite(team_id, member)
             if data is None:
                 continue
-            name = safe_filename(member.display_name, member.user_key.replace(":", "-"))
-            if name in used:  # two "Alex"es stay two files
-                name = f"{name}-{member.user_key.replace(':', '-')}"
-            used.add(name)
-            chosen.append((name, data))
+            # team_zip numbers a second "Alex" (alex-2): file names stay unique.
+            chosen.append((safe_filename(member.display_name, member.user_key), data))
         if not chosen:
             raise NotFound(
                 "Nobody's headshot is ready for export yet (members pick a favourite first)."
@@ -435,13 +495,61 @@ class TeamStore:
             removed += int(await self.redis.delete(key))
         return removed
 
-    async def remove_member_everywhere(self, user_key: str) -> int:
-        """A member's ``/delete``: their membership and favourite leave every team."""
-        teams = [t.decode() for t in await self.redis.smembers(constants.user_teams_key(user_key))]
-        for team_id in teams:
-            member = await self.member(team_id, user_key)
-            if member is not None and member.favourite_path:
-                await self.store.delete(team_store_key(team_id), member.favourite_path)
-            await self.redis.hdel(constants.team_members_key(team_id), user_key)
+    async def remove_person_everywhere(self, user_key: str) -> int:
+        """A person's ``/delete``: they leave every team they joined or run (member record,
+        favourite, admin entry); returns in how many teams something of theirs was.
+
+        The teams are found by their own set of teams *and* by scanning the teams of their
+        platform: that set may be older than a team's records (a Redis that lost writes, or
+        records written before their TTLs moved together).
+        """
+        team_ids = {
+            t.decode() if isinstance(t, bytes) else str(t)
+            for t in await self.redis.smembers(constants.user_teams_key(user_key))
+        }
+        platform_short = user_key.partition(":")[0]
+        pattern = constants.team_pattern(platform_short)
+        async for raw_key in self.redis.scan_iter(match=pattern, count=500):
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            team_ids.add(constants.parse_team_key(key))
+        found = 0
+        for team_id in sorted(team_ids):
+            found += await self._remove_person(team_id, user_key)
         await self.redis.delete(constants.user_teams_key(user_key))
-        return len(teams)
+        return found
+
+    async def _remove_person(self, team_id: str, user_key: str) -> int:
+        members_key = constants.team_members_key(team_id)
+        raw = await self.redis.hget(members_key, user_key)
+        paths = {favourite_path(user_key)}  # fixed per member: gone even without the record
+        if raw:
+            recorded = Member.model_validate_json(raw).favourite_path
+            paths |= {recorded} if recorded else set()
+        removed = False
+        for path in sorted(paths):
+            removed |= await self.store.delete(team_store_key(team_id), path)
+        removed |= bool(await self.redis.hdel(members_key, user_key))
+        removed |= await self._remove_admin(team_id, user_key)
+        return int(removed)
+
+    async def _remove_admin(self, team_id: str, user_key: str) -> bool:
+        """Take the person out of the team's admins (a transaction: another admin may be
+        saving the kit at the same moment)."""
+        _, _, id_text = user_key.partition(":")
+        if not id_text.lstrip("-").isdigit():
+            return False
+        user_id, key = int(id_text), constants.team_key(team_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.hget(key, "admins")
+                    admins = list(json.loads(raw)) if raw else []
+                    if user_id not in admins:
+                        return False
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(key, "admins", json.dumps([a for a in admins if a != user_id]))
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue

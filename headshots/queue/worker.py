@@ -39,7 +39,7 @@ from headshots.errors import (
 from headshots.generation.context import Retention, Stage, StageSet, StageSetFactory, upload_prefix
 from headshots.queue import constants, guarded, registry
 from headshots.queue.client import arq_job_id, drop_arq_job, job_ttl_s
-from headshots.queue.connections import connect
+from headshots.queue.connections import RedisTimeouts, connect
 from headshots.queue.contracts import JobRequest, JobState, ProgressEvent
 from headshots.queue.deliver import deliver_preview, deliver_results
 from headshots.queue.delivery import SenderPool
@@ -460,7 +460,7 @@ async def build_resources(settings: Settings, redis_url: str) -> WorkerResources
         stages.close()
         # One line for the operator (the CLI prints it; ``up`` restarts after a back-off).
         raise ConfigurationError(f"worker not started, it would fail every job: {exc}") from exc
-    redis = await connect(redis_url)
+    redis = await connect(redis_url, RedisTimeouts.from_settings(settings))
     senders = SenderPool(settings)
     return WorkerResources(
         settings=settings,

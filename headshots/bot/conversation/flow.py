@@ -11,9 +11,10 @@ are shown beside the upload and "Continue" finishes both. A team member's conver
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from headshots.actions import Action
 from headshots.bot.conversation import photos, style, texts
@@ -21,6 +22,7 @@ from headshots.bot.conversation.kit import look_lines
 from headshots.bot.conversation.screens import Button, FrontEnd, Question, Screen, Surface, Turn
 from headshots.bot.conversation.state import ACTIVE, Conversation, Photo, Place, Store
 from headshots.errors import ConfigurationError, LimitReached, NotFound, UserError
+from headshots.queue.chat_log import ChatCleanup, ChatLog
 from headshots.queue.client import JobInfo, QueueClient
 from headshots.queue.contracts import (
     ChatTarget,
@@ -44,6 +46,7 @@ class Services:
 
     conversations: Store
     teams: TeamStore
+    chat_log: ChatLog
 
     def __init__(
         self, settings: Settings, redis_url: str = "", *, client: QueueClient | None = None
@@ -59,6 +62,9 @@ class Services:
         self._client = client
         self.conversations = Store(client)
         self.teams = TeamStore(client.redis, client.store, self.settings)
+        # As long as anything of the person's sessions may be kept: their trained model.
+        ttl_s = max(self.settings.lora_ttl_s, self.settings.results_ttl_s)
+        self.chat_log = ChatLog(client.redis, ttl_s)
 
     async def connect(self) -> None:
         if self._client is None:
@@ -103,6 +109,20 @@ class Flow:
     def client(self) -> QueueClient:
         return self.services.client
 
+    @contextlib.asynccontextmanager
+    async def _locked(self, turn: Turn) -> AsyncIterator[None]:
+        """Hold the turn's conversation; a press is acknowledged first when it has to wait.
+
+        The lock may be held for seconds (a photo check downloads and checks a whole message
+        of photos inside it): Discord refuses an answer after 3 s and Telegram spins the
+        button meanwhile, so the platform hears back before the wait, not after it.
+        """
+        lock = self.store.lock(turn.user, turn.scope)
+        if lock.locked():
+            await turn.surface.working()
+        async with lock:
+            yield
+
     # --- starting ----------------------------------------------------------------------
     async def begin(
         self, turn: Turn, fresh: Conversation, *, resume: bool = True
@@ -111,7 +131,7 @@ class Flow:
         before (the caller then opens it where photos go, see :meth:`open`)."""
         surface, user, scope = turn
         anchor = fresh.anchor_message_id
-        async with self.store.lock(user, scope):
+        async with self._locked(turn):
             active = await self.client.active_job(user)
             if active is not None:
                 await surface.answer(texts.ALREADY_RUNNING + texts.job_status(active))
@@ -130,7 +150,7 @@ class Flow:
             consented = await self.store.consented(user)
             if not consented:
                 fresh.menu_message_id = await surface.show(
-                    await self._consent(fresh), reply_to=anchor
+                    await self._consent(surface, fresh), reply_to=anchor
                 )
             await self.store.save(user, scope, fresh)
             return fresh if consented else None
@@ -138,7 +158,7 @@ class Flow:
     async def consent(self, turn: Turn, *, accepted: bool, message_id: int) -> Conversation | None:
         """Record the answer to the consent question; the conversation to open, if agreed."""
         surface, user, scope = turn
-        async with self.store.lock(user, scope):
+        async with self._locked(turn):
             conversation = await self.store.load(user, scope)
             stale = conversation is None or conversation.menu_message_id not in (None, message_id)
             if conversation is None or stale or conversation.stage != "consent":
@@ -164,8 +184,9 @@ class Flow:
         The instructions replace the consent question (``edit``) or go in a new message.
         """
         surface, user, scope = turn
-        async with self.store.lock(user, scope):
-            lead = await self._intro(conversation) + "\n\n✅ " if edit is not None else ""
+        async with self._locked(turn):
+            intro = await self._intro(surface, conversation) if edit is not None else ""
+            lead = intro + "\n\n✅ " if intro else ""
             if conversation.team_id:
                 try:
                     team = await self.services.teams.require(conversation.team_id)
@@ -184,13 +205,16 @@ class Flow:
             # question above", under a question whose buttons were gone.
             await self.store.save(user, scope, conversation)
             text = lead + texts.instructions(
-                self.settings, replies_only=surface.replies_only, note=note
-            )
+                self.settings, replies_only=surface.replies_only, note=note,
+                by_command=surface.photos_by_command,
+            )  # fmt: skip
             await surface.show(
                 Screen(text), message_id=edit, reply_to=conversation.anchor_message_id
             )
             if surface.form:
-                tally = Screen(texts.no_photos_yet(self.settings))
+                tally = Screen(
+                    texts.no_photos_yet(self.settings, by_command=surface.photos_by_command)
+                )
                 conversation.tally_message_id = await surface.show(tally)
                 pending, conversation.pending = conversation.pending, []
                 await self.store.save(user, scope, conversation)
@@ -201,18 +225,24 @@ class Flow:
             await self.store.save(user, scope, conversation)
             return True
 
-    async def _intro(self, conversation: Conversation) -> str:
+    async def _intro(self, surface: Surface, conversation: Conversation) -> str:
         redis = self.client.redis
         eta = await average_duration(redis, "train") + await average_duration(redis, "generate")
         name = None
         if conversation.team_id:
             name = (await self.services.teams.require(conversation.team_id)).kit.team_name
-        return texts.intro(self.settings, eta, name)
+        place = conversation.place
+        where = texts.audience(
+            surface.platform, group=place.is_group, team=conversation.team_id is not None,
+            dm=surface.platform == "discord" and place.guild_id is None,
+            public_threads=not self.settings.discord_private_threads,
+        )  # fmt: skip
+        return texts.intro(self.settings, eta, name, where=where, platform=surface.platform)
 
-    async def _consent(self, conversation: Conversation) -> Screen:
+    async def _consent(self, surface: Surface, conversation: Conversation) -> Screen:
         agree = Button("consent", "✅ I agree", "y", "success")
         return Screen(
-            await self._intro(conversation) + "\n\n" + texts.CONSENT_QUESTION,
+            await self._intro(surface, conversation) + "\n\n" + texts.CONSENT_QUESTION,
             buttons=[agree, Button("consent", "No, thanks", "n")],
             private=True,
         )
@@ -227,7 +257,7 @@ class Flow:
     async def add_photos(self, turn: Turn, incoming: Sequence[Photo]) -> str | None:
         """Check and keep photos of a conversation; else why not (for the caller to say, or
         not: in busy groups the bot only answers people it talks to)."""
-        async with self.store.lock(turn.user, turn.scope):
+        async with self._locked(turn):
             conversation = await self.store.load(turn.user, turn.scope)
             if conversation is None:
                 return texts.NEED_START
@@ -254,7 +284,7 @@ class Flow:
 
     async def refresh_tally(self, turn: Turn) -> None:
         """Write the tally of the upload into its one message (sent the first time)."""
-        async with self.store.lock(turn.user, turn.scope):
+        async with self._locked(turn):
             conversation = await self.store.load(turn.user, turn.scope)
             if conversation is not None and conversation.stage == "collecting":
                 await self._refresh_tally(turn, conversation)
@@ -329,7 +359,7 @@ class Flow:
         """Handle a button or select of a conversation (resume, done, a style answer, the form's
         pages, continue, confirm, quick draft, change, cancel)."""
         surface, user, scope = turn
-        async with self.store.lock(user, scope):
+        async with self._locked(turn):
             conversation = await self.store.load(user, scope)
             if conversation is None or conversation.stage == "submitted":
                 await surface.answer(texts.STALE_MENU)
@@ -368,9 +398,9 @@ class Flow:
                 owner_id=user.user_id, place=conversation.place, team_id=conversation.team_id,
                 anchor_message_id=conversation.anchor_message_id, menu_message_id=message_id,
             )  # fmt: skip
-            await surface.show(await self._consent(fresh), message_id=message_id)
-            await self.store.save(user, scope, fresh)
             await surface.answer("Starting over")
+            await surface.show(await self._consent(surface, fresh), message_id=message_id)
+            await self.store.save(user, scope, fresh)
             return
         text = texts.resume(len(conversation.stored)) + "\n→ Continuing."
         await surface.show(Screen(text), message_id=message_id)
@@ -441,6 +471,9 @@ class Flow:
         except ValueError:
             await surface.answer(texts.STALE_MENU)
             return False
+        if step == "hair_colour" and value == style.DEFAULT:
+            # "As in my photos" covers the hair length too: a length chosen before goes.
+            conversation.style = style.apply(conversation.style, "hair_length", style.DEFAULT)
         return True
 
     def _next(self, conversation: Conversation, step: str | None) -> str | None:
@@ -485,6 +518,8 @@ class Flow:
         page = conversation.page = max(0, min(conversation.page, len(names) - 1))
         chosen, questions = conversation.style, []
         for step in groups[names[page]]:
+            if step == "hair_length" and style.current("hair_colour", chosen) == style.DEFAULT:
+                continue  # as one at a time (style.next_step): "As in my photos" skips it
             options = tuple(o for o in style.options(step, chosen) if o.value != style.CUSTOM)
             current = style.current(step, chosen)
             questions.append(Question("style", step, style.QUESTIONS[step], options, current))
@@ -533,7 +568,7 @@ class Flow:
     async def text(self, turn: Turn, place: Place, text: str) -> None:
         """Use text as the custom description when asked for one; otherwise say what to do."""
         surface, user, scope = turn
-        async with self.store.lock(user, scope):
+        async with self._locked(turn):
             conversation = await self.store.load(user, scope)
             if conversation is not None and conversation.stage == "custom":
                 if not conversation.resume_offered:
@@ -550,7 +585,7 @@ class Flow:
                 if conversation.resume_offered:
                     screen = self._resume(conversation)
                 elif conversation.stage == "consent":
-                    screen = await self._consent(conversation)
+                    screen = await self._consent(surface, conversation)
                 else:
                     screen = await self._menu(surface, conversation)
                 reply_to = conversation.anchor_message_id
@@ -559,7 +594,7 @@ class Flow:
 
     async def describe(self, turn: Turn, text: str) -> None:
         """A custom description typed into a form (a Discord modal)."""
-        async with self.store.lock(turn.user, turn.scope):
+        async with self._locked(turn):
             conversation = await self.store.load(turn.user, turn.scope)
             if conversation is None or conversation.stage not in ("collecting", "style"):
                 await turn.surface.answer(texts.STALE_MENU)
@@ -743,7 +778,7 @@ class Flow:
                 )
             await surface.answer(texts.CANCELLED_QUEUED)
             return
-        async with self.store.lock(user, scope):
+        async with self._locked(turn):
             conversation = await self.store.load(user, scope) if scope else None
             if conversation is None or conversation.stage not in ACTIVE:
                 await surface.answer(texts.NOTHING_TO_CANCEL)
@@ -752,10 +787,35 @@ class Flow:
             await self.store.put(user, scope, None)
         await surface.answer(texts.CANCELLED_UPLOAD)
 
-    async def forget(self, turn: Turn, *, yes: bool, message_id: int) -> None:
-        """Delete everything of the person once they confirm, and report what went."""
-        text = texts.deleted(await self.client.forget(turn.user)) if yes else texts.DELETE_KEPT
-        await turn.surface.show(Screen(text, private=True), message_id=message_id)
+    async def forget(
+        self, turn: Turn, *, yes: bool, message_id: int
+    ) -> tuple[str, ChatCleanup | None]:
+        """Delete everything of the person once they confirm: what we store, then what their
+        sessions left in chats as far as the platform allows. The report (what went, what is
+        left and who can remove it) replaces the question; it and the chat cleanup are returned.
+        """
+        if not yes:
+            await turn.surface.show(Screen(texts.DELETE_KEPT, private=True), message_id=message_id)
+            return texts.DELETE_KEPT, None
+        await turn.surface.working()  # deleting a chat's messages takes a while
+        log, user = self.services.chat_log, turn.user
+        posted = await log.items(user)
+        jobs = await self.client.user_jobs(user)
+        delivered = [job.request.target for job in jobs if job.state is JobState.DONE]
+        report = await self.client.forget(user)
+        # The record went with everything else. Written back at once, and each entry dropped as
+        # its message goes, it is the plan of the cleanup: a bot stopped half-way, or a platform
+        # refusing for a while, leaves the rest for the next /delete.
+        await log.add(user, *posted)
+        cleanup = await self.front.clear_chats(
+            user, posted, log, keep=message_id, delivered=delivered
+        )
+        text = texts.deleted(report, cleanup, turn.surface.platform)
+        try:
+            await turn.surface.show(Screen(text, private=True), message_id=message_id)
+        except Exception:  # the question went with the chat it was asked in
+            logger.info("no question left to show %s the delete report in", user.key, exc_info=True)
+        return text, cleanup
 
     # --- buttons under results (posted by the worker) ------------------------------------
     async def result(
@@ -777,6 +837,10 @@ class Flow:
             return info
         if action.name == "new_style":
             await self._new_style(turn, place, info, session_id)
+        elif action.name == "originals" and surface.platform == "discord":
+            # Discord keeps attachments byte for byte: the album already is the files (the
+            # button is no longer posted there; this answers one posted before).
+            await surface.answer(texts.ORIGINALS_ALREADY)
         elif action.name == "originals":
             await surface.working()
             files = await self._originals(user, info)
@@ -807,7 +871,7 @@ class Flow:
         """Ask for a style again for a trained model; the person's features are kept."""
         surface, user, scope = turn
         previous = info.request.style.model_copy(update={"seed": None, "quick": False})
-        async with self.store.lock(user, scope):
+        async with self._locked(turn):
             conversation = Conversation(
                 owner_id=user.user_id, place=place, stage="style", kind="new_style",
                 upload_id=info.request.upload_id, lora_job_id=info.job_id, job_id=info.job_id,

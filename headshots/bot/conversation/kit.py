@@ -12,6 +12,8 @@ The person's own features are never part of the kit: every member answers them.
 from __future__ import annotations
 
 import base64
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -63,6 +65,63 @@ QUESTIONS = {
     "confirm": "Save this look for the team?",
 }
 COUNTS = (4, 8, 12, 16, 20)
+MAX_TEAM_NAME = 80
+DEFAULT_TEAM_NAME = "Our team"
+
+#: Bidirectional controls: one U+202E in a name reverses the caption text that follows it.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: Characters that show nothing: zero-width space, word joiner, soft hyphen, Hangul and braille
+#: blanks (the "empty name" tricks). The joiners U+200C/U+200D stay: scripts and emoji need them.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2060-\u2064\u2800\u3164\ufeff\uffa0]"
+)
+_MARKDOWN_LINK = re.compile(r"\[([^\[\]]*)\]\([^()]*\)")
+_URL = re.compile(r"<?(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s>]*>?", re.IGNORECASE)
+#: Discord's user, role and channel mentions (``<@123>``, ``<@!123>``, ``<@&123>``, ``<#123>``).
+_DISCORD_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+#: What a chat would turn into a link (``acme.com``, ``t.me``): a dot between word characters
+#: followed by letters.
+_LINKABLE_DOT = re.compile(r"(?<=\w)\.(?=[^\W\d_]{2,})")
+_NAME_UNUSABLE = (
+    "Please send the team's name in letters people can see (links, mentions and invisible "
+    "characters are removed)."
+)
+
+
+def clean_team_name(text: str) -> str:
+    """``text`` as a team name both chats show as it reads; :class:`UserError` when nothing
+    visible is left.
+
+    Bidirectional controls and invisible characters are dropped; mentions (``@everyone``,
+    ``@here``, ``@user``, ``<@123>``, ``<#123>``, ``<@&123>``) and links (``[x](http://…)``
+    keeps ``x``; bare URLs are removed; ``acme.com`` keeps its look with a one-dot leader) are
+    neutralised, so no chat pings anyone or links anywhere with it. Idempotent.
+    """
+    name = _neutralised(text)
+    if not _visible(name):
+        raise UserError(_NAME_UNUSABLE)
+    if len(name) > MAX_TEAM_NAME:
+        raise UserError(
+            f"That is {len(name)} characters; please keep the name under {MAX_TEAM_NAME}."
+        )
+    return name
+
+
+def _neutralised(text: str) -> str:
+    name = unicodedata.normalize("NFC", text)
+    name = _INVISIBLE.sub("", _BIDI_CONTROLS.sub("", name))
+    name = _MARKDOWN_LINK.sub(r"\1", name)
+    name = _URL.sub(" ", name)
+    name = _DISCORD_MENTION.sub(r"\1\2", name)
+    # A full-width at sign reads the same, and neither platform takes it for a mention.
+    name = name.replace("@", "\uff20")
+    name = _LINKABLE_DOT.sub("\u2024", name)
+    return " ".join(name.split())
+
+
+def _visible(name: str) -> bool:
+    """Whether ``name`` shows anything: a letter, digit, symbol or punctuation mark."""
+    return any(unicodedata.category(char)[0] not in "CZM" for char in name)
 
 
 @dataclass
@@ -102,7 +161,10 @@ class KitDraft:
 
 def start_draft(kit: BrandKit | None, *, has_logo: bool, name: str = "") -> KitDraft:
     """A draft from the saved kit (or the defaults), at the first step."""
-    values = (kit or BrandKit(team_name=(name or "Our team")[:80])).model_dump(mode="json")
+    if kit is None:  # named after the group or server, made as safe as a typed name
+        name = _neutralised(name)[:MAX_TEAM_NAME].strip()
+        name = name if _visible(name) else DEFAULT_TEAM_NAME
+    values = (kit or BrandKit(team_name=name)).model_dump(mode="json")
     return KitDraft(
         values=values,
         logo="keep" if has_logo else "none",
@@ -201,9 +263,7 @@ def take_text(draft: KitDraft, text: str, step: str | None = None) -> KitDraft:
     if step == "name":
         if not words:
             raise UserError("Please send the team's name.")
-        if len(words) > 80:
-            raise UserError(f"That is {len(words)} characters; please keep the name under 80.")
-        draft.values["team_name"] = words
+        draft.values["team_name"] = clean_team_name(text)
     elif step == "colour":
         draft.values["background"] = {"kind": "colour", "colours": [normalise_hex(words)]}
     elif step == "gradient":
@@ -240,7 +300,7 @@ def look_lines(kit: BrandKit, *, logo: bool) -> list[str]:
     title = preset.title if preset is not None else kit.preset
     background = BACKGROUND_LABELS[kit.background.kind]
     if kit.background.colours:
-        from headshots.generation.brand import colour_name
+        from headshots.style.brand import colour_name
 
         named = " → ".join(f"{colour_name(c)} ({c})" for c in kit.background.colours)
         background = f"{background}: {named}"

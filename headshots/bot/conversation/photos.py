@@ -7,7 +7,8 @@ shows its place in the chat (message id, then attachment position).
 
 Face checks are blocking (dlib / onnxruntime): they run in :class:`FaceWork`'s threads, at most
 ``HEADSHOTS_CHECK_CONCURRENCY`` at once for the whole process (each holds a downloaded photo in
-memory), and the face libraries are imported only on the first photo.
+memory), and the face libraries are imported only on the first photo. Team logos are decoded
+under the same limit and the same pixel cap (:meth:`FaceWork.logo`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,20 @@ class FaceWork:
                 return SelfieVerdict(index, False, [texts.DOWNLOAD_FAILED]), None
             analyzer = await self.analyzer()
             return await self.run(_check_and_normalise, data, analyzer, index)
+
+    async def logo(self, fetch: Callable[[], Awaitable[bytes]]) -> bytes:
+        """Download and normalise a team logo within the same limit: the small PNG we keep.
+
+        Raises :class:`UserError` with the chat's reply when the file can't be a logo.
+        """
+        from headshots.style.brand import LogoRejected, normalise_logo
+
+        async with self.limit:
+            data = await fetch()
+            try:
+                return await self.run(normalise_logo, data)
+            except LogoRejected as exc:
+                raise UserError(texts.logo_refused(exc.kind, exc.detail)) from None
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

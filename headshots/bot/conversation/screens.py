@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
+from headshots.queue.chat_log import ChatCleanup, ChatLog, Posted
 from headshots.queue.contracts import ChatTarget, Platform, UserRef
 
 
@@ -72,6 +73,11 @@ class Surface(Protocol):
     def replies_only(self) -> bool:
         """The person must reply to the bot's messages (Telegram groups in privacy mode)."""
 
+    @property
+    def photos_by_command(self) -> bool:
+        """Photos posted as messages here never reach the bot: they are attached to a command
+        (Discord threads without the Message Content intent)."""
+
     async def show(
         self, screen: Screen, *, message_id: int | None = None, reply_to: int | None = None
     ) -> int:
@@ -95,6 +101,19 @@ class FrontEnd(Protocol):
 
     async def download(self, url: str) -> bytes:
         """The file behind a link the platform gave (attachments announced earlier)."""
+
+    async def clear_chats(
+        self,
+        user: UserRef,
+        posted: list[Posted],
+        log: ChatLog,
+        *,
+        keep: int | None,
+        delivered: list[ChatTarget],
+    ) -> ChatCleanup:
+        """Delete what the person's sessions left in chats (``posted``), as far as the platform
+        allows, dropping each entry from ``log`` once dealt with; ``keep`` is the message that
+        shows the report, ``delivered`` the chats the worker posted results into."""
 
 
 class Turn(NamedTuple):

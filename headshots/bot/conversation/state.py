@@ -6,6 +6,11 @@ in a *scope* the front end names: Telegram scopes by chat, forum topic and sessi
 (:attr:`Place.scope`), Discord by session id with a pointer from its thread or DM. Updates of one
 conversation are serialised by an in-process lock (one process per Telegram token; Discord
 events of one session reach one process).
+
+A ``/delete`` wins over a handler already running for that person: every save checks, in Redis
+and atomically, that the person was not deleted since this task (the chat update) first loaded
+any of their conversations, and writes nothing otherwise (:mod:`headshots.queue.guarded`). A
+handler that starts after the delete saves as usual.
 """
 
 from __future__ import annotations
@@ -148,8 +153,10 @@ class Store:
         raw = await self.client.load_chat_state(user, _scope(scope))
         return Conversation.model_validate(raw) if raw is not None else None
 
-    async def save(self, user: UserRef, scope: str | Place, conversation: Conversation) -> None:
-        await self.client.save_chat_state(user, _scope(scope), conversation.model_dump(mode="json"))
+    async def save(self, user: UserRef, scope: str | Place, conversation: Conversation) -> bool:
+        """Save ``conversation``; False (nothing saved) when the person deleted meanwhile."""
+        state = conversation.model_dump(mode="json")
+        return await self.client.save_chat_state(user, _scope(scope), state)
 
     async def raw(self, user: UserRef, scope: str) -> dict[str, Any] | None:
         return await self.client.load_chat_state(user, scope)

@@ -96,7 +96,7 @@ _PERSON_LABELS = {
 @functools.cache
 def presets() -> dict[str, Any]:
     # Imported lazily: presets is pure data (no torch), read on the first style question.
-    from headshots.generation.presets import load_presets
+    from headshots.style.presets import load_presets
 
     return dict(load_presets())
 
@@ -188,7 +188,7 @@ def next_step(
 
 def with_custom(style: dict[str, Any], text: str) -> dict[str, Any]:
     """``style`` with a reviewed description; a :class:`UserError` (refusal) when unusable."""
-    from headshots.generation.content_policy import review_description
+    from headshots.style.policy import review_description
 
     words = " ".join(text.split())
     if len(words) > texts.MAX_CUSTOM_CHARS:

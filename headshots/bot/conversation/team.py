@@ -234,7 +234,7 @@ class TeamFlow:
         reply_to: int | None = None,
     ) -> None:
         """The look's preview picture with its description and the Join button."""
-        from headshots.generation.brand import render_kit_preview
+        from headshots.style.brand import render_kit_preview
 
         logo = await self.teams.logo(team.team_id) if team.has_logo else None
         preview = await self.services.faces.run(render_kit_preview, team.kit.look(), logo)
@@ -249,7 +249,7 @@ class TeamFlow:
     async def pick(self, turn: Turn, info: JobInfo, rank: int) -> None:
         """Post the member's chosen headshot to the team (with review buttons if the kit asks)."""
         surface, user, _ = turn
-        from headshots.generation.brand import safe_filename
+        from headshots.style.brand import safe_filename
 
         team_id = info.request.team_id
         result = next((r for r in info.results if int(r.get("rank", 0)) == rank), None)
@@ -352,7 +352,7 @@ class TeamFlow:
 
     async def export(self, private: Surface, team: Team, *, max_bytes: int) -> bool:
         """Send the export ZIP part(s) to the admin's private place; ``False`` when empty."""
-        from headshots.generation.brand import safe_filename
+        from headshots.style.brand import safe_filename
 
         try:
             parts = await self.teams.export(team.team_id, max_bytes=max_bytes)

@@ -8,11 +8,17 @@ platform (who counts as an admin).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 from headshots.queue.client import ForgetReport, JobInfo
 from headshots.queue.contracts import JobState
 from headshots.queue.progress import NO_WORKER, QueuePosition, format_eta
 from headshots.queue.waiting import queued_text
 from headshots.settings import Settings
+
+if TYPE_CHECKING:
+    from headshots.queue.chat_log import ChatCleanup, Leftover
 
 
 def plural(count: int, word: str) -> str:
@@ -27,18 +33,66 @@ def _hours(value: float) -> str:
     return f"{value:g} hour" + ("" if value == 1 else "s")
 
 
-def retention(settings: Settings) -> str:
+#: What /delete removes from the chat itself, per platform (see ``bot/*/cleanup.py``).
+DELETE_IN_CHAT = {
+    "discord": ", and your session thread with everything in it (in a DM: my messages; yours "
+    "there are yours to delete)",
+    "telegram": ", and my messages and your photos in this chat that Telegram lets me delete "
+    "(those of the last 48 hours; in a group, your photos only if I'm an admin there)",
+}
+
+
+def retention(settings: Settings, platform: str = "") -> str:
+    """What is kept where, for how long, and what /delete removes (``platform``: the chat's)."""
     return (
-        f"• your selfies are deleted {_hours(settings.selfie_ttl_hours)} after delivery\n"
+        f"• the copies of your selfies I store: deleted {_hours(settings.selfie_ttl_hours)} "
+        "after delivery (what you posted in the chat stays there until you, or /delete, "
+        "remove it)\n"
         f"• your trained model after {_days(settings.lora_ttl_days)} "
         "(so you can order new styles without re-uploading)\n"
         f"• your results after {_days(settings.results_ttl_days)}\n"
-        "• /delete removes everything at once, at any time"
+        "• /delete removes all of it at once, at any time" + DELETE_IN_CHAT.get(platform, "")
     )
 
 
-def intro(settings: Settings, eta_s: float | None, team_name: str | None = None) -> str:
-    """The explanation before the consent question (a team member's variant with a team)."""
+def audience(
+    platform: str, *, group: bool = False, dm: bool = False, public_threads: bool = False,
+    team: bool = False,
+) -> str:  # fmt: skip
+    """Where the photos go and who can see them (the consent text says so)."""
+    head = "Where your photos go: "
+    if platform == "discord":
+        if dm:
+            return head + "this DM, which only you and I can see."
+        if team or not public_threads:
+            return head + (
+                "a private thread that only you and I can see (and server moderators with "
+                "Manage Threads), or our DM if this server doesn't let me open one."
+            )
+        return head + (
+            "a thread in this channel that everyone who can read the channel can open: they "
+            "see your selfies and headshots. For privacy, use /start in a DM with me."
+        )
+    if team:
+        return head + "our private chat; only the headshot you pick is posted in the group."
+    if group:
+        return head + (
+            "this group: every member sees the selfies you send and the headshots I post. "
+            "For privacy, send me /start in a private chat instead."
+        )
+    return head + "this private chat, which only you and I can see."
+
+
+def intro(
+    settings: Settings,
+    eta_s: float | None,
+    team_name: str | None = None,
+    *,
+    where: str = "",
+    platform: str = "",
+) -> str:
+    """The explanation before the consent question (a team member's variant with a team);
+    ``where``: where the photos go (:func:`audience`)."""
     count = f"{settings.min_selfies}–{settings.max_selfies}"
     if team_name:
         steps = (
@@ -58,7 +112,8 @@ def intro(settings: Settings, eta_s: float | None, team_name: str | None = None)
     return (
         f"{steps}3. I train a small model of your face and paint your headshots: "
         f"{format_eta(eta_s)} once it is your turn. {after}\n\n"
-        f"What I keep, and for how long:\n{retention(settings)}"
+        + (f"{where}\n\n" if where else "")
+        + f"What I keep, and for how long:\n{retention(settings, platform)}"
     )
 
 
@@ -68,12 +123,25 @@ REPLY_IN_GROUP = (
 )
 
 
-def instructions(settings: Settings, *, replies_only: bool = False, note: str = "") -> str:
-    text = (
-        f"Thanks! Now send {settings.min_selfies}–{settings.max_selfies} selfies here: as "
-        "photos, or as image files for full quality (several at once is fine). Only you in the "
-        "picture, different places and light. /tips has more advice."
-    )
+def instructions(
+    settings: Settings, *, replies_only: bool = False, note: str = "", by_command: bool = False
+) -> str:
+    """What to send; ``by_command``: photos reach me only attached to a command (Discord
+    without the Message Content intent)."""
+    count = f"{settings.min_selfies}–{settings.max_selfies}"
+    if by_command:
+        text = (
+            f"Thanks! Now attach {count} selfies to /start (or /add), here: up to 10 per "
+            "command, as image files for full quality. I can't see photos posted as plain "
+            "messages in this thread. Only you in the picture, different places and light. "
+            "/tips has more advice."
+        )
+    else:
+        text = (
+            f"Thanks! Now send {count} selfies here: as photos, or as image files for full "
+            "quality (several at once is fine). Only you in the picture, different places and "
+            "light. /tips has more advice."
+        )
     text += f" {note}" if note else ""
     return f"{text}\n{REPLY_IN_GROUP}" if replies_only else text
 
@@ -111,10 +179,10 @@ HELP = (
 )
 
 
-def privacy(settings: Settings) -> str:
+def privacy(settings: Settings, platform: str = "") -> str:
     return (
         "**Privacy**\nYour photos are used only to make your headshots, and only after you "
-        f"agree. Nothing is shared or used for anything else.\n{retention(settings)}"
+        f"agree. Nothing is shared or used for anything else.\n{retention(settings, platform)}"
     )
 
 
@@ -138,11 +206,11 @@ def collecting_hint(accepted: int, settings: Settings, *, form: bool) -> str:
     return f"Press Done when you are ready, or send more (up to {settings.max_selfies})."
 
 
-def no_photos_yet(settings: Settings) -> str:
-    return (
-        f"**Photos**: none yet. Send {settings.min_selfies}–{settings.max_selfies} selfies here "
-        "(several in one message is fine)."
-    )
+def no_photos_yet(settings: Settings, *, by_command: bool = False) -> str:
+    count = f"{settings.min_selfies}–{settings.max_selfies}"
+    if by_command:
+        return f"**Photos**: none yet. Attach {count} selfies to /add (up to 10 at a time)."
+    return f"**Photos**: none yet. Send {count} selfies here (several in one message is fine)."
 
 
 UPLOAD_COMPLETE = "✅ Upload complete."
@@ -285,11 +353,72 @@ DELETE_CONFIRM = (
 DELETE_KEPT = "Nothing was deleted."
 
 
-def deleted(report: ForgetReport) -> str:
-    return (
+#: Where something stays, as the report names it.
+DISCORD_THREAD_WHERE = "in your session thread"
+DISCORD_DM_WHERE = "in our DM"
+TELEGRAM_PRIVATE_WHERE = "in our private chat"
+TELEGRAM_GROUP_WHERE = "in the group"
+#: How what stays in a chat goes (each front end's cleanup picks one).
+HOW_YOURS_DISCORD = "they are yours to delete (hover over each, ⋯ → Delete Message)"
+HOW_MODERATORS = "Discord didn't let me delete them: a server moderator can"
+HOW_YOURS_TELEGRAM = "they are yours to delete (press and hold each, → Delete)"
+HOW_OLD_PRIVATE = (
+    "Telegram lets me delete messages for 48 hours only: delete them yourself, or clear our "
+    "chat (chat menu → Clear history)"
+)
+HOW_GROUP_ADMINS = "Telegram lets me delete messages for 48 hours only: a group admin can"
+HOW_RESULTS_PRIVATE = (
+    "my worker posted them and Telegram can't list a chat for me: delete them yourself, or "
+    "clear our chat (chat menu → Clear history)"
+)
+HOW_GROUP_RESULTS = (
+    "my worker posted them and Telegram can't list a chat for me: a group admin can delete them"
+)
+PLATFORM_NAMES = {"telegram": "Telegram", "discord": "Discord"}
+
+
+def _day(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return f"{moment.day} {moment:%b}"
+
+
+def leftover(item: Leftover) -> str:
+    """One thing left in a chat, and how it goes ("the 6 photos you sent in #general on 4 Dec:
+    they are yours to delete")."""
+    date = f" on {_day(item.since)}" if item.since else ""
+    if item.what == "headshots":
+        jobs = f" ({plural(item.count, 'job')})" if item.count > 1 else ""
+        subject = f"the headshots I posted {item.where}{jobs}"
+    elif item.by == "person":
+        subject = f"the {plural(item.count, item.what)} you sent {item.where}{date}"
+    else:
+        subject = f"{plural(item.count, 'message')} of mine {item.where}{date}"
+    return f"{subject}: {item.how}"
+
+
+def deleted(report: ForgetReport, cleanup: ChatCleanup | None = None, platform: str = "") -> str:
+    """The delete report: what went from the store and from the chat, and what is left."""
+    text = (
         f"Deleted: {plural(report.jobs, 'job')}, {plural(report.blobs, 'stored file')} and "
-        f"{plural(report.keys, 'record')}. Nothing of yours is left."
+        f"{plural(report.keys, 'record')}"
     )
+    if cleanup is None:
+        return text + ". Nothing of yours is left."
+    chat = []
+    if cleanup.closed:
+        chat.append(plural(len(cleanup.closed), "session thread") + " with everything in it")
+    if cleanup.messages:
+        chat.append(plural(cleanup.messages, "message"))
+    text += ("; from the chat: " + " and ".join(chat) if chat else "") + "."
+    if cleanup.pending:
+        name = PLATFORM_NAMES.get(platform, "The chat")
+        text += (
+            f" {name} would not let me delete everything in the chat just now: send /delete "
+            "again in a few minutes to finish."
+        )
+    if cleanup.left:
+        return text + "\nStill in the chat:\n" + "\n".join(f"• {leftover(i)}" for i in cleanup.left)
+    return text if cleanup.pending else text + " Nothing of yours is left."
 
 
 NOT_YOUR_SESSION = (
@@ -300,13 +429,11 @@ NOT_YOUR_JOB = (
     "person who ordered them can use them."
 )
 STALE_MENU = "This menu is out of date; use the latest one (or /start)."
-ERROR = (
-    "Sorry, something went wrong on my side. Please try again in a minute; "
-    "your photos and choices are kept."
-)
-OPERATIONAL = "I can't reach my storage right now. Please try again in a few minutes."
+ERROR = "Sorry, something went wrong on my side. Please try again in a minute."
+OPERATIONAL = "I'm busy right now and can't reach my storage. Please try again in a minute."
 JOB_GONE = "That job no longer exists (its data expired or was deleted)."
 ORIGINALS = "Your originals, uncompressed:"
+ORIGINALS_ALREADY = "The files above are the originals: Discord keeps them as they were sent."
 NO_ORIGINALS = "No result files are left for this job."
 MAKING_MORE = "Making {count} more with the same style and new seeds."
 
@@ -341,6 +468,26 @@ KIT_SAVED = "✅ Team look saved."
 KIT_HEADING = "**Team look** (members only choose how the model sees them)"
 LOGO_RECEIVED = "Logo received."
 LOGO_NOT_IMAGE = "That is not an image I can use as a logo: send a PNG or JPEG (or press No logo)."
+#: Why a logo file was refused (``brand.LogoRefusal``), before any of it was decoded.
+LOGO_REFUSED = {
+    "vector": "I can't use vector files (SVG, PDF, EPS) as a logo: export it as a PNG with a "
+    "transparent background and send that (or press No logo).",
+    "web_page": "That file is a web page (HTML), not an image: send the logo as a PNG or JPEG "
+    "(or press No logo).",
+    "archive": "That file is an archive (ZIP or similar): send the logo itself as a PNG or JPEG "
+    "(or press No logo).",
+    "animated": "Animated logos (GIF, PNG or WebP) can't be used: send a still PNG or JPEG "
+    "(or press No logo).",
+}
+
+
+def logo_refused(kind: str, detail: str = "") -> str:
+    """The reply to a refused logo: by kind, or the decoder's reason (too many pixels...)."""
+    if kind in LOGO_REFUSED:
+        return LOGO_REFUSED[kind]
+    if detail:
+        return f"I can't use that logo: {detail}. Send a PNG or JPEG (or press No logo)."
+    return LOGO_NOT_IMAGE
 
 
 JOIN_TEXT = (
@@ -459,6 +606,21 @@ OPENING = "Thanks! Opening your session…"
 
 SESSION_OPEN = "Your headshot session is open in {where}: send selfies, pick a style."
 OWN_THREAD = "You're already in your session thread: post your selfies here as messages."
+OWN_THREAD_ATTACH = "You're already in your session thread: attach your selfies to /add here."
+ATTACH_HINT = (
+    "I can't see photos posted as messages here: attach them to /add in this thread "
+    "(up to 10 at a time)."
+)
+ADD_WHERE = (
+    "/add adds selfies to a session: use it in your session thread or DM with me, or run "
+    "/start to begin one."
+)
+
+
+def photos_added(count: int) -> str:
+    return f"Got {plural(count, 'file')}: the tally in your session says how they did."
+
+
 OTHER_PERSONS_THREAD = (
     "This thread belongs to someone else's headshot session. "
     "Run /start in a channel (or in a DM with me) to begin your own."
@@ -475,9 +637,12 @@ PRIVATE_THREAD_NOTE = (
     "This thread is private: other members can't see it (Discord lets moderators with Manage "
     "Threads open private threads)."
 )
-DM_FALLBACK_NOTE = "(I couldn't open a private thread in the team channel, so we talk here.)"
+DM_FALLBACK_NOTE = (
+    "(I couldn't open a private thread in that channel, so we talk here: only you and I see "
+    "this DM.)"
+)
 NO_PRIVATE_PLACE = (
-    "I can't open a private thread in the team channel or send you a DM. Allow DMs from server "
+    "I can't open a private thread in this channel or send you a DM. Allow DMs from server "
     "members (Privacy Settings) or ask an admin to give me **Create Private Threads** there."
 )
 EXPORT_DM_FAILED = (

@@ -83,8 +83,8 @@ async def _run_client(settings: Settings, queue: QueueClient, token: str) -> Non
                 raise
             logger.warning(
                 "the Message Content intent is not enabled for this bot: selfies posted as "
-                "messages in threads will not arrive; attachments to /headshot start and DMs "
-                "still work. Enable it in the Developer Portal "
+                "messages in threads will not arrive; attachments to /headshot start or "
+                "/headshot add and DMs still work. Enable it in the Developer Portal "
                 "(Bot > Privileged Gateway Intents)."
             )
 

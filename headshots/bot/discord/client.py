@@ -3,8 +3,9 @@
 Intents: ``guilds``, ``guild_messages``, ``dm_messages`` and the privileged ``message_content``
 (enable it in the Developer Portal). Slash commands, buttons and attachment options work without
 it; it is what lets members post selfies as messages in their session thread. Without it the
-bot still runs (see :func:`headshots.bot.discord.run`) and users attach photos to
-``/headshot start`` or send them in a DM, whose attachments are always delivered.
+bot still runs (see :func:`headshots.bot.discord.run`): the session asks for photos attached to
+``/headshot start`` or ``/headshot add``, answers a message posted in the thread (it arrives
+empty) with that, and takes photos sent in a DM, whose attachments are always delivered.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ class HeadshotsClient(discord.Client):
         intents: discord.Intents | None = None,
         sync_commands: bool = True,
     ) -> None:
-        super().__init__(intents=intents or bot_intents())
+        # No message of the bot pings anyone, whatever text a name or caption carries.
+        super().__init__(
+            intents=intents or bot_intents(), allowed_mentions=discord.AllowedMentions.none()
+        )
         self.queue = queue
         self.settings = settings
         self.services = Services(settings, client=queue)

@@ -62,7 +62,7 @@ class TeamGroup(app_commands.Group, name="team", description="Team headshots in 
 class HeadshotGroup(
     app_commands.Group, name="headshot", description="Professional headshots from your selfies"
 ):
-    """``/headshot start|styles|status|cancel|delete|privacy|tips|help`` and ``team``."""
+    """``/headshot start|add|styles|status|cancel|delete|privacy|tips|help`` and ``team``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,6 +90,26 @@ class HeadshotGroup(
         photos = [photo1, photo2, photo3, photo4, photo5, photo6, photo7, photo8, photo9, photo10]
         await run(interaction, "start", photos=[p for p in photos if p is not None])
 
+    @app_commands.command(name="add", description="Add selfies to your session (up to 10)")
+    @app_commands.describe(photo1="A selfie (run this in your session thread or DM)")
+    async def add(
+        self,
+        interaction: discord.Interaction,
+        photo1: discord.Attachment,
+        photo2: discord.Attachment | None = None,
+        photo3: discord.Attachment | None = None,
+        photo4: discord.Attachment | None = None,
+        photo5: discord.Attachment | None = None,
+        photo6: discord.Attachment | None = None,
+        photo7: discord.Attachment | None = None,
+        photo8: discord.Attachment | None = None,
+        photo9: discord.Attachment | None = None,
+        photo10: discord.Attachment | None = None,
+    ) -> None:
+        """Check and add selfies to the session here (the way in without Message Content)."""
+        photos = [photo1, photo2, photo3, photo4, photo5, photo6, photo7, photo8, photo9, photo10]
+        await run(interaction, "add", photos=[p for p in photos if p is not None])
+
     @app_commands.command(name="styles", description="List the available styles")
     async def styles(self, interaction: discord.Interaction) -> None:
         """Show the styles with their backgrounds and attire."""
@@ -114,7 +134,7 @@ class HeadshotGroup(
     async def privacy(self, interaction: discord.Interaction) -> None:
         """Explain what is kept and for how long."""
         settings = getattr(interaction.client, "settings")  # noqa: B009 (the bot's settings)
-        await run(interaction, "info", text=texts.privacy(settings))
+        await run(interaction, "info", text=texts.privacy(settings, "discord"))
 
     @app_commands.command(name="tips", description="How to take good selfies")
     async def tips(self, interaction: discord.Interaction) -> None:

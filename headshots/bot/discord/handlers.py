@@ -1,15 +1,20 @@
 """Discord commands, components, modals and messages -> the conversation core.
 
-A session is a thread per job in servers (public unless ``HEADSHOTS_DISCORD_PRIVATE_THREADS``;
-a team member's is private, or a DM when Discord refuses the thread), the DM channel itself in
-DMs. Its conversation is the person's chat state ``dc-session:<session id>``; ``dc-where:<channel
-id>`` says which session a thread or DM belongs to (photos posted there), and an admin's
-team-look draft is ``dc-kit:<guild id>``. Team admins: **Manage Server**, or the role
-``HEADSHOTS_DISCORD_TEAM_ADMIN_ROLE`` (by name or id), read live from each interaction.
+A session in a server is a private thread per job with the person added, or a DM where the bot
+may not open private threads (or Discord refuses one); public threads only when the operator
+sets ``HEADSHOTS_DISCORD_PRIVATE_THREADS=false`` (a team member's session is private whatever
+it says). In DMs it is the DM channel itself. Its conversation is the person's chat state
+``dc-session:<session id>``; ``dc-where:<channel id>`` says which session a thread or DM belongs
+to (photos posted there), and an admin's team-look draft is ``dc-kit:<guild id>``. Every place
+is recorded in the person's chat log, for ``/delete``. Team admins: **Manage Server**, or the
+role ``HEADSHOTS_DISCORD_TEAM_ADMIN_ROLE`` (by name or id), read live from each interaction.
+
+Every interaction is acknowledged before its handler waits for anything (see ``guarded``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any, cast
@@ -37,6 +42,7 @@ from headshots.bot.discord.surface import (
     submitted_values,
 )
 from headshots.errors import OperationalError, UserError
+from headshots.queue.chat_log import Posted
 from headshots.queue.contracts import UserRef
 from headshots.queue.teams import Team, team_id_for
 from headshots.settings import Settings
@@ -72,6 +78,25 @@ def photo_of(attachment: discord.Attachment, message_id: int, position: int) -> 
     )
 
 
+#: Commands answered at once from memory (no lock, no I/O): no deferred reply first.
+INSTANT_COMMANDS = ("info", "delete")
+
+
+def kit_form_wanted(op: str, values: list[str]) -> bool:
+    """Whether a press of the team-look editor opens a form (typed name or brand colours)."""
+    return op in ("name", "colours") or (op == "bg" and values[:1] in (["colour"], ["gradient"]))
+
+
+def chat_place(place: Place, interaction: discord.Interaction) -> Posted:
+    """The record of a session's thread or DM (``/delete`` clears it, see ``chat_log``)."""
+    if place.thread_id is None:
+        return Posted(chat_id=place.chat_id, kind="dm", name=texts.DISCORD_DM_WHERE)
+    channel = interaction.channel
+    parent = channel.name if isinstance(channel, discord.TextChannel) else ""
+    where = texts.DISCORD_THREAD_WHERE + (f" in #{parent}" if parent else "")
+    return Posted(chat_id=place.thread_id, kind="thread", own=True, name=where)
+
+
 def session_scope(session_id: str) -> str:
     return f"dc-session:{session_id}"
 
@@ -80,9 +105,11 @@ class WorkspaceRefused(Exception):
     """Discord refused the thread (permissions changed since the check); ``str()`` is for users."""
 
 
-def missing_permissions(interaction: discord.Interaction, settings: Settings) -> list[str]:
+def missing_permissions(
+    interaction: discord.Interaction, settings: Settings, *, private: bool | None = None
+) -> list[str]:
     """Names of the permissions the bot lacks here to open a session thread."""
-    private = settings.discord_private_threads
+    private = settings.discord_private_threads if private is None else private
     needed = ["create_private_threads" if private else "create_public_threads"]
     needed += ["send_messages_in_threads", "attach_files"]
     return [name for name in needed if not getattr(interaction.app_permissions, name)]
@@ -120,6 +147,14 @@ class DiscordBot:
         self.settings = services.settings
         self.flow = Flow(services, DiscordFront(client))
         self.team = TeamFlow(self.flow)
+        #: Interactions being handled; ``settled`` is set while there are none.
+        self._handling = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    async def settled(self) -> None:
+        """Wait until no interaction is being handled (its edits and followups are out)."""
+        await self._settled.wait()
 
     @property
     def store(self) -> Any:
@@ -180,19 +215,40 @@ class DiscordBot:
 
     # --- entry points (client events) ------------------------------------------------------
     async def guarded(
-        self, interaction: discord.Interaction, surface: DiscordSurface, work: Any
+        self,
+        interaction: discord.Interaction,
+        surface: DiscordSurface,
+        work: Any,
+        *,
+        acknowledge: bool = True,
     ) -> None:
-        """Run a handler; errors go to the one error handler; the interaction is answered."""
+        """Acknowledge, then run a handler; errors go to the one error handler.
+
+        Acknowledging comes first, whatever the handler waits for (a session lock held by a
+        photo check, Redis, the faces): Discord refuses an initial response after 3 s, and the
+        person sees "This interaction failed". Only what opens a form (a modal is an initial
+        response itself) and answers that need nothing slow skip it (``acknowledge=False``).
+        """
+        self._handling += 1
+        self._settled.clear()
         try:
+            if acknowledge:
+                await surface.acknowledge()
             await work
             await surface.finish()
         except Exception as exc:
+            work.close()  # never awaited when the acknowledgement failed
             await report_error(interaction, exc)
+        finally:
+            self._handling -= 1
+            if not self._handling:
+                self._settled.set()
 
     async def on_command(self, interaction: discord.Interaction, name: str, **options: Any) -> None:
         surface = self._surface(interaction)
         handler = getattr(self, "cmd_" + name.replace(" ", "_"))
-        await self.guarded(interaction, surface, handler(interaction, surface, **options))
+        work = handler(interaction, surface, **options)
+        await self.guarded(interaction, surface, work, acknowledge=name not in INSTANT_COMMANDS)
 
     async def on_component(
         self, interaction: discord.Interaction, custom_id: str, values: list[str]
@@ -208,7 +264,10 @@ class DiscordBot:
             work = self._kit(interaction, surface, op, tail, values)
         else:
             work = self._session(interaction, op, tail, values)
-        await self.guarded(interaction, surface, work)
+        opens_form = (prefix == "hsd" and op == "custom") or (
+            prefix == "hsdk" and kit_form_wanted(op, values)
+        )
+        await self.guarded(interaction, surface, work, acknowledge=not opens_form)
 
     async def on_modal(self, interaction: discord.Interaction) -> None:
         data: dict[str, Any] = dict(interaction.data or {})  # type: ignore[arg-type]
@@ -233,7 +292,10 @@ class DiscordBot:
 
     async def on_message(self, message: discord.Message) -> None:
         """Check selfies posted in a session thread or DM."""
-        if message.author.bot or not message.attachments:
+        if message.author.bot:
+            return
+        if not message.attachments:
+            await self._maybe_unseen_photos(message)
             return
         user = user_ref(message.author)
         scope = await self._session_at(user, message.channel.id)
@@ -250,6 +312,21 @@ class DiscordBot:
             return
         await self.flow.refresh_tally(turn)
 
+    async def _maybe_unseen_photos(self, message: discord.Message) -> None:
+        """Without the Message Content intent a server message arrives with no attachments
+        (and no text): in a session thread it may have carried selfies, so say how they reach
+        the bot instead of ignoring them."""
+        channel, bot = message.channel, self.client.user
+        if self.client.intents.message_content or isinstance(channel, discord.DMChannel):
+            return  # DMs always carry their attachments
+        if isinstance(channel, discord.Thread):
+            if bot is None or channel.owner_id != bot.id:
+                return  # not a thread of ours: not our business
+        elif not isinstance(channel, discord.PartialMessageable):
+            return  # a channel the cache knows, and no thread: sessions live in threads
+        if await self._session_at(user_ref(message.author), channel.id) is not None:
+            await channel.send(for_discord(texts.ATTACH_HINT))
+
     # --- a session ---------------------------------------------------------------------------
     async def cmd_start(
         self, interaction: discord.Interaction, surface: DiscordSurface, photos: list[Any]
@@ -259,8 +336,11 @@ class DiscordBot:
         if isinstance(channel, discord.Thread):
             own = await self._session_at(user, channel.id)
             bot = self.client.user
-            if own is not None:
-                await surface.answer(texts.OWN_THREAD)
+            if own is not None and photos:
+                await self.cmd_add(interaction, surface, photos)
+            elif own is not None:
+                by_command = not self.client.intents.message_content
+                await surface.answer(texts.OWN_THREAD_ATTACH if by_command else texts.OWN_THREAD)
             elif bot is not None and channel.owner_id == bot.id:
                 await surface.answer(texts.OTHER_PERSONS_THREAD)
             else:
@@ -268,10 +348,9 @@ class DiscordBot:
             return
         if interaction.guild_id is not None:
             missing = missing_permissions(interaction, self.settings)
-            if missing:
-                private = self.settings.discord_private_threads
-                await surface.answer(texts.missing_permissions(missing, private=private))
-                return
+            if missing and not self.settings.discord_private_threads:
+                await surface.answer(texts.missing_permissions(missing, private=False))
+                return  # (private sessions without a private thread go to a DM instead)
             if not isinstance(channel, discord.TextChannel):
                 await surface.answer(texts.NOT_A_TEXT_CHANNEL)
                 return
@@ -279,6 +358,29 @@ class DiscordBot:
         pending = [photo_of(a, 0, n) for n, a in enumerate(photos)]
         place = Place(interaction.channel_id or user.user_id, guild_id=interaction.guild_id)
         await self._begin(interaction, user, place, pending=pending)
+
+    async def cmd_add(
+        self, interaction: discord.Interaction, surface: DiscordSurface, photos: list[Any]
+    ) -> None:
+        """Check selfies attached to the command and add them to the session here."""
+        user = user_ref(interaction.user)
+        workspace = interaction.channel_id or 0
+        scope = await self._session_at(user, workspace)
+        if scope is None:
+            await surface.answer(texts.ADD_WHERE)
+            return
+        # The interaction's id orders these among the thread's messages (both are snowflakes).
+        pending = [photo_of(a, interaction.id, n) for n, a in enumerate(photos)]
+        here = DiscordSurface(
+            self.client, workspace, guild_id=interaction.guild_id, owner_id=user.user_id
+        )
+        turn = Turn(here, user, scope)
+        problem = await self.flow.add_photos(turn, pending)
+        if problem is not None:
+            await surface.answer(problem)
+            return
+        await self.flow.refresh_tally(turn)
+        await surface.answer(texts.photos_added(len(photos)))
 
     async def _begin(
         self,
@@ -306,50 +408,69 @@ class DiscordBot:
     ) -> None:
         """Open the thread (or use the DM), then the core asks for photos there."""
         place, note = conversation.place, ""
+        private = conversation.team_id is not None or self.settings.discord_private_threads
+        reply = DiscordSurface(self.client, 0, interaction=interaction)
         try:
-            if conversation.team_id is not None:
+            if place.guild_id is not None and private:
                 place, note = await self._private_place(interaction, place)
             elif place.guild_id is not None:
                 channel = interaction.channel
                 if not isinstance(channel, discord.TextChannel):
                     raise WorkspaceRefused(for_discord(texts.NOT_A_TEXT_CHANNEL))
-                private = self.settings.discord_private_threads
-                thread = await open_thread(
-                    channel, interaction.user, self.settings, private=private
-                )
+                thread = await open_thread(channel, interaction.user, self.settings, private=False)
                 place = Place(channel.id, thread.id, guild_id=place.guild_id)
         except WorkspaceRefused as exc:
-            await interaction.edit_original_response(content=str(exc), view=None)
+            await reply.reply_in_place(str(exc))
             return
         conversation.place = place
         workspace = place.thread_id or place.chat_id
         scope = session_scope(conversation.session_id)
         await self.store.put(user, f"dc-where:{workspace}", {"session_id": conversation.session_id})
+        await self.services.chat_log.add(user, chat_place(place, interaction))
         surface = DiscordSurface(
             self.client, workspace, guild_id=place.guild_id, owner_id=user.user_id,
             session_id=conversation.session_id,
         )  # fmt: skip
-        if not await self.flow.open(Turn(surface, user, scope), conversation, note=note):
+        try:
+            if not await self.flow.open(Turn(surface, user, scope), conversation, note=note):
+                return
+        except discord.Forbidden:  # 50007: the person takes no DMs from this server's members
+            logger.info("could not write to %s in %s", user.key, workspace, exc_info=True)
+            await self.store.put(user, scope, None)
+            await self.store.put(user, f"dc-where:{workspace}", None)
+            await reply.reply_in_place(texts.NO_PRIVATE_PLACE)
             return
         if place.thread_id:
             where = f"<#{place.thread_id}>"
         else:
             where = "a DM from me" if interaction.guild_id is not None else "this chat"
-        await interaction.edit_original_response(
-            content=texts.SESSION_OPEN.format(where=where), view=None
-        )
+        await reply.reply_in_place(texts.SESSION_OPEN.format(where=where))
+
+    async def _tell_privately(self, interaction: discord.Interaction, text: str) -> None:
+        """Send ``text`` by DM (best effort: the person may take no DMs from the server)."""
+        try:
+            dm = await interaction.user.create_dm()
+            await dm.send(for_discord(text))
+        except discord.HTTPException:
+            logger.info("could not DM %s", interaction.user.id, exc_info=True)
 
     async def _private_place(
         self, interaction: discord.Interaction, place: Place
     ) -> tuple[Place, str]:
-        """A member's private thread in the team channel, else their DM."""
-        channel = self.client.get_channel(place.chat_id)
+        """A private thread in the place's channel (the person's, or the team's), else a DM.
+
+        A DM when the bot may not open private threads there (the command's channel says so
+        at once), or Discord refuses the thread.
+        """
+        here = interaction.channel_id == place.chat_id
+        channel: Any = interaction.channel if here else self.client.get_channel(place.chat_id)
         if channel is None:
             try:
                 channel = await self.client.fetch_channel(place.chat_id)
             except discord.HTTPException:
                 logger.warning("cannot see team channel %s", place.chat_id, exc_info=True)
-        if isinstance(channel, discord.TextChannel):
+        allowed = not here or not missing_permissions(interaction, self.settings, private=True)
+        if isinstance(channel, discord.TextChannel) and allowed:
             try:
                 thread = await open_thread(channel, interaction.user, self.settings, private=True)
                 return Place(
@@ -376,12 +497,14 @@ class DiscordBot:
         scope = session_scope(session_id)
         turn = Turn(surface, user, scope)
         if op in ("forget", "keep"):
-            await self.flow.forget(turn, yes=op == "forget", message_id=message_id)
+            text, cleanup = await self.flow.forget(turn, yes=op == "forget", message_id=message_id)
+            if cleanup is not None and interaction.channel_id in cleanup.closed:
+                await self._tell_privately(interaction, text)  # the reply went with the thread
         elif op in ("consent", "decline"):
             accepted = op == "consent"
             opened = await self.flow.consent(turn, accepted=accepted, message_id=message_id)
             if opened is not None:
-                await interaction.response.edit_message(content=texts.OPENING, view=None)
+                await surface.reply_in_place(texts.OPENING)
                 await self._open(interaction, user, opened)
         elif op == "custom":
             conversation = await self.store.load(user, scope)
@@ -464,8 +587,6 @@ class DiscordBot:
         self, interaction: discord.Interaction, surface: DiscordSurface, logo: Any = None
     ) -> None:
         """Open the look editor; Save posts the preview and a Join button in this channel."""
-        from headshots.generation.brand import normalise_logo
-
         channel, guild_id = interaction.channel, interaction.guild_id
         if guild_id is None:
             await surface.answer(texts.TEAM_SERVER_ONLY)
@@ -487,8 +608,8 @@ class DiscordBot:
                     "image/"
                 ):
                     raise UserError(texts.LOGO_NOT_IMAGE)
-                data = await self.flow.front.download(logo.url)
-                png = await self.services.faces.run(normalise_logo, data)
+                url = logo.url  # fetched and decoded under the selfie checks' limit
+                png = await self.services.faces.logo(lambda: self.flow.front.download(url))
             name = interaction.guild.name if interaction.guild and interaction.guild.name else ""
             turn = Turn(self._surface(interaction, kit=True), user_ref(interaction.user))
             await self.team.kit_start(
@@ -518,8 +639,7 @@ class DiscordBot:
         scope, message_id = f"dc-kit:{guild}", interaction.message.id if interaction.message else 0
         draft = await self.team.draft(user, scope)
         value = values[0] if values else ""
-        typed = op in ("name", "colours") or (op == "bg" and value in ("colour", "gradient"))
-        if draft is not None and typed:  # typed answers come from a form (a modal)
+        if draft is not None and kit_form_wanted(op, values):  # typed answers: a form (modal)
             background = draft.values.get("background") or {}
             kind = value or str(background.get("kind"))
             kind = kind if kind in ("colour", "gradient") else "colour"
@@ -535,6 +655,7 @@ class DiscordBot:
             await interaction.response.send_modal(modal)
             return
         step, value = OP_STEPS["hsdk"].get(op, "form"), value or op
+        await surface.acknowledge()  # only still due when a form was wanted and its draft is gone
         team_id = team_id_for("discord", int(guild))
         turn = Turn(surface, user, scope)
         await self.team.kit_press(turn, step, value, team_id=team_id, message_id=message_id)

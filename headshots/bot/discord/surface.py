@@ -25,7 +25,8 @@ import discord
 
 from headshots.bot.conversation.kit import GROUPS
 from headshots.bot.conversation.screens import Button, Screen
-from headshots.queue.contracts import ChatTarget, Platform
+from headshots.queue.chat_log import ChatCleanup, ChatLog, Posted
+from headshots.queue.contracts import ChatTarget, Platform, UserRef
 
 MAX_MESSAGE = 2000
 MAX_FILES = 10
@@ -52,11 +53,13 @@ TONES = {
     tone: getattr(discord.ButtonStyle, tone)
     for tone in ("primary", "success", "danger", "secondary")
 }
+#: ``Interaction.extras`` flag: the deferred reply of a command still waits for its content.
+_ORIGINAL_EMPTY = "headshots_original_empty"
 #: ``custom_id`` of the text inputs (explicit, so a payload can be read without the object).
 DESCRIPTION, TEAM_NAME, FIRST_COLOUR, SECOND_COLOUR = "description", "name", "first", "second"
 _COMMAND = re.compile(
     r"(?<![\w/`<])/(team(?: (?:setup|show|join|status|export|delete))?"
-    r"|start|cancel|delete|status|tips|styles|privacy|help)\b"
+    r"|start|add|cancel|delete|status|tips|styles|privacy|help)\b"
 )
 
 
@@ -232,7 +235,12 @@ class DiscordSurface:
         self.session_id = session_id
         self.interaction = interaction
         self.kit = kit
-        self._deferred_update = False
+
+    @property
+    def photos_by_command(self) -> bool:
+        """Without the Message Content intent, a server's messages reach the bot with no
+        attachments (DMs always carry theirs): selfies come attached to ``/headshot add``."""
+        return self.guild_id is not None and not self.client.intents.message_content
 
     def _channel(self) -> discord.PartialMessageable:
         return self.client.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
@@ -262,6 +270,11 @@ class DiscordSurface:
                     content, view=shown, files=files, ephemeral=True
                 )
                 return (await interaction.original_response()).id
+            if interaction.extras.pop(_ORIGINAL_EMPTY, False):
+                filled = await interaction.edit_original_response(
+                    content=content, view=items, attachments=files
+                )
+                return filled.id
             sent = await interaction.followup.send(
                 content, view=shown, files=files, ephemeral=True, wait=True
             )
@@ -277,6 +290,8 @@ class DiscordSurface:
             await self._channel().send(for_discord(text))
         elif not interaction.response.is_done():
             await interaction.response.send_message(for_discord(text), ephemeral=True)
+        elif interaction.extras.pop(_ORIGINAL_EMPTY, False):
+            await interaction.edit_original_response(content=for_discord(text), view=None)
         else:
             await interaction.followup.send(for_discord(text), ephemeral=True)
 
@@ -295,20 +310,42 @@ class DiscordSurface:
             if name:
                 batch.append((name, data))
 
-    async def working(self) -> None:
+    async def acknowledge(self) -> None:
+        """Give Discord its initial response now: it refuses one later than 3 s (10062).
+
+        The work then waits for what it needs (a session held by a photo check) and finishes
+        with edits and followups, which the interaction's token allows for 15 minutes. A
+        command gets a private "thinking" reply that its first answer fills (Discord's pattern
+        for the first message after a defer: edit the original response, not a followup); a
+        button, select or form gets a deferred update of its message.
+        """
         interaction = self.interaction
         if interaction is None or interaction.response.is_done():
             return
         if interaction.type is discord.InteractionType.application_command:
             await interaction.response.defer(ephemeral=True, thinking=True)
+            interaction.extras[_ORIGINAL_EMPTY] = True
         else:
             await interaction.response.defer()
-            self._deferred_update = True
+
+    async def working(self) -> None:
+        await self.acknowledge()
+
+    async def reply_in_place(self, text: str) -> None:
+        """Replace the original response (the consent question, the "thinking" reply)."""
+        if self.interaction is not None:
+            self.interaction.extras.pop(_ORIGINAL_EMPTY, None)
+            await self.interaction.edit_original_response(content=for_discord(text), view=None)
 
     async def finish(self) -> None:
-        """Acknowledge the interaction if nothing answered it."""
-        if self.interaction is not None and not self.interaction.response.is_done():
-            await self.interaction.response.defer()
+        """Acknowledge the interaction if nothing answered it; no "thinking" reply is left."""
+        interaction = self.interaction
+        if interaction is None:
+            return
+        if not interaction.response.is_done():
+            await interaction.response.defer()
+        elif interaction.extras.pop(_ORIGINAL_EMPTY, False):
+            await interaction.delete_original_response()
 
 
 class DiscordFront:
@@ -329,3 +366,18 @@ class DiscordFront:
 
     async def download(self, url: str) -> bytes:
         return await self.client.http.get_from_cdn(url)
+
+    async def clear_chats(
+        self,
+        user: UserRef,
+        posted: list[Posted],
+        log: ChatLog,
+        *,
+        keep: int | None,
+        delivered: list[ChatTarget],
+    ) -> ChatCleanup:
+        """The person's session threads go whole, the bot's messages in DMs one by one (the
+        report is an ephemeral reply, so nothing in a channel needs keeping)."""
+        from headshots.bot.discord.cleanup import clear_chats
+
+        return await clear_chats(self.client, user, posted, log, delivered=delivered)

@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from telegram import BotCommand, Message, Update
+from telegram import BotCommand, CallbackQuery, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
@@ -51,6 +51,7 @@ from headshots.bot.telegram.surface import (
     user_ref,
 )
 from headshots.errors import OperationalError, UserError
+from headshots.queue.chat_log import ChatLog, Posted
 from headshots.queue.contracts import UserRef
 from headshots.queue.teams import team_id_for
 
@@ -99,6 +100,15 @@ def image_file(message: Message) -> tuple[str, int | None, str] | None:
     return None
 
 
+def photo_posted(message: Message) -> Posted:
+    """The record of a photo the person sent (``/delete`` deletes it where Telegram lets it)."""
+    return Posted(
+        chat_id=message.chat_id, message_id=message.message_id,
+        thread_id=message.message_thread_id if message.is_topic_message else None,
+        by="person", kind="photo", at=message.date.timestamp(), name=message.chat.title or "",
+    )  # fmt: skip
+
+
 class TelegramBot:
     """Every handler of the bot; the conversation itself is the core's."""
 
@@ -122,9 +132,30 @@ class TelegramBot:
 
         def surface(user: UserRef, conversation: Conversation) -> TelegramSurface:
             owner = conversation.owner_id or user.user_id
-            return TelegramSurface(bot, conversation.place, owner_id=owner)
+            return TelegramSurface(bot, conversation.place, owner_id=owner, log=self.log)
 
         await self.flow.refresh_due_tallies("telegram", surface)
+
+    @property
+    def log(self) -> ChatLog:
+        return self.services.chat_log
+
+    def _surface(
+        self,
+        context: Context,
+        place: Place,
+        user: UserRef,
+        *,
+        message: Message | None = None,
+        query: CallbackQuery | None = None,
+        session: bool = True,
+    ) -> TelegramSurface:
+        """A surface for ``user``'s conversation: what it posts is recorded for ``/delete``
+        (``session=False``: a team's or kit's message, which is not the person's data)."""
+        return TelegramSurface(
+            context.bot, place, owner_id=user.user_id, query=query, message=message,
+            log=self.log if session else None,
+        )  # fmt: skip
 
     async def _place(self, user: UserRef, message: Message) -> Place:
         """The place of ``message``, in the session its private chat is switched to."""
@@ -166,7 +197,7 @@ class TelegramBot:
             place = Place.team_session(place.chat_id, team_id)
         if not place.is_group:
             await self.store.switch_session(user, place.chat_id, team_id)
-        surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
+        surface = self._surface(context, place, user, message=message)
         turn = Turn(surface, user, place.scope)
         fresh = Conversation(
             owner_id=user.user_id,
@@ -216,7 +247,7 @@ class TelegramBot:
             return
         user = user_ref(message.from_user)
         place = await self._place(user, message)
-        surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
+        surface = self._surface(context, place, user, message=message)
         if size is not None and size > DOWNLOAD_LIMIT:
             # Refused before getFile: Telegram does not serve such files to bots.
             if await self._listening(user, message):
@@ -228,10 +259,12 @@ class TelegramBot:
         try:
             problem = await self.flow.add_photos(Turn(surface, user, place.scope), [photo])
             quiet = place.is_group and problem in (texts.NEED_START, texts.ALREADY_SUBMITTED)
+            if problem is None or not place.is_group:  # the person's photo, sent to us
+                await self.log.add(user, photo_posted(message))
             if problem is not None and not quiet:  # in busy groups, others' photos aren't ours
                 await surface.answer(problem)
         finally:
-            later = TelegramSurface(context.bot, place, owner_id=user.user_id)
+            later = self._surface(context, place, user)
             self.tally.end(key, lambda: self.flow.refresh_tally(Turn(later, user, place.scope)))
 
     # --- text and everything else ------------------------------------------------------------
@@ -242,7 +275,7 @@ class TelegramBot:
             return
         user = user_ref(message.from_user)
         place = await self._place(user, message)
-        surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
+        surface = self._surface(context, place, user, message=message)
         await self.flow.text(Turn(surface, user, place.scope), place, message.text or "")
 
     async def on_other(self, update: Update, context: Context) -> None:
@@ -273,9 +306,10 @@ class TelegramBot:
         if command == "styles":
             text = style.styles_text()
         else:
-            text = {"tips": texts.tips(settings), "privacy": texts.privacy(settings)}.get(
-                command, texts.HELP
-            )
+            text = {
+                "tips": texts.tips(settings),
+                "privacy": texts.privacy(settings, "telegram"),
+            }.get(command, texts.HELP)
         await message.reply_text(plain(text))
 
     async def command(self, update: Update, context: Context) -> None:
@@ -285,7 +319,7 @@ class TelegramBot:
             return
         user = user_ref(message.from_user)
         place = await self._place(user, message)
-        surface = TelegramSurface(context.bot, place, owner_id=user.user_id, message=message)
+        surface = self._surface(context, place, user, message=message)
         command = message.text.split()[0].split("@")[0].lstrip("/")
         if command == "status":
             await self.flow.status(Turn(surface, user, place.scope))
@@ -305,7 +339,8 @@ class TelegramBot:
         callback = decode(query.data)
         message, user = query.message, user_ref(query.from_user)
         place = await self._place(user, message)
-        surface = TelegramSurface(context.bot, place, owner_id=user.user_id, query=query)
+        team = callback is not None and callback.kind in ("tk", "td", "tm", "tv")
+        surface = self._surface(context, place, user, query=query, session=not team)
         try:
             if callback is None:
                 await surface.answer(texts.STALE_MENU)
@@ -350,7 +385,7 @@ class TelegramBot:
             return
         user = user_ref(query.from_user)
         place = place_of_message(query.message)
-        surface = TelegramSurface(context.bot, place, owner_id=user.user_id, query=query)
+        surface = self._surface(context, place, user, query=query)
         try:
             if action.name == "new_style" and not place.is_group:
                 await self.store.switch_session(user, place.chat_id, None)
@@ -501,8 +536,6 @@ class TelegramBot:
 
     async def on_kit_image(self, update: Update, context: Context) -> None:
         """Take the logo an admin sends while their draft asks for it."""
-        from headshots.generation.brand import normalise_logo
-
         message = update.effective_message
         if message is None or message.from_user is None:
             return
@@ -522,8 +555,8 @@ class TelegramBot:
             await surface.answer(texts.file_too_large(size))
             raise ApplicationHandlerStop
         try:
-            data = await self.flow.front.download(file_id)
-            png = await self.services.faces.run(normalise_logo, data)
+            # Fetched and decoded under the selfie checks' limit, with the same pixel cap.
+            png = await self.services.faces.logo(lambda: self.flow.front.download(file_id))
         except UserError as exc:
             await surface.answer(str(exc))
             raise ApplicationHandlerStop from None

@@ -34,6 +34,7 @@ from headshots.bot.conversation import texts
 from headshots.bot.conversation.screens import Screen
 from headshots.bot.conversation.state import Place
 from headshots.errors import UserError
+from headshots.queue.chat_log import ChatCleanup, ChatLog, Posted
 from headshots.queue.contracts import ChatTarget, Platform, UserRef
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class TelegramSurface:
 
     platform: Platform = "telegram"
     form = False
+    photos_by_command = False
 
     def __init__(
         self,
@@ -171,13 +173,33 @@ class TelegramSurface:
         owner_id: int = 0,
         query: CallbackQuery | None = None,
         message: Message | None = None,
+        log: ChatLog | None = None,
     ) -> None:
         self.bot = bot
         self.place = place
         self.owner_id = owner_id
         self.query = query
         self.message = message
+        #: Where the messages posted for the owner's conversation are recorded (``/delete``).
+        self.log = log
         self.answered = False
+
+    async def _record(self, *sent: Message) -> None:
+        """Note what was posted for the owner, so that their ``/delete`` can remove it."""
+        if self.log is None or not self.owner_id or not sent:
+            return
+        owner = UserRef(platform="telegram", user_id=self.owner_id)
+        title = sent[0].chat.title or ""
+        await self.log.add(
+            owner,
+            *(
+                Posted(
+                    chat_id=m.chat_id, message_id=m.message_id, thread_id=self.place.thread_id,
+                    name=title,
+                )
+                for m in sent
+            ),
+        )  # fmt: skip
 
     @property
     def replies_only(self) -> bool:
@@ -187,6 +209,9 @@ class TelegramSurface:
     async def show(
         self, screen: Screen, *, message_id: int | None = None, reply_to: int | None = None
     ) -> int:
+        # The press is answered before anything is written: a write may wait in the rate
+        # limiter (a group gets 20 messages a minute) while the button keeps spinning.
+        await self.finish()
         text, chat = plain(screen.text), self.place.chat_id
         markup = keyboard(screen, self.owner_id, self.bot.username)
         if message_id is not None:
@@ -227,6 +252,7 @@ class TelegramSurface:
                 chat, text[:4096], message_thread_id=thread, reply_parameters=reply,
                 reply_markup=force if screen.asks_text else markup,
             )  # fmt: skip
+        await self._record(sent)
         return sent.message_id
 
     async def answer(self, text: str, *, alert: bool = False) -> None:
@@ -235,10 +261,14 @@ class TelegramSurface:
             self.answered = True
             await self.query.answer(text, show_alert=alert)
         elif self.message is not None:
-            await self.message.reply_text(text[:4096], do_quote=self.place.is_group)
+            await self._record(
+                await self.message.reply_text(text[:4096], do_quote=self.place.is_group)
+            )
         else:
-            await self.bot.send_message(
-                self.place.chat_id, text[:4096], message_thread_id=self.place.thread_id
+            await self._record(
+                await self.bot.send_message(
+                    self.place.chat_id, text[:4096], message_thread_id=self.place.thread_id
+                )
             )
 
     async def send_files(self, files: list[tuple[str, bytes]], text: str) -> None:
@@ -257,16 +287,21 @@ class TelegramSurface:
         for batch in batches:
             if len(batch) == 1:
                 name, data = batch[0]
-                await self.bot.send_document(
+                sent = await self.bot.send_document(
                     self.place.chat_id, data, filename=name, caption=plain(text)[:1024],
                     message_thread_id=thread,
                 )  # fmt: skip
+                await self._record(sent)
             else:
                 media = [InputMediaDocument(data, filename=name) for name, data in batch]
-                await self.bot.send_media_group(self.place.chat_id, media, message_thread_id=thread)
+                album = await self.bot.send_media_group(
+                    self.place.chat_id, media, message_thread_id=thread
+                )
+                await self._record(*album)
 
     async def working(self) -> None:
-        """Telegram waits for an answer as long as it takes."""
+        """Answer the press now: what follows waits (a busy conversation, a long upload)."""
+        await self.finish()
 
     async def finish(self) -> None:
         """Answer the press if nothing did (Telegram shows a spinner until then)."""
@@ -286,6 +321,20 @@ class TelegramFront:
     ) -> TelegramSurface:
         place = Place(target.chat_id, target.thread_id, target.chat_id < 0)
         return TelegramSurface(self.bot, place, owner_id=owner_id or target.user_id)
+
+    async def clear_chats(
+        self,
+        user: UserRef,
+        posted: list[Posted],
+        log: ChatLog,
+        *,
+        keep: int | None,
+        delivered: list[ChatTarget],
+    ) -> ChatCleanup:
+        """The recorded messages, within Telegram's 48 hours (see :mod:`.cleanup`)."""
+        from headshots.bot.telegram.cleanup import clear_chats
+
+        return await clear_chats(self.bot, user, posted, log, keep=keep, delivered=delivered)
 
     async def download(self, url: str) -> bytes:
         """``url`` is a Telegram file id; a file over the download limit is a UserError.

@@ -55,14 +55,19 @@ def decode_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_side: int | None = None,
+    keep_alpha: bool = False,
 ) -> Image.Image:
     """Decode untrusted bytes into an RGB image with its EXIF orientation applied.
 
     With ``max_side`` the result's long side is at most that (decoded small, never full size
-    first). Raises :class:`ImageRejected` for anything that is not a single, complete,
-    reasonably sized still image. Never lets a Pillow exception or warning escape.
+    first). With ``keep_alpha`` an image with transparency comes back as RGBA instead of
+    flattened onto white (logos). Raises :class:`ImageRejected` for anything that is not a
+    single, complete, reasonably sized still image. Never lets a Pillow exception or warning
+    escape.
     """
-    photo = decode_photo(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
+    photo = decode_photo(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side, keep_alpha=keep_alpha
+    )
     return photo.image
 
 
@@ -86,6 +91,7 @@ def decode_photo(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_side: int | None = None,
+    keep_alpha: bool = False,
 ) -> DecodedPhoto:
     """:func:`decode_image`, with the photo's own size, format and compression."""
     if not data:
@@ -107,7 +113,7 @@ def decode_photo(
             if max_side is not None:
                 image = _reduce(image, max_side)
             image = _apply_orientation(image)
-            image = _to_rgb(image)
+            image = _to_rgba(image) if keep_alpha and _has_alpha(image) else _to_rgb(image)
             if max_side is not None:
                 image = shrink_to(image, max_side)
             camera = bool(exif.get(_EXIF_MAKE) or exif.get(_EXIF_MODEL))
@@ -262,6 +268,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode != "RGB":
         return image.convert("RGB")
     return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info
+
+
+def _to_rgba(image: Image.Image) -> Image.Image:
+    """Convert a mode with transparency (an alpha band, a palette or colour key) to RGBA."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        # Pillow would clip these to 255; their colour key (rare) is dropped instead.
+        return _to_rgb(image).convert("RGBA")
+    return image.convert("RGBA")
 
 
 def normalise_selfie(data: bytes) -> bytes:

@@ -37,6 +37,8 @@ def action_view(actions: Sequence[Sequence[Action]] | None) -> discord.ui.View |
     view = discord.ui.View(timeout=None)
     for row_index, row in enumerate(actions):
         for action in row:
+            if action.name == "originals":
+                continue  # Discord keeps attachments byte for byte: the album is the originals
             style = (
                 discord.ButtonStyle.danger
                 if action.name == "delete"

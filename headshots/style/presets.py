@@ -14,9 +14,9 @@ Choices made here, and why:
 - What the person told us about themselves (eye colour, glasses, hair) comes right after the
   subject, ahead of attire, background and the preset's quality boilerplate; the same phrases
   caption the training crops, so the LoRA does not bind them to the token.
-- A custom description is untrusted text from a chat: ``content_policy`` refuses what we never
-  render (sexual, minors, violence, hate, identity changes, instructions) and reduces the rest to
-  plain words, capped in length; it can never touch the negative prompt.
+- A custom description is untrusted text from a chat: :mod:`headshots.style.policy` refuses
+  what we never render (sexual, minors, violence, hate, identity changes, instructions) and
+  turns the rest into known canonical terms; it can never touch the negative prompt.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from headshots.errors import ConfigurationError, UserError
-from headshots.generation.content_policy import review_description
-from headshots.generation.prompts import a1111_to_compel, join_terms
 from headshots.queue.contracts import AspectRatio, PersonAttributes, StyleChoice, SubjectClass
+from headshots.style.policy import review_description
+from headshots.style.prompt_text import a1111_to_compel, join_terms
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,12 @@
 - :func:`export_headshot` / :func:`with_logo_mark` make the exported files: the chosen headshot
   at the kit's crop and size, and a profile-picture version with the logo as a small corner mark
   (never painted on a face or clothes: it sits in the corner margin, scaled small).
-- :func:`team_zip` packs an export, split into parts under a byte limit. Every JPEG in it
-  (headshots, profile pictures, the contact sheet) carries the XMP provenance packet (IPTC
+- :func:`normalise_logo` turns an uploaded logo into a small PNG through the selfies' bounded
+  decode (same pixel cap, never decoded above 2048 px); vector files, web pages, archives and
+  animations are refused with a :class:`LogoRejected` whose ``kind`` the chat words.
+- :func:`team_zip` packs an export, split into parts under a byte limit, one unique file name
+  per member (numbered on collision, never the contact sheet's). Every JPEG in it (headshots,
+  profile pictures, the contact sheet) carries the XMP provenance packet (IPTC
   DigitalSourceType = trainedAlgorithmicMedia), and a C2PA manifest when a signer is passed.
 """
 
@@ -19,15 +23,20 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from headshots.errors import UserError
 from headshots.generation.faces.contact_sheet import contact_sheet
+from headshots.generation.faces.images import CHECK_LONG_SIDE, CHECK_MAX_PIXELS, decode_image
+from headshots.generation.faces.types import ImageRejected
 from headshots.generation.provenance import Provenance
+from headshots.style.look import apply_colour_grade, crop_to_aspect
 
 # Named colours a diffusion prompt understands, with representative sRGB values.
 _NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -153,17 +162,79 @@ def _aspect_size(aspect_ratio: str, long_side: int) -> tuple[int, int]:
 LOGO_SIDE = 512
 MAX_LOGO_BYTES = 2 * 1024 * 1024
 
+#: Why a logo file is refused before any decoding; the chat words each (``texts.logo_refused``).
+LogoRefusal = Literal["vector", "web_page", "archive", "animated", "unreadable"]
+
+
+class LogoRejected(UserError):
+    """A logo we will not use: ``kind`` says why, ``detail`` is the decoder's reason, if any."""
+
+    def __init__(self, kind: LogoRefusal, detail: str = "") -> None:
+        super().__init__(f"I can't use that logo ({detail or kind.replace('_', ' ')}).")
+        self.kind: LogoRefusal = kind
+        self.detail = detail
+
+
+# Leading bytes of the archive and compressed formats people send (zip and its kin: docx,
+# apk, jar; gzip also wraps .svgz), checked before Pillow sees the file.
+_ARCHIVES = (
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"PK\x07\x08",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"7z\xbc\xaf\x27\x1c",
+    b"Rar!\x1a\x07",
+    b"\x28\xb5\x2f\xfd",
+    b"MSCF",
+)
+#: PDF (and Illustrator), EPS, binary EPS; in lower case, as the header is compared.
+_VECTOR_DOCUMENTS = (b"%pdf", b"%!ps", b"\xc5\xd0\xd3\xc6")
+
+
+def logo_refusal(data: bytes) -> LogoRefusal | None:
+    """Why ``data`` can't be a logo whatever its pixels (SVG, HTML, archive, animation), or
+    ``None``; reads the header only."""
+    head = data[:1024]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text (SVG/HTML saved so)
+        head = head.decode("utf-16", "ignore").encode("utf-8", "ignore")
+    head = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if head.startswith(b"<"):
+        return "vector" if b"<svg" in head else "web_page"
+    if head.startswith(_VECTOR_DOCUMENTS):
+        return "vector"
+    if data.startswith(_ARCHIVES) or data[257:262] == b"ustar":  # tar has its mark at 257
+        return "archive"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a decompression-bomb warning: the decode refuses it
+        try:
+            with Image.open(io.BytesIO(data)) as image:  # the header: no pixel is decoded
+                if getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1:
+                    return "animated"
+        except Exception:  # unreadable: the decode below says why in its own words
+            return None
+    return None
+
 
 def normalise_logo(data: bytes) -> bytes:
     """An uploaded logo as a PNG of at most 512 px, transparency kept.
 
-    Raises :class:`UserError` (chat-ready) when it is not a readable image or stays too large.
+    Decoded like a selfie check (:func:`decode_image` with the same pixel cap, at most
+    2048 px on the long side), so a small file of huge dimensions costs no more than a
+    selfie. Raises :class:`LogoRejected` for a file that is not a still raster image, and
+    :class:`UserError` when the result stays too large.
     """
+    kind = logo_refusal(data)
+    if kind is not None:
+        raise LogoRejected(kind)
     try:
-        with Image.open(io.BytesIO(data)) as raw:
-            image = ImageOps.exif_transpose(raw).convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserError("I can't read that logo: send it as a PNG or JPEG image.") from exc
+        image = decode_image(
+            data, max_pixels=CHECK_MAX_PIXELS, max_side=CHECK_LONG_SIDE, keep_alpha=True
+        )
+    except ImageRejected as exc:
+        raise LogoRejected("unreadable", str(exc)) from None
+    image = image.convert("RGBA")
     image.thumbnail((LOGO_SIDE, LOGO_SIDE), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
@@ -186,8 +257,6 @@ def with_logo_mark(image: Image.Image, logo: bytes, *, share: float = 0.14) -> I
 
 def render_kit_preview(look: KitLook, logo: bytes | None = None, *, long_side: int = 800) -> bytes:
     """A JPEG of the kit on a stock composition, with a caption bar naming the choices."""
-    from headshots.generation.postprocess import apply_colour_grade
-
     size = _aspect_size(look.aspect_ratio, long_side)
     canvas = _backdrop(size, look.background_kind, look.background_colours)
     _silhouette(canvas, (40, 48, 66))
@@ -223,8 +292,6 @@ def export_headshot(data: bytes, aspect_ratio: str, *, long_side: int | None = N
     the export keeps it (an SDXL kit's 2048 px stay 2048) instead of resampling to a fixed size;
     an older, smaller favourite is brought up to the minimum.
     """
-    from headshots.generation.postprocess import crop_to_aspect
-
     with Image.open(io.BytesIO(data)) as raw:
         image = raw.convert("RGB")
     cropped = crop_to_aspect(image, aspect_ratio)  # type: ignore[arg-type]
@@ -243,9 +310,28 @@ def safe_filename(name: str, fallback: str) -> str:
     return slug[:60] or fallback
 
 
+def unique_stems(names: Sequence[str], *, reserved: Sequence[str] = ()) -> list[str]:
+    """A safe file stem per name, in order, none equal to another or to a ``reserved`` one.
+
+    Compared case-insensitively (macOS and Windows fold case on extraction): the second
+    ``alex`` becomes ``alex-2``, the next ``alex-3``, skipping any number already taken.
+    """
+    taken = {stem.casefold() for stem in reserved}
+    stems = []
+    for name in names:
+        base = safe_filename(name, "member")
+        stem, number = base, 1
+        while stem.casefold() in taken:
+            number += 1
+            stem = f"{base}-{number}"
+        taken.add(stem.casefold())
+        stems.append(stem)
+    return stems
+
+
 @dataclass(frozen=True)
 class ExportEntry:
-    name: str  # file stem, unique within the export
+    name: str  # the member's file stem; :func:`team_zip` makes it safe and unique
     image: Image.Image
     profile: Image.Image | None = None  # the logo-marked profile-picture version
 
@@ -281,28 +367,23 @@ def team_zip(
     # One file alone never exceeds a part: it is re-encoded smaller instead. The headroom is
     # for the provenance packet added to a contact sheet after it was fitted.
     limit = max(1024, max_bytes - 2 * _ZIP_ENTRY_OVERHEAD)
+    sheet_stem = f"{safe_filename(team_name, 'team')}-contact-sheet"
+    stems = unique_stems([entry.name for entry in entries], reserved=[sheet_stem])
     files: list[tuple[str, bytes]] = []
-    for entry in entries:
-        files.append((f"{entry.name}.jpg", _jpeg(entry.image, limit, mark, entry.name)))
+    for stem, entry in zip(stems, entries, strict=True):
+        files.append((f"{stem}.jpg", _jpeg(entry.image, limit, mark, stem)))
         if entry.profile is not None:
             files.append(
                 (
-                    f"profile-pictures/{entry.name}.jpg",
-                    _jpeg(entry.profile, limit, mark, f"{entry.name} profile picture"),
+                    f"profile-pictures/{stem}.jpg",
+                    _jpeg(entry.profile, limit, mark, f"{stem} profile picture"),
                 )
             )
     if entries:
         sheet = contact_sheet(
-            [e.image for e in entries],
-            [e.name for e in entries],
-            max_bytes=max(1024, limit - _PROVENANCE_HEADROOM),
+            [e.image for e in entries], stems, max_bytes=max(1024, limit - _PROVENANCE_HEADROOM)
         )
-        files.append(
-            (
-                f"{safe_filename(team_name, 'team')}-contact-sheet.jpg",
-                mark.mark(sheet, title=f"{team_name} contact sheet"),
-            )
-        )
+        files.append((f"{sheet_stem}.jpg", mark.mark(sheet, title=f"{team_name} contact sheet")))
     parts: list[list[tuple[str, bytes]]] = [[]]
     size = 0
     for name, data in files:

@@ -1,0 +1,689 @@
+"""What a custom description may say: known terms for attire, background, lighting and mood.
+
+The text comes from a chat and is rendered on a real person's face. A list of bad words cannot
+keep up with paraphrases, other languages and innocent words that contain bad ones, so the
+policy denies by default:
+
+1. **Refusals first, so the reply says why** (``refusals.toml``): the text is folded the way an
+   evader bends it (Unicode NFKC, invisible characters removed, Cyrillic/Greek look-alikes to
+   Latin, accents dropped, digits read as letters, spelled-out letters joined, stretched letters
+   shortened) and matched, per category, against terms, "exposing garment" and "without
+   garment" patterns and stated ages under 18. Vocabulary phrases that contain a refused word
+   ("nude lipstick", "children's hospital", "power suit") are taken out before this pass.
+2. **Then only known terms** (``vocabulary.toml``): the text is split into words (Japanese,
+   which has no spaces, by longest known term) and read as a sequence of vocabulary terms:
+   modifiers, colours, fabrics and patterns attach to the term they precede ("navy wool
+   suit"), fillers ("a", "with", "please") are dropped, and a negation ("no tie", "without a
+   jacket", "ohne Krawatte", "ネクタイなし") may only remove what a headshot can do without.
+   German, Spanish, French, Russian and Japanese words map onto the same English terms. Any
+   word outside the vocabulary refuses the description, naming the words and the nearest
+   known terms; a text in another script is asked for in English.
+
+The model only ever receives the canonical English terms (:attr:`DescriptionReview.text`),
+never the person's words. The chat stores that text and the worker reviews it again with the
+same function, which gives the same terms back, so what was checked is what is generated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from headshots.errors import ConfigurationError
+
+HERE = Path(__file__).parent
+REFUSALS_FILE = HERE / "refusals.toml"
+#: The vocabulary: the main file (attire, backgrounds, lighting, mood, photography, filler,
+#: negation, translations), the roles and scene objects a person mentions for context, and
+#: everyday words that say nothing of the look (dropped, like fillers).
+VOCABULARY_FILES = (
+    HERE / "vocabulary.toml",
+    HERE / "vocabulary_roles.toml",
+    HERE / "vocabulary_context.toml",
+)
+#: The longest canonical text handed to the model.
+MAX_DESCRIPTION_CHARS = 160
+#: What a refused description is asked to be instead (shown after every refusal reason).
+ASK_INSTEAD = (
+    "Describe attire, background, lighting or mood instead, "
+    'for example "navy suit, soft window light, calm and confident".'
+)
+LANGUAGE_REPLY = (
+    "I read descriptions in English, German, Spanish, French, Russian and Japanese only. "
+    "Please describe the look in English."
+)
+#: Kinds that qualify the term after them; the others are terms of their own.
+MODIFIER_KINDS = ("colour", "modifier", "fabric", "pattern")
+HEAD_KINDS = (
+    "garment", "cultural", "accessory", "background", "lighting", "mood", "photo", "role", "scene"
+)  # fmt: skip
+KINDS = MODIFIER_KINDS + HEAD_KINDS
+TRANSLATED = ("de", "es", "fr", "ru", "ja")
+#: After a negated term these carry the negation on: "no tie or jacket".
+_POSTPOSING = ("es", "fr")
+_BACKDROP_WORDS = frozenset({"background", "backdrop"})
+_CONTINUE_NEGATION = frozenset({"or", "nor", "oder", "noch", "o", "ni", "ou", "или", "ни"})
+
+#: Look-alike letters that NFKC keeps apart from Latin (Unicode's confusables, the common ones).
+_CONFUSABLES = str.maketrans(
+    {
+        # Cyrillic
+        "а": "a", "в": "b", "е": "e", "ё": "e", "з": "3", "і": "i", "ї": "i", "ј": "j",
+        "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t", "у": "y",
+        "х": "x", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ү": "y", "ɡ": "g",
+        "ӏ": "l", "ь": "b", "ѵ": "v",
+        # Greek
+        "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
+        "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ς": "c", "ζ": "z",
+        # Latin small capitals and other look-alikes
+        "ɑ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h", "ɪ": "i",
+        "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r",
+        "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z", "ı": "i",
+        "ø": "o", "ł": "l", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe",
+    }
+)  # fmt: skip
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t",
+     "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "i", "+": "t", "€": "e", "£": "l"}
+)  # fmt: skip
+_NUMBER_WORDS = {
+    word: value
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen".split()
+    )
+}
+_NUMBER = r"(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")"
+_SPELLED_OUT = re.compile(r"\b(?:\w[\s.\-_*'·]+){2,}\w\b")
+#: A stated age: "12 year old", "15yo", "aged 16", "13 years of age", "looking about 15",
+#: "15 Jahre", "15 años", "15 ans", "15 лет", "15歳".
+_AGE = re.compile(
+    rf"\b{_NUMBER}\s*(?:years?|yrs?|y|yr)\s*(?:o(?:ld|\b)|of\s+age|young)"
+    rf"|\b{_NUMBER}\s*y\s*(?:,\s*)?o\b"
+    rf"|\b(?:age[ds]?|age\s+of|aged\s+about|looking|look|looks|about|around|roughly|like|as"
+    rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
+    rf"|now|only)"
+    rf"\s+(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|just\s+)?{_NUMBER}\b"
+    rf"|\b{_NUMBER}\s*(?:jahre?n?|jahrig\w*|anos|ans|лет|года?)\b"
+    rf"|{_NUMBER}\s*(?:歳|才|さい)"
+    r"|\b(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
+    r"|tenth|eleventh|twelfth)\s+grade"
+)
+#: Japanese (and Chinese) script: matched without word boundaries, split by known terms.
+_CJK = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_SEPARATORS = ",;.!?、。・"
+_TOKEN = re.compile(
+    rf"[{_CJK}]+|(?:(?![{_CJK}])[^\W_])+(?:['’`](?:(?![{_CJK}])[^\W_])+)*|[{_SEPARATORS}]"
+)
+#: Scripts the vocabulary reads; a word in any other is answered with LANGUAGE_REPLY.
+_KNOWN_SCRIPT = re.compile(rf"^[a-z0-9\u00c0-\u024f\u0400-\u04ff{_CJK}'’`]+$")
+
+
+@dataclass(frozen=True)
+class DescriptionReview:
+    """The outcome of :func:`review_description`.
+
+    ``text`` is what may reach the prompt: the canonical terms joined (``None``: nothing
+    usable). ``refusal`` is a reply written for the chat; ``category`` says why (one of the
+    refusal categories, ``negation``, ``unknown`` or ``language``) and ``words`` which words.
+    """
+
+    text: str | None
+    refusal: str | None = None
+    category: str | None = None
+    terms: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return self.refusal is not None
+
+
+# --- folding --------------------------------------------------------------------------------
+
+
+def _strip_cf(text: str) -> str:
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def _fold(text: str) -> str:
+    """For the refusal pass: NFKC, no invisible characters, look-alikes to Latin, no accents."""
+    text = _strip_cf(unicodedata.normalize("NFKC", text).casefold())
+    # "children's" reads "childrens" here as in the vocabulary, so its phrases line up.
+    text = re.sub(r"(?<=\w)['’`](?=\w)", "", text).translate(_CONFUSABLES)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _norm_word(word: str) -> str:
+    """For the vocabulary: case and Latin accents folded, apostrophes dropped, ё as е.
+
+    Unlike :func:`_fold`, Cyrillic stays Cyrillic and Japanese voicing marks stay: they make
+    different words there.
+    """
+    word = unicodedata.normalize("NFKC", word).casefold().replace("ё", "е")
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFD", word):
+        if unicodedata.combining(ch) and out and out[-1].isascii():
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out)).translate({ord(c): None for c in "'’`"})
+
+
+def _stem(word: str) -> str:
+    """Plural to singular, the same on both sides ("blouses" -> "blouse", "ties" -> "tie")."""
+    if len(word) <= 3 or _HAS_CJK.search(word):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _words(text: str) -> str:
+    """Words separated by single spaces; clause punctuation kept as "," so rules stop there."""
+    text = re.sub(f"[{_SEPARATORS}]", " , ", text)
+    return " ".join(re.sub(r"[^\w,]+", " ", text).split())
+
+
+def _collapse_runs(text: str, keep: int) -> str:
+    """Runs of three or more of one letter cut to ``keep`` ("naaaked" -> "naked"/"naaked")."""
+    return re.sub(r"(\w)\1{2,}", r"\1" * keep, text)
+
+
+def _join_spelled_out(text: str) -> str:
+    """ "n a k e d" / "n.a.k.e.d" -> "naked" (only runs of single characters are joined)."""
+
+    def join(match: re.Match[str]) -> str:
+        pieces = re.split(r"[\s.\-_*'·]+", match.group(0))
+        return "".join(pieces) if all(len(piece) == 1 for piece in pieces) else match.group(0)
+
+    return _SPELLED_OUT.sub(join, text)
+
+
+def _variants(text: str) -> Iterator[str]:
+    """Every reading of ``text`` a refusal is matched against (each already word-normalised)."""
+    folded = _fold(text)
+    seen: set[str] = set()
+    for base in (
+        _words(folded),
+        _words(folded.translate(_LEET)),
+        _words(_join_spelled_out(folded)),
+        _words(_join_spelled_out(folded.translate(_LEET))),
+    ):
+        for variant in (base, _collapse_runs(base, 1), _collapse_runs(base, 2)):
+            if variant not in seen:
+                seen.add(variant)
+                yield variant
+
+
+def _clean(text: str) -> str:
+    """No invisible characters, no prompt syntax: weights, brackets and tags become spaces.
+
+    Tags are opened up rather than dropped ("bare<i>chest" reads "bare i chest"), so what is
+    reviewed is what was typed.
+    """
+    text = _strip_cf(unicodedata.normalize("NFKC", text))
+    text = re.sub(r":\s*-?\d+(?:\.\d+)?", " ", text)  # A1111 weights "(word:1.4)"
+    return re.sub(r"[<>()\[\]{}|\\/:=_*#~^\"]", " ", text)
+
+
+# --- the data --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Category:
+    name: str
+    reply: str
+    patterns: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
+class _Refusals:
+    categories: tuple[_Category, ...]
+    under_age: int
+    minors_reply: str
+    #: Garments a description may never take away ("no shirt"), as the stem of their last
+    #: word: refused as ``sexual``.
+    essential: frozenset[str]
+    essential_reply: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    canonical: str
+    kind: str  # a KINDS member, "filler", "negation" or "negation_post"
+    #: A Spanish or French adjective, which follows its noun ("camisa blanca").
+    postposed: bool = False
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The known terms, read from ``vocabulary.toml``."""
+
+    exact: dict[tuple[str, ...], _Entry]
+    stemmed: dict[tuple[str, ...], _Entry]
+    japanese: dict[str, _Entry]
+    negatable: frozenset[str]
+    longest: int
+    japanese_longest: int
+    #: Single English words and phrases offered as "try ..." suggestions.
+    suggestions: dict[str, str] = field(default_factory=dict)
+
+    def match(self, tokens: Sequence[_Token], start: int) -> tuple[_Entry | None, int]:
+        """The longest term at ``tokens[start:]`` and how many tokens it spans."""
+        end = start
+        while end < len(tokens) and end - start < self.longest and not tokens[end].separator:
+            end += 1
+        for stop in range(end, start, -1):
+            key = tuple(token.norm for token in tokens[start:stop])
+            entry = self.exact.get(key) or self.stemmed.get(tuple(map(_stem, key)))
+            if entry is not None:
+                return entry, stop - start
+        return self._derived(tokens[start].norm), 1
+
+    def _derived(self, word: str) -> _Entry | None:
+        """An adverb of a known modifier says nothing more ("quietly confident": dropped); a
+        comparative is its modifier ("brighter": "bright")."""
+        for suffix, drop in (("ly", True), ("ily", True), ("er", False), ("ier", False)):
+            if not word.endswith(suffix) or len(word) <= len(suffix) + 2:
+                continue
+            base = word[: -len(suffix)]
+            for candidate in (base, base + "e", base + "y", base[:-1]):
+                entry = self.exact.get((candidate,))
+                if entry is not None and entry.kind in ("modifier", "colour", "mood"):
+                    return _Entry(candidate, "filler") if drop else entry
+        return None
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    norm: str
+    separator: bool = False
+    entry: _Entry | None = None  # set for Japanese pieces, found while splitting
+
+
+def _phrase_key(phrase: str) -> tuple[str, ...]:
+    return tuple(_norm_word(m.group(0)) for m in _TOKEN.finditer(phrase) if m.group(0).strip())
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+
+
+def _compile(terms: list[str]) -> list[re.Pattern[str]]:
+    latin: list[str] = []
+    cjk: list[str] = []
+    for term in terms:
+        prefix = term.rstrip().endswith("*")
+        words = _words(_fold(term.replace("*", ""))).split(" ")
+        body = (
+            r"\s*".join(re.escape(w) for w in words if w)
+            if _HAS_CJK.search(term)
+            else (r"\s+".join(re.escape(word) for word in words if word))
+        )
+        (cjk if _HAS_CJK.search(term) else latin).append(body + (r"\w*" if prefix else ""))
+    patterns = [re.compile(r"\b(?:" + "|".join(latin) + r")\b")] if latin else []
+    if cjk:
+        patterns.append(re.compile("|".join(cjk)))
+    return patterns
+
+
+def _alternation(terms: Sequence[str]) -> str:
+    return "|".join(r"\s+".join(map(re.escape, _words(_fold(t)).split(" "))) for t in terms)
+
+
+#: What may stand between "without" and the garment in the refusal pattern ("without a shirt").
+_ARTICLES = (
+    "a an the any my your his her their all of at ein eine einen einem kein keine un una une "
+    "le la les des el los las"
+).split()
+
+
+@functools.lru_cache(maxsize=4)
+def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
+    data = _read_toml(path)
+    categories: list[_Category] = []
+    essential: set[str] = set()
+    essential_reply = ""
+    for name, raw in data.items():
+        if not isinstance(raw, dict):
+            continue
+        patterns = _compile([*raw.get("terms", []), *raw.get("also", [])])
+        patterns.extend(re.compile(expression) for expression in raw.get("regex", []))
+        garments = list(raw.get("garments", []))
+        if garments:
+            essential.update(_stem(_norm_word(g.split()[-1])) for g in garments)
+            essential_reply = str(raw["reply"])
+            patterns.append(
+                re.compile(
+                    rf"\b(?:{_alternation(raw.get('exposing', []))})\s+(?:\w+\s+){{0,2}}"
+                    rf"(?:{_alternation(garments)})\b"
+                )
+            )
+            patterns.append(
+                re.compile(
+                    rf"\b(?:{_alternation(raw.get('negations', []))})\s+"
+                    rf"(?:(?:{'|'.join(_ARTICLES)})\s+){{0,2}}(?:{_alternation(garments)})\b"
+                )
+            )
+            patterns.append(re.compile(rf"\b(?:{_alternation(garments)})\s+off\b"))
+        categories.append(_Category(name, str(raw["reply"]), tuple(patterns)))
+    minors = data.get("minors", {})
+    assert isinstance(minors, dict)
+    return _Refusals(
+        tuple(categories),
+        int(minors.get("under_age", 18)),
+        str(minors.get("reply", "")),
+        frozenset(essential),
+        essential_reply,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
+    """The vocabulary of ``paths`` together (a term is known in one kind of one file only)."""
+    files = [(path, _read_toml(path)) for path in paths]
+    exact: dict[tuple[str, ...], _Entry] = {}
+    stemmed: dict[tuple[str, ...], _Entry] = {}
+    japanese: dict[str, _Entry] = {}
+    kind_of: dict[str, str] = {}
+    suggestions: dict[str, str] = {}
+
+    def add(phrase: str, entry: _Entry) -> None:
+        key = _phrase_key(phrase)
+        if not key:
+            return
+        if len(key) == 1 and _HAS_CJK.search(key[0]):
+            japanese.setdefault(key[0], entry)
+            return
+        exact.setdefault(key, entry)
+        stemmed.setdefault(tuple(map(_stem, key)), entry)
+
+    for path, data in files:
+        for kind in KINDS:
+            table = data.get(kind, {})
+            if not isinstance(table, dict):
+                raise ConfigurationError(f"{path}: [{kind}] must be a table")
+            for canonical, alternatives in table.items():
+                if canonical in kind_of:
+                    raise ConfigurationError(
+                        f"{path}: {canonical!r} is in [{kind_of[canonical]}] already"
+                    )
+                kind_of[canonical] = kind
+                entry = _Entry(canonical, kind)
+                for phrase in (canonical, *alternatives):
+                    add(phrase, entry)
+                    suggestions.setdefault(" ".join(_phrase_key(phrase)), canonical)
+    negatable: set[str] = set()
+    for path, data in files:
+        for language in TRANSLATED:
+            table = data.get(language, {})
+            assert isinstance(table, dict)
+            for phrase, canonical in table.items():
+                if canonical not in kind_of:
+                    raise ConfigurationError(
+                        f"{path}: [{language}] {phrase!r} maps to {canonical!r}, not a known term"
+                    )
+                kind = kind_of[canonical]
+                postposed = language in _POSTPOSING and kind in MODIFIER_KINDS
+                add(phrase, _Entry(canonical, kind, postposed))
+        fillers = data.get("filler", {})
+        negations = data.get("negation", {})
+        negatable_raw = data.get("negatable", {})
+        assert isinstance(fillers, dict) and isinstance(negations, dict)
+        assert isinstance(negatable_raw, dict)
+        for words in fillers.values():
+            for word in words:
+                add(word, _Entry(" ".join(_phrase_key(word)), "filler"))
+        for language, words in negations.items():
+            kind = "negation_post" if language.endswith("postfix") else "negation"
+            for word in words:
+                add(word, _Entry("no", kind))
+        negatable.update(negatable_raw.get("terms", []))
+        if unknown := sorted(negatable - kind_of.keys()):
+            raise ConfigurationError(f"{path}: [negatable] names unknown terms {unknown}")
+    return Vocabulary(
+        exact=exact,
+        stemmed=stemmed,
+        japanese=japanese,
+        negatable=frozenset(negatable),
+        longest=max((len(key) for key in exact), default=1),
+        japanese_longest=max((len(key) for key in japanese), default=1),
+        suggestions=suggestions,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> re.Pattern[str] | None:
+    """Vocabulary phrases that contain a refused word, longest first ("nude lipstick")."""
+    vocabulary, refusals = load_vocabulary(vocabulary_paths), load_refusals(refusals_path)
+    phrases: set[str] = set()
+    japanese = [((key,), entry) for key, entry in vocabulary.japanese.items()]
+    for key, entry in [*vocabulary.exact.items(), *japanese]:
+        if entry.kind in ("filler", "negation", "negation_post"):
+            continue
+        folded = _words(_fold(" ".join(key)))
+        if _AGE.search(folded) or any(
+            p.search(folded) for c in refusals.categories for p in c.patterns
+        ):
+            phrases.add(folded)
+    if not phrases:
+        return None
+    ordered = sorted(phrases, key=len, reverse=True)
+    latin = [re.escape(p).replace(r"\ ", r"\s+") for p in ordered if not _HAS_CJK.search(p)]
+    cjk = [re.escape(p) for p in ordered if _HAS_CJK.search(p)]
+    parts = ([r"\b(?:" + "|".join(latin) + r")\b"] if latin else []) + cjk
+    return re.compile("|".join(parts))
+
+
+# --- the review ------------------------------------------------------------------------------
+
+
+def _stated_ages(variant: str) -> Iterator[int]:
+    for match in _AGE.finditer(variant):
+        value = next((group for group in match.groups() if group is not None), None)
+        if value is None:  # "sixth grade"
+            yield 11
+        else:
+            yield int(value) if value.isdigit() else _NUMBER_WORDS[value]
+
+
+def _refusal(
+    text: str, refusals: _Refusals, protected: re.Pattern[str] | None
+) -> tuple[str, str] | None:
+    """``(category, reply)`` of the first refusal ``text`` meets, or ``None``."""
+    variants = [protected.sub(" ", v) if protected else v for v in _variants(text)]
+    for category in refusals.categories:
+        for variant in variants:
+            if any(pattern.search(variant) for pattern in category.patterns):
+                return category.name, category.reply
+    if any(age < refusals.under_age for v in variants for age in _stated_ages(v)):
+        return "minors", refusals.minors_reply
+    return None
+
+
+def _tokens(text: str, vocabulary: Vocabulary) -> list[_Token]:
+    tokens: list[_Token] = []
+    for match in _TOKEN.finditer(text):
+        piece = match.group(0)
+        if piece in _SEPARATORS:
+            tokens.append(_Token(piece, ",", separator=True))
+        elif _HAS_CJK.match(piece):
+            tokens.extend(_split_japanese(piece, vocabulary))
+        else:
+            tokens.append(_Token(piece, _norm_word(piece)))
+    return tokens
+
+
+def _split_japanese(run: str, vocabulary: Vocabulary) -> Iterator[_Token]:
+    """Longest known term first at each place; characters no term covers become one word."""
+    start, unknown = 0, ""
+    while start < len(run):
+        for stop in range(min(len(run), start + vocabulary.japanese_longest), start, -1):
+            entry = vocabulary.japanese.get(_norm_word(run[start:stop]))
+            if entry is not None:
+                if unknown:
+                    yield _Token(unknown, unknown)
+                    unknown = ""
+                yield _Token(run[start:stop], run[start:stop], entry=entry)
+                start = stop
+                break
+        else:
+            unknown += run[start]
+            start += 1
+    if unknown:
+        yield _Token(unknown, unknown)
+
+
+@dataclass
+class _Reading:
+    terms: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    refusal: tuple[str, str, str] | None = None  # category, reply, word
+
+
+def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> _Reading:
+    """The tokens as vocabulary terms (see the module docstring), or what is not known."""
+    reading = _Reading()
+    modifiers: list[str] = []
+    negate = last_negated = False
+    last_head: tuple[str, int] | None = None  # canonical, index in terms
+    last_kind = ""  # of the last term in this clause
+
+    def flush() -> None:
+        """Modifiers with no term after them: they qualify the clause's last term ("traje azul
+        marino", "blazer in navy"), or stand alone ("navy, soft light")."""
+        if not modifiers:
+            return
+        if last_kind and last_head is not None:
+            at = last_head[1]
+            negated_term = reading.terms[at].startswith("no ")
+            term = reading.terms[at].removeprefix("no ") if negated_term else reading.terms[at]
+            reading.terms[at] = ("no " if negated_term else "") + " ".join([*modifiers, term])
+        else:
+            reading.terms.append(" ".join(modifiers))
+        modifiers.clear()
+
+    def negated(canonical: str, word: str) -> bool:
+        if canonical in vocabulary.negatable:
+            return True
+        if _stem(_norm_word(canonical.split()[-1])) in refusals.essential:
+            reading.refusal = ("sexual", refusals.essential_reply, word)
+        else:
+            reading.refusal = ("negation", f"I can't leave out {word!r}.", word)
+        return False
+
+    index = 0
+    while index < len(tokens) and reading.refusal is None:
+        token = tokens[index]
+        if token.separator:
+            flush()
+            negate = last_negated = False
+            last_kind = ""
+            index += 1
+            continue
+        entry, span = (token.entry, 1) if token.entry else vocabulary.match(tokens, index)
+        word = " ".join(t.text for t in tokens[index : index + span])
+        index += span
+        if entry is None:
+            # Numbers say nothing to the model; a stated age under 18 or a hate code was
+            # refused in the first pass.
+            if not (token.norm.isdigit() or token.norm in _NUMBER_WORDS):
+                reading.unknown.append(token.text)
+            continue
+        if entry.kind == "filler":
+            if last_negated and entry.canonical in _CONTINUE_NEGATION:
+                negate = True
+            continue
+        if entry.kind == "negation":
+            flush()
+            negate = True
+            continue
+        if entry.kind == "negation_post":
+            if last_head is not None and not last_negated:
+                canonical, at = last_head
+                if negated(canonical, canonical):
+                    reading.terms[at] = "no " + canonical
+                    last_negated = True
+            continue
+        if entry.kind in MODIFIER_KINDS:
+            modifiers.append(entry.canonical)
+            if entry.postposed and last_kind:
+                flush()  # "camisa blanca y chaqueta negra": each colour to its own noun
+            continue
+        if entry.canonical in _BACKDROP_WORDS and not modifiers and last_kind == "background":
+            continue  # "office background": the place already is the background
+        term = " ".join([*modifiers, entry.canonical])
+        modifiers.clear()
+        last_kind = entry.kind
+        last_negated = False
+        if negate and negated(entry.canonical, word):
+            term, last_negated = "no " + term, True
+        negate = False
+        last_head = (entry.canonical, len(reading.terms))
+        reading.terms.append(term)
+    flush()
+    return reading
+
+
+def _suggestion(word: str, vocabulary: Vocabulary) -> str | None:
+    close = difflib.get_close_matches(_norm_word(word), list(vocabulary.suggestions), 1, 0.75)
+    return vocabulary.suggestions[close[0]] if close else None
+
+
+def _unknown_reply(words: Sequence[str], vocabulary: Vocabulary) -> tuple[str, str]:
+    shown = list(dict.fromkeys(words))[:5]
+    if any(not _KNOWN_SCRIPT.match(_norm_word(w)) for w in shown):
+        return "language", f"{LANGUAGE_REPLY} {ASK_INSTEAD}"
+    quoted = ", ".join(f"“{w}”" for w in shown)
+    tries = list(dict.fromkeys(s for s in (_suggestion(w, vocabulary) for w in shown) if s))
+    reply = f"I can't use {quoted} here"
+    reply += (" — try " + " or ".join(f"“{t}”" for t in tries) + ".") if tries else "."
+    return "unknown", f"{reply} {ASK_INSTEAD}"
+
+
+def review_description(
+    text: str | None,
+    *,
+    vocabulary_paths: tuple[Path, ...] = VOCABULARY_FILES,
+    refusals_path: Path = REFUSALS_FILE,
+) -> DescriptionReview:
+    """Review an untrusted description: the canonical terms, or a chat-ready refusal."""
+    if not text or not text.strip():
+        return DescriptionReview(text=None)
+    cleaned = _clean(text)
+    refusals = load_refusals(refusals_path)
+    vocabulary = load_vocabulary(vocabulary_paths)
+    found = _refusal(cleaned, refusals, _protected(vocabulary_paths, refusals_path))
+    if found is not None:
+        category, reply = found
+        return DescriptionReview(None, f"{reply} {ASK_INSTEAD}", category)
+    reading = _read(_tokens(cleaned, vocabulary), vocabulary, refusals)
+    if reading.refusal is not None:
+        category, reply, word = reading.refusal
+        return DescriptionReview(None, f"{reply} {ASK_INSTEAD}", category, words=(word,))
+    if reading.unknown:
+        category, reply = _unknown_reply(reading.unknown, vocabulary)
+        return DescriptionReview(None, reply, category, words=tuple(reading.unknown))
+    terms = tuple(dict.fromkeys(reading.terms))
+    kept: list[str] = []
+    for term in terms:  # whole terms only, never a term cut in two
+        if len(", ".join([*kept, term])) > MAX_DESCRIPTION_CHARS:
+            break
+        kept.append(term)
+    return DescriptionReview(text=", ".join(kept) or None, terms=tuple(kept))

@@ -1,0 +1,211 @@
+"""The custom-description policy: refusals by category first, then only known terms.
+
+Two kinds of data drive it:
+- ``custom_descriptions.toml``: the probes' phrases, each with the category it must be refused
+  under, and phrases that must pass with the terms the model gets.
+- ``descriptions_*.toml``: large sets written apart from the vocabulary (harmful ones in six
+  languages and ordinary ones a person would type, plus held-out sets written separately).
+  They are measured as rates against the bar of issue 19 (>= 98 % refused, >= 95 % accepted;
+  the second is not reached yet, see the floors below), and the rates are printed
+  (``pytest -s -k rates``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from headshots.errors import ConfigurationError
+from headshots.style.policy import (
+    ASK_INSTEAD,
+    MAX_DESCRIPTION_CHARS,
+    VOCABULARY_FILES,
+    load_vocabulary,
+    review_description,
+)
+
+DATA_DIR = Path(__file__).parent / "data"
+PROBES = tomllib.loads((DATA_DIR / "custom_descriptions.toml").read_text(encoding="utf-8"))
+COMMAND = [sys.executable, "-m", "headshots", "policy", "check"]
+REFUSED = [(category, text) for category, texts in PROBES["refused"].items() for text in texts]
+ACCEPTED = [(text, terms) for text, terms in PROBES["accepted"].items()]
+
+
+def _set(name: str) -> list[str]:
+    data = tomllib.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+    return [text for table in data.values() for texts in table.values() for text in texts]
+
+
+@pytest.mark.parametrize(("category", "text"), REFUSED)
+def test_harmful_descriptions_are_refused_with_a_reason(category: str, text: str) -> None:
+    review = review_description(text)
+    assert review.refused, text
+    assert review.text is None and review.terms == ()
+    assert review.category == category, (text, review.category)
+    assert review.refusal is not None and review.refusal.endswith(ASK_INSTEAD)
+
+
+@pytest.mark.parametrize(("text", "terms"), ACCEPTED)
+def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str]) -> None:
+    review = review_description(text)
+    assert not review.refused, (text, review.refusal)
+    assert list(review.terms) == terms
+    assert review.text == ", ".join(terms)
+
+
+@pytest.mark.parametrize(
+    ("harmful", "ordinary", "accepted_floor"),
+    [
+        # The vocabulary was grown while looking at this set's misses: 91 % accepted.
+        ("descriptions_harmful.toml", "descriptions_ordinary.toml", 0.88),
+        # Never tuned to: 50 %. Issue 19's bar is 95 % on sets like this one; the floors only
+        # keep what was reached from sliding back (the vocabulary still misses many everyday
+        # garments, places and words, see the closing note).
+        ("descriptions_harmful_holdout.toml", "descriptions_ordinary_holdout.toml", 0.47),
+    ],
+)
+def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
+    bad, good = _set(harmful), _set(ordinary)
+    passed = [text for text in bad if not review_description(text).refused]
+    refused = [text for text in good if review_description(text).refused]
+    refused_rate = 1 - len(passed) / len(bad)
+    accepted_rate = 1 - len(refused) / len(good)
+    print(
+        f"\n{harmful}: {len(bad) - len(passed)}/{len(bad)} refused ({refused_rate:.1%}); "
+        f"{ordinary}: {len(good) - len(refused)}/{len(good)} accepted ({accepted_rate:.1%})"
+    )
+    assert len(bad) >= 150 and len(good) >= 80
+    assert refused_rate >= 0.98, passed
+    assert accepted_rate >= accepted_floor, refused
+
+
+def test_harmful_sets_cover_every_category_in_six_languages() -> None:
+    data = tomllib.loads((DATA_DIR / "descriptions_harmful.toml").read_text(encoding="utf-8"))
+    assert set(data) >= {"sexual", "minors", "violence", "hate", "identity", "instructions"}
+    for table in data.values():
+        assert set(table) >= {"en", "de", "es", "fr", "ru", "ja"}
+    assert sum(len(texts) for table in data.values() for texts in table.values()) >= 300
+    assert len(_set("descriptions_ordinary.toml")) >= 150
+
+
+def test_the_model_gets_canonical_terms_and_a_second_review_agrees() -> None:
+    """What the chat stores is what the worker reviews again: the same terms come back."""
+    for text in [*_set("descriptions_ordinary.toml"), *(t for t, _ in ACCEPTED)]:
+        first = review_description(text)
+        if first.refused or first.text is None:
+            continue
+        second = review_description(first.text)
+        assert second.terms == first.terms, (text, first.text, second.refusal)
+
+
+def test_other_languages_map_onto_the_same_terms() -> None:
+    english = review_description("navy suit, no tie").terms
+    assert english == ("navy suit", "no tie")
+    for text in (
+        "dunkelblauer Anzug ohne Krawatte",
+        "traje azul marino sin corbata",
+        "costume bleu marine sans cravate",
+        "тёмно-синий костюм без галстука",
+        "紺のスーツ、ネクタイなし",
+    ):
+        review = review_description(text)
+        assert review.terms == english, (text, review.refusal, review.terms)
+
+
+def test_unknown_words_are_named_with_the_nearest_known_term() -> None:
+    review = review_description("navy sweter, Scunthorpe United scarf")
+    assert review.refused and review.category == "unknown"
+    assert review.refusal is not None
+    assert "“sweter”" in review.refusal and "“Scunthorpe”" in review.refusal
+    assert "try “sweater”" in review.refusal
+    assert {"sweter", "Scunthorpe", "United"} <= set(review.words)
+
+
+def test_a_script_the_vocabulary_does_not_read_is_asked_for_in_english() -> None:
+    for text in ("بدلة زرقاء", "파란 정장", "नीला सूट", "μπλε κοστούμι"):
+        review = review_description(text)
+        assert review.refused and review.category == "language", (text, review.category)
+        assert review.refusal is not None and "in English" in review.refusal
+
+
+def test_negation_only_takes_away_what_a_headshot_can_do_without() -> None:
+    assert review_description("white shirt without a tie or jacket").terms == (
+        "white shirt",
+        "no tie",
+        "no jacket",
+    )
+    for text in ("navy suit, no shirt", "without a white shirt", "blazer and no trousers"):
+        review = review_description(text)
+        assert review.refused and review.category == "sexual", (text, review.category)
+
+
+def test_the_text_checked_is_the_text_stored() -> None:
+    """Markup is opened up, never stripped after the check ("bare<i>chest")."""
+    for text in ("bare<i>chest", "bare</b>chest", "(nude:1.8)", "n\u200bude lipstick-free"):
+        assert review_description(text).refused, text
+    review = review_description("red tie, (round glasses:1.4) | [gold] {cufflinks}")
+    assert review.text == "red tie, round glasses, gold cufflinks"
+
+
+def test_long_descriptions_keep_whole_terms() -> None:
+    review = review_description("soft light, navy suit, white shirt, red tie, " * 10)
+    assert review.text is not None and len(review.text) <= MAX_DESCRIPTION_CHARS
+    assert review.terms == ("soft light", "navy suit", "white shirt", "red tie")
+
+
+def test_empty_is_nothing_not_a_refusal() -> None:
+    for text in (None, "", "   ", "(())", "please"):
+        review = review_description(text)
+        assert not review.refused and review.text is None
+
+
+def test_a_broken_vocabulary_says_what_is_wrong(tmp_path: Path) -> None:
+    broken = tmp_path / "vocabulary.toml"
+    broken.write_text('[garment]\n"suit" = []\n[de]\n"anzug" = "costume"\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="costume"):
+        load_vocabulary((broken,))
+    assert len(load_vocabulary(VOCABULARY_FILES).exact) > 1000
+
+
+def test_policy_check_command(tmp_path: Path) -> None:
+    texts = ["navy suit, no tie", "holding an AK-47", "tweed jacket, Scunthorpe"]
+    result = subprocess.run(
+        [*COMMAND, "--json", *texts],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr  # not every text was accepted
+    found = json.loads(result.stdout)
+    assert [item["text"] for item in found] == texts
+    assert found[0] == {
+        "text": texts[0],
+        "accepted": True,
+        "terms": ["navy suit", "no tie"],
+        "reason": None,
+        "category": None,
+        "words": [],
+    }
+    assert found[1]["accepted"] is False and found[1]["category"] == "violence"
+    assert found[2]["category"] == "unknown" and found[2]["words"] == ["Scunthorpe"]
+    # An operator tries an extended copy before it replaces the shipped vocabulary.
+    extended = tmp_path / "vocabulary.toml"
+    extended.write_text(
+        VOCABULARY_FILES[0]
+        .read_text(encoding="utf-8")
+        .replace("[background]", '[background]\n"scunthorpe stadium" = ["scunthorpe"]', 1),
+        encoding="utf-8",
+    )
+    tried = subprocess.run(
+        [*COMMAND, "--vocabulary", str(extended), texts[2]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tried.returncode == 0, tried.stdout + tried.stderr
+    assert "tweed jacket, scunthorpe stadium" in tried.stdout
