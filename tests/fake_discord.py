@@ -1012,22 +1012,29 @@ class FakeDiscord:
         message["deleted"] = True
         return web.Response(status=204)
 
+    def _live_channel(self, channel_id: str) -> dict[str, Any] | web.Response:
+        """The channel, or Discord's 404 for one that does not exist (or was deleted)."""
+        channel = self.channels.get(int(channel_id))
+        if channel is None or channel.get("deleted"):
+            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        return channel
+
     async def _get_channel(self, call: Call, channel_id: str) -> web.Response:
         denied = self._check_bot(call)
         if denied:
             return denied
-        channel = self.channels.get(int(channel_id))
-        if channel is None or channel.get("deleted"):
-            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        channel = self._live_channel(channel_id)
+        if isinstance(channel, web.Response):
+            return channel
         return _json_response(channel)
 
     async def _post_message(self, call: Call, channel_id: str) -> web.Response:
         denied = self._check_bot(call)
         if denied:
             return denied
-        channel = self.channels.get(int(channel_id))
-        if channel is None or channel.get("deleted"):
-            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        channel = self._live_channel(channel_id)
+        if isinstance(channel, web.Response):
+            return channel
         if channel["type"] == 1 and int(channel["recipients"][0]["id"]) in self.dms_closed:
             body = {"message": "Cannot send messages to this user", "code": 50007}
             return _json_response(body, 403)
@@ -1076,9 +1083,9 @@ class FakeDiscord:
         denied = self._check_bot(call)
         if denied:
             return denied
-        channel = self.channels.get(int(channel_id))
-        if channel is None or channel.get("deleted"):
-            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        channel = self._live_channel(channel_id)
+        if isinstance(channel, web.Response):
+            return channel
         limit = min(100, int(call.query.get("limit", 50)))
         before = int(call.query.get("before", 0)) or None
         found = [
@@ -1094,9 +1101,9 @@ class FakeDiscord:
         denied = self._check_bot(call)
         if denied:
             return denied
-        channel = self.channels.get(int(channel_id))
-        if channel is None or channel.get("deleted"):
-            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        channel = self._live_channel(channel_id)
+        if isinstance(channel, web.Response):
+            return channel
         if channel["type"] not in (PUBLIC_THREAD, PRIVATE_THREAD):
             return _json_response(dict(MISSING_PERMISSIONS), 403)  # the bot deletes threads only
         if not self.permissions_in(int(channel_id)) & MANAGE_THREADS:
@@ -1162,9 +1169,9 @@ class FakeDiscord:
         denied = self._check_bot(call)
         if denied:
             return denied
-        thread = self.channels.get(int(channel_id))
-        if thread is None or thread.get("deleted"):
-            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        thread = self._live_channel(channel_id)
+        if isinstance(thread, web.Response):
+            return thread
         if user_id not in thread["member_ids"]:
             thread["member_ids"].append(user_id)
             thread["member_count"] = len(thread["member_ids"])

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 from arq.connections import ArqRedis, RedisSettings
@@ -27,11 +27,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headshots.errors import ConfigurationError, StoreUnavailable
-
-if TYPE_CHECKING:
-    from headshots.settings import Settings
+from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+def _default(name: str) -> Any:
+    """The default of setting ``name`` (``HEADSHOTS_<NAME>``)."""
+    return Settings.model_fields[name].default
 
 
 class StoreTimeout(StoreUnavailable, RedisTimeoutError):
@@ -55,12 +58,13 @@ class RedisTimeouts:
     timed out may still run when Redis wakes, and an INCR or RPUSH must not run twice.
     """
 
-    connect_s: float = 2.0
-    read_s: float = 5.0
-    retries: int = 3
-    backoff_s: float = 0.25
-    backoff_max_s: float = 1.0
-    health_check_interval_s: float = 30.0
+    # The defaults are the settings' (one place says what they are).
+    connect_s: float = _default("redis_connect_timeout_s")
+    read_s: float = _default("redis_read_timeout_s")
+    retries: int = _default("redis_retries")
+    backoff_s: float = _default("redis_retry_backoff_s")
+    backoff_max_s: float = _default("redis_retry_backoff_max_s")
+    health_check_interval_s: float = _default("redis_health_check_interval_s")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisTimeouts:

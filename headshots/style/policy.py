@@ -330,13 +330,13 @@ def _compile(terms: list[str]) -> list[re.Pattern[str]]:
     cjk: list[str] = []
     for term in terms:
         prefix = term.rstrip().endswith("*")
-        words = _words(_fold(term.replace("*", ""))).split(" ")
-        body = (
-            r"\s*".join(re.escape(w) for w in words if w)
-            if _HAS_CJK.search(term)
-            else (r"\s+".join(re.escape(word) for word in words if word))
-        )
-        (cjk if _HAS_CJK.search(term) else latin).append(body + (r"\w*" if prefix else ""))
+        words = [
+            re.escape(word) for word in _words(_fold(term.replace("*", ""))).split(" ") if word
+        ]
+        # Japanese has no spaces and no word boundaries: its terms match anywhere.
+        japanese = bool(_HAS_CJK.search(term))
+        body = (r"\s*" if japanese else r"\s+").join(words) + (r"\w*" if prefix else "")
+        (cjk if japanese else latin).append(body)
     patterns = [re.compile(r"\b(?:" + "|".join(latin) + r")\b")] if latin else []
     if cjk:
         patterns.append(re.compile("|".join(cjk)))
