@@ -76,7 +76,7 @@ logger = logging.getLogger("soak")
 
 FINISHED = {"done", "failed", "cancelled"}
 #: Eye colour, glasses, hair (as the worker e2e tests answer them).
-PERSON = ["Blue", "No glasses", "As in my photos"]
+PERSON = ["Set eyes", "Blue", "No glasses", "As in my photos"]
 GROUP = FakeChat.supergroup(-100700, "Office floor")
 TEAM_GROUP = FakeChat.supergroup(-100800, "Acme staff")
 TEAM_ID = team_id_for("telegram", TEAM_GROUP.id)
@@ -497,7 +497,7 @@ class Soak:
         ordered_at = time.monotonic()
         if person.behaviour == "double":
             # Two quick presses of Confirm, as an impatient thumb does.
-            data = driver.button(summary, "Confirm")
+            data = driver.button(summary, "Looks good")
             pressed = {driver.press(summary, data)["id"]: time.monotonic()}
             pressed[driver.press(summary, data)["id"]] = time.monotonic()
             try:
@@ -518,7 +518,7 @@ class Soak:
         else:
             try:
                 call = await self.press(
-                    person, summary, "Confirm", self.said(person, "Queued: position")
+                    person, summary, "Looks good", self.said(person, "Queued: position")
                 )
             except Stuck:
                 # The bot may have died between submitting and saying so: the person sees
@@ -623,7 +623,11 @@ class Soak:
         tally = await self.upload(person)
         menu_call = await self.press(person, tally, "Done", self.said(person, "Which style?"))
         subject = self.rng.choice(["Woman", "Man"])
-        labels = ["Corporate", subject, *PERSON, "Office", "Blazer", "Ektar", "4", "Square"]
+        # Half take the default path (a style, then its recommended look); half customise.
+        labels = ["Legal"]
+        if self.rng.random() < 0.5:
+            labels = ["Corporate", "Customise", "Corporate", subject, *PERSON]
+            labels += ["Office", "Blazer", "Ektar", "4", "Square"]
         summary = await self.choose(person, dict(menu_call.response), labels)
         await self.order(person, summary)
         await self.after_order(person)
@@ -636,11 +640,14 @@ class Soak:
         await self.consent(person, f"/start team_{TEAM_ID}")
         tally = await self.upload(person)
         menu_call = await self.press(
-            person, tally, "Done", self.said(person, "How should the model see you?")
+            person, tally, "Done", self.said(person, "Start with this look?")
         )
-        subject = self.rng.choice(["Woman", "Man"])
-        summary = await self.choose(person, dict(menu_call.response), [subject, *PERSON])
-        if "Confirm to start?" not in str(summary.get("text")):
+        summary = dict(menu_call.response)
+        if self.rng.random() < 0.5:  # the team's look as it is, or Customise: the person
+            subject = self.rng.choice(["Woman", "Man"])
+            labels = ["Customise", subject, *PERSON]
+            summary = await self.choose(person, summary, labels)
+        if "Start with this look?" not in str(summary.get("text")):
             raise Stuck(f"member summary: {summary.get('text')!r}")
         await self.order(person, summary)
         await self.after_order(person)
@@ -768,10 +775,17 @@ class Soak:
         sent: dict[str, float] = {}
 
         async def act() -> bool:
-            message = self.discord.messages[message_id or person.form_id or 0]
-            ids = [c for c in FakeDiscord.custom_ids(message) if c.startswith(op)]
-            if not ids:
-                raise Stuck(f"no {op!r} on message {message['id']}")
+            # A press the bot deferred (its lock was busy) edits the form a moment later, and
+            # the edit may wait in a rate limit: the next control shows up then, not at once.
+            deadline = time.monotonic() + 10
+            while True:
+                message = self.discord.messages[message_id or person.form_id or 0]
+                ids = [c for c in FakeDiscord.custom_ids(message) if c.startswith(op)]
+                if ids:
+                    break
+                if time.monotonic() > deadline:
+                    raise Stuck(f"no {op!r} on message {message['id']}")
+                await asyncio.sleep(0.1)
             delivered = False
             for _ in range(times):
                 if value is None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import pytest
 
 from headshots.bot.conversation import photos, style
-from headshots.queue.contracts import PersonAttributes, StyleChoice, UserRef
+from headshots.queue.contracts import ChatTarget, PersonAttributes, StyleChoice, UserRef
 from headshots.queue.teams import BrandKit, KitBackground, TeamStore, team_id_for
 from headshots.style.policy import review_description
 from tests.fake_discord import FakeDiscord
@@ -47,6 +47,7 @@ class Person(Protocol):
     async def describe(self, text: str) -> str: ...
     async def summary(self) -> str: ...
     async def quick(self) -> str: ...
+    async def customise(self) -> None: ...
     async def confirm(self) -> str: ...
     async def press_result(self, data: str) -> str: ...
     def where(self) -> tuple[int, int | None]: ...
@@ -60,6 +61,8 @@ class TelegramPerson:
         self.user = UserRef(platform="telegram", user_id=who.id)
         self.menu: dict[str, Any] = {}
         self.tally: dict[str, Any] = {}
+        #: Buttons pressed so far (the default path's promise: four to Confirm).
+        self.taps = 0
 
     async def start(self, payload: str = "") -> str:
         mark = self.fake.mark()
@@ -69,6 +72,7 @@ class TelegramPerson:
 
     async def agree(self) -> None:
         mark = self.fake.mark()
+        self.taps += 1
         self.driver.press_label(self.menu, "I agree")
         await self.driver.said("Now send", since=mark)
 
@@ -80,12 +84,14 @@ class TelegramPerson:
 
     async def finish_upload(self) -> None:
         mark = self.fake.mark()
+        self.taps += 1
         self.driver.press_label(self.tally, "Done")
         self.menu = await self.driver.said("?", since=mark)
 
     async def _press(self, data: str) -> str:
         """Press ``data`` under the menu; the callback's answer, the menu updated."""
         mark = self.fake.mark()
+        self.taps += 1
         query = self.driver.press(self.menu, data)
         answer = await self.fake.wait_for(
             "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
@@ -126,8 +132,18 @@ class TelegramPerson:
     async def quick(self) -> str:
         return await self._press(f"f:{self.user.user_id}:q")
 
+    def labels(self) -> list[str]:
+        """The buttons under the menu."""
+        rows = (self.menu.get("reply_markup") or {}).get("inline_keyboard", [])
+        return [str(button["text"]) for row in rows for button in row]
+
+    async def customise(self) -> None:
+        """Customise under the recommended look: the questions, one at a time."""
+        await self._press(f"f:{self.user.user_id}:change")
+
     async def confirm(self) -> str:
         mark = self.fake.mark()
+        self.taps += 1
         self.driver.press(self.menu, f"f:{self.user.user_id}:ok")
         return plain(str((await self.driver.said("Queued", since=mark))["text"]))
 
@@ -160,6 +176,7 @@ class DiscordPerson:
         self.form: dict[str, Any] = {}
         self.place: dict[str, Any] = {}
         self.sent = 0
+        self.taps = 0
 
     async def _wait(self, probe: Callable[[], Any], what: str) -> Any:
         return await self.fake.wait_for(probe, what=what, within=30)
@@ -187,6 +204,7 @@ class DiscordPerson:
         return plain(str(prompt["content"]))
 
     async def agree(self) -> None:
+        self.taps += 1
         await self.member.press(self.form, "hsd:consent")
         self.form = await self._wait(
             lambda: self.fake.message_with(f"hsd:class:{self.member.id}:"), "the style form"
@@ -224,6 +242,7 @@ class DiscordPerson:
         return self.fake.messages[int(self.form["id"])]
 
     async def _click(self, op: str) -> str:
+        self.taps += 1
         payload = await self.member.press(self._current(), op)
         return self._answer(payload)
 
@@ -236,6 +255,7 @@ class DiscordPerson:
                 break
             if any(c.startswith(f"hsd:{page}:") for c in self.fake.custom_ids(self._current())):
                 await self._click(f"hsd:{page}:")
+        self.taps += 1
         await self.member.pick(self._current(), op, value)
 
     async def describe(self, text: str) -> str:
@@ -252,6 +272,13 @@ class DiscordPerson:
 
     async def quick(self) -> str:
         return await self._click("hsd:quick")
+
+    def labels(self) -> list[str]:
+        rows = self._current().get("components") or []
+        return [str(c.get("label", "")) for row in rows for c in row.get("components", [])]
+
+    async def customise(self) -> None:
+        """The form is the customising: its selects are there before the summary."""
 
     async def confirm(self) -> str:
         await self._click("hsd:confirm")
@@ -334,13 +361,20 @@ class Platform:
         settings = self.telegram.settings if self.name == "telegram" else self.bot.settings
         return TeamStore(self.client.redis, self.client.store, settings)
 
-    async def answer_the_rest(self, person: Any) -> None:
-        """One question at a time (Telegram): the questions a form leaves at their defaults."""
+    async def choose_all(self, person: Any, preset: str, subject: str) -> None:
+        """Choose a style and a subject class, every other question left at its default.
+
+        One question at a time (Telegram), the class is asked once the person customises."""
+        await person.choose("preset", preset)
         if self.name != "telegram":
+            await person.choose("subject_class", subject)
             return
-        for step in ("eye_colour", "glasses", "hair_colour", "background", "attire"):
-            await person.choose(step, "as_in_photos" if step == "glasses" else "default")
-        for step in ("colour_grade", "count", "aspect_ratio"):
+        await person.customise()
+        for step, value in [("preset", preset), ("subject_class", subject)]:
+            await person.choose(step, value)
+        for step in (style.FEATURES, "background", "attire", "colour_grade"):
+            await person.choose(step, "default")
+        for step in ("count", "aspect_ratio"):
             await person.choose(step, "8" if step == "count" else "default")
 
 
@@ -381,8 +415,13 @@ async def test_single_person(
     refusal = await alice.describe(BAD_DESCRIPTION)
     assert review_description(BAD_DESCRIPTION).refusal == refusal
     assert await alice.describe(GOOD_DESCRIPTION) == ""
-    answers = [
-        ("subject_class", "woman"),
+    await alice.customise()
+    if platform.name == "telegram":  # the questions again, from the style: keep the words
+        await alice.choose("preset", style.KEEP)
+    answers = [("subject_class", "woman")]
+    if platform.name == "telegram":
+        answers.append((style.FEATURES, style.SET_FEATURES))
+    answers += [
         ("eye_colour", "blue"),
         ("glasses", "wear"),
         ("hair_colour", "blonde"),
@@ -397,7 +436,8 @@ async def test_single_person(
     assert "Photos: 4 accepted." in summary
     assert "Eyes: blue · Glasses: yes · Hair: long, blonde" in summary
     assert "Description: navy turtleneck, rooftop, golden hour" in summary
-    assert "Quick drafts need an LCM-LoRA" in await alice.quick()
+    assert "Colour: Ektar (saturated)" in summary and "Images: 4, shape 1:1" in summary
+    assert not any("Quick draft" in label for label in alice.labels()), "none configured"
     assert "Queued: position" in await alice.confirm()
 
     (job,) = await submitted(platform, alice)
@@ -424,19 +464,69 @@ async def test_single_person(
     assert len(await submitted(platform, alice, "new_style")) == 1
 
 
-async def test_quick_draft_when_configured(
-    platform: Platform, face_photo_bytes: list[bytes]
-) -> None:
-    await platform.start(lcm_lora="latent-consistency/lcm-lora-sdv1-5")
+async def _alice_picks_legal(platform: Platform, face_photo_bytes: list[bytes]) -> Any:
+    """Consent, four photos, Done, Legal: three of the four taps of the default path."""
     alice = platform.person(ALICE)
     await alice.start()
     await alice.agree()
     await alice.send_photos(face_photo_bytes[:4])
     await alice.finish_upload()
-    for step, value in [("preset", "legal"), ("subject_class", "man")]:
-        await alice.choose(step, value)
-    await platform.answer_the_rest(alice)
+    await alice.choose("preset", "legal")
+    return alice
+
+
+async def test_default_path_is_four_taps(platform: Platform, face_photo_bytes: list[bytes]) -> None:
+    """Consent, Done, a style, Looks good: the recommended look, nothing else asked."""
+    await platform.start()
+    alice = await _alice_picks_legal(platform, face_photo_bytes)
+    summary = await alice.summary()
+    assert "Style: Legal" in summary and "Colour: style default (" in summary
+    assert "Hair: as in my photos" in summary and "shape style default (4:5)" in summary
+    assert any("Looks good" in label for label in alice.labels())
+    assert any("Customise" in label for label in alice.labels())
+    await alice.confirm()
+    assert alice.taps <= 4, alice.taps
+    (job,) = await submitted(platform, alice)
+    assert job.request.style == StyleChoice(preset="legal")
+
+
+async def _bob_joins_acme(platform: Platform) -> tuple[BrandKit, Any, str]:
+    """Alice's team Acme has a kit (Legal, 4 images); Bob opens its join link."""
+    await platform.start()
+    kit = BrandKit(team_name="Acme", preset="legal", count=4)
+    channel = GROUP.id if platform.name == "telegram" else int(platform.channel["id"])
+    target = ChatTarget(platform=platform.name, chat_id=channel, user_id=ALICE.id)  # type: ignore[arg-type]
+    await platform.teams().save_kit(platform.team_id, platform.name, kit, target, ALICE.id)  # type: ignore[arg-type]
+    bob = platform.person(BOB)
+    if platform.name == "telegram":
+        intro = await bob.start(f"team_{platform.team_id}")
+    else:
+        intro = await bob.start(join=True)
+    return kit, bob, intro
+
+
+async def test_default_path_of_a_team_member(
+    platform: Platform, face_photo_bytes: list[bytes]
+) -> None:
+    """A member's default path is the team's look: consent, Done (or Continue), Looks good."""
+    kit, bob, _intro = await _bob_joins_acme(platform)
+    await bob.agree()
+    await bob.send_photos(face_photo_bytes[:4])
+    await bob.finish_upload()
+    assert "The team's look:" in await bob.summary()
+    await bob.confirm()
+    assert bob.taps <= 4, bob.taps
+    (job,) = await submitted(platform, bob)
+    assert job.request.style == kit.style_for("person", PersonAttributes())
+
+
+async def test_quick_draft_when_configured(
+    platform: Platform, face_photo_bytes: list[bytes]
+) -> None:
+    await platform.start(lcm_lora="latent-consistency/lcm-lora-sdv1-5")
+    alice = await _alice_picks_legal(platform, face_photo_bytes)
     await alice.summary()
+    assert any("Quick draft" in label for label in alice.labels())
     await alice.quick()
     assert "Quality: quick draft" in await alice.summary()
     await alice.confirm()
@@ -466,9 +556,7 @@ async def test_group_members_apart(platform: Platform, face_photo_bytes: list[by
     assert "4 accepted, 0 rejected" in await bob.send_photos(face_photo_bytes[2:6])
     for person, subject in ((alice, "woman"), (bob, "man")):
         await person.finish_upload()
-        await person.choose("preset", "corporate")
-        await person.choose("subject_class", subject)
-        await platform.answer_the_rest(person)
+        await platform.choose_all(person, "corporate", subject)
         await person.summary()
         status = await person.confirm()
         if platform.name == "telegram":
@@ -550,23 +638,16 @@ async def test_team_member_answers_for_themselves(
     platform: Platform, face_photo_bytes: list[bytes]
 ) -> None:
     """A member joins, uploads privately, answers only about themselves; the kit does the rest."""
-    from headshots.queue.contracts import ChatTarget
-
-    await platform.start()
-    kit = BrandKit(team_name="Acme", preset="legal", count=4)
-    channel = GROUP.id if platform.name == "telegram" else int(platform.channel["id"])
-    target = ChatTarget(platform=platform.name, chat_id=channel, user_id=ALICE.id)  # type: ignore[arg-type]
-    await platform.teams().save_kit(platform.team_id, platform.name, kit, target, ALICE.id)  # type: ignore[arg-type]
-    bob = platform.person(BOB)
-    if platform.name == "telegram":
-        intro = await bob.start(f"team_{platform.team_id}")
-    else:
-        intro = await bob.start(join=True)
+    kit, bob, intro = await _bob_joins_acme(platform)
     assert "joining Acme" in intro
     await bob.agree()
     await bob.send_photos(face_photo_bytes[:4])
     await bob.finish_upload()
-    for step, value in [("subject_class", "woman"), ("eye_colour", "green"), ("glasses", "none")]:
+    await bob.customise()  # the team's look is the default: Customise asks about the person
+    steps = [("subject_class", "woman"), ("eye_colour", "green"), ("glasses", "none")]
+    if platform.name == "telegram":
+        steps.insert(1, (style.FEATURES, style.SET_FEATURES))
+    for step, value in steps:
         await bob.choose(step, value)
     if platform.name == "telegram":
         await bob.choose("hair_colour", "default")  # one tap: hair as in the photos
@@ -583,15 +664,26 @@ async def test_team_member_answers_for_themselves(
 # --- the core's pure parts --------------------------------------------------------------------
 def test_person_questions_are_asked_once_and_skippable() -> None:
     after_class = style.next_step("subject_class", {})
-    assert after_class == "eye_colour"
+    assert after_class == style.FEATURES, "one compact question first"
+    assert style.current(style.FEATURES, {}) == style.DEFAULT, "as in my photos, preselected"
+    assert style.next_step(style.FEATURES, {}) == "eye_colour", "set them: each is asked"
+    assert style.next_step(style.FEATURES, {}, skip=True) == "background"
+    mine = style.apply({}, "eye_colour", "blue")
+    assert next(o.value for o in style.options(style.FEATURES, mine)) == style.KEEP
+    assert style.apply(mine, style.FEATURES, style.DEFAULT)["attributes"] == {}
+    assert style.next_step("preset", {}, steps=style.BRIEF_STEPS) is None, "then the summary"
     chosen = style.apply({}, "hair_colour", style.DEFAULT)
     assert style.next_step("glasses", chosen) == "hair_colour"
     assert style.next_step("hair_colour", chosen) == "background", "one tap skips the length"
     chosen = style.apply(chosen, "hair_colour", "red")
     assert style.next_step("hair_colour", chosen) == "hair_length"
-    # Features known from an earlier job (a new style) are not asked again.
-    assert style.next_step("subject_class", chosen, skip=True) == "background"
+    # Features known from an earlier job are not asked one by one: the compact question shows
+    # them with "Keep" first.
+    assert style.next_step("subject_class", chosen, skip=True) == style.FEATURES
+    assert style.next_step(style.FEATURES, chosen, skip=True) == "background"
     assert style.next_step(None, {}, steps=style.TEAM_STEPS) == "subject_class"
+    assert style.lines({"colour_grade": "ektar"})[-2] == "Colour: Ektar (saturated)"
+    assert style.lines({})[-2] == "Colour: style default (Film Portra)", "not a choice"
     with pytest.raises(ValueError):
         style.apply({}, "eye_colour", "purple")
 

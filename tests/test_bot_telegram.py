@@ -145,21 +145,23 @@ async def choose_style(
             "editMessageText", lambda c, m=menu_id: int(c.params["message_id"]) == m, since=mark
         )
         menu = dict(call.response)
-    assert "Confirm to start?" in menu["text"], menu["text"]
+    assert "Start with this look?" in menu["text"], menu["text"]
     return menu
 
 
 async def confirm(driver: ChatDriver, summary: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Press Confirm; returns the status message and the submitted job id."""
     mark = driver.fake.mark()
-    driver.press_label(summary, "Confirm")
+    driver.press_label(summary, "Looks good")
     status = await driver.said("Queued: position", since=mark)
     return status, ""
 
 
 #: Eye colour, glasses, hair ("As in my photos" skips the hair length).
-PERSON = ["Blue", "No glasses", "As in my photos"]
-FULL_CHOICE = ["Corporate", "Woman", *PERSON, "Office", "Blazer", "Ektar", "8", "Square"]
+PERSON = ["Set eyes", "Blue", "No glasses", "As in my photos"]
+#: The style, then Customise: every question again, from the style on.
+LOOK = ["Corporate", "Customise", "Corporate", "Woman"]
+FULL_CHOICE = [*LOOK, *PERSON, "Office", "Blazer", "Ektar", "8", "Square"]
 
 
 async def test_whole_session_until_queued(
@@ -475,15 +477,12 @@ async def test_custom_description(
     await driver.said("keep it under 300", since=mark)
     mark = fake_telegram.mark()
     driver.text("navy turtleneck,   rooftop at golden hour")
-    menu = await driver.said("How should the model see you?", since=mark)
-    defaults = ["As in my photos", "As in my selfies", "As in my photos"]
-    summary = await choose_style(
-        driver, menu, ["Man", *defaults, "Style default", "4", "Style default"]
-    )
+    # The description is the look: the summary follows at once (Customise asks the rest).
+    summary = await driver.said("Start with this look?", since=mark)
     assert "Description: navy turtleneck, rooftop, golden hour" in summary["text"]
-    # Change starts the menus again; Cancel drops the upload.
+    # Customise starts the menus again; Cancel drops the upload.
     mark = fake_telegram.mark()
-    driver.press_label(summary, "Change")
+    driver.press_label(summary, "Customise")
     await driver.said("Which style?", since=mark)
     mark = fake_telegram.mark()
     driver.text("/cancel")
@@ -828,7 +827,7 @@ async def test_a_late_queued_edit_gives_the_status_back_to_the_worker(
         "editMessageText", 2.0, lambda params: "Queued: position" in str(params.get("text"))
     )
     mark = fake_telegram.mark()
-    driver.press_label(summary, "Confirm")
+    driver.press_label(summary, "Looks good")
 
     # Meanwhile a worker takes the job and finishes it, editing the same status message with
     # the worker's own sender (what headshots.queue.worker does).

@@ -164,16 +164,20 @@ async def join_and_submit(
     tally = await member.said(f"{len(photos)} accepted, 0 rejected", since=mark, timeout=60)
     mark = fake.mark()
     member.press_label(tally, "Done")
+    # The team's look is the default: "Customise" asks only about the person.
+    summary = await member.said("Start with this look?", since=mark)
+    mark = fake.mark()
+    member.press_label(summary, "Customise")
     menu = await member.said("How should the model see you?", since=mark)
     for label in [subject, *PERSON]:
         mark = fake.mark()
         member.press_label(menu, label)
         menu = await member.said("?", since=mark)
     summary = menu
-    assert "Confirm to start?" in summary["text"]
+    assert "Start with this look?" in summary["text"]
     assert "The team's look:" in summary["text"] and "Team: Acme" in summary["text"]
     mark = fake.mark()
-    member.press_label(summary, "Confirm")
+    member.press_label(summary, "Looks good")
     await member.said("Queued: position", since=mark)
     job = await bot.services.client.active_job(UserRef(platform="telegram", user_id=member.user.id))
     assert job is not None and job.request.team_id == TEAM_ID
@@ -325,16 +329,20 @@ async def test_team_kit_admin_only_redo_status_and_delete(
     tally = await bob.said("4 accepted, 0 rejected", since=mark, timeout=60)
     mark = fake_telegram.mark()
     bob.press_label(tally, "Done")
+    # The team's look is the default: "Customise" asks only about the person.
+    summary = await bob.said("Start with this look?", since=mark)
+    mark = fake_telegram.mark()
+    bob.press_label(summary, "Customise")
     menu = await bob.said("How should the model see you?", since=mark)
     for label in ["Man", *PERSON]:
         mark = fake_telegram.mark()
         bob.press_label(menu, label)
         menu = await bob.said("?", since=mark)
     summary = menu
-    assert "Confirm to start?" in summary["text"]
+    assert "Start with this look?" in summary["text"]
     assert "Background: Blurred office" in summary["text"] and "You: Man" in summary["text"]
     mark = fake_telegram.mark()
-    bob.press_label(summary, "Confirm")
+    bob.press_label(summary, "Looks good")
     await bob.said("Queued: position", since=mark)
     client = bot.services.client
     job = await client.active_job(bob_ref)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from headshots.queue import constants
 from headshots.queue.contracts import JobState, UserRef
 from tests.fake_telegram import Call, FakeChat, FakeTelegram
 from tests.plugins.queue import settings_env
@@ -20,6 +21,7 @@ from tests.queue_helpers import wait_for_state
 from tests.test_bot_telegram import (
     ALICE,
     BOB,
+    LOOK,
     PERSON,
     TEAM,
     TOPIC,
@@ -31,7 +33,7 @@ from tests.test_bot_telegram import (
 )
 
 FINISHED = {JobState.DONE, JobState.FAILED, JobState.CANCELLED}
-QUICK_CHOICE = ["Corporate", "Woman", *PERSON, "Office", "Blazer", "Ektar", "4", "Square"]
+QUICK_CHOICE = [*LOOK, *PERSON, "Office", "Blazer", "Ektar", "4", "Square"]
 
 
 def worker_env(bot: RunningBot, fake: FakeTelegram, **extra: str) -> dict[str, str]:
@@ -61,7 +63,7 @@ async def confirmed_job(
 ) -> tuple[str, int]:
     """Press Confirm; the job id and its status message id."""
     mark = driver.fake.mark()
-    driver.press_label(summary, "Confirm")
+    driver.press_label(summary, "Looks good")
     status = await driver.said("Queued: position", since=mark)
     user = UserRef(platform="telegram", user_id=driver.user.id)
     job = await bot.services.client.active_job(user)
@@ -100,7 +102,9 @@ async def test_whole_session_on_the_tiny_model(
     bot = await telegram_bot()
     chat = FakeChat.private(ALICE)
     driver = ChatDriver(fake_telegram, chat, ALICE)
-    await start_and_consent(driver)
+    intro = await start_and_consent(driver)
+    # Nothing measured, no worker yet: no number is promised (it was "about 19 min" for 14 s).
+    assert "a few minutes once it is your turn" in intro["text"]
     menu = await upload_and_finish(
         driver, [*face_photo_bytes[:5], group_photo_bytes], "5 accepted, 1 rejected: photo 6"
     )
@@ -111,6 +115,16 @@ async def test_whole_session_on_the_tiny_model(
     client = bot.services.client
     state = await wait_for_state(client, job_id, FINISHED, timeout_s=240)
     assert state is JobState.DONE, worker_processes.logs()[-3000:]
+
+    # The first job's ETA: the worker's estimate (its steps x its model's and device's step
+    # costs) is within 10x of what the job then took.
+    redis = client.redis
+    estimate = await redis.hgetall(constants.ESTIMATE_KEY)
+    expected = sum(float(v) for v in estimate.values())
+    took = 0.0
+    for part in ("train", "generate"):
+        took += float((await redis.lrange(constants.stage_durations_key(part), 0, 0))[0])
+    assert len(estimate) == 2 and took / 10 <= expected <= took * 10, (estimate, took)
 
     # The one status message went through the stages, edited by the worker.
     edits = [
@@ -151,7 +165,9 @@ async def test_whole_session_on_the_tiny_model(
     menu = await driver.said("Which style?", since=mark)
     assert "no retraining" in menu["text"]
     summary = await choose_style(
-        driver, menu, ["Legal", "Man", "Bookshelf", "Suit", "Ektar", "4", "Tall"]
+        driver,
+        menu,
+        ["Legal", "Customise", "Legal", "Man", "Keep", "Bookshelf", "Suit", "Ektar", "4", "Tall"],
     )
     new_job_id, _ = await confirmed_job(bot, driver, summary)
     new = await client.job(new_job_id)

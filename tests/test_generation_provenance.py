@@ -17,7 +17,7 @@ from headshots.generation.provenance import (
     TRAINED_ALGORITHMIC_MEDIA,
     C2paSigner,
     Provenance,
-    add_xmp_to_jpeg,
+    add_provenance_to_jpeg,
     digital_source_type,
     encode_jpeg,
     encode_png,
@@ -44,26 +44,59 @@ def test_png_and_jpeg_carry_the_iptc_digital_source_type() -> None:
     png = encode_png(_image(), {"preset": "corporate", "seed": 42})
     jpeg = encode_jpeg(_image())
     for data in (png, jpeg):
-        assert digital_source_type(data) == TRAINED_ALGORITHMIC_MEDIA
-        with Image.open(io.BytesIO(data)) as image:
-            description = image.getxmp()["xmpmeta"]["RDF"]["Description"]
-            assert description["description"]["Alt"]["li"]["text"] == AI_NOTICE
-            assert image.getexif()[0x010E] == AI_NOTICE
+        _assert_marked(data)
     assert read_provenance(png) == {"ai_generated": True, "preset": "corporate", "seed": 42}
     with Image.open(io.BytesIO(png)) as image:
         assert image.text["AI-Generated"] == "true"
 
 
-def test_xmp_goes_into_an_existing_jpeg_without_touching_its_pixels() -> None:
+def _assert_marked(data: bytes) -> None:
+    """The same provenance a reader finds in every file we deliver: XMP and the EXIF notice."""
+    assert digital_source_type(data) == TRAINED_ALGORITHMIC_MEDIA
+    with Image.open(io.BytesIO(data)) as image:
+        description = image.getxmp()["xmpmeta"]["RDF"]["Description"]
+        assert description["description"]["Alt"]["li"]["text"] == AI_NOTICE
+        exif = image.getexif()
+        assert exif[0x010E] == AI_NOTICE and exif[0x0131].startswith("headshots")
+
+
+def test_provenance_goes_into_an_existing_jpeg_without_touching_its_pixels() -> None:
     sheet = contact_sheet([_image(seed=1), _image(seed=2)], ["#1", "#2"])
     assert digital_source_type(sheet) is None
-    marked = add_xmp_to_jpeg(sheet)
-    assert digital_source_type(marked) == TRAINED_ALGORITHMIC_MEDIA
-    assert add_xmp_to_jpeg(marked).count(b"trainedAlgorithmicMedia") == 1, "one packet, not two"
+    with Image.open(io.BytesIO(sheet)) as image:
+        assert 0x010E not in image.getexif()
+    marked = add_provenance_to_jpeg(sheet)
+    _assert_marked(marked)
+    twice = add_provenance_to_jpeg(marked)
+    assert twice.count(b"trainedAlgorithmicMedia") == 1, "one packet, not two"
+    assert twice.count(AI_NOTICE.encode()) == 2, "one EXIF notice and one XMP notice"
     with Image.open(io.BytesIO(sheet)) as before, Image.open(io.BytesIO(marked)) as after:
         assert np.array_equal(np.asarray(before), np.asarray(after))
     with pytest.raises(ValueError, match="JPEG"):
-        add_xmp_to_jpeg(_png(_image()))
+        add_provenance_to_jpeg(_png(_image()))
+
+
+def test_a_jpeg_keeps_its_own_exif_tags_when_marked() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 1  # Orientation
+    exif[0x8298] = "Acme Inc."  # Copyright
+    buffer = io.BytesIO()
+    _image().save(buffer, format="JPEG", exif=exif)
+    marked = add_provenance_to_jpeg(buffer.getvalue())
+    _assert_marked(marked)
+    with Image.open(io.BytesIO(marked)) as image:
+        assert image.getexif()[0x8298] == "Acme Inc."
+
+
+def test_every_delivered_file_kind_carries_the_same_provenance() -> None:
+    provenance = Provenance()
+    for data in (
+        provenance.png(_image(), {"seed": 1}, title="Corporate headshot #1"),
+        provenance.jpeg(_image(), title="profile picture"),
+        provenance.mark(contact_sheet([_image(), _image(seed=3)], ["#1", "#2"]), title="sheet"),
+        provenance.mark(_png(_image()), title="an export made elsewhere"),
+    ):
+        _assert_marked(data)
 
 
 def test_team_export_headshots_profile_pictures_and_sheet_all_carry_it() -> None:
@@ -87,7 +120,7 @@ def test_team_export_headshots_profile_pictures_and_sheet_all_carry_it() -> None
             "profile-pictures/ada.jpg",
         ]
         for name in names:
-            assert digital_source_type(archive.read(name)) == TRAINED_ALGORITHMIC_MEDIA, name
+            _assert_marked(archive.read(name))
 
 
 def test_c2pa_manifest_signed_with_the_operators_certificate(

@@ -145,7 +145,8 @@ def test_generate_stages_deliver_ranked_results_with_provenance(
     assert [r["rank"] for r in record["results"]] == [1, 2, 3]
     for result in record["results"]:
         assert set(result) >= {"path", "rank", "score", "seed", "caption"}
-        assert "low likeness" in result["caption"]
+        # Words, not numbers: "#1 · Corporate · low likeness" (the seed stays in the record).
+        assert result["caption"] == f"#{result['rank']} · Corporate · low likeness"
         meta = read_provenance(ctx.read_blob(result["path"]))
         assert (
             meta["ai_generated"] is True
@@ -171,13 +172,22 @@ def test_generate_stages_deliver_ranked_results_with_provenance(
     assert Image.open(io.BytesIO(ctx.read_blob(record["results"][0]["path"]))).size == (102, 128)
     # No silent shortfall: none passed on random weights, and the record says why.
     assert (record["ordered"], record["passed"], record["missing"]) == (3, 0, 3)
-    assert sum(record["reasons"].values()) == record["generated"]
+    assert sum(record["reasons"].values()) == record["generated"] - len(record["results"])
 
     # Same stages object, a second job: the base is not loaded again.
     ctx2 = _context(tmp_path, tiny_settings, _request(count=1, seed=9), train_job_id="trained")
     run_stages(ctx2, stages.stage_set().generate)
     assert stages.resident.base_loads == 1
     stages.close()
+
+
+def test_captions_name_the_likeness_in_words() -> None:
+    from headshots.generation.stages import likeness_words
+
+    assert likeness_words(0.62, 0.35, low=False) == "strong likeness"
+    assert likeness_words(0.40, 0.35, low=False) == "good likeness"
+    assert likeness_words(0.62, 0.35, low=True) == "low likeness", "a closest attempt"
+    assert likeness_words(None, 0.35, low=False) == "low likeness"
 
 
 def test_generate_without_lora_is_not_found(tiny_settings: Settings, tmp_path: Path) -> None:

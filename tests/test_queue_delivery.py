@@ -188,10 +188,35 @@ async def test_a_shortfall_says_how_many_passed_why_and_offers_the_rest(
     caption = str(sheet.params["caption"])
     assert caption.startswith("Contact sheet: 3 AI-generated headshots")
     assert "3 of the 8 headshots you ordered passed our likeness check (10 made)" in caption
-    assert "5 did not look enough like you; 2 showed no clear face" in caption
+    assert "Of the 7 not sent, 5 did not look enough like you; 2 showed no clear face" in caption
     assert "Make 5 more" in caption
     markup = str(sheet.params["reply_markup"])
     assert "hs:mm:job9:5" in markup and "Make 5 more" in markup
+
+
+def test_the_shortfall_text_counts_what_was_really_left_over() -> None:
+    """0 passed, 4 closest attempts sent, 1 other: the others are that one, not all five."""
+    from headshots.queue.deliver import shortfall_message
+
+    record = {
+        "results": _results(4), "generated": 5, "ordered": 4, "passed": 0, "missing": 4,
+        "reasons": {"no_face": 1, "low_likeness": 0, "near_duplicate": 0},
+    }  # fmt: skip
+    text = shortfall_message(record) or ""
+    assert text.startswith("None of the 5 headshots I made passed our likeness check, so these 4")
+    assert "Of the 1 not sent, 1 showed no clear face." in text and "0 " not in text
+    # Counts that do not add up (more reasons than images left over) are not told.
+    assert "not sent" not in (shortfall_message({**record, "reasons": {"no_face": 5}}) or "")
+    two = {
+        **record,
+        "results": _results(2),
+        "passed": 2,
+        "reasons": {"near_duplicate": 1, "withheld": 2},
+    }
+    assert "Of the 3 not sent, 2 were withheld by our safety check (never sent); 1 was a near-" in (
+        shortfall_message(two) or ""
+    )
+    assert shortfall_message({**record, "passed": 4, "missing": 0}) is None
 
 
 async def test_a_full_order_offers_no_make_more(

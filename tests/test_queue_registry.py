@@ -11,7 +11,15 @@ from typing import Any
 from redis.asyncio import Redis
 
 from headshots.queue import constants, registry
-from headshots.queue.progress import QueuePosition, average_duration, queue_position
+from headshots.queue.progress import (
+    QueuePosition,
+    average_duration,
+    expected_job_s,
+    format_eta,
+    publish_estimate,
+    queue_position,
+    record_duration,
+)
 from headshots.settings import Settings
 from tests.plugins.queue import settings_env
 
@@ -38,8 +46,19 @@ async def test_eta_divides_the_line_among_live_workers(redis_client: Redis) -> N
         "gpu-b:2",
     ]
 
+    # Nothing measured and no estimate: no number (the text says "a few minutes").
+    assert (await _position(redis_client, ids[0])).eta_s is None
+    assert format_eta(None) == "a few minutes"
+    # A worker's estimate stands in until the first job is measured; then the measures count.
+    await publish_estimate(redis_client, {"train": 30.0, "generate": 12.0})
+    assert await expected_job_s(redis_client) == 42.0
+    await record_duration(redis_client, "train", 20.0)
+    assert await expected_job_s(redis_client) == 32.0
+
     train = await average_duration(redis_client, "train")
-    own = train + await average_duration(redis_client, "generate")
+    generate = await average_duration(redis_client, "generate")
+    assert train is not None and generate is not None
+    own = train + generate
     positions = [
         await queue_position(redis_client, constants.TRAIN_QUEUE, a, train=True) for a in ids
     ]

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "headshots.cli.core",
     "headshots.cli.faces",
     "headshots.cli.generation",
+    "headshots.cli.models",
     "headshots.cli.policy",
 )
 

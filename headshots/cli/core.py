@@ -217,6 +217,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if "missing" in report else 0
 
 
+#: The way out for every "not cached while offline" line of doctor.
+_FETCH_HINT = (
+    "run `headshots models fetch` with the same settings on a host with network (it fills "
+    "HEADSHOTS_MODEL_DIR; copy that folder here)"
+)
+
+
 def _hub_cached(settings: Settings, name: str) -> bool:
     """Whether Hugging Face id ``name`` is in our model cache (huggingface_hub's layout)."""
     return (settings.models_path / "hub" / f"models--{name.replace('/', '--')}").is_dir()
@@ -255,7 +262,10 @@ def _check_output_check(settings: Settings, check: Any) -> None:
     if not ok:
         detail = (
             f"safety checker {name} is not cached and HEADSHOTS_HF_OFFLINE=1: workers will not "
-            f"start (they would fail every job); put it in the cache or set a local folder"
+            f"start (they would fail every job). Either {_FETCH_HINT} or point "
+            "HEADSHOTS_SAFETY_CHECKER at a local checker folder; or set "
+            "HEADSHOTS_SAFETY_CHECKER=none, which starts workers WITHOUT an NSFW check: "
+            "generated images of real people's faces then reach chats unchecked"
         )
     check("output check", ok, detail)
 
@@ -279,7 +289,7 @@ def _check_adapters(settings: Settings, check: Any) -> None:
     def hub_problem(name: str, what: str) -> str | None:
         if _hub_cached(settings, name) or not settings.hf_offline:
             return None
-        return f"{what} {name} is not cached and HEADSHOTS_HF_OFFLINE=1"
+        return f"{what} {name} is not cached and HEADSHOTS_HF_OFFLINE=1 ({_FETCH_HINT})"
 
     if not settings.ip_adapter_faceid:
         check(
@@ -383,10 +393,18 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     )
     base = settings.base_model
     local = os.path.isdir(base)
+    if local:
+        where = "local folder"
+    elif _hub_cached(settings, base):
+        where = "Hugging Face id, cached"
+    elif settings.hf_offline:
+        where = f"Hugging Face id, not cached and HEADSHOTS_HF_OFFLINE=1: {_FETCH_HINT}"
+    else:
+        where = "Hugging Face id; downloaded on first use, or ahead with `headshots models fetch`"
     check(
         "base model",
-        local or not settings.hf_offline,
-        f"{base} ({'local folder' if local else 'Hugging Face id; downloaded on first use'})",
+        local or _hub_cached(settings, base) or not settings.hf_offline,
+        f"{base} ({where})",
     )
     pack = models / "insightface" / "models" / settings.insightface_pack
     check(

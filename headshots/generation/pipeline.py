@@ -198,27 +198,9 @@ class ResidentPipeline:
 
     def _lcm_lora(self) -> dict[str, torch.Tensor]:
         if self._lcm_state is None:
-            name = self.settings.lcm_lora
-            if not name:
-                raise ModelMissing("the lcm scheduler needs an LCM-LoRA: set HEADSHOTS_LCM_LORA")
-            path = Path(name).expanduser()
-            if not path.exists():
-                from huggingface_hub import hf_hub_download
+            from headshots.generation.fetch import lcm_lora_file
 
-                try:
-                    path = Path(
-                        hf_hub_download(
-                            name,
-                            LORA_WEIGHT_NAME,
-                            cache_dir=self.settings.models_path / "hub",
-                            local_files_only=self.settings.hf_offline,
-                        )
-                    )
-                except Exception as exc:
-                    raise ModelMissing(
-                        f"cannot fetch LCM-LoRA {name!r}: {exc}; check HEADSHOTS_LCM_LORA, "
-                        "HEADSHOTS_MODEL_DIR and HEADSHOTS_HF_OFFLINE"
-                    ) from exc
+            path = lcm_lora_file(self.settings)
             self._lcm_state = lora_state_dict(path)
         return dict(self._lcm_state)
 

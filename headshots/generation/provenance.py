@@ -38,6 +38,7 @@ TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trai
 IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 XMP_PNG_KEY = "XML:com.adobe.xmp"
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_JPEG_EXIF_HEADER = b"Exif\x00\x00"
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 _EXIF_SOFTWARE = 0x0131
 
@@ -101,10 +102,11 @@ def encode_jpeg(image: Image.Image, *, quality: int = 92) -> bytes:
     return buffer.getvalue()
 
 
-def add_xmp_to_jpeg(data: bytes) -> bytes:
-    """``data`` (a JPEG) with our XMP packet inserted, pixels untouched (no re-encode).
+def add_provenance_to_jpeg(data: bytes) -> bytes:
+    """``data`` (a JPEG) with our XMP packet and EXIF notice, pixels untouched (no re-encode).
 
-    Any XMP segment already there is replaced, so marking twice leaves one packet.
+    Any XMP segment already there is replaced, so marking twice leaves one packet; an EXIF
+    segment already there keeps its other tags and gains the notice.
     """
     if data[:2] != b"\xff\xd8":
         raise ValueError("not a JPEG")
@@ -116,21 +118,35 @@ def add_xmp_to_jpeg(data: bytes) -> bytes:
             break  # first non-APPn segment: the image data starts here
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         segment = data[position : position + 2 + length]
-        if not (marker == 0xE1 and segment[4:].startswith(_JPEG_XMP_HEADER)):
+        if not (marker == 0xE1 and segment[4:].startswith((_JPEG_XMP_HEADER, _JPEG_EXIF_HEADER))):
             segments.append(segment)
         position += 2 + length
-    packet = _JPEG_XMP_HEADER + xmp_packet()
-    xmp_segment = b"\xff\xe1" + (2 + len(packet)).to_bytes(2, "big") + packet
-    # After JFIF/EXIF (APP0/APP1) as readers expect, before everything else.
-    head = [s for s in segments if s[1] in (0xE0, 0xE1)]
-    tail = [s for s in segments if s[1] not in (0xE0, 0xE1)]
-    return b"\xff\xd8" + b"".join(head) + xmp_segment + b"".join(tail) + data[position:]
+    exif = _exif_of(data)
+    exif[_EXIF_IMAGE_DESCRIPTION] = AI_NOTICE
+    exif[_EXIF_SOFTWARE] = SOFTWARE
+    # Readers expect JFIF (APP0), then EXIF, then XMP (both APP1), then everything else.
+    head = [s for s in segments if s[1] == 0xE0]
+    tail = [s for s in segments if s[1] != 0xE0]
+    new = [_app1(exif.tobytes()), _app1(_JPEG_XMP_HEADER + xmp_packet())]
+    return b"\xff\xd8" + b"".join(head + new + tail) + data[position:]
+
+
+def _exif_of(data: bytes) -> Image.Exif:
+    with Image.open(io.BytesIO(data)) as image:
+        exif = image.getexif()
+    return exif
+
+
+def _app1(payload: bytes) -> bytes:
+    if len(payload) + 2 > 0xFFFF:
+        raise ValueError("a JPEG APP1 segment holds at most 64 KiB")
+    return b"\xff\xe1" + (2 + len(payload)).to_bytes(2, "big") + payload
 
 
 def add_provenance(data: bytes) -> bytes:
     """PNG or JPEG bytes made elsewhere (a contact sheet, an export) with our XMP and notice."""
     if data[:2] == b"\xff\xd8":
-        return add_xmp_to_jpeg(data)
+        return add_provenance_to_jpeg(data)
     with Image.open(io.BytesIO(data)) as image:
         metadata = read_provenance(data)
         return encode_png(image.convert("RGB"), metadata)

@@ -52,7 +52,7 @@ def checker_setting(settings: Settings, base_model_path: Path | None) -> str | N
     return value
 
 
-def _resolve(settings: Settings, name: str) -> tuple[Path, str | None]:
+def resolve_checker(settings: Settings, name: str) -> tuple[Path, str | None]:
     """(folder, subfolder) holding the checker; downloads a hub id into the model cache."""
     local = Path(name).expanduser()
     if local.is_dir():
@@ -124,7 +124,7 @@ class SafetyChecker:
 
         from headshots.generation.models import resolve_device
 
-        path, subfolder = _resolve(settings, name)
+        path, subfolder = resolve_checker(settings, name)
         where: dict[str, Any] = {"subfolder": subfolder} if subfolder else {}
         try:
             model: Any = StableDiffusionSafetyChecker.from_pretrained(path, **where)

@@ -775,13 +775,13 @@ class GenerationStages:
         labels: list[str] = []
         for rank, (index, score, similarity) in enumerate(picks, start=1):
             item = items[index]
-            caption = f"#{rank} · {title} · seed {item['seed']}"
+            # Words a person understands; the seed and the number stay in the record and the
+            # file's metadata (and behind "More like #N").
+            caption = f"#{rank} · {title}"
             if quick_used:
                 caption += f" · {QUICK_CAPTION}"
-            if similarity is not None and not low_likeness:
-                caption += f" · likeness {similarity:.2f}"
-            elif reference is not None:
-                caption += " · low likeness"
+            if reference is not None:
+                caption += f" · {likeness_words(similarity, threshold, low=low_likeness)}"
             path = f"jobs/{ctx.job_id}/results/{rank:02d}.png"
             metadata = {
                 "preset": generation["preset"],
@@ -821,11 +821,10 @@ class GenerationStages:
         shortfall: dict[str, Any] = {"ordered": count, "passed": passed}
         if passed is not None and passed < count:
             # No silent shortfall: say how many passed and why the others did not.
+            # The closest attempts delivered in their place are not among "the others".
             shortfall.update(
                 missing=count - passed,
-                reasons=likeness_failures(
-                    images, reference, analyzer, kept={p[0] for p in picks[:passed]}
-                ),
+                reasons=likeness_failures(images, reference, analyzer, kept={p[0] for p in picks}),
             )
         else:
             shortfall["missing"] = 0
@@ -889,6 +888,20 @@ def _withheld_message(count: int) -> str:
     )
 
 
+#: How far above the same-person threshold a similarity reads as "strong" (cosine units; about
+#: a third of the gap between the threshold and a near-identical face on either backend).
+STRONG_LIKENESS_MARGIN = 0.15
+
+
+def likeness_words(similarity: float | None, threshold: float, *, low: bool) -> str:
+    """The caption's likeness: strong, good, or low (a closest attempt that did not pass)."""
+    if low or similarity is None or similarity < threshold:
+        return "low likeness"
+    return (
+        "strong likeness" if similarity >= threshold + STRONG_LIKENESS_MARGIN else "good likeness"
+    )
+
+
 def likeness_failures(
     images: list[Image.Image],
     reference: np.ndarray | None,
@@ -901,7 +914,7 @@ def likeness_failures(
     The same tests as ``rank_by_likeness`` in the same order: one prominent face, of sensible
     size, similar enough; what passes all three but was not kept was a near-duplicate.
     """
-    from headshots.generation.faces.selfie_check import MIN_FACE_FRACTION, prominent_faces
+    from headshots.generation.faces.prominence import MIN_FACE_FRACTION, prominent_faces
 
     reasons = {"no_face": 0, "several_faces": 0, "face_too_small": 0, "low_likeness": 0}
     reasons["near_duplicate"] = 0
@@ -909,7 +922,7 @@ def likeness_failures(
         if index in kept:
             continue
         rgb = image.convert("RGB")
-        faces = prominent_faces(analyzer.analyze(rgb))
+        faces = prominent_faces(analyzer.analyze(rgb), analyzer)
         if not faces:
             reasons["no_face"] += 1
         elif len(faces) > 1:

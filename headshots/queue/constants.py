@@ -140,6 +140,11 @@ def stage_durations_key(stage: str) -> str:
     return f"{KEY_PREFIX}stats:duration:{stage}"
 
 
+#: Hash part -> seconds: what a worker expects a job's part to take before any has been
+#: measured (written when it starts; see headshots/generation/estimate.py).
+ESTIMATE_KEY = f"{KEY_PREFIX}stats:estimate"
+
+
 def user_teams_key(user_key: str) -> str:
     """Set of team ids the user joined (their ``/delete`` leaves every team)."""
     return f"{user_prefix(user_key)}teams"

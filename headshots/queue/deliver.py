@@ -24,14 +24,21 @@ logger = logging.getLogger(__name__)
 #: Every album caption says so: chat apps recompress photos and strip their metadata.
 AI_CAPTION_NOTE = "AI-generated"
 
-_REASONS = {
-    "low_likeness": "did not look enough like you",
-    "no_face": "showed no clear face",
-    "several_faces": "showed more than one face",
-    "face_too_small": "had the face too small",
-    "near_duplicate": "were near-duplicates of a better one",
-    "withheld": "were withheld by our safety check (never sent)",
-}
+_REASONS = {  # (one, several)
+    "low_likeness": ("did not look enough like you",) * 2,
+    "no_face": ("showed no clear face",) * 2,
+    "several_faces": ("showed more than one face",) * 2,
+    "face_too_small": ("had the face too small",) * 2,
+    "near_duplicate": ("was a near-duplicate of a better one",
+                       "were near-duplicates of a better one"),
+    "withheld": ("was withheld by our safety check (never sent)",
+                 "were withheld by our safety check (never sent)"),
+}  # fmt: skip
+
+
+def _reason(reason: str, number: int) -> str:
+    words = _REASONS.get(reason) or (reason.replace("_", " "),) * 2
+    return f"{number} {words[0] if number == 1 else words[1]}"
 
 
 def shortfall_message(record: dict[str, Any]) -> str | None:
@@ -42,12 +49,16 @@ def shortfall_message(record: dict[str, Any]) -> str | None:
     if passed is None or missing <= 0 or not ordered:
         return None
     generated = int(record.get("generated") or ordered)
-    reasons = record.get("reasons") or {}
-    why = "; ".join(
-        f"{number} {_REASONS.get(reason, reason.replace('_', ' '))}"
-        for reason, number in sorted(reasons.items(), key=lambda item: -int(item[1]))
-    )
     results = len(record.get("results") or [])
+    # "The others" are what was made and not sent: never the closest attempts sent instead.
+    others = max(0, generated - results)
+    counted = {k: int(v) for k, v in (record.get("reasons") or {}).items() if int(v) > 0}
+    why = "; ".join(
+        _reason(reason, number)
+        for reason, number in sorted(counted.items(), key=lambda item: -item[1])
+    )
+    if sum(counted.values()) > others:
+        why = ""  # counts that do not add up are not told
     if not results:
         head = f"None of the {generated} headshots I made can be sent."
     elif int(passed) == 0:
@@ -61,7 +72,7 @@ def shortfall_message(record: dict[str, Any]) -> str | None:
             f"{passed} of the {ordered} headshots you ordered passed our likeness check "
             f"({generated} made)."
         )
-    because = f" Of the others, {why}." if why else ""
+    because = f" Of the {others} not sent, {why}." if why and others else ""
     return (
         f"{head}{because} Tap 'Make {missing} more' to generate {missing} more with "
         "your personal model and new seeds (no new training)."

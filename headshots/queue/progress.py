@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 
 _MAX_EVENTS = 500
 _DURATION_SAMPLES = 20
-#: Used for ETAs until real durations have been measured (seconds on one GPU).
-_DEFAULT_DURATIONS = {"train": 900.0, "generate": 240.0}
+#: A worker's estimate stands this long after it started (it is written again at each start).
+_ESTIMATE_TTL_S = 7 * 24 * 3600
 
 
 async def set_state(
@@ -63,12 +63,34 @@ async def record_duration(redis: Redis, name: str, seconds: float) -> None:
         await pipe.execute()
 
 
-async def average_duration(redis: Redis, name: str) -> float:
-    """Moving average of the recent durations of ``name`` (a default until measured)."""
+async def average_duration(redis: Redis, name: str) -> float | None:
+    """Moving average of the recent durations of ``name``; until one is measured, what the
+    workers estimated for it (their model family and device); else ``None``: nobody knows.
+
+    Never a built-in number: a fixed 19 minutes was promised for a job that took 14 s.
+    """
     samples = [float(x) for x in await redis.lrange(constants.stage_durations_key(name), 0, -1)]
-    if not samples:
-        return _DEFAULT_DURATIONS.get(name, 60.0)
-    return sum(samples) / len(samples)
+    if samples:
+        return sum(samples) / len(samples)
+    estimate = await redis.hget(constants.ESTIMATE_KEY, name)
+    return float(estimate) if estimate is not None else None
+
+
+async def expected_job_s(redis: Redis) -> float | None:
+    """What a whole new job takes (training and generating), or ``None`` when unknown."""
+    train, generate = (
+        await average_duration(redis, "train"),
+        await average_duration(redis, "generate"),
+    )
+    return None if train is None or generate is None else train + generate
+
+
+async def publish_estimate(redis: Redis, durations: dict[str, float]) -> None:
+    """A worker's estimate of each part before any is measured (see :func:`average_duration`)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(constants.ESTIMATE_KEY, mapping={k: f"{v:.1f}" for k, v in durations.items()})
+        pipe.expire(constants.ESTIMATE_KEY, _ESTIMATE_TTL_S)
+        await pipe.execute()
 
 
 @dataclass(frozen=True)
@@ -99,11 +121,11 @@ async def queue_position(
     workers = await registry.live_count(redis, part)
     if workers == 0:
         return QueuePosition(int(rank) + 1, None, worker_online=False)
-    ahead = (int(rank) // workers) * await average_duration(redis, part)
-    own = await average_duration(redis, "generate")
-    if train:
-        own += await average_duration(redis, "train")
-    return QueuePosition(int(rank) + 1, ahead + own)
+    each = await average_duration(redis, part)
+    own = await (expected_job_s(redis) if train else average_duration(redis, "generate"))
+    if each is None or own is None:
+        return QueuePosition(int(rank) + 1, None)
+    return QueuePosition(int(rank) + 1, (int(rank) // workers) * each + own)
 
 
 NO_WORKER = (
@@ -112,8 +134,9 @@ NO_WORKER = (
 
 
 def format_eta(seconds: float | None) -> str:
+    """``None`` (nothing measured or estimated yet) reads "a few minutes", never a guess."""
     if seconds is None:
-        return "unknown"
+        return "a few minutes"
     if seconds < 90:
         return "about a minute"
     minutes = round(seconds / 60)

@@ -46,6 +46,7 @@ from headshots.queue.delivery import SenderPool
 from headshots.queue.finish import finish_job
 from headshots.queue.progress import (
     decode_hash,
+    publish_estimate,
     queue_position,
     record_duration,
     record_event,
@@ -483,6 +484,7 @@ async def run_workers(
 ) -> None:
     """Run one arq worker per part until SIGINT/SIGTERM (with ``burst``: until queues empty)."""
     resources = await build_resources(settings, redis_url)
+    await _publish_estimate(resources)
     workers = [build_worker(resources, part, burst=burst) for part in parts]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -547,6 +549,19 @@ async def _poll_until_stopped(worker: Worker) -> None:
             )  # fmt: skip
             await asyncio.sleep(delay_s)
             delay_s = min(RECONNECT_MAX_DELAY_S, delay_s * 2)
+
+
+async def _publish_estimate(resources: WorkerResources) -> None:
+    """What a job will take here, for the ETAs people see before any job was measured."""
+    from headshots.generation.estimate import expected_durations
+
+    try:
+        found = await asyncio.to_thread(expected_durations, resources.settings)
+        if found is not None:
+            await publish_estimate(resources.redis, found)
+            logger.info("expected durations before any is measured: %s", found)
+    except Exception:  # an ETA is a courtesy: it never keeps a worker from starting
+        logger.warning("estimating job durations failed", exc_info=True)
 
 
 async def _heartbeat(resources: WorkerResources, name: str, parts: list[str]) -> None:

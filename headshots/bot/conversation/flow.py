@@ -32,7 +32,7 @@ from headshots.queue.contracts import (
     StyleChoice,
     UserRef,
 )
-from headshots.queue.progress import average_duration
+from headshots.queue.progress import expected_job_s
 from headshots.queue.teams import TeamStore
 from headshots.settings import Settings
 
@@ -226,8 +226,7 @@ class Flow:
             return True
 
     async def _intro(self, surface: Surface, conversation: Conversation) -> str:
-        redis = self.client.redis
-        eta = await average_duration(redis, "train") + await average_duration(redis, "generate")
+        eta = await expected_job_s(self.client.redis)
         name = None
         if conversation.team_id:
             name = (await self.services.teams.require(conversation.team_id)).kit.team_name
@@ -431,8 +430,10 @@ class Flow:
             elif not await self._apply(surface, conversation, step, value):
                 return
             else:
-                if step == "preset":
+                if step == "preset" and value != style.KEEP:
                     conversation.style.pop("custom", None)  # a preset instead of a description
+                if step == style.FEATURES:  # "Set them" asks each feature; the rest skip them
+                    conversation.remembered = value != style.SET_FEATURES
                 conversation.step = self._next(conversation, step)
         elif action == "set" and choosing:
             if not await self._apply(surface, conversation, step, value):
@@ -446,13 +447,12 @@ class Flow:
                 await surface.answer(problem)
                 return
             conversation.stage = "confirm"
-        elif action == "quick" and stage == "confirm":
-            if not self.settings.lcm_lora:
-                await surface.answer(texts.QUICK_UNAVAILABLE, alert=True)
-                return
+        elif action == "quick" and stage == "confirm" and self._quick_offered(conversation):
             conversation.style["quick"] = not conversation.style.get("quick")
         elif action == "change" and stage == "confirm":
+            # "Customise": every question, the features among them, from the top.
             conversation.stage, conversation.page, conversation.remembered = "style", 0, False
+            conversation.customising = True
             conversation.step = self._next(conversation, None)
         elif action == "confirm" and stage == "confirm":
             await self._confirm(turn, conversation)
@@ -477,11 +477,18 @@ class Flow:
         return True
 
     def _next(self, conversation: Conversation, step: str | None) -> str | None:
+        """The question after ``step``; ``None`` (and the summary) when none is left.
+
+        The default path asks only the preset (a team member: nothing, the kit is the look);
+        the summary then shows the recommended look with "Looks good" and "Customise".
+        """
+        steps: tuple[str, ...]
+        if conversation.customising:
+            steps = style.TEAM_STEPS if conversation.team_id else style.STEPS
+        else:
+            steps = () if conversation.team_id else style.BRIEF_STEPS
         following = style.next_step(
-            step,
-            conversation.style,
-            steps=style.TEAM_STEPS if conversation.team_id else style.STEPS,
-            skip=conversation.remembered,
+            step, conversation.style, steps=steps, skip=conversation.remembered
         )
         conversation.stage = "style" if following else "confirm"
         return following
@@ -520,7 +527,8 @@ class Flow:
         for step in groups[names[page]]:
             if step == "hair_length" and style.current("hair_colour", chosen) == style.DEFAULT:
                 continue  # as one at a time (style.next_step): "As in my photos" skips it
-            options = tuple(o for o in style.options(step, chosen) if o.value != style.CUSTOM)
+            offered = style.options(step, chosen)
+            options = tuple(o for o in offered if o.value not in (style.CUSTOM, style.KEEP))
             current = style.current(step, chosen)
             questions.append(Question("style", step, style.QUESTIONS[step], options, current))
         buttons = [
@@ -551,18 +559,18 @@ class Flow:
         return "\n".join([texts.SUMMARY_HEADING, photos_line, *await self._body(conversation)])
 
     async def _summary(self, conversation: Conversation) -> Screen:
-        buttons = [Button("confirm", "✅ Confirm", tone="success")]
-        if not conversation.team_id:  # a team's look fixes the quality too
-            if not self.settings.lcm_lora:
-                label = "⚡ Quick draft (unavailable here)"
-            elif conversation.style.get("quick"):
-                label = "Full quality instead"
-            else:
-                label = "⚡ Quick draft (fast, lower quality)"
+        buttons = [Button("confirm", "✅ Looks good", tone="success")]
+        if self._quick_offered(conversation):
+            quick = conversation.style.get("quick")
+            label = "Full quality instead" if quick else "⚡ Quick draft (fast, lower quality)"
             buttons.append(Button("quick", label))
-        buttons += [Button("change", "Change"), Button("cancel", "Cancel", tone="danger")]
+        buttons += [Button("change", "✏️ Customise"), Button("cancel", "Cancel", tone="danger")]
         text = await self._summary_text(conversation) + "\n\n" + texts.CONFIRM_QUESTION
         return Screen(text, buttons=buttons)
+
+    def _quick_offered(self, conversation: Conversation) -> bool:
+        """Quick drafts need an LCM-LoRA; a team's look fixes the quality too."""
+        return bool(self.settings.lcm_lora) and not conversation.team_id
 
     # --- text, custom descriptions -------------------------------------------------------
     async def text(self, turn: Turn, place: Place, text: str) -> None:

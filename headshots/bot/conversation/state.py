@@ -125,8 +125,11 @@ class Conversation(BaseModel):
     step: str | None = None
     page: int = 0
     style: dict[str, Any] = Field(default_factory=dict)
-    #: The person's features are known from an earlier job: not asked again.
+    #: The person's features are not asked one by one: known from an earlier job, or answered
+    #: at the compact features question.
     remembered: bool = False
+    #: The person pressed "Customise": every question is asked, not only the preset.
+    customising: bool = False
     #: Set while /start asks "continue with N photos or start over?".
     resume_offered: bool = False
 

@@ -2,15 +2,17 @@
 
 A choice is a plain dict of :class:`StyleChoice` fields (JSON in the conversation state):
 
-    preset -> subject class -> eye colour -> glasses -> hair colour [-> hair length]
-           -> background -> attire -> colour grade -> count -> shape
+    preset -> (the recommended look: "Looks good" or "Customise")
+    customise: subject class -> features ["Set them": eye colour -> glasses -> hair colour
+               [-> hair length]] -> background -> attire -> colour grade -> count -> shape
 
-Front ends that ask one question at a time walk :data:`STEPS` with :func:`next_step`; front
-ends that show a form show :data:`GROUPS`, one group per page. "Custom" at the preset step means
-the person describes the look in words instead (background and attire are then skipped when
-asked one at a time). The person's own features (eyes, glasses, hair) are asked once: a
-conversation that remembers them from an earlier job skips them. Option values are short and
-fit Telegram's 64-byte callback data.
+Front ends that ask one question at a time walk :data:`BRIEF_STEPS` (the default path: the
+preset's recommended look is then shown for confirmation), or :data:`STEPS` once the person
+presses "Customise", with :func:`next_step`; front ends that show a form show :data:`GROUPS`,
+one group per page. "Custom" at the preset step means the person describes the look in words
+instead (background and attire are then skipped when asked one at a time). The person's own
+features (eyes, glasses, hair) are one compact question with "As in my photos" first; only
+"Set them" asks each. Option values are short and fit Telegram's 64-byte callback data.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ DEFAULT = "default"
 #: Option value of the preset step meaning "I'll describe it in words".
 CUSTOM = "custom"
 PERSON = ("eye_colour", "glasses", "hair_colour", "hair_length")
+#: The compact question about the person's features; its answers (see :func:`options`).
+FEATURES = "features"
+#: At FEATURES: ask each feature. KEEP: keep what was chosen before (features, description).
+SET_FEATURES, KEEP = "set", "keep"
+#: The default path, one question: the preset (its recommended look is confirmed after it).
+BRIEF_STEPS = ("preset",)
 STEPS = (
     "preset",
     "subject_class",
+    FEATURES,
     *PERSON,
     "background",
     "attire",
@@ -38,7 +47,7 @@ STEPS = (
     "count",
     "aspect_ratio",
 )
-TEAM_STEPS = ("subject_class", *PERSON)
+TEAM_STEPS = ("subject_class", FEATURES, *PERSON)
 #: Pages of a form, by name (a Discord message holds four selects and a row of buttons).
 GROUPS = {
     "look": ("preset", "subject_class", "background", "attire"),
@@ -50,6 +59,7 @@ PAGE_LABELS = {"more": "More options", "you": "Eyes, glasses, hair", "hairstyle"
 QUESTIONS = {
     "preset": "Which style? (Custom lets you describe the look in your own words.)",
     "subject_class": "How should the model see you?",
+    FEATURES: "Your eyes, glasses and hair? (As in my photos suits most people.)",
     "eye_colour": "Your eye colour? (It keeps the headshots true to you.)",
     "glasses": "Glasses in your headshots?",
     "hair_colour": "Your hair colour? (As in my photos skips the hair questions.)",
@@ -122,9 +132,17 @@ def _pairs(labels: dict[str, str], default: str | None = None) -> list[Option]:
 def options(step: str, style: dict[str, Any]) -> list[Option]:
     """The answers offered at ``step`` given what was chosen so far."""
     if step == "preset":
-        return [*(Option(n, p.title) for n, p in presets().items()), Option(CUSTOM, "✏️ Custom")]
+        found = [*(Option(n, p.title) for n, p in presets().items()), Option(CUSTOM, "✏️ Custom")]
+        # Customising a described look: the description can stay (or give way to a preset).
+        return [Option(KEEP, "✓ Keep my description"), *found] if style.get("custom") else found
     if step == "subject_class":
         return _pairs(CLASS_LABELS)
+    if step == FEATURES:
+        found = [Option(DEFAULT, f"✓ {AS_IN_PHOTOS}")]
+        if not to_choice(style).attributes.is_default:
+            found.insert(0, Option(KEEP, "✓ Keep: " + person_line(style)))
+            found[1] = Option(DEFAULT, AS_IN_PHOTOS)
+        return [*found, Option(SET_FEATURES, "Set eyes, glasses, hair")]
     if step == "glasses":
         return _pairs(GLASSES_LABELS)
     if step in _PERSON_LABELS:
@@ -143,6 +161,8 @@ def options(step: str, style: dict[str, Any]) -> list[Option]:
 def current(step: str, style: dict[str, Any]) -> str:
     """The value ``step`` has now (``DEFAULT`` when nothing is chosen)."""
     choice = to_choice(style)
+    if step == FEATURES:
+        return DEFAULT if choice.attributes.is_default else KEEP
     value = getattr(choice.attributes, step) if step in PERSON else getattr(choice, step)
     return DEFAULT if value is None else str(value)
 
@@ -152,7 +172,12 @@ def apply(style: dict[str, Any], step: str, value: str) -> dict[str, Any]:
     if value not in {option.value for option in options(step, style)} or value == CUSTOM:
         raise ValueError(f"{value!r} is not an option at step {step}")
     updated = dict(style)
-    if step in PERSON:
+    if value == KEEP:
+        return updated
+    if step == FEATURES:
+        if value == DEFAULT:  # "As in my photos" for every feature
+            updated["attributes"] = {}
+    elif step in PERSON:
         attributes = dict(updated.get("attributes") or {})
         attributes[step] = None if value == DEFAULT else value
         updated["attributes"] = attributes
@@ -171,7 +196,8 @@ def next_step(
 ) -> str | None:
     """The question after ``step`` (``None`` first: the first one; ``None`` back: all done).
 
-    ``skip``: the person's features are known from an earlier job.
+    ``skip``: the person's features are not asked one by one (known from an earlier job, or
+    answered at :data:`FEATURES`).
     """
     index = 0 if step is None else steps.index(step) + 1
     for candidate in steps[index:]:
@@ -242,8 +268,14 @@ def lines(style: dict[str, Any]) -> list[str]:
         f"Background: {pretty(choice.background) if choice.background else 'style default'}"
     )
     found.append(f"Attire: {pretty(choice.attire) if choice.attire else 'style default'}")
-    found.append(f"Colour: {COLOUR_GRADE_LABELS.get(grade, grade)}")
-    found.append(f"Images: {choice.count}, shape {aspect}")
+    # A value the person chose reads plainly; the style's own says so ("style default (…)").
+    grade_label = COLOUR_GRADE_LABELS.get(grade, grade)
+    found.append(
+        "Colour: "
+        + (grade_label if choice.colour_grade else f"style default ({grade_label.split(' (')[0]})")
+    )
+    shape = aspect if choice.aspect_ratio else f"style default ({aspect})"
+    found.append(f"Images: {choice.count}, shape {shape}")
     if choice.quick:
         found.append("Quality: quick draft (fast, lower quality)")
     return found

@@ -98,15 +98,16 @@ def intro(
         steps = (
             f"Hi! You're joining **{team_name}**'s headshots: the team's admin chose the look, so "
             f"everyone matches.\n\n1. You send {count} selfies here; I check each one (nobody in "
-            "the group sees them).\n2. You tell me man, woman or neutral, and your eyes, glasses "
-            "and hair; the rest is the team's look.\n"
+            "the group sees them).\n2. You confirm the team's look (Customise: tell me man, woman "
+            "or neutral, and your eyes, glasses and hair).\n"
         )
         after = "You pick your favourite; only that one is posted in the group."
     else:
         steps = (
             "Hi! I turn a handful of selfies into professional headshots.\n\n"
             f"1. You send {count} selfies; I check each one.\n"
-            "2. You pick a style (background, attire, colours).\n"
+            "2. You pick a style and confirm its recommended look (or Customise background, "
+            "attire, colours).\n"
         )
         after = "The results arrive right here."
     return (
@@ -263,7 +264,7 @@ FORM_HEADING = "**Choose your style**"
 NEW_STYLE_HEADING = "**New style** for your trained model (no retraining)"
 TEAM_HEADING = "**Your team headshot**: tell me how the model should see you"
 SUMMARY_HEADING = "**Summary**"
-CONFIRM_QUESTION = "Confirm to start?"
+CONFIRM_QUESTION = "Start with this look? (✏️ Customise changes any of it.)"
 CONFIRMED = "✅ Confirmed."
 PHOTOS_REUSED = "Photos: your trained model from the earlier job (no new training)."
 TEAM_LOOK = "The team's look:"
@@ -271,7 +272,6 @@ TEAM_STYLE_FIXED = (
     "Your team's admin fixed the look: you only choose how the model sees you "
     "(class, eyes, glasses, hair)."
 )
-QUICK_UNAVAILABLE = "Quick drafts need an LCM-LoRA; this server has none configured."
 MAX_CUSTOM_CHARS = 300
 
 

@@ -42,6 +42,10 @@ DETECTION_LONG_SIDE = 800
 #: frontal selfie faces 0.9-1.7. The margins are thin: HOG is the weak part of this backend.
 STRONG_SINGLE_SCALE_SCORE = 0.8
 MIN_CONFIRMED_SCORE = 0.3
+#: A second face scoring below this is not a second person (see faces.prominence): a text name
+#: badge fired at 0.23, textures at up to 0.62, out-of-focus posters at 0.08-0.59; the weakest
+#: real second person measured (partly turned) at 0.66.
+SECOND_FACE_MIN_SCORE = 0.63
 _AGREEMENT_IOU = 0.3
 
 
@@ -64,6 +68,7 @@ class DlibAnalyzer:
 
     name = "dlib"
     same_person_threshold = SAME_PERSON_THRESHOLD
+    second_face_min_score = SECOND_FACE_MIN_SCORE
 
     def __init__(self, model_dir: Path | None = None) -> None:
         self._model_dir = model_dir

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from headshots.generation.faces import measures
+from headshots.generation.faces.prominence import MIN_FACE_FRACTION, prominent_faces
 from headshots.generation.faces.types import Face, FaceAnalyzer, normalise_embedding
 
 logger = logging.getLogger(__name__)
@@ -80,15 +81,12 @@ def rank_by_likeness(
     similarity below ``min_similarity`` (default: the backend's same-person threshold), and
     near-duplicates of a better image.
     """
-    # Imported here: selfie_check imports this module for reference_embedding.
-    from headshots.generation.faces.selfie_check import MIN_FACE_FRACTION, prominent_faces
-
     threshold = analyzer.same_person_threshold if min_similarity is None else min_similarity
     target = normalise_embedding(reference)
     candidates: list[tuple[float, float, int, str]] = []
     for index, image in enumerate(images):
         rgb = image.convert("RGB")
-        faces = prominent_faces(analyzer.analyze(rgb))
+        faces = prominent_faces(analyzer.analyze(rgb), analyzer)
         if len(faces) != 1:
             logger.debug("image %d dropped: %d prominent faces", index, len(faces))
             continue

@@ -1,7 +1,7 @@
 """Is this selfie usable for training, and is the whole set one person?
 
-Per photo (:func:`check_selfie`): size, exactly one prominent face (a second face of at least a
-quarter of the largest's area rejects, as FaceChain does; small background faces are ignored),
+Per photo (:func:`check_selfie`): size, exactly one prominent face (a second person rejects;
+badges, posters, reflections and small background faces do not: see :mod:`.prominence`),
 face size in the frame, sharpness and exposure of the face. Per set (:func:`check_selfie_set`):
 identity against a robust centroid, near-duplicates, count limits.
 
@@ -24,6 +24,7 @@ from headshots.generation.faces.images import (
     DecodedPhoto,
     decode_photo,
 )
+from headshots.generation.faces.prominence import MIN_FACE_FRACTION, prominent_faces
 from headshots.generation.faces.ranking import reference_embedding
 from headshots.generation.faces.types import Face, FaceAnalyzer, ImageRejected
 
@@ -31,12 +32,6 @@ logger = logging.getLogger(__name__)
 
 MIN_SHORT_SIDE = 256
 WARN_SHORT_SIDE = 512
-#: FaceChain's rule: another face at least this fraction of the largest face's area means the
-#: photo shows more than one person; anything smaller is a face in the background.
-SECOND_FACE_AREA_RATIO = 0.25
-#: Face box side relative to the image's short side. Detector boxes cover brows to chin, so a
-#: head-and-shoulders selfie sits around 0.2-0.45.
-MIN_FACE_FRACTION = 0.08
 WARN_FACE_FRACTION = 0.12
 MAX_FACE_FRACTION = 0.8
 WARN_MAX_FACE_FRACTION = 0.6
@@ -213,7 +208,7 @@ def check_selfie_image(
         verdict.warnings.append("low resolution: a larger photo gives better results")
 
     faces = analyzer.analyze(image)
-    prominent = prominent_faces(faces)
+    prominent = prominent_faces(faces, analyzer)
     verdict.face_count = len(prominent)
     if not prominent:
         verdict.reasons.append(_why_no_face(image, analyzer))
@@ -256,7 +251,7 @@ def _why_no_face(image: Image.Image, analyzer: FaceAnalyzer) -> str:
     photo is too small to learn a likeness from.
     """
     for turn, reason in _TURNS:
-        if prominent_faces(analyzer.analyze(image.transpose(turn))):
+        if prominent_faces(analyzer.analyze(image.transpose(turn)), analyzer):
             return reason
     width, height = image.size
     tile_w, tile_h = round(width * ZOOM_TILE), round(height * ZOOM_TILE)
@@ -265,19 +260,6 @@ def _why_no_face(image: Image.Image, analyzer: FaceAnalyzer) -> str:
             if analyzer.analyze(image.crop((left, top, left + tile_w, top + tile_h))):
                 return "your face is too small in the picture: come closer"
     return "no face found: look at the camera with your face fully visible"
-
-
-def prominent_faces(faces: list[Face]) -> list[Face]:
-    """The largest face and every other face of at least a quarter of its area."""
-    if not faces:
-        return []
-    largest = max(faces, key=lambda face: face.area)
-    others = [
-        face
-        for face in faces
-        if face is not largest and face.area >= SECOND_FACE_AREA_RATIO * largest.area
-    ]
-    return [largest, *others]
 
 
 def _face_problems(

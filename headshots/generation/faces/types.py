@@ -105,6 +105,9 @@ class FaceAnalyzer(Protocol):
     name: str
     #: Cosine similarity of two embeddings above which this backend calls them the same person.
     same_person_threshold: float
+    #: Detector score below which a second face is not taken for a second person (badges,
+    #: prints and textures fire weakly); see :mod:`headshots.generation.faces.prominence`.
+    second_face_min_score: float
 
     def analyze(self, image: Image.Image) -> list[Face]:
         """Return the faces in an RGB image, largest first (empty when there is none)."""
