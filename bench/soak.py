@@ -1385,7 +1385,14 @@ class Soak:
                 for c in self.fake.calls("sendMediaGroup")
                 if c.status == 200 and int(c.params["chat_id"]) == p.user.id
             )
-            if p.kind in ("private", "team") and albums > 4 * len(sheets or [0]):
+            # The contact sheet names how many headshots the albums carried (the default
+            # path orders the style's own count, not always 4).
+            shown = sum(
+                int(found.group(1))
+                for sheet in sheets
+                if (found := re.search(r"Contact sheet: (\d+) ", str(sheet.params.get("caption"))))
+            )
+            if p.kind in ("private", "team") and sheets and albums > shown:
                 duplicated.append(p)
             if p.deleted:
                 deleted.append(p)

@@ -16,6 +16,7 @@ from headshots.queue.progress import (
     average_duration,
     expected_job_s,
     format_eta,
+    position_eta,
     publish_estimate,
     queue_position,
     record_duration,
@@ -49,6 +50,9 @@ async def test_eta_divides_the_line_among_live_workers(redis_client: Redis) -> N
     # Nothing measured and no estimate: no number (the text says "a few minutes").
     assert (await _position(redis_client, ids[0])).eta_s is None
     assert format_eta(None) == "a few minutes"
+    assert position_eta(await _position(redis_client, ids[0])) == "a few minutes"
+    # With no worker online nothing is promised, not even "a few minutes".
+    assert position_eta(QueuePosition(1, None, worker_online=False)) == "unknown"
     # A worker's estimate stands in until the first job is measured; then the measures count.
     await publish_estimate(redis_client, {"train": 30.0, "generate": 12.0})
     assert await expected_job_s(redis_client) == 42.0

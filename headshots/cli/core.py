@@ -22,7 +22,7 @@ from headshots.queue import constants, registry
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import PLATFORM_SHORT
 from headshots.queue.locate import redis_for, redis_server_for
-from headshots.queue.progress import events, format_eta
+from headshots.queue.progress import events, position_eta
 from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                     "error": info.error,
                     "timestamps": {k: _when(v) for k, v in info.timestamps.items()},
                     "position": info.position.position if info.position else None,
-                    "eta": format_eta(info.position.eta_s) if info.position else None,
+                    "eta": position_eta(info.position) if info.position else None,
                     "results": len(info.results),
                     "events": [
                         e.model_dump(mode="json") for e in await events(client.redis, info.job_id)

@@ -133,6 +133,11 @@ NO_WORKER = (
 )
 
 
+def position_eta(position: QueuePosition) -> str:
+    """The ETA of a queued job: "unknown" while no worker is online, else :func:`format_eta`."""
+    return format_eta(position.eta_s) if position.worker_online else "unknown"
+
+
 def format_eta(seconds: float | None) -> str:
     """``None`` (nothing measured or estimated yet) reads "a few minutes", never a guess."""
     if seconds is None:

@@ -18,7 +18,7 @@ from headshots.queue.progress import (
     NO_WORKER,
     QueuePosition,
     decode_hash,
-    format_eta,
+    position_eta,
     queue_position,
 )
 from headshots.queue.status import StatusReporter
@@ -35,7 +35,7 @@ def queued_text(position: QueuePosition) -> str:
     """The status line of a job waiting to start."""
     if position.position is None:
         return "Queued."
-    text = f"Queued: position {position.position}, ETA {format_eta(position.eta_s)}."
+    text = f"Queued: position {position.position}, ETA {position_eta(position)}."
     return text if position.worker_online else f"{text} {NO_WORKER}"
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from headshots.queue.client import ForgetReport, JobInfo
 from headshots.queue.contracts import JobState
-from headshots.queue.progress import NO_WORKER, QueuePosition, format_eta
+from headshots.queue.progress import NO_WORKER, QueuePosition, format_eta, position_eta
 from headshots.queue.waiting import queued_text
 from headshots.settings import Settings
 
@@ -305,7 +305,7 @@ def queued(position: QueuePosition, mention: str | None = None) -> str:
 def job_status(info: JobInfo) -> str:
     if info.state is JobState.QUEUED and info.position is not None:
         position = info.position.position or "?"
-        text = f"Your job is queued: position {position}, ETA {format_eta(info.position.eta_s)}."
+        text = f"Your job is queued: position {position}, ETA {position_eta(info.position)}."
         if not info.position.worker_online:
             text += f" {NO_WORKER}"
     elif info.state is JobState.DONE:
