@@ -17,7 +17,7 @@ from headshots.queue.contracts import ChatTarget, JobRequest
 from headshots.queue.delivery.base import OutgoingImage, split_batches
 
 if TYPE_CHECKING:
-    from headshots.queue.worker import WorkerResources
+    from headshots.queue.resources import WorkerResources
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ import logging
 import signal
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from arq import Retry
@@ -36,7 +35,7 @@ from headshots.errors import (
     StoreUnavailable,
     UserError,
 )
-from headshots.generation.context import Retention, Stage, StageSet, StageSetFactory, upload_prefix
+from headshots.generation.context import Retention, Stage, StageSetFactory, upload_prefix
 from headshots.queue import constants, guarded, registry
 from headshots.queue.client import arq_job_id, drop_arq_job, job_ttl_s
 from headshots.queue.connections import RedisTimeouts, connect
@@ -53,8 +52,9 @@ from headshots.queue.progress import (
     set_state,
 )
 from headshots.queue.recovery import on_arq_gave_up, recover_lost_jobs
+from headshots.queue.resources import WorkerResources
 from headshots.queue.status import StatusReporter
-from headshots.queue.store import BlobStore, LocalBlobStore, build_store
+from headshots.queue.store import LocalBlobStore, build_store
 from headshots.queue.waiting import refresh_waiting, trained_waiting_text
 from headshots.settings import Settings
 
@@ -89,28 +89,6 @@ def load_stage_factory(path: str) -> StageSetFactory:
         raise ConfigurationError(f"HEADSHOTS_STAGES must look like 'module:function', got {path!r}")
     factory: StageSetFactory = getattr(importlib.import_module(module_name), attr)
     return factory
-
-
-@dataclass
-class WorkerResources:
-    """Built once per worker process and shared by its arq workers (and their jobs)."""
-
-    settings: Settings
-    redis: ArqRedis
-    store: BlobStore
-    stages: StageSet
-    senders: SenderPool
-    status: StatusReporter
-    loop: asyncio.AbstractEventLoop
-    #: One GPU: the train and generate workers of one process take turns.
-    gpu_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def ttl_for(self, retention: Retention) -> int:
-        return {
-            Retention.SELFIE: self.settings.selfie_ttl_s,
-            Retention.LORA: self.settings.lora_ttl_s,
-            Retention.RESULT: self.settings.results_ttl_s,
-        }[retention]
 
 
 class RunContext:
