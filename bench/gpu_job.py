@@ -51,7 +51,7 @@ def _astronaut_selfies(folder: Path) -> Path:
     return folder
 
 
-def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dict[str, float]:
+def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dict[str, Any]:
     """Median step floor (UNet fwd+bwd+AdamW, LoRA) and forward floor (CFG batch, LoRA)."""
     import statistics
 
@@ -59,7 +59,13 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
     import torch.nn.functional as F
 
     from headshots.generation.models import load_base_pipeline
-    from headshots.generation.train import TrainConfig, _Trainer, _training_adapter
+    from headshots.generation.train import (
+        TrainConfig,
+        _Trainer,
+        _training_adapter,
+        checkpointing_needed,
+        free_device_memory,
+    )
     from headshots.settings import Settings
 
     settings = Settings(base_model=model)
@@ -96,7 +102,14 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
         return statistics.median(times)
 
     dtype = pipe.unet.dtype
-    config = TrainConfig(resolution=resolution, rank=rank, gradient_checkpointing=sdxl)
+    # The floor is measured as the product trains: checkpointing only when memory is short.
+    checkpointing = checkpointing_needed(
+        "sdxl" if sdxl else "sd15",
+        resolution=resolution,
+        batch_size=1,
+        free_bytes=free_device_memory(device),
+    )
+    config = TrainConfig(resolution=resolution, rank=rank, gradient_checkpointing=checkpointing)
     empty: Any = type("Cache", (), {})()
     with _training_adapter(pipe.unet, config):
         trainer = _Trainer(pipe, empty, config)
@@ -123,7 +136,11 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
                 pipe.unet(noisy_b, t, embeds_b, **added(batch))
 
         forward_floor = timed(forward)
-    return {"step_floor_s": step_floor, "forward_floor_s": forward_floor}
+    return {
+        "step_floor_s": step_floor,
+        "forward_floor_s": forward_floor,
+        "gradient_checkpointing": checkpointing,
+    }
 
 
 def main() -> int:
@@ -197,7 +214,8 @@ def main() -> int:
     )
     print(
         f"step floor {floors['step_floor_s'] * 1000:.1f} ms, forward floor "
-        f"{floors['forward_floor_s'] * 1000:.1f} ms (CFG batch {2 * min(4, images)})"
+        f"{floors['forward_floor_s'] * 1000:.1f} ms (CFG batch {2 * min(4, images)}), gradient "
+        f"checkpointing {'on' if floors['gradient_checkpointing'] else 'off'}"
     )
     print(
         f"overhead = {wall:.1f} s / ({args.steps} x step floor + {images} images x "

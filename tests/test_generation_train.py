@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from headshots.generation.train import (
     DirectoryCheckpoints,
     TrainConfig,
     TrainProgress,
+    checkpointing_needed,
     default_steps,
     train_lora,
 )
@@ -343,6 +345,53 @@ def test_defaults_per_family() -> None:
     assert not sd15.gradient_checkpointing
     sdxl = TrainConfig.for_family("sdxl", photos=20, steps=50)
     assert (sdxl.resolution, sdxl.gradient_checkpointing, sdxl.steps) == (1024, True, 50)
+
+
+def test_gradient_checkpointing_only_when_memory_is_short() -> None:
+    gib = 1 << 30
+    # An H200 with the base resident has ~120 GiB free; a 24 GiB card with SDXL loaded ~14.
+    roomy = TrainConfig.for_family("sdxl", photos=8, free_memory=120 * gib)
+    assert not roomy.gradient_checkpointing
+    assert TrainConfig.for_family("sdxl", photos=8, free_memory=14 * gib).gradient_checkpointing
+    assert not TrainConfig.for_family("sd15", photos=8, free_memory=14 * gib).gradient_checkpointing
+    assert TrainConfig.for_family("sd15", photos=8, free_memory=4 * gib).gradient_checkpointing
+    # A larger batch or size needs more: 120 GiB is not enough for SDXL at batch 4.
+    assert TrainConfig.for_family(
+        "sdxl", photos=8, free_memory=120 * gib, batch_size=4
+    ).gradient_checkpointing
+    assert checkpointing_needed("sdxl", resolution=768, batch_size=1, free_bytes=40 * gib) is False
+    # Unknown (a CPU): the old defaults.
+    assert checkpointing_needed("sdxl", resolution=1024, batch_size=1, free_bytes=None)
+    assert not checkpointing_needed("sd15", resolution=512, batch_size=1, free_bytes=None)
+    # The decision changes memory, not results: a retry on another card resumes the checkpoint.
+    assert roomy.fingerprint(8, 0) == replace(roomy, gradient_checkpointing=True).fingerprint(8, 0)
+    assert roomy.fingerprint(8, 0) != replace(roomy, rank=8).fingerprint(8, 0)
+
+
+def test_a_step_out_of_device_memory_turns_checkpointing_on_and_goes_on(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path, monkeypatch: Any, caplog: Any
+) -> None:
+    import torch
+
+    from headshots.generation import train
+
+    real = train._Trainer._forward_loss
+    seen: list[bool] = []
+
+    def forward_loss(self: Any, *args: Any) -> Any:
+        seen.append(bool(self.unet.is_gradient_checkpointing))
+        if len(seen) == 2:  # the second step runs out of memory without checkpointing
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, *args)
+
+    monkeypatch.setattr(train._Trainer, "_forward_loss", forward_loss)
+    config = replace(FAST, steps=4, eval_samples=0)
+    with caplog.at_level("WARNING", logger="headshots.generation.train"):
+        result = train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path)
+    assert seen == [False, False, True, True, True], "the failed step is tried again"
+    assert result.optimizer_steps == 4 and (tmp_path / LORA_WEIGHT_NAME).is_file()
+    assert sum("turning it on" in r.message for r in caplog.records) == 1
+    assert not tiny_pipeline.unet.is_gradient_checkpointing, "the resident UNet is left as it was"
 
 
 def test_an_fp16_vae_that_must_upcast_encodes_the_photos_in_fp32(

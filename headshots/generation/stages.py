@@ -431,6 +431,7 @@ class GenerationStages:
             LORA_WEIGHT_NAME,
             TrainConfig,
             TrainProgress,
+            free_device_memory,
             train_lora,
         )
 
@@ -445,6 +446,7 @@ class GenerationStages:
             photos=len(check["accepted"]),
             resolution=int(crops["resolution"]),
             steps=self.settings.train_steps,
+            free_memory=free_device_memory(resident.pipe.device),
             seed=_job_seed(ctx.job_id),
             checkpoint_every=self.options.checkpoint_every,
             progress_every=self.options.progress_every,
