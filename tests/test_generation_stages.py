@@ -117,6 +117,44 @@ def test_train_stages_then_resume_on_another_host(
     other.close()
 
 
+def test_likeness_validation_runs_twice_with_few_sampler_steps(
+    tiny_settings: Settings, face_photo_bytes: list[bytes], tmp_path: Path, monkeypatch: Any
+) -> None:
+    from diffusers import StableDiffusionPipeline
+
+    from headshots.generation import prompts, stages
+
+    assert stages.validation_steps(800, 100) == {400, 800}
+    assert stages.validation_steps(200, 100) == {100, 200}
+    assert stages.validation_steps(250, 100) == {200, 250}
+    assert stages.validation_steps(6, 0) == {6}
+    settings = tiny_settings.model_copy(update={"train_steps": 8})
+    ctx = _context(tmp_path, settings, _request(), face_photo_bytes)
+    options = GenerationOptions(sample_steps=3, checkpoint_every=2, validate_likeness=True)
+    sampled: list[int] = []
+    encodings: list[str] = []
+    real_call, real_encode = StableDiffusionPipeline.__call__, prompts.encode_prompts
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sampled.append(kwargs["num_inference_steps"])
+        return real_call(self, *args, **kwargs)
+
+    def encode(*args: Any, **kwargs: Any) -> Any:
+        encodings.append(args[1])
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionPipeline, "__call__", call)
+    monkeypatch.setattr(prompts, "encode_prompts", encode)
+    generation = GenerationStages(settings, options)
+    run_stages(ctx, generation.stage_set().train)
+    # Checkpoints at 2, 4, 6, 8: validated at 4 (the first in the second half) and 8 only.
+    assert sampled == [stages.VALIDATION_STEPS] * 2
+    assert len(encodings) == 1, "the prompt is encoded once per run"
+    train = ctx.output_of("train")
+    assert train is not None and train["optimizer_steps"] == 8
+    generation.close()
+
+
 def test_generate_stages_deliver_ranked_results_with_provenance(
     tiny_settings: Settings,
     make_tiny_lora: Any,

@@ -141,6 +141,22 @@ def _decode(data: bytes) -> Image.Image:
         return image.convert("RGB")
 
 
+#: Sampler steps of a likeness validation sample: enough for a recognisable face to compare
+#: two checkpoints by, not for a deliverable image.
+VALIDATION_STEPS = 12
+
+
+def validation_steps(total: int, every: int) -> set[int]:
+    """The checkpoints a likeness validation runs at: the first in the second half, and the end.
+
+    Two samples are enough to keep the better of an early and a late LoRA (a late one can
+    overfit); one at every checkpoint of the second half cost a validation per 100 steps.
+    """
+    checkpoints = sorted({*range(every, total + 1, every), total}) if every > 0 else [total]
+    late = [step for step in checkpoints if step >= total // 2]
+    return {late[0], total} if late else {total}
+
+
 def _job_seed(job_id: str) -> int:
     return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big") % 2**31
 
@@ -455,9 +471,7 @@ class GenerationStages:
         def on_progress(progress: TrainProgress) -> None:
             ctx.progress(progress.percent, f"training {int(progress.percent)}%")
 
-        validate = (
-            self._likeness_validator(ctx, config.steps) if self.options.validate_likeness else None
-        )
+        validate = self._likeness_validator(ctx, config) if self.options.validate_likeness else None
         ctx.progress(0.0, "training 0%")
         with tempfile.TemporaryDirectory(prefix="headshots-lora-") as tmp:
             result = train_lora(
@@ -481,8 +495,13 @@ class GenerationStages:
         )
         return record
 
-    def _likeness_validator(self, ctx: StageContext, total_steps: int) -> Any:
-        """Score a checkpoint by how much two quick samples look like the person (None: no face)."""
+    def _likeness_validator(self, ctx: StageContext, config: Any) -> Any:
+        """Score a checkpoint by how much two quick samples look like the person (None: no face).
+
+        Runs at two checkpoints only (:func:`validation_steps`), with :data:`VALIDATION_STEPS`
+        sampler steps and the prompt encoded once: on the H200 it cost ~18 s of a 74 s train
+        stage when it ran at every checkpoint of the second half with 20 steps.
+        """
         import torch
 
         from headshots.generation.prompts import encode_prompts
@@ -491,19 +510,22 @@ class GenerationStages:
         resident = self.resident
         analyzer = self.analyzer
         prompt = f"portrait photo of {TOKEN} {ctx.request.style.subject_class}, professional photo"
+        when = validation_steps(config.steps, config.checkpoint_every)
+        encoded: list[Any] = []
 
         def validate(unet: Any, step: int) -> float | None:
-            if step < total_steps // 2:
+            if step not in when:
                 return None
             base = resident.pipe
             pipe = type(base)(**{**base.components, "unet": unet})
             pipe.set_progress_bar_config(disable=True)
             size = resident.native_resolution
-            encoded = encode_prompts(pipe, prompt, "", family=resident.source.family)
+            if not encoded:  # the text encoders do not train: one encoding serves every call
+                encoded.append(encode_prompts(pipe, prompt, "", family=resident.source.family))
             with torch.no_grad():
                 images = pipe(
-                    **encoded.pipe_kwargs(),
-                    num_inference_steps=20,
+                    **encoded[0].pipe_kwargs(),
+                    num_inference_steps=VALIDATION_STEPS,
                     guidance_scale=7.0,
                     width=size,
                     height=size,
