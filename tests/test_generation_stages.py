@@ -174,10 +174,24 @@ def test_generate_stages_deliver_ranked_results_with_provenance(
     progress: list[str] = []
     ctx._on_progress = lambda stage, percent, text: progress.append(text)
     stages = GenerationStages(tiny_settings, FAST)
+    dlib, ranked = stages.analyzer, []
+
+    class Counting:
+        name, same_person_threshold = dlib.name, dlib.same_person_threshold
+        second_face_min_score = dlib.second_face_min_score
+
+        def analyze(self, image: Image.Image) -> Any:
+            if ctx.stage == "rank":
+                ranked.append(image.size)
+            return dlib.analyze(image)
+
+    stages._analyzer = Counting()  # type: ignore[assignment]
     run_stages(ctx, stages.stage_set().generate)
     record = ctx.output_of("rank")
     assert record is not None
     assert "generating 4/4" in progress and "ranking" in progress
+    # The ranking, its nobody-passed fallback and the shortfall count share one detection.
+    assert len(ranked) == record["generated"] == 4
     # Random tiny weights draw no faces: the honest fallback, flagged as such.
     assert record["low_likeness"] is True
     assert [r["rank"] for r in record["results"]] == [1, 2, 3]

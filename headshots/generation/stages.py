@@ -46,9 +46,11 @@ from headshots.generation.context import (
 from headshots.queue.contracts import JobState
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from PIL import Image
 
-    from headshots.generation.faces import FaceAnalyzer
+    from headshots.generation.faces import Face, FaceAnalyzer
     from headshots.generation.pipeline import GenerationResult, ResidentPipeline
     from headshots.generation.provenance import Provenance
     from headshots.generation.safety import SafetyChecker
@@ -753,6 +755,7 @@ class GenerationStages:
     def rank(self, ctx: StageContext) -> dict[str, Any]:
         """Rank by likeness, write the deliverables with provenance, and a contact sheet."""
         from headshots.generation.faces import contact_sheet, rank_by_likeness
+        from headshots.generation.faces.ranking import detect_faces
         from headshots.style.presets import get_preset
 
         ctx.progress(None, "ranking")
@@ -776,15 +779,17 @@ class GenerationStages:
         picks: list[tuple[int, float | None, float | None]] = []  # (item index, score, similarity)
         low_likeness = False
         passed: int | None = None
+        # Each image is detected once; the ranking, its fallback and the shortfall reuse it.
+        detected = detect_faces(images, analyzer) if reference is not None else None
         if reference is not None:
-            ranked = rank_by_likeness(images, reference, analyzer, top_k=count)
+            ranked = rank_by_likeness(images, reference, analyzer, top_k=count, detected=detected)
             picks = [(r.index, r.score, r.similarity) for r in ranked]
             passed = len(picks)
             if not picks:
                 low_likeness = True
                 # Nobody passed: the closest attempts, however far (-1 is the cosine floor).
                 ranked = rank_by_likeness(
-                    images, reference, analyzer, top_k=count, min_similarity=-1.0
+                    images, reference, analyzer, top_k=count, min_similarity=-1.0, detected=detected
                 )
                 picks = [(r.index, r.score, r.similarity) for r in ranked]
         if not picks:
@@ -848,7 +853,9 @@ class GenerationStages:
             # The closest attempts delivered in their place are not among "the others".
             shortfall.update(
                 missing=count - passed,
-                reasons=likeness_failures(images, reference, analyzer, kept={p[0] for p in picks}),
+                reasons=likeness_failures(
+                    images, reference, analyzer, kept={p[0] for p in picks}, detected=detected
+                ),
             )
         else:
             shortfall["missing"] = 0
@@ -932,11 +939,13 @@ def likeness_failures(
     analyzer: FaceAnalyzer,
     *,
     kept: set[int],
+    detected: Sequence[list[Face]] | None = None,
 ) -> dict[str, int]:
     """Why the images not in ``kept`` were not delivered, counted by reason.
 
     The same tests as ``rank_by_likeness`` in the same order: one prominent face, of sensible
     size, similar enough; what passes all three but was not kept was a near-duplicate.
+    ``detected``: the faces ranking found in ``images``, so nothing is detected twice.
     """
     from headshots.generation.faces.prominence import MIN_FACE_FRACTION, prominent_faces
 
@@ -946,7 +955,8 @@ def likeness_failures(
         if index in kept:
             continue
         rgb = image.convert("RGB")
-        faces = prominent_faces(analyzer.analyze(rgb), analyzer)
+        found = detected[index] if detected is not None else analyzer.analyze(rgb)
+        faces = prominent_faces(found, analyzer)
         if not faces:
             reasons["no_face"] += 1
         elif len(faces) > 1:

@@ -67,6 +67,11 @@ def reference_embedding(
     return normalise_embedding(members.mean(axis=0))
 
 
+def detect_faces(images: Sequence[Image.Image], analyzer: FaceAnalyzer) -> list[list[Face]]:
+    """Every face of every image, once: ranking and its shortfall count both read them."""
+    return [analyzer.analyze(image.convert("RGB")) for image in images]
+
+
 def rank_by_likeness(
     images: Sequence[Image.Image],
     reference: np.ndarray,
@@ -74,19 +79,22 @@ def rank_by_likeness(
     *,
     top_k: int,
     min_similarity: float | None = None,
+    detected: Sequence[list[Face]] | None = None,
 ) -> list[RankedImage]:
     """Return up to ``top_k`` images that look most like ``reference``, best first.
 
     Dropped: images without exactly one prominent face, a face under 8 % of the short side,
     similarity below ``min_similarity`` (default: the backend's same-person threshold), and
-    near-duplicates of a better image.
+    near-duplicates of a better image. ``detected`` is :func:`detect_faces` of ``images`` when
+    the caller has it already (detection is most of the cost).
     """
     threshold = analyzer.same_person_threshold if min_similarity is None else min_similarity
     target = normalise_embedding(reference)
+    found = detected if detected is not None else detect_faces(images, analyzer)
     candidates: list[tuple[float, float, int, str]] = []
     for index, image in enumerate(images):
         rgb = image.convert("RGB")
-        faces = prominent_faces(analyzer.analyze(rgb), analyzer)
+        faces = prominent_faces(found[index], analyzer)
         if len(faces) != 1:
             logger.debug("image %d dropped: %d prominent faces", index, len(faces))
             continue
