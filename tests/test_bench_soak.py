@@ -16,7 +16,7 @@ from tests.plugins.queue import ROOT
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(260)
+@pytest.mark.timeout(340)
 def test_quick_soak_loses_nothing_and_posts_nothing_twice() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
     env["PYTHONPATH"] = str(ROOT)
@@ -25,7 +25,7 @@ def test_quick_soak_loses_nothing_and_posts_nothing_twice() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=250,
+        timeout=330,
         check=False,
     )
     report = done.stdout
