@@ -30,7 +30,7 @@ DiffusersPipeline = Any
 _MISSING_HINT = (
     "set HEADSHOTS_BASE_MODEL to a local diffusers folder or a reachable Hugging Face id, "
     "HEADSHOTS_MODEL_DIR to the cache that holds it, and HEADSHOTS_HF_OFFLINE=1 only when the "
-    "weights are already there"
+    "weights are already there (`headshots models fetch` fills that cache on a host with network)"
 )
 
 

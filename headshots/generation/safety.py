@@ -81,7 +81,8 @@ def resolve_checker(settings: Settings, name: str) -> tuple[Path, str | None]:
 
 
 _HINT = (
-    "set HEADSHOTS_SAFETY_CHECKER to a local folder or a reachable Hugging Face id (or 'none' "
+    "fetch it ahead with `headshots models fetch` on a host with network, or set "
+    "HEADSHOTS_SAFETY_CHECKER to a local folder or a reachable Hugging Face id (or 'none' "
     "to deliver unchecked images, which headshots doctor reports)"
 )
 
