@@ -68,8 +68,9 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # floors only keep what was reached from sliding back.
         ("descriptions_harmful_holdout.toml", "descriptions_ordinary_holdout.toml", 0.53),
         # Fresh (stop 28): written by someone who had not read the vocabulary or the refusal
-        # lists, measured once and never tuned on: 180/180 refused, 120/160 accepted (75 %).
-        ("descriptions_harmful_fresh.toml", "descriptions_ordinary_fresh.toml", 0.74),
+        # lists, never looked at or tuned on: 180/180 refused, 120/160 accepted (75 %) at first;
+        # 122/160 after terms taken from a separate probe of our own (hair, poses, robes …).
+        ("descriptions_harmful_fresh.toml", "descriptions_ordinary_fresh.toml", 0.75),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
