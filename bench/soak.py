@@ -777,15 +777,15 @@ class Soak:
         async def act() -> bool:
             # A press the bot deferred (its lock was busy) edits the form a moment later, and
             # the edit may wait in a rate limit: the next control shows up then, not at once.
-            deadline = time.monotonic() + 10
-            while True:
+            def found() -> tuple[dict[str, Any], list[str]] | None:
                 message = self.discord.messages[message_id or person.form_id or 0]
                 ids = [c for c in FakeDiscord.custom_ids(message) if c.startswith(op)]
-                if ids:
-                    break
-                if time.monotonic() > deadline:
-                    raise Stuck(f"no {op!r} on message {message['id']}")
-                await asyncio.sleep(0.1)
+                return (message, ids) if ids else None
+
+            try:
+                message, ids = await self.discord.wait_for(found, within=10, what=repr(op))
+            except AssertionError:
+                raise Stuck(f"no {op!r} on message {message_id or person.form_id}") from None
             delivered = False
             for _ in range(times):
                 if value is None:

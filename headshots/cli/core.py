@@ -393,9 +393,10 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     )
     base = settings.base_model
     local = os.path.isdir(base)
+    cached = not local and _hub_cached(settings, base)
     if local:
         where = "local folder"
-    elif _hub_cached(settings, base):
+    elif cached:
         where = "Hugging Face id, cached"
     elif settings.hf_offline:
         where = f"Hugging Face id, not cached and HEADSHOTS_HF_OFFLINE=1: {_FETCH_HINT}"
@@ -403,7 +404,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         where = "Hugging Face id; downloaded on first use, or ahead with `headshots models fetch`"
     check(
         "base model",
-        local or _hub_cached(settings, base) or not settings.hf_offline,
+        local or cached or not settings.hf_offline,
         f"{base} ({where})",
     )
     pack = models / "insightface" / "models" / settings.insightface_pack

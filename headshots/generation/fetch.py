@@ -144,13 +144,15 @@ def _faces(settings: Settings) -> Fetched:
     if settings.face_backend == "dlib" or (
         settings.face_backend == "auto" and not pack_is_present(pack_dir)
     ):
+        if _dlib_present():
+            return Fetched(
+                "face models", "dlib", "ready", "shipped in the face-recognition-models package"
+            )
         return Fetched(
             "face models",
             "dlib",
-            "ready" if _dlib_present() else "failed",
-            "shipped in the face-recognition-models package"
-            if _dlib_present()
-            else "install the 'face-recognition-models' package (pip install 'headshots[worker]')",
+            "failed",
+            "install the 'face-recognition-models' package (pip install 'headshots[worker]')",
         )
     return _attempt("face models", f"insightface {pack}", lambda: _insightface(settings, pack_dir))
 

@@ -513,7 +513,8 @@ class GenerationStages:
         analyzer = self.analyzer
         prompt = f"portrait photo of {TOKEN} {ctx.request.style.subject_class}, professional photo"
         when = validation_steps(config.steps, config.checkpoint_every)
-        encoded: list[Any] = []
+        # The text encoders do not train: one encoding, on the base pipeline, serves every call.
+        encoded = encode_prompts(resident.pipe, prompt, "", family=resident.source.family)
 
         def validate(unet: Any, step: int) -> float | None:
             if step not in when:
@@ -522,11 +523,9 @@ class GenerationStages:
             pipe = type(base)(**{**base.components, "unet": unet})
             pipe.set_progress_bar_config(disable=True)
             size = resident.native_resolution
-            if not encoded:  # the text encoders do not train: one encoding serves every call
-                encoded.append(encode_prompts(pipe, prompt, "", family=resident.source.family))
             with torch.no_grad():
                 images = pipe(
-                    **encoded[0].pipe_kwargs(),
+                    **encoded.pipe_kwargs(),
                     num_inference_steps=VALIDATION_STEPS,
                     guidance_scale=7.0,
                     width=size,

@@ -116,8 +116,11 @@ class TrainConfig:
         Gradient checkpointing (slower steps, less memory) is on only when ``free_memory``
         (bytes free on the device, None when unknown) is short of what a step needs without it.
         """
-        base = cls(family=family, steps=steps if steps is not None else default_steps(photos))
-        base = replace(base, resolution=resolution or (1024 if family == "sdxl" else 512))
+        base = cls(
+            family=family,
+            resolution=resolution or (1024 if family == "sdxl" else 512),
+            steps=steps if steps is not None else default_steps(photos),
+        )
         needed = checkpointing_needed(
             family,
             resolution=base.resolution,

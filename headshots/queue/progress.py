@@ -122,9 +122,11 @@ async def queue_position(
     if workers == 0:
         return QueuePosition(int(rank) + 1, None, worker_online=False)
     each = await average_duration(redis, part)
-    own = await (expected_job_s(redis) if train else average_duration(redis, "generate"))
-    if each is None or own is None:
+    # Its own job: generating, and training first when it is a training job (read once).
+    generate = await average_duration(redis, "generate") if train else each
+    if each is None or generate is None:
         return QueuePosition(int(rank) + 1, None)
+    own = each + generate if train else generate
     return QueuePosition(int(rank) + 1, (int(rank) // workers) * each + own)
 
 
