@@ -51,6 +51,17 @@ def _astronaut_selfies(folder: Path) -> Path:
     return folder
 
 
+def _synced(fn: Any) -> float:
+    """Seconds for one call of ``fn``, CUDA work included."""
+    import torch
+
+    torch.cuda.synchronize()
+    started = time.monotonic()
+    fn()
+    torch.cuda.synchronize()
+    return time.monotonic() - started
+
+
 def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dict[str, Any]:
     """Median step floor (UNet fwd+bwd+AdamW, LoRA) and forward floor (CFG batch, LoRA)."""
     import statistics
@@ -64,6 +75,7 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
         _Trainer,
         _training_adapter,
         checkpointing_needed,
+        compiled_unet_call,
         free_device_memory,
     )
     from headshots.settings import Settings
@@ -125,7 +137,37 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
             trainer.optimizer.step()
             trainer.optimizer.zero_grad(set_to_none=True)
 
-        step_floor = timed(step)
+        # The product's compiled step (HEADSHOTS_TRAIN_COMPILE=auto on CUDA): the first call
+        # compiles (cold, reported apart), then eager and compiled steps alternate.
+        compiled = compiled_unet_call("auto", device)
+        conditioning = added(1).get("added_cond_kwargs")
+
+        def compiled_step() -> None:
+            assert compiled is not None
+            with torch.autocast("cuda", dtype=dtype):
+                pred = compiled(pipe.unet, noisy, t, embeds, conditioning)
+            F.mse_loss(pred.float(), target).backward()
+            trainer.optimizer.step()
+            trainer.optimizer.zero_grad(set_to_none=True)
+
+        compile_cold: float | None = None
+        if compiled is not None:
+            started = time.monotonic()
+            try:
+                compiled_step()
+                torch.cuda.synchronize()
+                compile_cold = time.monotonic() - started
+            except Exception as exc:  # reported, as the product would log it and train eagerly
+                compiled.give_up(exc)
+                trainer.optimizer.zero_grad(set_to_none=True)
+        step()  # eager warm-up
+        eager_times: list[float] = []
+        compiled_times: list[float] = []
+        for _ in range(7):
+            eager_times.append(_synced(step))
+            if compiled is not None and compiled.usable:
+                compiled_times.append(_synced(compiled_step))
+        step_floor = statistics.median(eager_times)
         trainer.unet.eval()
         batch = 2 * images_per_call
         noisy_b = torch.randn(batch, 4, latent, latent, device=device, dtype=dtype)
@@ -138,6 +180,13 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
         forward_floor = timed(forward)
     return {
         "step_floor_s": step_floor,
+        "step_eager_s": (min(eager_times), step_floor),
+        "step_compiled_s": (
+            (min(compiled_times), statistics.median(compiled_times)) if compiled_times else None
+        ),
+        "compile_mode": compiled.mode if compiled is not None else "off",
+        "compile_cold_s": compile_cold,
+        "compile_failure": compiled.failure if compiled is not None else None,
         "forward_floor_s": forward_floor,
         "gradient_checkpointing": checkpointing,
     }
@@ -217,6 +266,21 @@ def main() -> int:
         f"{floors['forward_floor_s'] * 1000:.1f} ms (CFG batch {2 * min(4, images)}), gradient "
         f"checkpointing {'on' if floors['gradient_checkpointing'] else 'off'}"
     )
+    eager_min, eager_median = floors["step_eager_s"]
+    command = " ".join([sys.executable, *sys.argv])
+    print(
+        f"training step, eager: min {eager_min * 1000:.1f} ms, median {eager_median * 1000:.1f} ms"
+    )
+    if floors["step_compiled_s"] is not None:
+        low, median = floors["step_compiled_s"]
+        print(
+            f"training step, torch.compile({floors['compile_mode']}): min {low * 1000:.1f} ms, "
+            f"median {median * 1000:.1f} ms; cold compile {floors['compile_cold_s']:.1f} s "
+            "(7 interleaved runs each)"
+        )
+    elif floors["compile_failure"]:
+        print(f"training step, torch.compile failed: {floors['compile_failure']}")
+    print(f"the job trained with compile={train.get('compile', 'eager')}; command: {command}")
     print(
         f"overhead = {wall:.1f} s / ({args.steps} x step floor + {images} images x "
         f"{sample_steps} steps x forward floor per image = {arithmetic:.1f} s) "

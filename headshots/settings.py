@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     #: Output check before delivery: ``auto``, a folder or HF id, or ``none`` (see safety.py).
     safety_checker: str = "auto"
     train_steps: int | None = None
+    #: How the training step's UNet call is compiled (train.py ``CompiledUnetCall``): ``auto``
+    #: captures CUDA graphs (``reduce-overhead``) on a CUDA device and stays eager elsewhere;
+    #: ``off``, ``default``, ``reduce-overhead`` or ``max-autotune-no-cudagraphs`` force one.
+    train_compile: Literal[
+        "auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs"
+    ] = "auto"
     #: Override every preset's sampling steps (smoke tests, cheap dry runs); None = the preset's.
     sample_steps: int | None = None
 

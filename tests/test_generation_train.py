@@ -418,3 +418,111 @@ def test_an_fp16_vae_that_must_upcast_encodes_the_photos_in_fp32(
     assert seen and set(seen) == {(torch.float32, torch.float32)}
     assert pipe.vae.dtype == torch.float16, "the pipeline keeps its fp16 VAE"
     assert torch.isfinite(cache.latent_params).all()
+
+
+def _aot_eager_counting(graphs: list[Any]) -> Any:
+    """aot_eager (dynamo + AOTAutograd, no code generation) that records each graph it gets."""
+    from torch._dynamo.backends.registry import lookup_backend
+
+    aot_eager = lookup_backend("aot_eager")
+
+    def backend(gm: Any, example_inputs: list[Any]) -> Any:
+        graphs.append(gm)
+        return aot_eager(gm, example_inputs)
+
+    return backend
+
+
+def _max_relative_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max() / b[k].abs().max().clamp_min(1e-12)) for k in a)
+
+
+def test_compiled_training_matches_eager_and_compiles_once_for_every_job(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    """The compiled UNet call trains the same LoRA, and a second job reuses its graphs.
+
+    Every job adds its peft layers anew; the graphs captured for the first job must still serve
+    the second (issue 20: compiled once per process, reused across jobs). aot_eager captures
+    the graphs the way inductor gets them (dynamo + AOTAutograd) without minutes of C++ code
+    generation on a CPU. The tolerance covers AOTAutograd's reordering of float operations.
+    """
+    from headshots.generation.train import CompiledUnetCall
+
+    eager = train_lora(tiny_pipeline, training_images, FAST, output_dir=tmp_path / "eager")
+    graphs: list[Any] = []
+    compiled = CompiledUnetCall("default", backend=_aot_eager_counting(graphs))
+    first = train_lora(
+        tiny_pipeline, training_images, FAST, output_dir=tmp_path / "c1", compiled=compiled
+    )
+    after_first_job = len(graphs)
+    # Training (grad) and the eval loss (no grad, batch 1) each need their graph.
+    assert after_first_job >= 2
+    second = train_lora(
+        tiny_pipeline,
+        training_images,
+        replace(FAST, seed=1),
+        output_dir=tmp_path / "c2",
+        compiled=compiled,
+    )
+    assert len(graphs) == after_first_job, "the second job compiled again"
+    assert first.compile == second.compile == "default" and eager.compile == "eager"
+
+    eager_lora = load_file(str(eager.lora_path))
+    first_lora = load_file(str(first.lora_path))
+    assert _max_relative_difference(first_lora, eager_lora) < 1e-3
+    assert first.losses == pytest.approx(eager.losses, rel=1e-3)
+    # The second job trained its own LoRA (another seed), not the first job's weights again.
+    assert _max_relative_difference(load_file(str(second.lora_path)), first_lora) > 1e-2
+
+
+def test_a_compile_that_fails_falls_back_to_eager_with_one_log_line(
+    tiny_pipeline: Any,
+    training_images: list[Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import torch
+
+    from headshots.generation.train import CompiledUnetCall
+
+    def broken(gm: Any, example_inputs: list[Any]) -> Any:
+        raise RuntimeError("this backend cannot lower anything")
+
+    eager = train_lora(tiny_pipeline, training_images, FAST, output_dir=tmp_path / "eager")
+    compiled = CompiledUnetCall("reduce-overhead", backend=broken)
+    with caplog.at_level("WARNING", logger="headshots.generation.train"):
+        results = [
+            train_lora(
+                tiny_pipeline,
+                training_images,
+                FAST,
+                output_dir=tmp_path / f"fallback{i}",
+                compiled=compiled,
+            )
+            for i in range(2)
+        ]
+    warnings = [r for r in caplog.records if "training eagerly" in r.getMessage()]
+    assert len(warnings) == 1, "one log line for the whole process, not one per job or step"
+    assert "cannot lower anything" in warnings[0].getMessage()
+    assert not compiled.usable and all(r.compile == "eager" for r in results)
+    eager_lora = load_file(str(eager.lora_path))
+    for result in results:
+        fallback = load_file(str(result.lora_path))
+        assert all(torch.equal(fallback[k], eager_lora[k]) for k in eager_lora)
+
+
+def test_compile_mode_auto_captures_cuda_graphs_on_cuda_only() -> None:
+    import torch
+
+    from headshots.generation.train import compiled_unet_call
+
+    assert compiled_unet_call("auto", torch.device("cpu")) is None
+    assert compiled_unet_call("off", torch.device("cuda")) is None
+    on_cuda = compiled_unet_call("auto", torch.device("cuda"))
+    assert on_cuda is not None and on_cuda.mode == "reduce-overhead"
+    forced = compiled_unet_call("max-autotune-no-cudagraphs", torch.device("cpu"))
+    assert forced is not None and forced.mode == "max-autotune-no-cudagraphs"
+    with pytest.raises(ValueError, match="unknown compile mode"):
+        compiled_unet_call("fastest", torch.device("cpu"))

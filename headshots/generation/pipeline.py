@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from headshots.errors import ModelMissing
 from headshots.generation.models import (
@@ -33,7 +33,12 @@ from headshots.generation.models import (
     resolve_model,
 )
 from headshots.generation.prompts import encode_prompts
-from headshots.generation.train import LORA_WEIGHT_NAME, unet_lock
+from headshots.generation.train import (
+    LORA_WEIGHT_NAME,
+    CompiledUnetCall,
+    compiled_unet_call,
+    unet_lock,
+)
 from headshots.style.presets import PromptSpec, SchedulerName
 
 if TYPE_CHECKING:
@@ -130,6 +135,7 @@ class ResidentPipeline:
         self._lock = threading.RLock()
         #: How many times the base weights were loaded (1 for the life of a worker).
         self.base_loads = 0
+        self._train_call: CompiledUnetCall | Literal[False] | None = False
 
     @property
     def source(self) -> ModelSource:
@@ -146,6 +152,24 @@ class ResidentPipeline:
             self.base_loads += 1
             logger.info("base pipeline resident after %.1fs", time.monotonic() - started)
         return self._pipe
+
+    @property
+    def train_call(self) -> CompiledUnetCall | None:
+        """The training step's compiled UNet call, made once for the life of the worker.
+
+        Every job's training uses the same one, so its graphs are compiled by the first job
+        only (``HEADSHOTS_TRAIN_COMPILE``; None: eager). On CUDA the resident UNet is also put
+        in channels-last layout, which cuDNN's convolutions and inductor's kernels prefer.
+        """
+        if self._train_call is False:
+            pipe = self.pipe
+            call = compiled_unet_call(self.settings.train_compile, pipe.device)
+            if call is not None and pipe.device.type == "cuda":
+                import torch
+
+                pipe.unet.to(memory_format=torch.channels_last)
+            self._train_call = call
+        return self._train_call
 
     @property
     def native_resolution(self) -> int:

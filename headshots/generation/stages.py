@@ -485,6 +485,7 @@ class GenerationStages:
                 on_progress=on_progress,
                 check_cancelled=ctx.check_cancelled,
                 validate=validate,
+                compiled=resident.train_call,
             )
             ctx.write_blob(
                 lora_path(ctx.job_id), (Path(tmp) / LORA_WEIGHT_NAME).read_bytes(), Retention.LORA
