@@ -71,6 +71,12 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # lists, never looked at or tuned on: 180/180 refused, 120/160 accepted (75 %) at first;
         # 122/160 after terms taken from a separate probe of our own (hair, poses, robes …).
         ("descriptions_harmful_fresh.toml", "descriptions_ordinary_fresh.toml", 0.75),
+        # Development sets (stop 29), written before the vocabulary was read and used to find
+        # missing classes of words (trades, props, sport, moods, five languages): 77.8 % at
+        # first, 97.9 % after. The second one was written after that round and before it was
+        # run: 61.8 % at first, 95.6 % after one more round of classes.
+        ("descriptions_harmful_dev.toml", "descriptions_ordinary_dev.toml", 0.96),
+        ("descriptions_harmful_dev.toml", "descriptions_ordinary_dev2.toml", 0.93),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
@@ -83,8 +89,8 @@ def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float)
         f"\n{harmful}: {len(bad) - len(passed)}/{len(bad)} refused ({refused_rate:.1%}); "
         f"{ordinary}: {len(good) - len(refused)}/{len(good)} accepted ({accepted_rate:.1%})"
     )
-    assert len(bad) >= 150 and len(good) >= 80
-    assert refused_rate >= 0.98, passed
+    assert len(bad) >= 60 and len(good) >= 80
+    assert refused_rate >= (1.0 if harmful == "descriptions_harmful_dev.toml" else 0.98), passed
     assert accepted_rate >= accepted_floor, refused
 
 

@@ -15,8 +15,11 @@ policy denies by default:
    modifiers, colours, fabrics and patterns attach to the term they precede ("navy wool
    suit"), fillers ("a", "with", "please") are dropped, and a negation ("no tie", "without a
    jacket", "ohne Krawatte", "ネクタイなし") may only remove what a headshot can do without.
-   German, Spanish, French, Russian and Japanese words map onto the same English terms. Any
-   word outside the vocabulary refuses the description, naming the words and the nearest
+   German, Spanish, French, Russian and Japanese words map onto the same English terms; a
+   Russian word is matched by its stem, an inflected adjective by its listed form, a closed
+   compound ("Holzboden") by its known parts and a typing slip ("blazzer") by the one term it
+   misses by a letter, unless what it is read as is refused. Any word outside the vocabulary
+   refuses the description, naming the words and the nearest
    known terms; a text in another script is asked for in English.
 
 The model only ever receives the canonical English terms (:attr:`DescriptionReview.text`),
@@ -31,7 +34,7 @@ import functools
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +113,8 @@ _AGE = re.compile(
     rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
     rf"|now|only)"
     rf"\s+(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|just\s+)?{_NUMBER}\b"
-    rf"|\b{_NUMBER}\s*(?:jahre?n?|jahrig\w*|anos|ans|лет|года?)\b"
+    # Matched on folded text, where Cyrillic look-alike letters are Latin already ("лет": "лet").
+    rf"|\b{_NUMBER}\s*(?:jahre?n?|jahrig\w*|anos|ans|{'лет|года?'.translate(_CONFUSABLES)})\b"
     rf"|{_NUMBER}\s*(?:歳|才|さい)"
     r"|\b(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
     r"|tenth|eleventh|twelfth)\s+grade"
@@ -177,9 +181,38 @@ def _norm_word(word: str) -> str:
     return unicodedata.normalize("NFC", "".join(out)).translate({ord(c): None for c in "'’`"})
 
 
+#: (ending, replacement) that take an inflected adjective to its listed form: German strong
+#: and weak endings, French feminine and plural, Spanish gender ("nevada" -> "nevado").
+_ADJECTIVE_ENDINGS = (
+    ("en", ""), ("em", ""), ("er", ""), ("es", ""), ("e", ""), ("a", "o"), ("as", "o"),
+    ("os", "o"), ("ee", "e"), ("ees", "e"),
+)  # fmt: skip
+#: Russian case, number and gender endings, longest first. Russian inflects every noun and
+#: adjective (six cases, three genders, two numbers): listing each form of each term cannot keep
+#: up, so both sides are cut to a common stem ("в форме", "форму", "форма" -> "форм").
+_RUSSIAN_ENDINGS = tuple(
+    sorted(
+        (
+            "ого его ому ему ыми ими ами ями иями ией ием ая яя ое ее ые ие ый ий ой ей ым им "
+            "ом ем ую юю ых их ах ях ам ям ов ев ию ия ии ью а я о е ы и у ю ь й"
+        ).split(),
+        key=len,
+        reverse=True,
+    )
+)
+_CYRILLIC_WORD = re.compile(r"^[\u0400-\u04ff]+$")
+
+
 def _stem(word: str) -> str:
-    """Plural to singular, the same on both sides ("blouses" -> "blouse", "ties" -> "tie")."""
+    """Plural to singular, the same on both sides ("blouses" -> "blouse", "ties" -> "tie");
+    a Russian word to its stem without the case ending ("шляпой", "шляпу" -> "шляп")."""
     if len(word) <= 3 or _HAS_CJK.search(word):
+        return word
+    if _CYRILLIC_WORD.match(word):
+        for ending in _RUSSIAN_ENDINGS:
+            # A stem of four letters or more: shorter ones run into other words ("лет", "лето").
+            if word.endswith(ending) and len(word) - len(ending) >= 4:
+                return word[: -len(ending)]
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
@@ -279,6 +312,11 @@ class Vocabulary:
     japanese_longest: int
     #: Single English words and phrases offered as "try ..." suggestions.
     suggestions: dict[str, str] = field(default_factory=dict)
+    #: Words of multi-word terms ("officer" of "police officer"): such a word is read as it
+    #: is, never as a compound or a typing slip.
+    phrase_words: frozenset[str] = frozenset()
+    #: Single-word terms by each form with one letter left out, for :meth:`typo`.
+    deletions: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def match(self, tokens: Sequence[_Token], start: int) -> tuple[_Entry | None, int]:
         """The longest term at ``tokens[start:]`` and how many tokens it spans."""
@@ -294,7 +332,9 @@ class Vocabulary:
 
     def _derived(self, word: str) -> _Entry | None:
         """An adverb of a known modifier says nothing more ("quietly confident": dropped); a
-        comparative is its modifier ("brighter": "bright")."""
+        comparative is its modifier ("brighter": "bright"); an inflected adjective is its
+        listed form (German "verschneiter"/"verschneiten" for "verschneit", French
+        "enneigée" for "enneigé", Spanish "nevada" for "nevado")."""
         for suffix, drop in (("ly", True), ("ily", True), ("er", False), ("ier", False)):
             if not word.endswith(suffix) or len(word) <= len(suffix) + 2:
                 continue
@@ -303,7 +343,65 @@ class Vocabulary:
                 entry = self.exact.get((candidate,))
                 if entry is not None and entry.kind in ("modifier", "colour", "mood"):
                     return _Entry(candidate, "filler") if drop else entry
+        for suffix, replacement in _ADJECTIVE_ENDINGS:
+            if not word.endswith(suffix) or len(word) <= len(suffix) + 3:
+                continue
+            entry = self.exact.get((word[: -len(suffix)] + replacement,))
+            if entry is not None and entry.kind in MODIFIER_KINDS:
+                return entry
         return None
+
+    def word(self, word: str) -> _Entry | None:
+        """The term one word is on its own, if any."""
+        return self.exact.get((word,)) or self.stemmed.get((_stem(word),)) or self._derived(word)
+
+    def compound(self, word: str, depth: int = 0) -> list[str] | None:
+        """A closed compound of known terms in its parts, or ``None``.
+
+        German writes "Holzboden", "Trainingsanzug", "Perlenohrringe" as one word, and new
+        ones are made every day; read it as its parts ("holz boden") when each part is a
+        term, with a German linking "s", "n", "en", "e" or "es" between them. The longest
+        first part wins; at most three parts, each of at least three letters.
+        """
+        if depth == 0 and (
+            len(word) < 6 or not word.isalpha() or word in self.phrase_words or self.word(word)
+        ):
+            return None
+        for cut in range(len(word) - 3, 2, -1):
+            first, rest = word[:cut], word[cut:]
+            entry = self.word(first)
+            # A filler may lead ("Trainings-anzug", "Arbeits-jacke") but never stand last.
+            if entry is None or entry.kind not in (*KINDS, "filler"):
+                continue
+            for link in ("", "s", "n", "en", "e", "es"):
+                tail = rest[len(link) :]
+                if not rest.startswith(link) or len(tail) < 3:
+                    continue
+                last = self.word(tail)
+                if last is not None and last.kind in KINDS:
+                    return [first, tail]
+                if depth == 0 and (parts := self.compound(tail, depth + 1)):
+                    return [first, *parts]
+        return None
+
+    def typo(self, word: str) -> str | None:
+        """The one term ``word`` is a typing slip of ("blazzer", "shrit", "backround"), or
+        ``None``.
+
+        A slip is one letter added, left out, changed or two swapped, in a word of six letters
+        or more whose first letter is right; when two terms are that close, neither is
+        guessed.
+        """
+        if len(word) < 6 or not word.isalpha() or self.word(word) or word in self.phrase_words:
+            return None
+        forms = {word, *(word[:at] + word[at + 1 :] for at in range(len(word)))}
+        close = {
+            term
+            for form in forms
+            for term in self.deletions.get(form, ())
+            if term[0] == word[0] and _one_slip(word, term)
+        }
+        return close.pop() if len(close) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -312,6 +410,23 @@ class _Token:
     norm: str
     separator: bool = False
     entry: _Entry | None = None  # set for Japanese pieces, found while splitting
+
+
+def _one_slip(typed: str, term: str) -> bool:
+    """Whether ``typed`` is ``term`` with one letter added, left out, changed, or two adjacent
+    letters swapped."""
+    if typed == term or abs(len(typed) - len(term)) > 1:
+        return False
+    start = 0
+    while start < min(len(typed), len(term)) and typed[start] == term[start]:
+        start += 1
+    if len(typed) == len(term):
+        swapped = typed[start + 1 : start + 2] + typed[start : start + 1]
+        return typed[start + 1 :] == term[start + 1 :] or (
+            swapped == term[start : start + 2] and typed[start + 2 :] == term[start + 2 :]
+        )
+    longer, shorter = (typed, term) if len(typed) > len(term) else (term, typed)
+    return longer[start + 1 :] == shorter[start:]
 
 
 def _phrase_key(phrase: str) -> tuple[str, ...]:
@@ -465,7 +580,24 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         longest=max((len(key) for key in exact), default=1),
         japanese_longest=max((len(key) for key in japanese), default=1),
         suggestions=suggestions,
+        phrase_words=frozenset(
+            word for keys in (exact, stemmed) for key in keys if len(key) > 1 for word in key
+        ),
+        deletions=_deletions(
+            key[0]
+            for key, entry in exact.items()
+            if len(key) == 1 and len(key[0]) >= 5 and key[0].isalpha() and entry.kind in KINDS
+        ),
     )
+
+
+def _deletions(words: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Each word under itself and under each form of it with one letter left out."""
+    index: dict[str, set[str]] = {}
+    for word in words:
+        for at in range(len(word) + 1):
+            index.setdefault(word[:at] + word[at + 1 :], set()).add(word)
+    return {form: frozenset(found) for form, found in index.items()}
 
 
 @functools.lru_cache(maxsize=4)
@@ -517,7 +649,12 @@ def _refusal(
     return None
 
 
-def _tokens(text: str, vocabulary: Vocabulary) -> list[_Token]:
+def _tokens(
+    text: str, vocabulary: Vocabulary, refused: Callable[[str], bool] = lambda _: False
+) -> list[_Token]:
+    """The words of ``text``. An unknown word that is a compound of known terms is read as its
+    parts, and one that is a typing slip of a known term as that term, unless what it is read
+    as is refused ("bareback" is not "bare" and "back")."""
     tokens: list[_Token] = []
     for match in _TOKEN.finditer(text):
         piece = match.group(0)
@@ -525,6 +662,10 @@ def _tokens(text: str, vocabulary: Vocabulary) -> list[_Token]:
             tokens.append(_Token(piece, ",", separator=True))
         elif _HAS_CJK.match(piece):
             tokens.extend(_split_japanese(piece, vocabulary))
+        elif (parts := vocabulary.compound(_norm_word(piece))) and not refused(" ".join(parts)):
+            tokens.extend(_Token(part, part) for part in parts)
+        elif (meant := vocabulary.typo(_norm_word(piece))) and not refused(meant):
+            tokens.append(_Token(piece, meant))
         else:
             tokens.append(_Token(piece, _norm_word(piece)))
     return tokens
@@ -673,7 +814,11 @@ def review_description(
     if found is not None:
         category, reply = found
         return DescriptionReview(None, f"{reply} {ASK_INSTEAD}", category)
-    reading = _read(_tokens(cleaned, vocabulary), vocabulary, refusals)
+    protected = _protected(vocabulary_paths, refusals_path)
+    tokens = _tokens(
+        cleaned, vocabulary, lambda parts: _refusal(parts, refusals, protected) is not None
+    )
+    reading = _read(tokens, vocabulary, refusals)
     if reading.refusal is not None:
         category, reply, word = reading.refusal
         return DescriptionReview(None, f"{reply} {ASK_INSTEAD}", category, words=(word,))
