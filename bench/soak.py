@@ -1,5 +1,5 @@
-"""Soak run: many people on the Telegram and Discord bots at once while things break; nothing
-lost or doubled.
+"""Soak run: many people on the Telegram, Discord and Slack bots at once while things break;
+nothing lost or doubled.
 
 Run: ``.venv/bin/python bench/soak.py [--users 50] [--quick]``. Not a unit test (``--quick`` runs
 in the suite from tests/test_bench_soak.py). Everything is on this machine, over loopback:
@@ -23,6 +23,11 @@ in the suite from tests/test_bench_soak.py). Everything is on this machine, over
   mid-training and another mid-generation, SIGKILL Redis once (restarted on its AOF), and make
   the Bot API answer 429 and then 502 to a share of calls for a while (the Discord API too);
   SIGKILL the Discord bot while a person's photos arrive (it reconnects and identifies again).
+- A share of the private people (``--slack-share``, 0.1) are on Slack (tests/fake_slack.py: the
+  Web API over HTTP, Socket Mode over a websocket, ``headshots bot slack``): ``/headshots
+  start`` in a channel, "I agree" and selfies shared as files in their DM with the app, the
+  form's selects and buttons, Confirm. They live through the Redis and worker kills; the
+  Slack bot itself is not killed and its API has no outage.
 
 People behave like people: when the bot does not answer within a while they repeat what they
 did (send the photos again, press the button again, /start again).
@@ -65,9 +70,13 @@ from PIL import Image, ImageEnhance, ImageOps  # noqa: E402
 from headshots.cli.supervise import Supervisor  # noqa: E402
 from headshots.queue import constants  # noqa: E402
 from headshots.queue.client import arq_job_id  # noqa: E402
+from headshots.queue.delivery.slack import slack_number  # noqa: E402
 from headshots.queue.embedded import EmbeddedRedis  # noqa: E402
 from headshots.queue.teams import team_id_for  # noqa: E402
 from tests.fake_discord import ALL_PERMISSIONS, FakeDiscord  # noqa: E402
+from tests.fake_slack import APP_TOKEN as SLACK_APP_TOKEN  # noqa: E402
+from tests.fake_slack import BOT_TOKEN as SLACK_BOT_TOKEN  # noqa: E402
+from tests.fake_slack import FakeSlack, SlackUser  # noqa: E402
 from tests.fake_telegram import Call, FakeChat, FakeTelegram, FakeUser  # noqa: E402
 from tests.plugins.faces import astronaut_image  # noqa: E402
 from tests.plugins.telegram import ChatDriver  # noqa: E402
@@ -177,13 +186,36 @@ class DiscordPerson:
 
 
 @dataclass
+class SlackPerson:
+    """Someone on the Slack bot: ``/headshots start`` in a channel, the session in their DM with
+    the app (selfies shared there as files), the style form, Confirm."""
+
+    index: int
+    user: SlackUser
+    dm: str
+    photos: list[bytes]
+    reserve: list[bytes] = field(default_factory=list)
+    form_ts: str | None = None
+    job_id: str | None = None
+    queued_after_s: float | None = None
+    stuck: str | None = None
+    repeats: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"sl:{slack_number(self.user.id)}"
+
+
+@dataclass
 class Figures:
     photo_latency: list[float] = field(default_factory=list)
     press_latency: list[float] = field(default_factory=list)
     dc_photo_latency: list[float] = field(default_factory=list)
     dc_press_latency: list[float] = field(default_factory=list)
+    sl_photo_latency: list[float] = field(default_factory=list)
     bot_peak_rss_kb: int = 0
     dc_bot_peak_rss_kb: int = 0
+    sl_bot_peak_rss_kb: int = 0
     faults: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -197,6 +229,8 @@ class Soak:
         self.discord = FakeDiscord()
         self.dc_people: list[DiscordPerson] = []
         self.dc_upload_started = asyncio.Event()
+        self.slack = FakeSlack()
+        self.sl_people: list[SlackPerson] = []
         self.redis_server = EmbeddedRedis(work / "redis", persist=True)
         self.figures = Figures()
         self.people: list[Person] = []
@@ -220,6 +254,10 @@ class Soak:
             # The Discord bot and the workers' Discord sender both talk to the fake.
             HEADSHOTS_DISCORD_TOKEN=self.discord.token,
             HEADSHOTS_DISCORD_API_URL=self.discord.api_base,
+            # The Slack bot (Socket Mode) and the workers' Slack sender: the fake Slack.
+            HEADSHOTS_SLACK_BOT_TOKEN=SLACK_BOT_TOKEN,
+            HEADSHOTS_SLACK_APP_TOKEN=SLACK_APP_TOKEN,
+            HEADSHOTS_SLACK_API_URL=self.slack.api_url,
             HEADSHOTS_FACE_BACKEND="dlib",
             HEADSHOTS_BASE_MODEL=str(tiny_model),
             HEADSHOTS_TRAIN_STEPS=str(self.args.train_steps),
@@ -261,6 +299,12 @@ class Soak:
                 if process is not None and process.poll() is None:
                     self.figures.dc_bot_peak_rss_kb = max(
                         self.figures.dc_bot_peak_rss_kb, peak_rss(process.pid)
+                    )
+            if self.sl_people:
+                process = self.child("bot-slack").process
+                if process is not None and process.poll() is None:
+                    self.figures.sl_bot_peak_rss_kb = max(
+                        self.figures.sl_bot_peak_rss_kb, peak_rss(process.pid)
                     )
             time.sleep(0.2)
 
@@ -1014,6 +1058,200 @@ class Soak:
             person.stuck = f"{type(exc).__name__}: {exc}"
             say(f"discord person {person.index} crashed: {exc!r}")
 
+    # --- the Slack people ------------------------------------------------------------------
+    def sl_newest(self, person: SlackPerson, prefix: str, after: int) -> dict[str, Any] | None:
+        """The first bot message in the DM, posted after the ``after``-th, with ``prefix``."""
+        for message in self.slack.bot_messages(person.dm)[after:]:
+            if any(a.startswith(prefix) for a in self.slack.action_ids(message)):
+                return message
+        return None
+
+    async def sl_step(
+        self,
+        person: SlackPerson,
+        act: Callable[[], Awaitable[Any]],
+        expect: Callable[[int], Any],
+        *,
+        what: str,
+        timeout: float,  # noqa: ASYNC109 - polls the fake's state
+        tries: int = 3,
+    ) -> Any:
+        """``act()`` and wait for ``expect(messages in the DM before)``; again when silent."""
+        for attempt in range(tries):
+            before = len(self.slack.bot_messages(person.dm))
+            await act()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                found = expect(before)
+                if found:
+                    return found
+                await asyncio.sleep(0.05)
+            person.repeats += 1
+            say(f"slack person {person.index}: no answer to {what} (try {attempt + 1}); again")
+        raise Stuck(f"{what}: no answer after {tries} tries")
+
+    def sl_form(self, person: SlackPerson) -> dict[str, Any]:
+        assert person.form_ts is not None
+        return self.slack.message(person.dm, person.form_ts)
+
+    async def sl_control(self, person: SlackPerson, prefix: str, value: str | None = None) -> None:
+        """Press the form's button (or pick ``value`` in its select) until the form changes."""
+        form = self.sl_form(person)
+        if not any(a.startswith(prefix) for a in self.slack.action_ids(form)):
+            raise Stuck(f"no {prefix!r} on the form")
+        edited = form.get("edited")
+
+        async def act() -> None:
+            form = self.sl_form(person)
+            if value is None:
+                await self.slack.press(person.user, form, prefix)
+            else:
+                await self.slack.pick(person.user, form, prefix, value)
+
+        def changed(before: int) -> bool:
+            return self.sl_form(person).get("edited") != edited
+
+        await self.sl_step(person, act, changed, what=f"{prefix} {value or ''}", timeout=20)
+
+    async def sl_start(self, person: SlackPerson, channel: str) -> None:
+        uid = person.user.id
+
+        async def start() -> None:
+            await self.slack.slash(person.user, channel, "start")
+
+        def asked(before: int) -> Any:
+            # Consent given before (a repeated /start) goes straight to the form.
+            return self.sl_newest(person, f"hss:consent:{uid}:", before) or self.sl_newest(
+                person, f"hss:set.preset:{uid}:", before
+            )
+
+        first = await self.sl_step(person, start, asked, what="/headshots start", timeout=25)
+        if f"hss:set.preset:{uid}:" not in json.dumps(first.get("blocks")):
+
+            async def agree() -> None:
+                await self.slack.press(person.user, {**first, "channel": person.dm}, "hss:consent")
+
+            first = await self.sl_step(
+                person, agree, lambda before: self.sl_newest(person, f"hss:set.preset:{uid}:", 0),
+                what="I agree", timeout=25,
+            )  # fmt: skip
+        person.form_ts = str(first["ts"])
+
+    def sl_tally(self, person: SlackPerson) -> re.Match[str] | None:
+        for message in reversed(self.slack.bot_messages(person.dm)):
+            if str(message["text"]).startswith("*Photos*"):
+                return ACCEPTED.search(str(message["text"]))
+        return None
+
+    async def sl_upload(self, person: SlackPerson) -> None:
+        """Several files in one message first, then one file per message (timed)."""
+        first = self.rng.randint(2, min(4, len(person.photos) - 1))
+        sent = accepted = 0
+
+        async def send(photos: list[bytes]) -> None:
+            nonlocal sent, accepted
+            total, shared_at = sent + len(photos), [0.0]
+
+            async def share() -> None:
+                shared_at[0] = time.monotonic()
+                await self.slack.send_files(person.user, person.dm, photos)
+
+            def counted(before: int) -> re.Match[str] | None:
+                found = self.sl_tally(person)
+                return found if found and int(found[1]) + int(found[2]) >= total else None
+
+            found = await self.sl_step(
+                person, share, counted, what="photos", timeout=self.args.patience
+            )
+            if len(photos) == 1:
+                self.figures.sl_photo_latency.append(time.monotonic() - shared_at[0])
+            sent, accepted = int(found[1]) + int(found[2]), int(found[1])
+
+        await send(person.photos[:first])
+        for photo in person.photos[first:]:
+            await send([photo])
+        for photo in person.reserve:  # more only if too few were accepted
+            if accepted >= 4:
+                break
+            await send([photo])
+
+    async def sl_single(self, person: SlackPerson, channel: str) -> None:
+        await self.sl_start(person, channel)
+        await self.sl_upload(person)
+        await self.sl_control(person, "hss:set.preset", "corporate")
+        await self.sl_control(person, "hss:set.subject_class", self.rng.choice(["woman", "man"]))
+        await self.sl_control(person, "hss:page:")  # the next page: the count is there
+        await self.sl_control(person, "hss:set.count", "4")
+        await self.sl_control(person, "hss:next")
+
+        def queued(before: int) -> Any:
+            for message in self.slack.bot_messages(person.dm)[before:]:
+                if str(message["text"]).startswith("Queued"):
+                    return message
+            return None
+
+        ordered_at = time.monotonic()
+
+        async def confirm() -> None:
+            await self.slack.press(person.user, self.sl_form(person), "hss:confirm")
+
+        try:
+            await self.sl_step(person, confirm, queued, what="Looks good", timeout=30, tries=1)
+            person.queued_after_s = time.monotonic() - ordered_at
+        except Stuck:
+            say(f"slack person {person.index}: ordered, but the bot never said so")
+        for _ in range(40):
+            person.job_id = person.job_id or await self.active_job(person.key)
+            if person.job_id:
+                return
+            await asyncio.sleep(0.25)
+        raise Stuck("queued, but no active job in Redis")
+
+    async def run_sl_person(self, person: SlackPerson, channel: str) -> None:
+        await asyncio.sleep(person.index * self.args.stagger)
+        try:
+            await self.sl_single(person, channel)
+        except Stuck as exc:
+            person.stuck = str(exc)
+            say(f"slack person {person.index} stuck: {exc}")
+        except Exception as exc:  # a broken person must not end the run: it is a finding
+            person.stuck = f"{type(exc).__name__}: {exc}"
+            say(f"slack person {person.index} crashed: {exc!r}")
+
+    def sl_figures(self) -> dict[str, list[SlackPerson]]:
+        """Delivered / duplicated / cancelled / lost / failed among the Slack people."""
+        found: dict[str, list[SlackPerson]] = {
+            k: [] for k in ("delivered", "duplicated", "cancelled", "lost", "failed")
+        }
+        client = self.redis()
+        try:
+            for p in self.sl_people:
+                if not p.job_id:
+                    continue
+                raw: bytes | None = client.hget(constants.job_key(p.job_id), "state")  # type: ignore[assignment]
+                state = raw.decode() if raw else None
+                jobs: int = client.scard(constants.user_jobs_key(p.key))  # type: ignore[assignment]
+                needle = f":{p.job_id}"
+                messages = self.slack.bot_messages(p.dm)
+                sheets = [
+                    m for m in messages
+                    if any(a.startswith("hs:") and needle in a for a in self.slack.action_ids(m))
+                ]  # fmt: skip
+                albums = [m for m in messages if len(m.get("files") or []) > 1]
+                if len(sheets) > 1 or jobs > 1 or len(albums) > 1:
+                    found["duplicated"].append(p)
+                if sheets:
+                    found["delivered"].append(p)
+                elif state == "cancelled":
+                    found["cancelled"].append(p)
+                else:
+                    found["lost"].append(p)
+                    if state == "failed":
+                        found["failed"].append(p)
+        finally:
+            client.close()
+        return found
+
     # --- faults --------------------------------------------------------------------------
     def running_worker(self, job_id: str, part: str) -> str | None:
         """The worker whose log shows it started ``job_id``'s ``part`` last."""
@@ -1157,6 +1395,23 @@ class Soak:
                 )
             )  # fmt: skip
         self.cast_discord()
+        self.cast_slack()
+
+    def cast_slack(self) -> None:
+        """Move a share of the private people still on Telegram (the plain ones first) to
+        Slack; each types ``/headshots start`` in the workspace's channel."""
+        wanted = round(self.args.users * self.args.slack_share)
+        private = [p for p in self.people if p.kind == "private"]
+        private.sort(key=lambda p: (p.behaviour not in ("normal", "double"), p.index))
+        for person in private[:wanted]:
+            self.people.remove(person)
+            user = self.slack.add_user(f"s{person.index}")
+            self.sl_people.append(
+                SlackPerson(
+                    person.index, user, self.slack.dm_of(user.id), person.photos,
+                    reserve=person.reserve,
+                )
+            )  # fmt: skip
 
     def cast_discord(self) -> None:
         """Move a share of the private people to Discord (the plain ones first): two in three
@@ -1193,6 +1448,7 @@ class Soak:
         checker = save_random_checker(self.work / "safety-checker")
         self.fake.start()
         await self.discord.start()
+        await self.slack.start()
         self.redis_url = self.redis_server.start()
         env = self.env(tiny_model)
         env["HEADSHOTS_SAFETY_CHECKER"] = str(checker)
@@ -1204,6 +1460,8 @@ class Soak:
         }
         if self.dc_people:
             commands["bot-discord"] = self.command("bot-discord", "bot", "discord")
+        if self.sl_people:
+            commands["bot-slack"] = self.command("bot-slack", "bot", "slack")
         self.supervisor = Supervisor(commands, env, redis=self.redis_server)
         self.supervisor.start()
         watcher = threading.Thread(target=self.supervise, name="supervise", daemon=True)
@@ -1212,7 +1470,7 @@ class Soak:
             await self.wait_ready()
             say(
                 f"ready after {time.monotonic() - started:.1f} s; {len(self.people)} people on "
-                f"Telegram, {len(self.dc_people)} on Discord"
+                f"Telegram, {len(self.dc_people)} on Discord, {len(self.sl_people)} on Slack"
             )
             kit_ready = self.kit_ready
             intruder_victim = next(p for p in self.people if p.kind == "group")
@@ -1225,6 +1483,10 @@ class Soak:
                     extra = (intruder_victim,)
                 tasks.append(asyncio.create_task(self.run_person(person, *extra)))
             tasks += [asyncio.create_task(self.run_dc_person(p)) for p in self.dc_people]
+            slack_channel = self.slack.add_channel("headshots")
+            tasks += [
+                asyncio.create_task(self.run_sl_person(p, slack_channel)) for p in self.sl_people
+            ]
             fault_task = asyncio.gather(self.faults(), self.outages(), self.dc_faults())
             budget_left = max(10.0, started + self.args.budget - time.monotonic())
             _, pending = await asyncio.wait(tasks, timeout=budget_left)
@@ -1238,6 +1500,9 @@ class Soak:
             for dc_person in self.dc_people:
                 if dc_person.stuck is None and dc_person.job_id is None:
                     dc_person.stuck = "never ordered"
+            for sl_person in self.sl_people:
+                if sl_person.stuck is None and sl_person.job_id is None:
+                    sl_person.stuck = "never ordered"
             await self.settle(deadline=started + self.args.budget)
             fault_task.cancel()
             await asyncio.gather(fault_task, return_exceptions=True)
@@ -1251,6 +1516,7 @@ class Soak:
             self.redis_server.stop()
             self.fake.stop()
             await self.discord.stop()
+            await self.slack.stop()
 
     async def wait_ready(self) -> None:
         """Until the bot polls and both workers beat into the registry."""
@@ -1262,7 +1528,8 @@ class Soak:
             finally:
                 client.close()
             discord_up = not self.dc_people or self.discord.gateway.identified()
-            if workers >= 2 and self.fake.calls("getUpdates") and discord_up:
+            slack_up = not self.sl_people or self.slack.is_connected
+            if workers >= 2 and self.fake.calls("getUpdates") and discord_up and slack_up:
                 return
             await asyncio.sleep(0.3)
         raise RuntimeError(f"bot or workers did not start; see {self.log_dir}")
@@ -1275,9 +1542,9 @@ class Soak:
                 if person.job_id and not person.deleted:
                     if await self.job_state(person.job_id) not in FINISHED:
                         waiting.append(person.job_id)
-            for dc_person in self.dc_people:
-                if dc_person.job_id and await self.job_state(dc_person.job_id) not in FINISHED:
-                    waiting.append(dc_person.job_id)
+            for other in [*self.dc_people, *self.sl_people]:
+                if other.job_id and await self.job_state(other.job_id) not in FINISHED:
+                    waiting.append(other.job_id)
             if not waiting:
                 return
             await asyncio.sleep(1)
@@ -1420,9 +1687,16 @@ class Soak:
         dc_ordered = [p for p in self.dc_people if p.job_id]
         dc_stuck = [p for p in self.dc_people if p.stuck]
         dc_queued = [p.queued_after_s for p in dc_ordered if p.queued_after_s is not None]
+        sl = self.sl_figures()
+        sl_ordered = [p for p in self.sl_people if p.job_id]
+        sl_stuck = [p for p in self.sl_people if p.stuck]
+        sl_queued = [p.queued_after_s for p in sl_ordered if p.queued_after_s is not None]
         lost_ids = [p.job_id for p in lost] + [p.job_id for p in dc["lost"]]
+        lost_ids += [p.job_id for p in sl["lost"]]
         duplicated_ids = [p.job_id for p in duplicated] + [p.job_id for p in dc["duplicated"]]
+        duplicated_ids += [p.job_id for p in sl["duplicated"]]
         dc_guild = sum(p.kind == "guild" for p in self.dc_people)
+        sl_acks = [delay for delay, _ in self.slack.acks.values()]
 
         def pct(values: list[float], q: float) -> str:
             if not values:
@@ -1431,38 +1705,41 @@ class Soak:
             return f"{ordered_values[min(len(values) - 1, int(q * len(values)))]:.2f}"
 
         lines = [
-            f"people: {len(self.people) + len(self.dc_people)} "
+            f"people: {len(self.people) + len(self.dc_people) + len(self.sl_people)} "
             f"(Telegram {len(self.people)}: "
             f"team {sum(p.kind in ('admin', 'team') for p in self.people)}, "
             f"group {sum(p.kind == 'group' for p in self.people)}, "
             f"private {sum(p.kind == 'private' for p in self.people)}; "
             f"Discord {len(self.dc_people)}: server channel {dc_guild}, "
-            f"DM {len(self.dc_people) - dc_guild})",
+            f"DM {len(self.dc_people) - dc_guild}; Slack {len(self.sl_people)})",
             f"faults: {'; '.join(self.figures.faults)}",
             f"Bot API calls failed on purpose: {self.fake.outage_failures}",
             f"Discord API calls failed on purpose: {self.discord.outage_failures}",
             f"Discord events sent while no bot was connected (lost, as on Discord): "
             f"{len(self.discord.gateway.lost_events)}; gateway IDENTIFYs "
             f"{self.discord.gateway.identifies}, RESUMEs refused {self.discord.gateway.resumes}",
-            f"jobs ordered: {len(ordered) + len(dc_ordered)} (Discord {len(dc_ordered)})",
-            f"jobs delivered: {len(delivered) + len(dc['delivered'])} "
-            f"(Discord {len(dc['delivered'])})",
-            f"jobs cancelled: {len(cancelled) + len(dc['cancelled'])}",
+            f"jobs ordered: {len(ordered) + len(dc_ordered) + len(sl_ordered)} "
+            f"(Discord {len(dc_ordered)}, Slack {len(sl_ordered)})",
+            f"jobs delivered: {len(delivered) + len(dc['delivered']) + len(sl['delivered'])} "
+            f"(Discord {len(dc['delivered'])}, Slack {len(sl['delivered'])})",
+            f"jobs cancelled: {len(cancelled) + len(dc['cancelled']) + len(sl['cancelled'])}",
             f"jobs deleted: {len(deleted)}",
-            f"jobs failed (counted as lost): {len(failed) + len(dc['failed'])}"
+            f"jobs failed (counted as lost): {len(failed) + len(dc['failed']) + len(sl['failed'])}"
             + "".join(f"\n  {line}" for line in self.figures.failures),
             f"lost: {len(lost_ids)}" + (f" {lost_ids}" if lost_ids else ""),
             f"duplicated: {len(duplicated_ids)}" + (f" {duplicated_ids}" if duplicated_ids else ""),
             f"keys left for deleted people: {left}" + (f" {keys_left}" if left else ""),
-            f"people stuck before the end: {len(stuck) + len(dc_stuck)}"
+            f"people stuck before the end: {len(stuck) + len(dc_stuck) + len(sl_stuck)}"
             + "".join(f"\n  person {p.index} ({p.kind}/{p.behaviour}): {p.stuck}" for p in stuck)
             + "".join(
                 f"\n  Discord person {p.index} ({p.kind}/{p.behaviour}): {p.stuck}"
                 for p in dc_stuck
-            ),
+            )
+            + "".join(f"\n  Slack person {p.index}: {p.stuck}" for p in sl_stuck),
             f"times a person had to repeat themselves: "
-            f"{sum(p.repeats for p in self.people) + sum(p.repeats for p in self.dc_people)} "
-            f"(Discord {sum(p.repeats for p in self.dc_people)})",
+            f"{sum(p.repeats for p in [*self.people, *self.dc_people, *self.sl_people])} "
+            f"(Discord {sum(p.repeats for p in self.dc_people)}, "
+            f"Slack {sum(p.repeats for p in self.sl_people)})",
             f"photo verdict latency p50/p95: {pct(self.figures.photo_latency, 0.5)} / "
             f"{pct(self.figures.photo_latency, 0.95)} s "
             f"({len(self.figures.photo_latency)} photos)",
@@ -1481,10 +1758,19 @@ class Soak:
             f"({len(self.figures.dc_press_latency)} interactions)",
             f"Discord order to queued message p50/p95: {pct(dc_queued, 0.5)} / "
             f"{pct(dc_queued, 0.95)} s",
+            f"Slack photo verdict latency p50/p95: {pct(self.figures.sl_photo_latency, 0.5)} / "
+            f"{pct(self.figures.sl_photo_latency, 0.95)} s "
+            f"({len(self.figures.sl_photo_latency)} photos)",
+            f"Slack envelope ack latency p50/p95: {pct(sl_acks, 0.5)} / {pct(sl_acks, 0.95)} s "
+            f"({len(sl_acks)} envelopes)",
+            f"Slack order to queued message p50/p95: {pct(sl_queued, 0.5)} / "
+            f"{pct(sl_queued, 0.95)} s",
             f"bot peak RSS: {self.figures.bot_peak_rss_kb / 1024:.0f} MB (Discord bot "
-            f"{self.figures.dc_bot_peak_rss_kb / 1024:.0f} MB)",
+            f"{self.figures.dc_bot_peak_rss_kb / 1024:.0f} MB, Slack bot "
+            f"{self.figures.sl_bot_peak_rss_kb / 1024:.0f} MB)",
             f"bot restarts: {self.child('bot').restarts}, Discord bot restarts: "
-            f"{self.child('bot-discord').restarts if self.dc_people else 0}, worker restarts: "
+            f"{self.child('bot-discord').restarts if self.dc_people else 0}, Slack bot restarts: "
+            f"{self.child('bot-slack').restarts if self.sl_people else 0}, worker restarts: "
             f"{self.child('worker-a').restarts + self.child('worker-b').restarts}",
             f"wall time: {elapsed:.0f} s (load average {os.getloadavg()[0]:.1f})",
         ]
@@ -1531,6 +1817,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
         "--discord-share", type=float, default=0.3, help="share of the people on Discord"
+    )
+    parser.add_argument(
+        "--slack-share", type=float, default=0.1, help="share of the people on Slack"
     )
     args = parser.parse_args(argv)
     if args.quick:

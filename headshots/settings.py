@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     discord_api_url: str | None = None
     discord_private_threads: bool = True
     discord_thread_archive_minutes: int = 1440
+    #: Slack: the bot token (``xoxb-``) for the Web API and the app-level token (``xapp-``,
+    #: scope ``connections:write``) for Socket Mode; both are needed to run the Slack bot.
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    #: The Web API's base URL (ending in ``/``), e.g. a test server; unset: slack.com's.
+    slack_api_url: str | None = None
 
     # --- retention (nothing a user sent outlives these) --------------------------------
     selfie_ttl_hours: float = 24.0
@@ -73,6 +79,9 @@ class Settings(BaseSettings):
     team_max_members: int = 50
     team_jobs_per_member: int = 3
     discord_team_admin_role: str | None = None
+    #: Slack team admins besides workspace admins and owners: members of this user group
+    #: (its id ``S0123ABCD`` or its handle, with or without ``@``).
+    slack_team_admin_group: str | None = None
 
     # --- queue and workers -------------------------------------------------------------
     train_job_timeout_s: int = 3600
@@ -126,7 +135,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("telegram_token", "discord_token", mode="before")
+    @field_validator(
+        "telegram_token", "discord_token", "slack_bot_token", "slack_app_token", mode="before"
+    )
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         # An empty ``HEADSHOTS_TELEGRAM_TOKEN=`` in .env means "not configured", not "".

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.plugins.generation",
     "tests.plugins.telegram",
     "tests.plugins.discord",
+    "tests.plugins.slack",
     "tests.plugins.safety",
     "tests.plugins.provenance",
 ]

@@ -1,7 +1,7 @@
-"""``bench/soak.py --quick``: ten people, seven on the Telegram bot and three on the Discord bot
-(over the fake gateway), while both bots, a worker twice and Redis are killed and the Bot API and
-the Discord API answer 429 and 502 for a while; nothing may be lost, posted twice, or left behind
-by a /delete."""
+"""``bench/soak.py --quick``: ten people, six on the Telegram bot, three on the Discord bot (over
+the fake gateway) and one on the Slack bot (Socket Mode), while the Telegram and Discord bots, a
+worker twice and Redis are killed and the Bot API and the Discord API answer 429 and 502 for a
+while; nothing may be lost, posted twice, or left behind by a /delete."""
 
 from __future__ import annotations
 
@@ -37,3 +37,6 @@ def test_quick_soak_loses_nothing_and_posts_nothing_twice() -> None:
     assert re.search(r"jobs ordered: \d+ \(Discord [1-9]", report), report
     assert re.search(r"jobs delivered: \d+ \(Discord [1-9]", report), report
     assert "SIGKILL Discord bot mid-upload" in report, report
+    # The Slack person ordered in the DM with the app and got the results there.
+    assert re.search(r"jobs ordered: \d+ \(Discord \d+, Slack [1-9]", report), report
+    assert re.search(r"jobs delivered: \d+ \(Discord \d+, Slack [1-9]", report), report

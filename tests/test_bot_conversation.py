@@ -1,9 +1,11 @@
-"""One conversation, two front ends: scripts that run unchanged through Telegram and Discord.
+"""One conversation, three front ends: scripts that run unchanged through Telegram, Discord, Slack.
 
 Each script plays people through a :class:`Person` (what a person does: start, agree, send
 photos, answer a question, describe the look, confirm, press a result button) and checks what
-the core decided (texts, the submitted job). ``TelegramPerson`` and ``DiscordPerson`` do the
-same things through the fake servers and the real bots, so the two front ends cannot drift.
+the core decided (texts, the submitted job). ``TelegramPerson``, ``DiscordPerson`` and
+``SlackPerson`` (:mod:`tests.test_bot_slack`) do the same things through the fake servers and
+the real bots, so the front ends cannot drift. What differs per platform (who intrudes how,
+how an admin sets the look) is a method of :class:`Platform`.
 Also here: the core's pure parts (style steps, the tally) and the selfie-check limiter.
 """
 
@@ -18,13 +20,17 @@ import pytest
 
 from headshots.bot.conversation import photos, style
 from headshots.queue.contracts import ChatTarget, PersonAttributes, StyleChoice, UserRef
+from headshots.queue.delivery.slack import slack_number
 from headshots.queue.teams import BrandKit, KitBackground, TeamStore, team_id_for
 from headshots.style.policy import review_description
 from tests.fake_discord import FakeDiscord
+from tests.fake_slack import TEAM_ID as SLACK_TEAM
+from tests.fake_slack import FakeSlack
 from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
 from tests.plugins.telegram import ChatDriver, RunningBot
 from tests.test_bot_discord import GUILD_ID, photo_attachments, responded
 from tests.test_bot_discord_team import TeamUser
+from tests.test_bot_slack import SlackPerson
 
 BAD_DESCRIPTION = "naked on a beach"
 GOOD_DESCRIPTION = "navy turtleneck,   rooftop at golden hour"
@@ -328,9 +334,12 @@ class Platform:
         fake_telegram: FakeTelegram,
         discord_bot_factory: Any,
         fake_discord: FakeDiscord,
+        slack_bot_factory: Any = None,
+        fake_slack: FakeSlack | None = None,
     ) -> None:
         self.name, self.fake_t, self.fake_d = name, fake_telegram, fake_discord
         self._start_telegram, self._start_discord = telegram_bot, discord_bot_factory
+        self._start_slack, self.fake_s = slack_bot_factory, fake_slack
         self.channel = fake_discord.add_text_channel(GUILD_ID, "studio")
         self.client: Any = None
 
@@ -338,9 +347,18 @@ class Platform:
         if self.name == "telegram":
             self.telegram = await self._start_telegram(**settings)
             self.client = self.telegram.services.client
+        elif self.name == "slack":
+            self.slack = await self._start_slack(**settings)
+            self.client = self.slack.services.client
+            self.slack_channel = self.fake.add_channel("studio")
         else:
             self.bot = await self._start_discord(**settings)
             self.client = self.bot.queue
+
+    @property
+    def fake(self) -> FakeSlack:
+        assert self.fake_s is not None
+        return self.fake_s
 
     def person(self, who: FakeUser, *, group: bool = False, admin: bool = False) -> Any:
         if self.name == "telegram":
@@ -348,6 +366,10 @@ class Platform:
             if admin:
                 self.fake_t.set_admin(GROUP, who)
             return TelegramPerson(self.telegram, self.fake_t, chat, who)
+        if self.name == "slack":
+            user = self.fake.add_user(who.first_name.lower(), admin=admin)
+            channel = self.slack_channel if group else ""
+            return SlackPerson(self.fake, self.slack, user, channel)
         member = TeamUser(self.fake_d, self.bot, who.id, who.first_name.lower(), admin=admin)
         return DiscordPerson(self.fake_d, member, self.channel)
 
@@ -355,11 +377,64 @@ class Platform:
     def team_id(self) -> str:
         if self.name == "telegram":
             return team_id_for("telegram", GROUP.id)
+        if self.name == "slack":
+            return team_id_for("slack", slack_number(SLACK_TEAM))
         return team_id_for("discord", GUILD_ID)
 
+    @property
+    def team_chat_id(self) -> int:
+        """Where the team's look and picks are posted."""
+        if self.name == "telegram":
+            return GROUP.id
+        if self.name == "slack":
+            return slack_number(self.slack_channel)
+        return int(self.channel["id"])
+
     def teams(self) -> TeamStore:
-        settings = self.telegram.settings if self.name == "telegram" else self.bot.settings
-        return TeamStore(self.client.redis, self.client.store, settings)
+        settings = {
+            "telegram": lambda: self.telegram.settings,
+            "slack": lambda: self.slack.settings,
+        }
+        return TeamStore(
+            self.client.redis,
+            self.client.store,
+            settings.get(self.name, lambda: self.bot.settings)(),
+        )
+
+    async def intrude(self, intruder: Any, owner: Any) -> str:
+        """``intruder`` presses "I agree" under ``owner``'s consent question; what they hear."""
+        if self.name == "telegram":
+            query = intruder.driver.press_label(owner.menu, "I agree")
+            answer = await self.fake_t.wait_for(
+                "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
+            )
+            return str(answer.params["text"])
+        if self.name == "slack":
+            return str(await intruder.click("hss:consent", owner.form))
+        intruded = await intruder.member.press(owner.form, "hsd:consent")
+        return str(owner._answer(intruded))
+
+    async def refused_setup(self, member: Any) -> str:
+        """A member who is no admin asks to set the team's look; what they hear."""
+        if self.name == "telegram":
+            mark = self.fake_t.mark()
+            member.driver.text("/team setup")
+            return str((await member.driver.said("Only", since=mark))["text"])
+        if self.name == "slack":
+            mark = await member.command("team setup")
+            await member.handled(mark)
+            return str(member.answers(mark))
+        refused = member.member.team("setup", self.channel)
+        await responded(self.fake_d, refused)
+        return str(member._answer(refused))
+
+    async def set_kit(self, admin: Any) -> None:
+        if self.name == "telegram":
+            await telegram_kit(admin)
+        elif self.name == "slack":
+            await slack_kit(admin)
+        else:
+            await discord_kit(admin, self)
 
     async def choose_all(self, person: Any, preset: str, subject: str) -> None:
         """Choose a style and a subject class, every other question left at its default.
@@ -378,15 +453,20 @@ class Platform:
             await person.choose(step, "8" if step == "count" else "default")
 
 
-@pytest.fixture(params=["telegram", "discord"])
+@pytest.fixture(params=["telegram", "discord", "slack"])
 async def platform(
     request: pytest.FixtureRequest,
     telegram_bot: Any,
     fake_telegram: FakeTelegram,
     discord_bot_factory: Any,
     fake_discord: FakeDiscord,
+    slack_bot_factory: Any,
+    fake_slack: FakeSlack,
 ) -> Platform:
-    return Platform(request.param, telegram_bot, fake_telegram, discord_bot_factory, fake_discord)
+    return Platform(
+        request.param, telegram_bot, fake_telegram, discord_bot_factory, fake_discord,
+        slack_bot_factory, fake_slack,
+    )  # fmt: skip
 
 
 async def submitted(platform: Platform, person: Person, kind: str = "full") -> Any:
@@ -494,7 +574,7 @@ async def _bob_joins_acme(platform: Platform) -> tuple[BrandKit, Any, str]:
     """Alice's team Acme has a kit (Legal, 4 images); Bob opens its join link."""
     await platform.start()
     kit = BrandKit(team_name="Acme", preset="legal", count=4)
-    channel = GROUP.id if platform.name == "telegram" else int(platform.channel["id"])
+    channel = platform.team_chat_id
     target = ChatTarget(platform=platform.name, chat_id=channel, user_id=ALICE.id)  # type: ignore[arg-type]
     await platform.teams().save_kit(platform.team_id, platform.name, kit, target, ALICE.id)  # type: ignore[arg-type]
     bob = platform.person(BOB)
@@ -540,15 +620,7 @@ async def test_group_members_apart(platform: Platform, face_photo_bytes: list[by
     await platform.start()
     alice, bob = platform.person(ALICE, group=True), platform.person(BOB, group=True)
     await alice.start()
-    if platform.name == "telegram":
-        query = bob.driver.press_label(alice.menu, "I agree")
-        answer = await platform.fake_t.wait_for(
-            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query["id"]
-        )
-        assert "not your session" in answer.params["text"]
-    else:
-        intruded = await bob.member.press(alice.form, "hsd:consent")
-        assert "not your session" in alice._answer(intruded)
+    assert "not your session" in await platform.intrude(bob, alice)
     await alice.agree()
     await bob.start()
     await bob.agree()
@@ -572,16 +644,9 @@ async def test_team_admin_sets_the_look(platform: Platform) -> None:
     """Only an admin opens the team look; the saved kit is the same whichever front end."""
     await platform.start()
     admin, member = platform.person(ALICE, group=True, admin=True), platform.person(BOB, group=True)
-    if platform.name == "telegram":
-        mark = platform.fake_t.mark()
-        member.driver.text("/team setup")
-        assert "Only group admins" in (await member.driver.said("Only", since=mark))["text"]
-        await telegram_kit(admin)
-    else:
-        refused = member.member.team("setup", platform.channel)
-        await responded(platform.fake_d, refused)
-        assert "Only server admins" in member._answer(refused)
-        await discord_kit(admin, platform)
+    admins = {"telegram": "group", "discord": "server", "slack": "workspace"}[platform.name]
+    assert f"Only {admins} admins" in await platform.refused_setup(member)
+    await platform.set_kit(admin)
     team = await platform.teams().require(platform.team_id)
     assert team.kit == BrandKit(
         team_name="Acme",
@@ -632,6 +697,40 @@ async def discord_kit(admin: DiscordPerson, platform: Platform) -> None:
     await member.pick(fake.messages[int(editor["id"])], "hsdk:review", "on")
     await member.press(fake.messages[int(editor["id"])], "hsdk:save")
     await fake.wait_for(lambda: fake.message_with(f"hsdt:join:{GUILD_ID}"), what="the preview")
+
+
+async def slack_kit(admin: SlackPerson) -> None:
+    """The look in the admin's DM: a form of selects, modals for the name and the colour."""
+    fake, uid = admin.fake, admin.who.id
+    await admin.command("team setup")
+    editor = await fake.wait_for(lambda: fake.with_action(f"hssk:set.preset:{uid}:", admin.dm))
+    admin.form = editor
+
+    async def modal(opened_by: str, typed: str, value: str = "") -> None:
+        mark = admin.mark()
+        if value:
+            await fake.acked(await fake.pick(admin.who, admin.current(), opened_by, value))
+        else:
+            await fake.acked(await fake.press(admin.who, admin.current(), opened_by))
+        (opened,) = await admin.handled(mark, "views.open")
+        await fake.acked(await fake.submit(admin.who, opened.response["view"], [typed]))
+        await admin.handled(mark)
+
+    async def pick(prefix: str, value: str) -> None:
+        mark = admin.mark()
+        await fake.acked(await fake.pick(admin.who, admin.current(), prefix, value))
+        await admin.handled(mark)
+
+    await modal("hssk:name", "Acme")
+    await pick("hssk:set.preset", "legal")
+    await modal("hssk:set.background", "#1F6FEB", "colour")
+    await pick("hssk:set.colour_grade", "ektar")
+    await admin.click("hssk:more")
+    await pick("hssk:set.aspect_ratio", "1:1")
+    await pick("hssk:set.count", "4")
+    await pick("hssk:set.review", "on")
+    await admin.click("hssk:save")
+    await fake.wait_for(lambda: fake.with_action("hsst:join:", admin.channel), what="the preview")
 
 
 async def test_team_member_answers_for_themselves(

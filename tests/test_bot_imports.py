@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = """
 import sys
 import headshots.bot, headshots.bot.telegram, headshots.bot.discord
+import headshots.bot.slack, headshots.bot.slack.app
 import headshots.queue.client, headshots.queue.worker
 import headshots.generation.faces
 import headshots.style.presets
@@ -101,8 +102,10 @@ def test_the_core_imports_no_chat_platform_and_checks_selfies_in_one_place() -> 
         tree = ast.parse(path.read_text())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        platforms = {n for n in names if n.split(".")[0] in ("telegram", "discord")}
-        assert not platforms and not any(".bot.telegram" in n or ".bot.discord" in n for n in names)
+        platforms = {n for n in names if n.split(".")[0] in ("telegram", "discord", "slack_sdk")}
+        platforms |= {n for n in names if n.split(".")[0] == "slack_bolt"}
+        fronts = (".bot.telegram", ".bot.discord", ".bot.slack")
+        assert not platforms and not any(front in n for n in names for front in fronts)
     # Every selfie check (and every thread of face work) goes through photos.FaceWork.
     for path in (ROOT / "headshots" / "bot").rglob("*.py"):
         text = path.read_text()
@@ -143,5 +146,8 @@ def test_style_knowledge_has_a_home_of_its_own() -> None:
     for path in (ROOT / "headshots" / "style").rglob("*.py"):
         for name in _imported_modules(path):
             root = name.split(".")[0]
-            assert root not in ("torch", "diffusers", "telegram", "discord"), (path, name)
+            assert root not in ("torch", "diffusers", "telegram", "discord", "slack_sdk"), (
+                path,
+                name,
+            )
             assert not name.startswith("headshots.bot"), (path, name)

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     worker.set_defaults(func=cmd_worker)
 
     bot = subparsers.add_parser("bot", help="run a chat front end")
-    bot.add_argument("platform", choices=["telegram", "discord"])
+    bot.add_argument("platform", choices=["telegram", "discord", "slack"])
     bot.add_argument("--sync", action="store_true", help="discord: sync slash commands, then exit")
     bot.add_argument("--guild", type=int, default=None, help="discord: sync to one server only")
     bot.set_defaults(func=cmd_bot)
@@ -50,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.set_defaults(func=cmd_status)
 
     forget = subparsers.add_parser("forget", help="delete every key and file of a user")
-    forget.add_argument("user", help="user key, e.g. tg:12345 or dc:67890 (telegram:/discord: too)")
+    forget.add_argument(
+        "user", help="user key: tg:12345, dc:67890, sl:U024BE7LH (platform names too)"
+    )
     forget.set_defaults(func=cmd_forget)
 
     doctor = subparsers.add_parser("doctor", help="what is configured or missing")
@@ -76,6 +79,12 @@ def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
         with redis_for(settings) as url:
             telegram.run(settings, url)
         return 0
+    if args.platform == "slack":
+        from headshots.bot import slack
+
+        with redis_for(settings) as url:
+            slack.run(settings, url)
+        return 0
     if settings.discord_token is None:
         raise ConfigurationError("set HEADSHOTS_DISCORD_TOKEN to run the Discord bot")
     from headshots.bot import discord
@@ -98,10 +107,18 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         commands.append([sys.executable, "-m", "headshots", "bot", "telegram"])
     if settings.discord_token is not None:
         commands.append([sys.executable, "-m", "headshots", "bot", "discord"])
+    if settings.slack_bot_token is not None and settings.slack_app_token is not None:
+        commands.append([sys.executable, "-m", "headshots", "bot", "slack"])
+    elif settings.slack_bot_token is not None or settings.slack_app_token is not None:
+        print(
+            "headshots: Slack needs both HEADSHOTS_SLACK_BOT_TOKEN and HEADSHOTS_SLACK_APP_TOKEN; "
+            "not starting the Slack bot",
+            file=sys.stderr,
+        )
     if len(commands) == (0 if args.no_worker else 1):
         print(
-            "headshots: no bot token is set (HEADSHOTS_TELEGRAM_TOKEN / HEADSHOTS_DISCORD_TOKEN); "
-            "running the worker only",
+            "headshots: no bot token is set (HEADSHOTS_TELEGRAM_TOKEN / HEADSHOTS_DISCORD_TOKEN / "
+            "HEADSHOTS_SLACK_BOT_TOKEN and _APP_TOKEN); running the worker only",
             file=sys.stderr,
         )
     with redis_server_for(settings, announce=True) as (url, server):
@@ -130,8 +147,15 @@ def _normalise_user(user: str) -> str:
     platform, _, ident = user.partition(":")
     names = {**PLATFORM_SHORT, **{short: short for short in PLATFORM_SHORT.values()}}
     short = names.get(platform)  # "telegram:" or "tg:"
+    if short == "sl" and ident.isalnum() and not ident.isdigit():
+        # Slack shows member ids (U024BE7LH); keys hold their number (see delivery/slack.py).
+        from headshots.queue.delivery.slack import slack_number
+
+        ident = str(slack_number(ident.upper()))
     if short is None or not ident.isdigit():
-        raise ConfigurationError(f"user must look like tg:12345 or dc:67890, got {user!r}")
+        raise ConfigurationError(
+            f"user must look like tg:12345, dc:67890 or sl:U024BE7LH, got {user!r}"
+        )
     return f"{short}:{ident}"
 
 
@@ -331,23 +355,42 @@ def _check_adapters(settings: Settings, check: Any) -> None:
             check("quick drafts", False, f"unusable: {exc}", False)
 
 
+def _check_slack(settings: Settings, check: Callable[..., None]) -> None:
+    """``auth.test`` with the bot token, and whether Socket Mode has its app-level token."""
+    from headshots.bot.slack import check_auth
+
+    if settings.slack_app_token is None:
+        check("slack", False, "HEADSHOTS_SLACK_APP_TOKEN (xapp-) is not set: no Socket Mode", False)
+        return
+    try:
+        who = asyncio.run(check_auth(settings))
+    except Exception as exc:  # a refused token, or Slack out of reach: the finding either way
+        check("slack", False, f"auth.test failed: {exc}", False)
+        return
+    check("slack", True, f"auth.test: {who}", False)
+
+
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     checks: list[tuple[str, bool, str, bool]] = []  # name, ok, detail, required for `up`
 
     def check(name: str, ok: bool, detail: str, required: bool = True) -> None:
         checks.append((name, ok, detail, required))
 
+    tokens = (
+        ("telegram", settings.telegram_token),
+        ("discord", settings.discord_token),
+        ("slack", settings.slack_bot_token and settings.slack_app_token),
+    )
     check(
         "chat tokens",
-        settings.telegram_token is not None or settings.discord_token is not None,
-        ", ".join(
-            n
-            for n, t in (("telegram", settings.telegram_token), ("discord", settings.discord_token))
-            if t is not None
-        )
-        or "none set: set HEADSHOTS_TELEGRAM_TOKEN and/or HEADSHOTS_DISCORD_TOKEN",
+        any(t is not None for _, t in tokens),
+        ", ".join(n for n, t in tokens if t is not None)
+        or "none set: set HEADSHOTS_TELEGRAM_TOKEN, HEADSHOTS_DISCORD_TOKEN and/or "
+        "HEADSHOTS_SLACK_BOT_TOKEN with HEADSHOTS_SLACK_APP_TOKEN",
         required=False,
     )
+    if settings.slack_bot_token is not None:
+        _check_slack(settings, check)
     try:
         with redis_for(settings) as url:
             client = redis.Redis.from_url(url, socket_connect_timeout=2)

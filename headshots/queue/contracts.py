@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Platform = Literal["telegram", "discord", "cli"]
+Platform = Literal["telegram", "discord", "slack", "cli"]
 SubjectClass = Literal["man", "woman", "person"]
 AspectRatio = Literal["1:1", "4:5", "2:3"]
 JobKind = Literal["full", "new_style", "more_like"]
@@ -22,7 +22,7 @@ HairColour = Literal["black", "dark_brown", "brown", "auburn", "red", "blonde", 
 HairLength = Literal["shaved", "short", "medium", "long"]
 
 #: The short name of each platform in user keys (``tg:42``), team ids and Redis key patterns.
-PLATFORM_SHORT: dict[str, str] = {"telegram": "tg", "discord": "dc", "cli": "cli"}
+PLATFORM_SHORT: dict[str, str] = {"telegram": "tg", "discord": "dc", "slack": "sl", "cli": "cli"}
 
 
 class JobState(enum.StrEnum):

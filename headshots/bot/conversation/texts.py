@@ -37,6 +37,7 @@ def _hours(value: float) -> str:
 DELETE_IN_CHAT = {
     "discord": ", and your session thread with everything in it (in a DM: my messages; yours "
     "there are yours to delete)",
+    "slack": ", and my messages in our DM (your shared photos there are yours to delete)",
     "telegram": ", and my messages and your photos in this chat that Telegram lets me delete "
     "(those of the last 48 hours; in a group, your photos only if I'm an admin there)",
 }
@@ -374,7 +375,7 @@ HOW_RESULTS_PRIVATE = (
 HOW_GROUP_RESULTS = (
     "my worker posted them and Telegram can't list a chat for me: a group admin can delete them"
 )
-PLATFORM_NAMES = {"telegram": "Telegram", "discord": "Discord"}
+PLATFORM_NAMES = {"telegram": "Telegram", "discord": "Discord", "slack": "Slack"}
 
 
 def _day(timestamp: float) -> str:
@@ -679,3 +680,9 @@ def thread_refused(*, private: bool) -> str:
         f"I can't create threads here: ask an admin to give me **{permission}** and "
         "**Send Messages in Threads** in this channel (or use /start in a DM with me)."
     )
+
+
+# --- Slack: sessions live in the DM with the app ----------------------------------------------
+SESSION_OPEN_KIT = "I sent you the editor in our DM; Save posts the preview and a Join button here."
+SLACK_EXPORT_POSTED = "The export is posted in the team's channel."
+HOW_YOURS_SLACK = "they are yours to delete (hover over each, ⋯ → Delete file)"

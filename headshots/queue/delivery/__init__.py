@@ -40,6 +40,13 @@ class SenderPool:
                 self.settings.discord_token.get_secret_value(),
                 api_base=self.settings.discord_api_url,
             )
+        if platform == "slack":
+            if self.settings.slack_bot_token is None:
+                raise ConfigurationError("HEADSHOTS_SLACK_BOT_TOKEN is not set on this worker")
+            from headshots.queue.delivery.slack import SlackSender
+
+            token = self.settings.slack_bot_token.get_secret_value()
+            return SlackSender(token, api_url=self.settings.slack_api_url)
         if platform == "cli":
             from headshots.queue.delivery.folder import FolderSender
 
