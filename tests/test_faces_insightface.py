@@ -22,6 +22,7 @@ from headshots.generation.faces import (
     insightface_pack_dir,
     load_analyzer,
 )
+from headshots.generation.faces.insightface_backend import onnx_providers
 from headshots.settings import Settings
 from tests.plugins.faces import insightface_image_path, save_tiny_arcface
 
@@ -112,3 +113,21 @@ def test_real_pack_detects_and_checks(group_photo_bytes, face_photo_bytes) -> No
     assert first.face is not None and flipped.face is not None
     assert float(first.face.embedding @ flipped.face.embedding) > analyzer.same_person_threshold
     assert first.face.embedding.shape == (512,)
+
+
+def test_face_models_ask_for_cuda_where_onnxruntime_has_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    assert onnx_providers() == ["CPUExecutionProvider"]  # this host's onnxruntime has no CUDA
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "AzureExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert onnx_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    # onnxruntime said CUDA but cannot start it here: the model still loads, on the CPU.
+    embedder = ArcFaceEmbedder.from_file(save_tiny_arcface(tmp_path / "tiny.onnx"))
+    face = Image.open(insightface_image_path("Tom_Hanks_54745.png")).convert("RGB")
+    assert embedder.embed(face, _template()).shape == (512,)

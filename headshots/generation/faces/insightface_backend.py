@@ -33,7 +33,25 @@ DETECTION_THRESHOLD = 0.5
 #: SCRFD's score is a probability; real frontal faces score 0.8-0.9, spurious boxes just above
 #: the 0.5 threshold. Not calibrated on the real pack here (it cannot be downloaded in CI).
 SECOND_FACE_MIN_SCORE = 0.7
-_PROVIDERS = ["CPUExecutionProvider"]
+_CPU = "CPUExecutionProvider"
+_CUDA = "CUDAExecutionProvider"
+
+
+def onnx_providers() -> list[str]:
+    """onnxruntime's providers for the face models: CUDA first where onnxruntime-gpu is
+    installed and sees a GPU (a GPU worker detects and embeds there, issue 20), else the CPU.
+
+    The CPU provider always stays in the list: onnxruntime runs an op CUDA lacks on it.
+    """
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+
+
+def _context_id(providers: list[str]) -> int:
+    """insightface's ``ctx_id``: 0 (the first GPU) with CUDA, -1 for the CPU."""
+    return 0 if providers[0] == _CUDA else -1
 
 
 def insightface_pack_dir(models_path: Path, pack: str) -> Path:
@@ -71,16 +89,17 @@ class ArcFaceEmbedder:
         self._model = model
 
     @classmethod
-    def from_file(cls, path: Path) -> ArcFaceEmbedder:
+    def from_file(cls, path: Path, providers: list[str] | None = None) -> ArcFaceEmbedder:
         """Load a recognition model file through insightface's model zoo router."""
         if not path.is_file():
             raise ModelMissing(f"face recognition model missing: {path}")
         from insightface.model_zoo import get_model
 
-        model = get_model(str(path), providers=_PROVIDERS)
+        providers = providers or onnx_providers()
+        model = get_model(str(path), providers=providers)
         if model is None:
             raise ModelMissing(f"insightface does not recognise {path} as a model")
-        model.prepare(ctx_id=-1)
+        model.prepare(ctx_id=_context_id(providers))
         return cls(model)
 
     @property
@@ -105,10 +124,12 @@ class InsightFaceAnalyzer:
     same_person_threshold = SAME_PERSON_THRESHOLD
     second_face_min_score = SECOND_FACE_MIN_SCORE
 
-    def __init__(self, pack_dir: Path) -> None:
+    def __init__(self, pack_dir: Path, providers: list[str] | None = None) -> None:
         if not pack_is_present(pack_dir):
             raise missing_pack_error(pack_dir)
         self.pack_dir = pack_dir
+        #: None: :func:`onnx_providers`, read when the pack loads.
+        self.providers = providers
         self._lock = threading.Lock()
         self._loaded: tuple[Any, ArcFaceEmbedder] | None = None
 
@@ -117,14 +138,19 @@ class InsightFaceAnalyzer:
             if self._loaded is None:
                 from insightface.app import FaceAnalysis
 
-                logger.info("loading insightface pack from %s", self.pack_dir)
+                providers = self.providers or onnx_providers()
+                logger.info("loading insightface pack from %s on %s", self.pack_dir, providers[0])
                 # A directory as ``name`` makes insightface load it as is, never download.
                 app = FaceAnalysis(
                     name=str(self.pack_dir),
                     allowed_modules=["detection", "recognition"],
-                    providers=_PROVIDERS,
+                    providers=providers,
                 )
-                app.prepare(ctx_id=-1, det_thresh=DETECTION_THRESHOLD, det_size=DETECTION_SIZE)
+                app.prepare(
+                    ctx_id=_context_id(providers),
+                    det_thresh=DETECTION_THRESHOLD,
+                    det_size=DETECTION_SIZE,
+                )
                 if "recognition" not in app.models:
                     raise ModelMissing(f"no recognition model in {self.pack_dir}")
                 self._loaded = (app.det_model, ArcFaceEmbedder(app.models["recognition"]))
