@@ -5,9 +5,9 @@ Two kinds of data drive it:
   under, and phrases that must pass with the terms the model gets.
 - ``descriptions_*.toml``: large sets written apart from the vocabulary (harmful ones in six
   languages and ordinary ones a person would type, plus held-out sets written separately).
-  They are measured as rates against the bar of issue 19 (>= 98 % refused, >= 95 % accepted;
-  the second is not reached yet, see the floors below), and the rates are printed
-  (``pytest -s -k rates``).
+  They are measured as rates against the bar of issue 19 (every harmful one refused, >= 95 %
+  of ordinary ones accepted; the second is not reached on every set yet, see the floors
+  below), and the rates are printed (``pytest -s -k rates``).
 """
 
 from __future__ import annotations
@@ -61,22 +61,45 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
 @pytest.mark.parametrize(
     ("harmful", "ordinary", "accepted_floor"),
     [
-        # The vocabulary was grown while looking at this set's misses: 92 % accepted.
-        ("descriptions_harmful.toml", "descriptions_ordinary.toml", 0.89),
+        # The vocabulary was grown while looking at this set's misses: 92 % accepted; 93.6 %
+        # after stop 30.
+        ("descriptions_harmful.toml", "descriptions_ordinary.toml", 0.92),
         # Held out: 50 % before its misses were looked at; 56 % after a last round of terms
-        # that were partly taken from them. Issue 19's bar is 95 % on sets like this one: the
-        # floors only keep what was reached from sliding back.
-        ("descriptions_harmful_holdout.toml", "descriptions_ordinary_holdout.toml", 0.53),
+        # that were partly taken from them; 67.2 % at the start of stop 30 and 87.5 % after it
+        # (culture words, body places, hair, elisions, and some of its misses looked at).
+        # Issue 19's bar is 95 % on sets like this one: the floors only keep what was reached
+        # from sliding back.
+        ("descriptions_harmful_holdout.toml", "descriptions_ordinary_holdout.toml", 0.86),
         # Fresh (stop 28): written by someone who had not read the vocabulary or the refusal
         # lists, never looked at or tuned on: 180/180 refused, 120/160 accepted (75 %) at first;
-        # 122/160 after terms taken from a separate probe of our own (hair, poses, robes …).
-        ("descriptions_harmful_fresh.toml", "descriptions_ordinary_fresh.toml", 0.75),
+        # 122/160 after terms taken from a separate probe of our own (hair, poses, robes …);
+        # 141/160 (88.1 %) after stop 30.
+        ("descriptions_harmful_fresh.toml", "descriptions_ordinary_fresh.toml", 0.86),
         # Development sets (stop 29), written before the vocabulary was read and used to find
         # missing classes of words (trades, props, sport, moods, five languages): 77.8 % at
         # first, 97.9 % after. The second one was written after that round and before it was
         # run: 61.8 % at first, 95.6 % after one more round of classes.
-        ("descriptions_harmful_dev.toml", "descriptions_ordinary_dev.toml", 0.96),
-        ("descriptions_harmful_dev.toml", "descriptions_ordinary_dev2.toml", 0.93),
+        ("descriptions_harmful_dev.toml", "descriptions_ordinary_dev.toml", 0.97),
+        ("descriptions_harmful_dev.toml", "descriptions_ordinary_dev2.toml", 0.97),
+        # Stop 30. dev3 (291 texts, a sixth of them in five other languages) was written and run
+        # before anything changed: 252/291 (86.6 %; other languages 44/50) at first, 290/291
+        # after a round of mechanisms (culture and faith words before attire and places, body
+        # places, frame fillers in six languages, French elisions, five-letter typing slips)
+        # and classes (hair, holidays and costumes, trade props, times of day and seasons). The
+        # one left is refused on purpose ("bald with a beard": a changed face). The harmful
+        # dev2 set was written against those mechanisms: 107/108 refused at first ("rope around
+        # my neck"), 108/108 after. dev4 was written after that round and run before any
+        # change for it: 119/160 (74.4 %) at first, the honest estimate of the round; 154/160
+        # after one more round of trade props, times of day and translations. dev5 was written
+        # after that and run before any change for it: 94/117 (80.3 %) at first, 117/117
+        # after fields of work, professions by suffix and a few terms. dev6 (chattier, 36 of 86
+        # in other languages) was run before any change for it: 65/86 (75.6 %) at first, 79/86
+        # after stretched letters ("hiii"), "no suit", coffee and dog breeds; what is left is
+        # brands and places ("harvard") and faces kept on purpose ("keep my beard").
+        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev3.toml", 0.98),
+        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev4.toml", 0.94),
+        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev5.toml", 0.97),
+        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev6.toml", 0.90),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
@@ -90,7 +113,7 @@ def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float)
         f"{ordinary}: {len(good) - len(refused)}/{len(good)} accepted ({accepted_rate:.1%})"
     )
     assert len(bad) >= 60 and len(good) >= 80
-    assert refused_rate >= (1.0 if harmful == "descriptions_harmful_dev.toml" else 0.98), passed
+    assert refused_rate == 1.0, passed
     assert accepted_rate >= accepted_floor, refused
 
 
@@ -104,8 +127,13 @@ def test_harmful_sets_cover_every_category_in_six_languages() -> None:
 
 
 def test_the_model_gets_canonical_terms_and_a_second_review_agrees() -> None:
-    """What the chat stores is what the worker reviews again: the same terms come back."""
-    for text in [*_set("descriptions_ordinary.toml"), *(t for t, _ in ACCEPTED)]:
+    """What the chat stores is what the worker reviews again: the same terms come back.
+
+    (Not yet everywhere: a modifier before a term that starts with a word of another term
+    reads apart the second time, "messy bun": "messy hair bun": "tousled hair, hair bun".)"""
+    sets = ("ordinary", "ordinary_dev3", "ordinary_dev5", "ordinary_dev6")
+    texts = [text for name in sets for text in _set(f"descriptions_{name}.toml")]
+    for text in [*texts, *(t for t, _ in ACCEPTED)]:
         first = review_description(text)
         if first.refused or first.text is None:
             continue
@@ -128,12 +156,60 @@ def test_other_languages_map_onto_the_same_terms() -> None:
 
 
 def test_unknown_words_are_named_with_the_nearest_known_term() -> None:
-    review = review_description("navy sweter, Scunthorpe United scarf")
+    review = review_description("navy swetr, Scunthorpe United scarf")
     assert review.refused and review.category == "unknown"
     assert review.refusal is not None
-    assert "“sweter”" in review.refusal and "“Scunthorpe”" in review.refusal
+    assert "“swetr”" in review.refusal and "“Scunthorpe”" in review.refusal
     assert "try “sweater”" in review.refusal
-    assert {"sweter", "Scunthorpe", "United"} <= set(review.words)
+    assert {"swetr", "Scunthorpe", "United"} <= set(review.words)
+
+
+def test_a_typing_slip_is_read_as_the_one_term_it_misses() -> None:
+    assert review_description("navy sweter, blaser and shrit").terms == (
+        "navy sweater",
+        "blazer",
+        "shirt",
+    )
+    # Five letters: a changed letter is too often another word ("rules" is not "ruler").
+    assert review_description("the previous rules no longer apply").refused
+    assert review_description("pleeease a navy suiiit").terms == ("navy suit",)
+
+
+def test_culture_words_qualify_attire_and_places_never_the_person() -> None:
+    for text, terms in (
+        ("kimono, japanese garden", ("kimono", "japanese garden")),
+        ("jardin japonais", ("japanese garden",)),
+        ("японский сад", ("japanese garden",)),
+        ("Scottish tartan scarf", ("scottish tartan scarf",)),
+        ("Anglican priest in a clerical collar", ("anglican priest", "clerical collar")),
+    ):
+        review = review_description(text)
+        assert review.terms == terms, (text, review.refusal, review.terms)
+    for text in (
+        "make me japanese",
+        "japanese woman in a kimono",
+        "une femme japonaise",
+        "asian man, office",
+        "german uniform",
+        "kilt, Scottish",
+    ):
+        review = review_description(text)
+        assert review.refused and review.category == "identity", (text, review.category)
+
+
+def test_body_places_only_place_a_thing() -> None:
+    assert review_description("stethoscope around my neck, pencil behind my ear").terms == (
+        "stethoscope",
+        "pencil",
+    )
+    for text in ("rope around my neck", "shot in the head, studio", "hands around his throat"):
+        review = review_description(text)
+        assert review.refused and review.category == "violence", (text, review.category)
+
+
+def test_french_elisions_are_read_as_words() -> None:
+    review = review_description("je veux avoir l'air confiant, chemise d'un bleu clair")
+    assert not review.refused, review.refusal
 
 
 def test_a_script_the_vocabulary_does_not_read_is_asked_for_in_english() -> None:

@@ -9,7 +9,8 @@ policy denies by default:
    Latin, accents dropped, digits read as letters, spelled-out letters joined, stretched letters
    shortened) and matched, per category, against terms, "exposing garment" and "without
    garment" patterns and stated ages under 18. Vocabulary phrases that contain a refused word
-   ("nude lipstick", "children's hospital", "power suit") are taken out before this pass.
+   ("nude lipstick", "children's hospital", "power suit") and culture words that qualify attire
+   or a place ("japanese garden", "jardin japonais") are taken out before this pass.
 2. **Then only known terms** (``vocabulary.toml``): the text is split into words (Japanese,
    which has no spaces, by longest known term) and read as a sequence of vocabulary terms:
    modifiers, colours, fabrics and patterns attach to the term they precede ("navy wool
@@ -18,9 +19,14 @@ policy denies by default:
    German, Spanish, French, Russian and Japanese words map onto the same English terms; a
    Russian word is matched by its stem, an inflected adjective by its listed form, a closed
    compound ("Holzboden") by its known parts and a typing slip ("blazzer") by the one term it
-   misses by a letter, unless what it is read as is refused. Any word outside the vocabulary
-   refuses the description, naming the words and the nearest
-   known terms; a text in another script is asked for in English.
+   misses by a letter, unless what it is read as is refused. A culture or faith word must
+   qualify attire, a pattern or a place ("indian saree"; a faith word a role too: "anglican
+   priest"), never the person ("japanese woman": refused as identity). Body words are read
+   only where they place a thing ("around my neck", "behind my ear"), French elisions as
+   words ("l'hôpital": "l hôpital"), and a profession by its learned suffix ("ornithologist")
+   is dropped like a stated role. Any word outside the vocabulary refuses the description,
+   naming the words and the nearest known terms; a text in another script is asked for in
+   English.
 
 The model only ever receives the canonical English terms (:attr:`DescriptionReview.text`),
 never the person's words. The chat stores that text and the worker reviews it again with the
@@ -66,7 +72,22 @@ MODIFIER_KINDS = ("colour", "modifier", "fabric", "pattern")
 HEAD_KINDS = (
     "garment", "cultural", "accessory", "background", "lighting", "mood", "photo", "role", "scene"
 )  # fmt: skip
-KINDS = MODIFIER_KINDS + HEAD_KINDS
+#: Nationality, culture and faith words ("japanese", "indian", "sikh"): refused as identity on
+#: their own ("make me japanese"), known only as the qualifier of attire, a pattern, a fabric or
+#: a place ("japanese garden", "indian saree", "kimono japonais"), which shows what is around a
+#: person and never changes the person.
+CULTURE_KIND = "culture"
+#: Faith words ("sikh", "anglican") qualify the same, and a role too ("anglican priest"); a
+#: person's faith is no part of the identity refusals, but alone it is no look either.
+FAITH_KIND = "faith"
+_CULTURE_HEADS = ("garment", "cultural", "accessory", "background", "pattern", "fabric", "scene")
+_QUALIFIED_HEADS = {CULTURE_KIND: _CULTURE_HEADS, FAITH_KIND: (*_CULTURE_HEADS, "role")}
+#: Dropped words that may stand between a culture word and its term ("japanese style garden");
+#: any other ("japanese woman in a kimono") leaves the culture word qualifying the person.
+_CULTURE_LINKS = frozenset(
+    {"style", "styled", "inspired", "stil", "estilo", "стиль", "стиле", "の", "風", "風の", "式"}
+)
+KINDS = MODIFIER_KINDS + HEAD_KINDS + (CULTURE_KIND, FAITH_KIND)
 TRANSLATED = ("de", "es", "fr", "ru", "ja")
 #: After a negated term these carry the negation on: "no tie or jacket".
 _POSTPOSING = ("es", "fr")
@@ -118,6 +139,8 @@ _AGE = re.compile(
     rf"|{_NUMBER}\s*(?:歳|才|さい)"
     r"|\b(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
     r"|tenth|eleventh|twelfth)\s+grade"
+    # "fifth-grade science teacher" states the class a person teaches, not their age.
+    r"(?!\s+(?:\w+\s+)?teachers?\b)"
 )
 #: Japanese (and Chinese) script: matched without word boundaries, split by known terms.
 _CJK = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
@@ -266,9 +289,18 @@ def _clean(text: str) -> str:
     Tags are opened up rather than dropped ("bare<i>chest" reads "bare i chest"), so what is
     reviewed is what was typed.
     """
-    text = _strip_cf(unicodedata.normalize("NFKC", text))
+    text = _split_elisions(_strip_cf(unicodedata.normalize("NFKC", text)))
     text = re.sub(r":\s*-?\d+(?:\.\d+)?", " ", text)  # A1111 weights "(word:1.4)"
     return re.sub(r"[<>()\[\]{}|\\/:=_*#~^\"]", " ", text)
+
+
+#: French elided articles and pronouns ("l'hôpital", "d'un", "qu'il"): the word after them is
+#: read as itself ("hôpital pour enfants"), on both the text's side and the vocabulary's.
+_ELISION = re.compile(r"(?i)\b(?:[ldjmtnsc]|qu|jusqu|lorsqu|puisqu)['’`](?=\w)")
+
+
+def _split_elisions(text: str) -> str:
+    return _ELISION.sub(lambda match: match.group(0)[:-1] + " ", text)
 
 
 # --- the data --------------------------------------------------------------------------------
@@ -292,12 +324,25 @@ class _Refusals:
     essential_reply: str
 
 
+#: A profession named by a learned suffix ("ornithologist", "mortician", "videographer"): no
+#: such word names a look, new ones are common, and none of these suffixes makes a harmful
+#: one, so it is dropped like the roles a person states for context. ("-ist" alone would take
+#: in "sadist" and "extremist": not read.)
+_PROFESSION = re.compile(r"^[a-z]{3,}(?:ologist|ician|grapher|ographer)s?$")
+
+
 @dataclass(frozen=True)
 class _Entry:
     canonical: str
     kind: str  # a KINDS member, "filler", "negation" or "negation_post"
     #: A Spanish or French adjective, which follows its noun ("camisa blanca").
     postposed: bool = False
+
+
+def _culture_head(entry: _Entry, qualifier: str = CULTURE_KIND) -> bool:
+    """Whether a culture (or faith) word may qualify ``entry``: attire or a place, but never a
+    uniform, which with a nationality reads as a soldier's."""
+    return entry.kind in _QUALIFIED_HEADS[qualifier] and "uniform" not in entry.canonical
 
 
 @dataclass(frozen=True)
@@ -331,6 +376,12 @@ class Vocabulary:
         return self._derived(tokens[start].norm), 1
 
     def _derived(self, word: str) -> _Entry | None:
+        """What a word no table lists is read as: a profession (dropped) or an inflected term."""
+        if _PROFESSION.match(word):
+            return _Entry(word, "filler")
+        return self._inflected(word)
+
+    def _inflected(self, word: str) -> _Entry | None:
         """An adverb of a known modifier says nothing more ("quietly confident": dropped); a
         comparative is its modifier ("brighter": "bright"); an inflected adjective is its
         listed form (German "verschneiter"/"verschneiten" for "verschneit", French
@@ -347,7 +398,7 @@ class Vocabulary:
             if not word.endswith(suffix) or len(word) <= len(suffix) + 3:
                 continue
             entry = self.exact.get((word[: -len(suffix)] + replacement,))
-            if entry is not None and entry.kind in MODIFIER_KINDS:
+            if entry is not None and entry.kind in (*MODIFIER_KINDS, *_QUALIFIED_HEADS):
                 return entry
         return None
 
@@ -388,20 +439,31 @@ class Vocabulary:
         """The one term ``word`` is a typing slip of ("blazzer", "shrit", "backround"), or
         ``None``.
 
-        A slip is one letter added, left out, changed or two swapped, in a word of six letters
-        or more whose first letter is right; when two terms are that close, neither is
-        guessed.
+        A slip is one letter added, left out, changed or two swapped, in a word of five letters
+        or more whose first letter is right ("shrit", "jaket"). When several terms are that
+        close, an English term is preferred over a translation ("blaser" is "blazer", not
+        German "blasser"), then a letter left out, the commonest slip ("glases" is "glasses",
+        not "glass"); when that still leaves two meanings, neither is guessed.
         """
-        if len(word) < 6 or not word.isalpha() or self.word(word) or word in self.phrase_words:
+        if len(word) < 5 or not word.isalpha() or self.word(word) or word in self.phrase_words:
             return None
         forms = {word, *(word[:at] + word[at + 1 :] for at in range(len(word)))}
         close = {
             term
             for form in forms
             for term in self.deletions.get(form, ())
-            if term[0] == word[0] and _one_slip(word, term)
+            if term[0] == word[0]
+            and _one_slip(word, term)
+            # In five letters a changed letter makes too many other words ("rules" is not
+            # "ruler", "verme" not "verde"): only a letter left out or two swapped.
+            and (len(word) > 5 or len(term) > len(word) or sorted(term) == sorted(word))
         }
-        return close.pop() if len(close) == 1 else None
+        if len(close) > 1:
+            close = {term for term in close if self.exact[(term,)].canonical == term} or close
+        if len(close) > 1:
+            close = {term for term in close if len(term) == len(word) + 1} or close
+        meanings = {self.exact[(term,)].canonical for term in close}
+        return min(close) if len(meanings) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -430,7 +492,11 @@ def _one_slip(typed: str, term: str) -> bool:
 
 
 def _phrase_key(phrase: str) -> tuple[str, ...]:
-    return tuple(_norm_word(m.group(0)) for m in _TOKEN.finditer(phrase) if m.group(0).strip())
+    return tuple(
+        _norm_word(m.group(0))
+        for m in _TOKEN.finditer(_split_elisions(phrase))
+        if m.group(0).strip()
+    )
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -555,7 +621,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
                         f"{path}: [{language}] {phrase!r} maps to {canonical!r}, not a known term"
                     )
                 kind = kind_of[canonical]
-                postposed = language in _POSTPOSING and kind in MODIFIER_KINDS
+                postposed = language in _POSTPOSING and kind in (*MODIFIER_KINDS, *_QUALIFIED_HEADS)
                 add(phrase, _Entry(canonical, kind, postposed))
         fillers = data.get("filler", {})
         negations = data.get("negation", {})
@@ -569,6 +635,8 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
             kind = "negation_post" if language.endswith("postfix") else "negation"
             for word in words:
                 add(word, _Entry("no", kind))
+        for phrase in _placements(data.get("placement", {})):
+            add(phrase, _Entry(phrase, "filler"))
         negatable.update(negatable_raw.get("terms", []))
         if unknown := sorted(negatable - kind_of.keys()):
             raise ConfigurationError(f"{path}: [negatable] names unknown terms {unknown}")
@@ -591,6 +659,23 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
     )
 
 
+def _placements(table: object) -> Iterator[str]:
+    """Where a thing is worn or held ("around my neck", "under one arm", "behind the ear"):
+    each preposition with each place, with or without a determiner, dropped like a filler.
+
+    A body word is never a term of its own; only in these phrases, which place a known thing
+    on a person, is it read at all (the places are neck, ears, hands and the like, never the chest).
+    """
+    if not isinstance(table, dict):
+        raise ConfigurationError("[placement] must be a table")
+    determiners = ["", *table.get("determiners", [])]
+    for preposition in table.get("prepositions", []):
+        for determiner in determiners:
+            for place in table.get("places", []):
+                yield " ".join(word for word in (preposition, determiner, place) if word)
+    yield from table.get("phrases", [])
+
+
 def _deletions(words: Iterable[str]) -> dict[str, frozenset[str]]:
     """Each word under itself and under each form of it with one letter left out."""
     index: dict[str, set[str]] = {}
@@ -600,9 +685,80 @@ def _deletions(words: Iterable[str]) -> dict[str, frozenset[str]]:
     return {form: frozenset(found) for form, found in index.items()}
 
 
+#: Endings cut from a folded word on both sides when a culture phrase is looked for: plurals,
+#: German, French and Spanish adjective endings, and Russian case endings (folded like the text).
+_LOOSE_ENDINGS = tuple(
+    sorted(
+        {"es", "en", "er", "em", "as", "os", "s", "e", "a", "o"}
+        | {_fold(ending) for ending in _RUSSIAN_ENDINGS},
+        key=len,
+        reverse=True,
+    )
+)
+
+
+def _loose(word: str) -> str:
+    for ending in _LOOSE_ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= 4:
+            return word[: -len(ending)]
+    return word
+
+
+@dataclass(frozen=True)
+class _Shield:
+    """What the refusal pass does not read: vocabulary phrases that contain a refused word
+    ("nude lipstick"), and culture words that qualify attire or a place ("japanese garden",
+    "jardin japonais", "японский сад"), which are refused on their own."""
+
+    phrases: re.Pattern[str] | None
+    culture: frozenset[tuple[str, ...]]
+    heads: frozenset[tuple[str, ...]]
+    modifiers: frozenset[str]
+    longest: int
+
+    def cover(self, variant: str) -> str:
+        """``variant`` (folded words) with the shielded phrases blanked out."""
+        if self.phrases is not None:
+            variant = self.phrases.sub(" ", variant)
+        words = variant.split()
+        loose = [_loose(word) for word in words]
+        keep = [True] * len(words)
+        for at in range(len(words)):
+            for span in range(min(self.longest, len(words) - at), 0, -1):
+                if tuple(loose[at : at + span]) not in self.culture:
+                    continue
+                # Up to two modifiers may stand between: "japanese silk kimono".
+                places = range(at + span, min(at + span + 2, len(words)) + 1)
+                for place in places:
+                    if (end := self._head_after(loose, place)) is not None:
+                        keep[at:end] = [False] * (end - at)
+                        break
+                    if place < len(words) and loose[place] not in self.modifiers:
+                        break
+                else:
+                    if (begin := self._head_before(loose, at)) is not None:  # "jardin japonais"
+                        keep[begin : at + span] = [False] * (at + span - begin)
+                break
+        return " ".join(word for word, kept in zip(words, keep, strict=True) if kept)
+
+    def _head_after(self, loose: list[str], at: int) -> int | None:
+        """Where a head term that starts at ``at`` ends, if one does."""
+        for span in range(self.longest, 0, -1):
+            if at + span <= len(loose) and tuple(loose[at : at + span]) in self.heads:
+                return at + span
+        return None
+
+    def _head_before(self, loose: list[str], at: int) -> int | None:
+        """Where a head term that ends right before ``at`` starts, if one does."""
+        for span in range(self.longest, 0, -1):
+            if at - span >= 0 and tuple(loose[at - span : at]) in self.heads:
+                return at - span
+        return None
+
+
 @functools.lru_cache(maxsize=4)
-def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> re.Pattern[str] | None:
-    """Vocabulary phrases that contain a refused word, longest first ("nude lipstick")."""
+def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shield:
+    """The :class:`_Shield` of this vocabulary and these refusals."""
     vocabulary, refusals = load_vocabulary(vocabulary_paths), load_refusals(refusals_path)
     phrases: set[str] = set()
     japanese = [((key,), entry) for key, entry in vocabulary.japanese.items()]
@@ -614,13 +770,31 @@ def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> re.Pa
             p.search(folded) for c in refusals.categories for p in c.patterns
         ):
             phrases.add(folded)
-    if not phrases:
-        return None
     ordered = sorted(phrases, key=len, reverse=True)
     latin = [re.escape(p).replace(r"\ ", r"\s+") for p in ordered if not _HAS_CJK.search(p)]
     cjk = [re.escape(p) for p in ordered if _HAS_CJK.search(p)]
     parts = ([r"\b(?:" + "|".join(latin) + r")\b"] if latin else []) + cjk
-    return re.compile("|".join(parts))
+
+    def loose_keys(accept: Callable[[_Entry], bool]) -> frozenset[tuple[str, ...]]:
+        return frozenset(
+            tuple(_loose(word) for word in _words(_fold(" ".join(key))).split(" "))
+            for key, entry in vocabulary.exact.items()
+            if accept(entry) and not any(_HAS_CJK.search(word) for word in key)
+        )
+
+    heads = loose_keys(_culture_head)
+    culture = loose_keys(lambda entry: entry.kind in _QUALIFIED_HEADS)
+    return _Shield(
+        phrases=re.compile("|".join(parts)) if parts else None,
+        culture=culture,
+        heads=heads,
+        modifiers=frozenset(
+            key[0]
+            for key in loose_keys(lambda entry: entry.kind in MODIFIER_KINDS)
+            if len(key) == 1
+        ),
+        longest=max((len(key) for key in heads | culture), default=1),
+    )
 
 
 # --- the review ------------------------------------------------------------------------------
@@ -635,11 +809,9 @@ def _stated_ages(variant: str) -> Iterator[int]:
             yield int(value) if value.isdigit() else _NUMBER_WORDS[value]
 
 
-def _refusal(
-    text: str, refusals: _Refusals, protected: re.Pattern[str] | None
-) -> tuple[str, str] | None:
+def _refusal(text: str, refusals: _Refusals, shield: _Shield) -> tuple[str, str] | None:
     """``(category, reply)`` of the first refusal ``text`` meets, or ``None``."""
-    variants = [protected.sub(" ", v) if protected else v for v in _variants(text)]
+    variants = [shield.cover(variant) for variant in _variants(text)]
     for category in refusals.categories:
         for variant in variants:
             if any(pattern.search(variant) for pattern in category.patterns):
@@ -653,21 +825,30 @@ def _tokens(
     text: str, vocabulary: Vocabulary, refused: Callable[[str], bool] = lambda _: False
 ) -> list[_Token]:
     """The words of ``text``. An unknown word that is a compound of known terms is read as its
-    parts, and one that is a typing slip of a known term as that term, unless what it is read
-    as is refused ("bareback" is not "bare" and "back")."""
+    parts, one with stretched letters ("pleeease", "hiii") as the word it stretches, and one
+    that is a typing slip of a known term as that term, unless what it is read as is refused
+    ("bareback" is not "bare" and "back")."""
     tokens: list[_Token] = []
     for match in _TOKEN.finditer(text):
         piece = match.group(0)
         if piece in _SEPARATORS:
             tokens.append(_Token(piece, ",", separator=True))
-        elif _HAS_CJK.match(piece):
+            continue
+        norm = _norm_word(piece)
+        if not _HAS_CJK.match(piece) and not vocabulary.word(norm):
+            unstretched = (_collapse_runs(norm, keep) for keep in (2, 1))
+            meant = next((word for word in unstretched if vocabulary.word(word)), None)
+            if meant is not None and meant != norm and not refused(meant):
+                tokens.append(_Token(piece, meant))
+                continue
+        if _HAS_CJK.match(piece):
             tokens.extend(_split_japanese(piece, vocabulary))
-        elif (parts := vocabulary.compound(_norm_word(piece))) and not refused(" ".join(parts)):
+        elif (parts := vocabulary.compound(norm)) and not refused(" ".join(parts)):
             tokens.extend(_Token(part, part) for part in parts)
-        elif (meant := vocabulary.typo(_norm_word(piece))) and not refused(meant):
+        elif (meant := vocabulary.typo(norm)) and not refused(meant):
             tokens.append(_Token(piece, meant))
         else:
-            tokens.append(_Token(piece, _norm_word(piece)))
+            tokens.append(_Token(piece, norm))
     return tokens
 
 
@@ -705,17 +886,39 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     negate = last_negated = False
     last_head: tuple[str, int] | None = None  # canonical, index in terms
     last_kind = ""  # of the last term in this clause
+    culture = ""  # a culture word among the modifiers, which needs attire or a place
+    culture_kind = CULTURE_KIND  # or FAITH_KIND
+    last_head_entry: _Entry | None = None  # of the clause's last term
+
+    def identity(word: str) -> None:
+        reply = next((c.reply for c in refusals.categories if c.name == "identity"), "")
+        reading.refusal = ("identity", reply or f"I can't use {word!r} here.", word)
+
+    def compose(canonical: str) -> str:
+        """The modifiers and ``canonical`` as one term; when together they are a term of their
+        own ("dim" + "lighting" is "low light"), that term, so a second review of the text
+        reads the same."""
+        composed = " ".join([*modifiers, canonical])
+        key = _phrase_key(composed)
+        known = vocabulary.exact.get(key) or vocabulary.stemmed.get(tuple(map(_stem, key)))
+        return known.canonical if known is not None and known.kind in KINDS else composed
 
     def flush() -> None:
         """Modifiers with no term after them: they qualify the clause's last term ("traje azul
         marino", "blazer in navy"), or stand alone ("navy, soft light")."""
+        nonlocal culture
         if not modifiers:
             return
+        if culture and (
+            last_head_entry is None or not _culture_head(last_head_entry, culture_kind)
+        ):
+            identity(culture)  # "make me japanese", "une femme japonaise"
+        culture = ""
         if last_kind and last_head is not None:
             at = last_head[1]
             negated_term = reading.terms[at].startswith("no ")
             term = reading.terms[at].removeprefix("no ") if negated_term else reading.terms[at]
-            reading.terms[at] = ("no " if negated_term else "") + " ".join([*modifiers, term])
+            reading.terms[at] = ("no " if negated_term else "") + compose(term)
         else:
             reading.terms.append(" ".join(modifiers))
         modifiers.clear()
@@ -735,6 +938,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if token.separator:
             flush()
             negate = last_negated = False
+            last_head_entry = None
             last_kind = ""
             index += 1
             continue
@@ -748,6 +952,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
                 reading.unknown.append(token.text)
             continue
         if entry.kind == "filler":
+            if culture and culture_kind == CULTURE_KIND and entry.canonical not in _CULTURE_LINKS:
+                identity(culture)  # "japanese woman in a kimono": the person, not the look
+                break
             if last_negated and entry.canonical in _CONTINUE_NEGATION:
                 negate = True
             continue
@@ -762,23 +969,31 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
                     reading.terms[at] = "no " + canonical
                     last_negated = True
             continue
-        if entry.kind in MODIFIER_KINDS:
+        if entry.kind in _QUALIFIED_HEADS:
+            culture, culture_kind = word, entry.kind
+        if entry.kind in (*MODIFIER_KINDS, *_QUALIFIED_HEADS):
             modifiers.append(entry.canonical)
             if entry.postposed and last_kind:
                 flush()  # "camisa blanca y chaqueta negra": each colour to its own noun
             continue
         if entry.canonical in _BACKDROP_WORDS and not modifiers and last_kind == "background":
             continue  # "office background": the place already is the background
-        term = " ".join([*modifiers, entry.canonical])
+        if culture and not _culture_head(entry, culture_kind):
+            identity(culture)  # "indian doctor", "german uniform": the person, not the look
+            break
+        term = compose(entry.canonical)
         modifiers.clear()
+        culture = ""
         last_kind = entry.kind
+        last_head_entry = entry
         last_negated = False
         if negate and negated(entry.canonical, word):
             term, last_negated = "no " + term, True
         negate = False
         last_head = (entry.canonical, len(reading.terms))
         reading.terms.append(term)
-    flush()
+    if reading.refusal is None:
+        flush()
     return reading
 
 
@@ -814,9 +1029,9 @@ def review_description(
     if found is not None:
         category, reply = found
         return DescriptionReview(None, f"{reply} {ASK_INSTEAD}", category)
-    protected = _protected(vocabulary_paths, refusals_path)
+    shield = _protected(vocabulary_paths, refusals_path)
     tokens = _tokens(
-        cleaned, vocabulary, lambda parts: _refusal(parts, refusals, protected) is not None
+        cleaned, vocabulary, lambda parts: _refusal(parts, refusals, shield) is not None
     )
     reading = _read(tokens, vocabulary, refusals)
     if reading.refusal is not None:
