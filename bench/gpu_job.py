@@ -2,6 +2,10 @@
 
     python bench/gpu_job.py --model /models/sd15 [--selfies DIR] [--steps 200] [--n 8]
 
+The model may be SD1.5, SDXL or FLUX.2 [klein] (bench/klein_shape.py writes a klein 4B-shaped
+random-weight folder); for klein the floors are its transformer's (flow-matching step, and a
+forward at the CFG batch), measured through the product's own trainer.
+
 Runs ``headshots run`` in this process (check -> crops -> preview -> train -> generate ->
 postprocess with face refine -> rank) on a local model folder, offline, in bf16 (fp16 where the
 GPU has no bf16), then prints per-stage times, peak GPU memory, and the overhead figure:
@@ -55,11 +59,81 @@ def _synced(fn: Any) -> float:
     """Seconds for one call of ``fn``, CUDA work included."""
     import torch
 
-    torch.cuda.synchronize()
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
     started = time.monotonic()
     fn()
-    torch.cuda.synchronize()
+    if cuda:
+        torch.cuda.synchronize()
     return time.monotonic() - started
+
+
+def _klein_floors(pipe: Any, resolution: int, images_per_call: int, rank: int) -> dict[str, Any]:
+    """klein's step floor (the product's flow-matching step on a synthetic cache) and forward
+    floor (the transformer at the CFG batch over a 512-token prompt)."""
+    import statistics
+
+    import torch
+
+    from headshots.generation.train import (
+        TrainConfig,
+        _Cache,
+        _Conditioning,
+        _Trainer,
+        _training_adapter,
+        checkpointing_needed,
+        free_device_memory,
+    )
+
+    device = pipe.device
+    checkpointing = checkpointing_needed(
+        "flux2-klein", resolution=resolution, batch_size=1, free_bytes=free_device_memory(device)
+    )
+    config = TrainConfig(
+        family="flux2-klein",
+        resolution=resolution,
+        rank=rank,
+        gradient_checkpointing=checkpointing,
+        eval_samples=0,
+    )
+    latent = resolution // pipe.vae_scale_factor
+    channels = int(pipe.vae.config.latent_channels)
+    joint = int(pipe.transformer.config.joint_attention_dim)
+    cache = _Cache(
+        latent_params=torch.zeros(1, 2 * channels, latent, latent),
+        captions=[0],
+        conditioning=[_Conditioning(torch.randn(1, 512, joint))],
+        is_prior=[False],
+    )
+    with _training_adapter(pipe.transformer, config):
+        trainer = _Trainer(pipe, cache, config)
+        trainer.step()  # warm-up
+        times = [_synced(trainer.step) for _ in range(7)]
+        trainer.unet.eval()
+        batch = 2 * images_per_call
+        generator = torch.Generator().manual_seed(0)
+        latents = trainer._latents([0] * batch, generator)
+        noise = torch.randn(latents.shape, generator=generator)
+        steps = torch.full((batch,), 500)
+        embeds = torch.randn(batch, 512, joint)
+
+        def forward() -> None:
+            with torch.no_grad():
+                trainer._flow_loss(embeds, noise, steps, latents)
+
+        forward()
+        forward_floor = statistics.median(_synced(forward) for _ in range(5))
+    return {
+        "step_floor_s": statistics.median(times),
+        "step_eager_s": (min(times), statistics.median(times)),
+        "step_compiled_s": None,
+        "compile_mode": "off (klein trains eagerly)",
+        "compile_cold_s": None,
+        "compile_failure": None,
+        "forward_floor_s": forward_floor,
+        "gradient_checkpointing": checkpointing,
+    }
 
 
 def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dict[str, Any]:
@@ -82,6 +156,8 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
 
     settings = Settings(base_model=model)
     pipe = load_base_pipeline(settings)
+    if getattr(pipe, "unet", None) is None:
+        return _klein_floors(pipe, resolution, images_per_call, rank)
     device = pipe.device
     latent = resolution // 8
     hidden = pipe.unet.config.cross_attention_dim
@@ -250,6 +326,7 @@ def main() -> int:
     images = len(generation.get("seeds") or []) or args.n
     sample_steps = int(generation.get("steps") or 0)
     resolution = int((train.get("config") or {}).get("resolution") or 512)
+    print(f"family {generation.get('family')}")
     rank = int((train.get("config") or {}).get("rank") or 16)
 
     print(f"model {args.model}, {dtype}, {torch.cuda.get_device_name()}")

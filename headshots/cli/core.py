@@ -342,6 +342,17 @@ def _check_adapters(settings: Settings, check: Any) -> None:
             check("faceid", not problems, "; ".join([*problems, detail]), False)
         except ModelMissing as exc:
             check("faceid", False, f"unusable: {exc}", False)
+    if family == "flux2-klein":
+        # klein drafts with its own 4 steps when the folder holds the step-distilled variant.
+        index = json.loads((base / "model_index.json").read_text())
+        distilled = bool(index.get("is_distilled"))
+        detail = (
+            "the step-distilled FLUX.2 [klein]: 4 steps, no LCM-LoRA needed"
+            if distilled
+            else "not available: this FLUX.2 [klein] is the undistilled base (50 steps)"
+        )
+        check("quick drafts", distilled, detail, False)
+        return
     reason = quick_unavailable(settings)
     lcm = settings.lcm_lora or ""
     if reason is None and not Path(lcm).expanduser().exists():
@@ -368,6 +379,20 @@ def _check_slack(settings: Settings, check: Callable[..., None]) -> None:
         check("slack", False, f"auth.test failed: {exc}", False)
         return
     check("slack", True, f"auth.test: {who}", False)
+
+
+def _describe_family(settings: Settings) -> tuple[bool, str]:
+    """(known, what to say): the base model's family, its licence and the GPU memory it needs."""
+    from headshots.errors import ConfigurationError, ModelMissing
+    from headshots.generation.models import FAMILY_FACTS, resolve_model
+
+    try:
+        # Offline: doctor reads what is on disk, it never downloads.
+        family = resolve_model(settings.model_copy(update={"hf_offline": True})).family
+    except (ModelMissing, ConfigurationError) as exc:
+        return False, f"unknown: {exc}"
+    facts = FAMILY_FACTS[family]
+    return True, f"{family} ({facts.title}); licence: {facts.licence}; GPU memory: {facts.vram}"
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
@@ -450,6 +475,8 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         local or cached or not settings.hf_offline,
         f"{base} ({where})",
     )
+    if local or cached:
+        check("model family", *_describe_family(settings), False)
     pack = models / "insightface" / "models" / settings.insightface_pack
     check(
         "face models",

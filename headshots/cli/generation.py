@@ -44,15 +44,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dev = subparsers.add_parser("dev", help="developer tools")
     dev_sub = dev.add_subparsers(dest="dev_command", metavar="TOOL", required=True)
     tiny = dev_sub.add_parser(
-        "tiny-model", help="write a tiny random-weight SD1.5- or SDXL-shaped model"
+        "tiny-model", help="write a tiny random-weight SD1.5-, SDXL- or FLUX.2 klein-shaped model"
     )
     tiny.add_argument("path", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument(
         "--family",
-        choices=("sd15", "sdxl"),
+        choices=("sd15", "sdxl", "flux2-klein"),
         default="sd15",
-        help="sd15: one text encoder; sdxl: two text encoders and text_time conditioning",
+        help="sd15: one text encoder; sdxl: two text encoders and text_time conditioning; "
+        "flux2-klein: a Qwen3 text encoder and a FLUX.2 transformer",
     )
     tiny.set_defaults(func=cmd_tiny_model)
 

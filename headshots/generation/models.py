@@ -23,7 +23,38 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ModelFamily = Literal["sd15", "sdxl"]
+ModelFamily = Literal["sd15", "sdxl", "flux2-klein"]
+MODEL_FAMILIES: tuple[ModelFamily, ...] = ("sd15", "sdxl", "flux2-klein")
+
+
+@dataclass(frozen=True)
+class FamilyFacts:
+    """What an operator weighs when choosing a base model family (``headshots doctor``)."""
+
+    title: str
+    licence: str
+    vram: str
+
+
+FAMILY_FACTS: dict[ModelFamily, FamilyFacts] = {
+    "sd15": FamilyFacts(
+        "Stable Diffusion 1.5",
+        "CreativeML OpenRAIL-M (use restrictions; check the checkpoint's own card)",
+        "5.0 GB peak training at 512 px (measured on an H200); less to generate",
+    ),
+    "sdxl": FamilyFacts(
+        "Stable Diffusion XL",
+        "CreativeML OpenRAIL++-M",
+        "18.6 GB peak training at 1024 px with checkpointing (measured on an H200)",
+    ),
+    "flux2-klein": FamilyFacts(
+        "FLUX.2 [klein]",
+        "Apache-2.0 for klein 4B (the 9B is under the FLUX non-commercial licence)",
+        "~13 GB for the 4B (BFL's figure); resident with its Qwen3 encoder here, ~17 GB in "
+        "bf16 (7.8 GB transformer + 8 GB encoder), which leaves the GPU while training",
+    ),
+}
+
 #: diffusers pipelines register their modules at runtime, so static types cannot follow them.
 DiffusersPipeline = Any
 
@@ -44,9 +75,16 @@ class ModelSource:
 
     @property
     def native_resolution(self) -> int:
-        """Training/generation side length the model was built for (512 SD1.5, 1024 SDXL)."""
-        unet_config = _read_json(self.path / "unet" / "config.json")
+        """Training/generation side length the model was built for (512 SD1.5, 1024 SDXL/klein).
+
+        A UNet says it by its latent ``sample_size`` times the VAE's downsampling; FLUX.2's
+        transformer has no size, so its VAE's ``sample_size`` (in pixels) says it.
+        """
         vae_config = _read_json(self.path / "vae" / "config.json")
+        if self.family == "flux2-klein":
+            pixels = vae_config.get("sample_size", 1024)
+            return int(pixels[0] if isinstance(pixels, list) else pixels)
+        unet_config = _read_json(self.path / "unet" / "config.json")
         sample_size = unet_config.get("sample_size", 64)
         if isinstance(sample_size, list):
             sample_size = sample_size[0]
@@ -65,12 +103,43 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def detect_family(path: Path) -> ModelFamily:
-    """``sdxl`` when the folder has a second text encoder (or says so), else ``sd15``."""
+    """``flux2-klein`` for a FLUX.2 [klein] folder (its pipeline class, or a FLUX.2 transformer
+    with a Qwen3 text encoder), ``sdxl`` when the folder has a second text encoder (or says so),
+    else ``sd15``."""
     index = _read_json(path / "model_index.json")
     class_name = str(index.get("_class_name", ""))
+    transformer = index.get("transformer") or [None, ""]
+    text_encoder = index.get("text_encoder") or [None, ""]
+    if class_name.startswith("Flux2Klein") or (
+        str(transformer[-1]) == "Flux2Transformer2DModel" and "Qwen3" in str(text_encoder[-1])
+    ):
+        return "flux2-klein"
+    if "Flux" in class_name or "transformer" in index:
+        raise ConfigurationError(
+            f"{path} holds a {class_name or 'transformer'} model; supported families are "
+            f"{', '.join(MODEL_FAMILIES)}; {_MISSING_HINT}"
+        )
     if "XL" in class_name or "text_encoder_2" in index:
         return "sdxl"
     return "sd15"
+
+
+def quick_drafts_possible(settings: Settings) -> bool:
+    """Whether a quick draft can be made: an LCM-LoRA for the SD families, the step-distilled
+    variant for klein (the undistilled klein base has none, whatever HEADSHOTS_LCM_LORA says).
+
+    The chats call it to show the button, so it reads only a local folder's model_index.json:
+    a Hugging Face id is judged by the LCM-LoRA setting alone (the worker then says why not).
+    """
+    folder = Path(settings.base_model).expanduser()
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+        family = detect_family(folder)
+    except (OSError, ValueError, ModelMissing, ConfigurationError):
+        return bool(settings.lcm_lora)
+    if family == "flux2-klein":
+        return bool(index.get("is_distilled"))
+    return bool(settings.lcm_lora)
 
 
 def resolve_model(settings: Settings, model: str | None = None) -> ModelSource:
@@ -133,16 +202,29 @@ def resolve_dtype(settings: Settings, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def denoiser(pipe: DiffusersPipeline) -> Any:
+    """The network LoRAs go into: the UNet of SD1.5/SDXL, the transformer of FLUX.2."""
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else pipe.transformer
+
+
+def pipeline_class(family: ModelFamily) -> Any:
+    """The diffusers text-to-image pipeline class of ``family``."""
+    from diffusers import Flux2KleinPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    classes: dict[ModelFamily, Any] = {
+        "sd15": StableDiffusionPipeline,
+        "sdxl": StableDiffusionXLPipeline,
+        "flux2-klein": Flux2KleinPipeline,
+    }
+    return classes[family]
+
+
 def load_base_pipeline(settings: Settings, model: str | None = None) -> DiffusersPipeline:
     """Load the text-to-image pipeline of the base model on the configured device and dtype."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
     source = resolve_model(settings, model)
     device = resolve_device(settings)
     dtype = resolve_dtype(settings, device)
-    pipeline_class: Any = (
-        StableDiffusionXLPipeline if source.family == "sdxl" else StableDiffusionPipeline
-    )
     logger.info("loading %s base model %s on %s (%s)", source.family, source.name, device, dtype)
     try:
         # `dtype=` (diffusers >= 0.40, the floor in pyproject.toml): older releases silently
@@ -152,7 +234,7 @@ def load_base_pipeline(settings: Settings, model: str | None = None) -> Diffuser
             # Headshots are filtered by our own checks; the CLIP safety checker is not shipped
             # with most community checkpoints and would fail to load.
             kwargs.update(safety_checker=None, requires_safety_checker=False)
-        pipe = pipeline_class.from_pretrained(source.path, **kwargs)
+        pipe = pipeline_class(source.family).from_pretrained(source.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelMissing(
             f"cannot load base model from {source.path}: {exc}; {_MISSING_HINT}"

@@ -29,6 +29,7 @@ from headshots.errors import ModelMissing
 from headshots.generation.models import (
     DiffusersPipeline,
     ModelSource,
+    denoiser,
     load_base_pipeline,
     resolve_model,
 )
@@ -163,7 +164,12 @@ class ResidentPipeline:
         """
         if self._train_call is False:
             pipe = self.pipe
-            call = compiled_unet_call(self.settings.train_compile, pipe.device)
+            # The compiled call is the UNet's (SD1.5, SDXL); klein's transformer trains eagerly.
+            call = (
+                None
+                if self.source.family == "flux2-klein"
+                else compiled_unet_call(self.settings.train_compile, pipe.device)
+            )
             if call is not None and pipe.device.type == "cuda":
                 import torch
 
@@ -183,7 +189,11 @@ class ResidentPipeline:
 
             pipe = self.pipe
             img2img: Any
-            if self.source.family == "sdxl":
+            if self.source.family == "flux2-klein":
+                from headshots.generation.klein import KleinImg2Img
+
+                img2img = KleinImg2Img(pipe)
+            elif self.source.family == "sdxl":
                 img2img = StableDiffusionXLImg2ImgPipeline(**pipe.components)
             else:
                 img2img = StableDiffusionImg2ImgPipeline(
@@ -198,7 +208,7 @@ class ResidentPipeline:
         self, lora: LoraSource | None, adapter_name: str, *, lcm: bool = False, scale: float = 1.0
     ) -> Iterator[DiffusersPipeline]:
         """Hold the pipeline with the job's LoRA (and the LCM-LoRA) active; unload on exit."""
-        with self._lock, unet_lock(self.pipe.unet):
+        with self._lock, unet_lock(denoiser(self.pipe)):
             pipe = self.pipe
             names: list[str] = []
             weights: list[float] = []
@@ -215,7 +225,7 @@ class ResidentPipeline:
                     pipe.set_adapters(names, adapter_weights=weights)
                 yield pipe
             finally:
-                if names or getattr(pipe.unet, "peft_config", None):
+                if names or getattr(denoiser(pipe), "peft_config", None):
                     # Removes the peft layers altogether: nothing of this job reaches the next.
                     pipe.unload_lora_weights()
                 pipe.scheduler = self._base_scheduler
@@ -229,11 +239,23 @@ class ResidentPipeline:
         return dict(self._lcm_state)
 
     def effective_settings(self, spec: PromptSpec) -> dict[str, Any]:
-        """Scheduler, steps and cfg as they will really run (LCM needs few steps, low cfg)."""
-        scheduler: SchedulerName = spec.scheduler
+        """Scheduler, steps and cfg as they will really run (LCM needs few steps, low cfg).
+
+        klein keeps its own flow-matching scheduler; its step-distilled variant runs its
+        model card's 4 steps without guidance (a quick draft there is just that).
+        """
+        scheduler: str = spec.scheduler
         steps, cfg = spec.steps, spec.cfg
         note = None
-        if scheduler == "lcm":
+        negative_used: bool | None = None
+        if self.source.family == "flux2-klein":
+            from headshots.generation import klein
+
+            steps, cfg = klein.sampling(klein.is_distilled(self.pipe), steps, cfg)
+            scheduler = klein.SCHEDULER_NAME
+            # klein reads a negative prompt only when it samples with guidance (the base).
+            negative_used = cfg > 1.0
+        elif scheduler == "lcm":
             if self.settings.lcm_lora:
                 steps = max(LCM_STEPS[0], min(LCM_STEPS[1], steps))
                 cfg = max(LCM_CFG[0], min(LCM_CFG[1], cfg))
@@ -241,7 +263,13 @@ class ResidentPipeline:
                 scheduler = "euler_a"
                 note = "lcm requested but HEADSHOTS_LCM_LORA is not set: used euler_a"
                 logger.warning(note)
-        return {"scheduler": scheduler, "steps": steps, "cfg": cfg, "note": note}
+        return {
+            "scheduler": scheduler,
+            "steps": steps,
+            "cfg": cfg,
+            "note": note,
+            "negative_prompt_used": negative_used,
+        }
 
     def generate(
         self,
@@ -266,7 +294,8 @@ class ResidentPipeline:
         seeds = list(spec.seeds)
         images: list[GeneratedImage] = []
         with self.adapters(lora, adapter_name, lcm=effective["scheduler"] == "lcm") as pipe:
-            pipe.scheduler = make_scheduler(effective["scheduler"], self._base_scheduler.config)
+            if self.source.family != "flux2-klein":
+                pipe.scheduler = make_scheduler(effective["scheduler"], self._base_scheduler.config)
             steps = int(effective["steps"])
             runner: Any = pipe
             size_or_image: dict[str, Any] = {"width": spec.width, "height": spec.height}

@@ -17,6 +17,10 @@ three quarters of the reference negative prompt, and treats ``(ohwx man)`` as te
 - :class:`PromptTokens` says how many tokens each prompt had and how many reached the model, by
   the pipeline's own tokenizer (on SDXL, the one of the two that dropped more): the generation
   record carries it, and ``dropped`` must be 0.
+- FLUX.2 [klein] reads prompts with Qwen3 through the pipeline's own ``encode_prompt`` (chat
+  template, hidden states of three layers stacked): plain text, weights dropped, and a
+  sequence as long as the longer prompt needs (at least the pipeline's 512) instead of its
+  cut at 512 tokens; :class:`PromptTokens` counts them the same way (one "chunk").
 
 The pure-text part (A1111 emphasis to compel, joining terms) is
 :mod:`headshots.style.prompt_text`, which the chat uses too; this module imports torch and
@@ -27,11 +31,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from headshots.generation.models import ModelFamily as Family
 from headshots.style.prompt_text import plain_text
-
-Family = Literal["sd15", "sdxl"]
 
 # --- encoding ---------------------------------------------------------------------------------
 
@@ -56,6 +59,8 @@ class EncodedPrompts:
     embeddings: dict[str, Any]
     prompt: PromptTokens
     negative_prompt: PromptTokens
+    #: Who encoded: compel (CLIP, 77-token windows) or the pipeline's own Qwen3 encoder.
+    encoder: str = "compel"
 
     def pipe_kwargs(self, images_per_prompt: int = 1) -> dict[str, Any]:
         """``prompt_embeds=...`` (and negative, pooled) repeated for ``images_per_prompt``.
@@ -79,7 +84,7 @@ class EncodedPrompts:
             "prompt_chunks": self.prompt.chunks,
             "negative_prompt_chunks": self.negative_prompt.chunks,
             "tokens_dropped": self.prompt.dropped + self.negative_prompt.dropped,
-            "prompt_encoder": "compel",
+            "prompt_encoder": self.encoder,
         }
 
 
@@ -165,6 +170,8 @@ def encode_prompts(
     compel's ``CompelForSDXL`` does it: both encoders' penultimate hidden states side by side,
     and the second encoder's pooled embedding.
     """
+    if family == "flux2-klein":
+        return _encode_qwen(pipe, prompt, negative_prompt)
     import torch
     from compel import ReturnedEmbeddingsType
 
@@ -230,3 +237,80 @@ def _forces_zeros(pipe: Any) -> bool:
 def _fewer_encoded(first: PromptTokens, second: PromptTokens) -> PromptTokens:
     """The count of the encoder that dropped more tokens (``first`` on a tie)."""
     return second if second.dropped > first.dropped else first
+
+
+# --- FLUX.2 [klein]: the Qwen3 encoder ----------------------------------------------------------
+
+#: ``Flux2KleinPipeline``'s sequence length: every prompt is padded to it, as in training.
+KLEIN_MIN_SEQUENCE = 512
+#: The Qwen3 layers klein stacks (the 4B and 9B encoders have 36 layers or more).
+KLEIN_TEXT_LAYERS = (9, 18, 27)
+
+
+def klein_text_layers(pipe: Any) -> tuple[int, ...]:
+    """The text encoder layers whose hidden states condition ``pipe``'s transformer.
+
+    The real models read layers 9, 18 and 27; a smaller encoder (a tiny test model) has fewer
+    layers, so as many as the transformer takes are spread evenly over the ones it has.
+    """
+    layers = int(pipe.text_encoder.config.num_hidden_layers)
+    stacked = int(pipe.transformer.config.joint_attention_dim) // int(
+        pipe.text_encoder.config.hidden_size
+    )
+    if layers >= max(KLEIN_TEXT_LAYERS) and stacked == len(KLEIN_TEXT_LAYERS):
+        return KLEIN_TEXT_LAYERS
+    return tuple(max(1, round(layers * (k + 1) / stacked)) for k in range(stacked))
+
+
+def _chat_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` wrapped in the chat template, as the klein pipeline builds them."""
+    templated = tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}],
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=False,
+    )
+    ids: list[int] = tokenizer(templated, truncation=False, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def klein_sequence_length(tokenizer: Any, *texts: str) -> int:
+    """The encoder sequence length that holds every one of ``texts`` whole (at least 512).
+
+    The pipeline truncates at ``max_sequence_length`` (512 by default); a longer prompt gets a
+    longer sequence instead, so nothing is dropped.
+    """
+    return max([KLEIN_MIN_SEQUENCE, *(len(_chat_ids(tokenizer, text)) for text in texts)])
+
+
+def _klein_tokens(tokenizer: Any, text: str, length: int) -> PromptTokens:
+    ids = _chat_ids(tokenizer, text)
+    inside = len(ids) - len(_chat_ids(tokenizer, ""))  # the words' tokens in the template
+    words = count_text_tokens(tokenizer, text)
+    # What the pipeline's tokenizer call (truncation at ``length``) keeps of the words.
+    encoded = max(0, min(words, inside - max(0, len(ids) - length)))
+    return PromptTokens(text=words, encoded=encoded, chunks=1)
+
+
+def _encode_qwen(pipe: Any, prompt: str, negative_prompt: str) -> EncodedPrompts:
+    """Embeddings of plain-text prompts by klein's own ``encode_prompt``, never truncated.
+
+    Weights mean nothing to Qwen3, so any compel weights are dropped from the text. An empty
+    negative prompt is the empty string's embedding, as the pipeline makes it itself.
+    """
+    import torch
+
+    texts = [plain_text(prompt), plain_text(negative_prompt)]
+    length = klein_sequence_length(pipe.tokenizer, *texts)
+    layers = klein_text_layers(pipe)
+    device = getattr(pipe, "_execution_device", None) or pipe.text_encoder.device
+    with torch.no_grad():
+        embeds, _ = pipe.encode_prompt(
+            prompt=texts, device=device, max_sequence_length=length, text_encoder_out_layers=layers
+        )
+    return EncodedPrompts(
+        embeddings={"prompt_embeds": embeds[0:1], "negative_prompt_embeds": embeds[1:2]},
+        prompt=_klein_tokens(pipe.tokenizer, texts[0], length),
+        negative_prompt=_klein_tokens(pipe.tokenizer, texts[1], length),
+        encoder="qwen3",
+    )

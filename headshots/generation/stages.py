@@ -109,6 +109,10 @@ def describe_lcm_lora(name: str, family: str | None = None) -> str:
     return f"{path} ({modules} UNet modules, {layout} layout){on}: 4-8 steps, LCM scheduler"
 
 
+#: Why a quick draft is not made on the undistilled klein (its steps are its quality).
+KLEIN_NO_QUICK = "this FLUX.2 [klein] model is the undistilled base, which needs its full steps"
+
+
 def quick_fallback_note(reason: str) -> str:
     return f"Quick draft not available here ({reason}), so these were made at full quality."
 
@@ -517,18 +521,27 @@ class GenerationStages:
         # The text encoders do not train: one encoding, on the base pipeline, serves every call.
         encoded = encode_prompts(resident.pipe, prompt, "", family=resident.source.family)
 
+        family = resident.source.family
+        steps, guidance = VALIDATION_STEPS, 7.0
+        if family == "flux2-klein":
+            from headshots.generation import klein
+
+            # klein base's own guidance; the distilled klein's 4 steps and none.
+            steps, guidance = klein.sampling(klein.is_distilled(resident.pipe), steps, 4.0)
+
         def validate(unet: Any, step: int) -> float | None:
             if step not in when:
                 return None
             base = resident.pipe
-            pipe = type(base)(**{**base.components, "unet": unet})
+            name = "transformer" if family == "flux2-klein" else "unet"
+            pipe = type(base)(**{**base.components, name: unet})
             pipe.set_progress_bar_config(disable=True)
             size = resident.native_resolution
             with torch.no_grad():
                 images = pipe(
                     **encoded.pipe_kwargs(),
-                    num_inference_steps=VALIDATION_STEPS,
-                    guidance_scale=7.0,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
                     width=size,
                     height=size,
                     num_images_per_prompt=2,
@@ -561,13 +574,20 @@ class GenerationStages:
             steps=(steps or QUICK_STEPS) if quick else steps,
             scheduler="lcm" if quick else None,
             output_long_side=self.settings.output_long_side,
+            family=self.resident.source.family,
         )
 
     def _quick(self, ctx: StageContext) -> tuple[bool, str | None]:
         """(use LCM, note for the user) for this job's ``style.quick``."""
         if not ctx.request.style.quick:
             return False, None
-        reason = quick_unavailable(self.settings)
+        if self.resident.source.family == "flux2-klein":
+            from headshots.generation.klein import is_distilled
+
+            # klein drafts with its own few steps (the step-distilled variant), no LCM-LoRA.
+            reason = None if is_distilled(self.resident.pipe) else KLEIN_NO_QUICK
+        else:
+            reason = quick_unavailable(self.settings)
         if reason is not None:
             logger.info("job %s: quick draft unavailable: %s", ctx.job_id, reason)
             return False, quick_fallback_note(reason)
@@ -654,6 +674,7 @@ class GenerationStages:
         Both img2img passes run with the person's LoRA: at reduced weight for the detail pass
         (texture without drift), at full weight for the face.
         """
+        from headshots.generation.models import denoiser
         from headshots.generation.postprocess import (
             PostprocessOptions,
             diffusers_img2img,
@@ -699,7 +720,7 @@ class GenerationStages:
             )
 
             def lora_weight(scale: float) -> None:
-                if getattr(pipe.unet, "peft_config", None):
+                if getattr(denoiser(pipe), "peft_config", None):
                     pipe.set_adapters([adapter], adapter_weights=[scale])
 
             for number, item in enumerate(generated["images"]):

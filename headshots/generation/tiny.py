@@ -1,4 +1,4 @@
-"""Tiny random-weight SD1.5- and SDXL-shaped models, built from configs with no download.
+"""Tiny random-weight SD1.5-, SDXL- and FLUX.2 [klein]-shaped models, built from configs.
 
 Tests, the CLI's ``dev tiny-model`` and the benchmark use it: every code path of the real
 pipeline (LoRA targets, VAE scaling, tokenizer, schedulers) runs, in seconds, on a CPU. Its
@@ -8,11 +8,15 @@ The VAE has four blocks like SD's, so it downsamples by 8 and the native resolut
 ``unet_sample_size * 8`` (64 px by default): face crops and aspect ratios keep their meaning.
 The SDXL one (:func:`build_tiny_sdxl_pipeline`, ``dev tiny-model --family sdxl``) has both text
 encoders and the ``text_time`` added conditioning, so it loads as ``StableDiffusionXLPipeline``.
+The klein one (:func:`build_tiny_klein_pipeline`, ``--family flux2-klein``) has a Qwen3 text
+encoder, a FLUX.2 transformer and VAE and a flow-matching scheduler, and loads as
+``Flux2KleinPipeline``; its tokenizer is byte-level BPE built offline with ``tokenizers``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -211,13 +215,144 @@ def build_tiny_sdxl_pipeline(seed: int = 0, *, sample_size: int = 8) -> Any:
     return pipe
 
 
-TinyFamily = Literal["sd15", "sdxl"]
+# --- FLUX.2 [klein] -----------------------------------------------------------------------------
+
+#: Qwen3's chat template for one user turn with thinking switched off, which is all
+#: ``Flux2KleinPipeline`` asks of it (``enable_thinking=False``: an empty think block).
+_QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}"
+    "<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
+_QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+
+
+def build_tiny_qwen_tokenizer() -> object:
+    """A byte-level BPE tokenizer in Qwen's shape, built offline with ``tokenizers``.
+
+    Every byte is one token (no merges), so counts are easy to reason about in tests; the
+    special tokens and the chat template are Qwen3's, so ``apply_chat_template`` behaves as
+    with the real ``Qwen2TokenizerFast``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import Qwen2Tokenizer
+
+    vocab = {symbol: index for index, symbol in enumerate(_byte_level_alphabet())}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(list(_QWEN_SPECIAL))
+    return Qwen2Tokenizer(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        chat_template=_QWEN_CHAT_TEMPLATE,
+        model_max_length=131072,
+    )
+
+
+#: Hidden layers of the tiny Qwen3 encoder; the pipeline stacks three of them (the real 4B
+#: encoder has 36 and klein reads layers 9, 18 and 27).
+_TINY_QWEN_LAYERS = 3
+_TINY_QWEN_HIDDEN = 16
+
+
+def build_tiny_klein_pipeline(seed: int = 0, *, sample_size: int = 64) -> Any:
+    """Build a tiny FLUX.2 [klein]-shaped pipeline; the same ``seed`` gives identical weights.
+
+    What makes it klein is kept: a Qwen3 causal LM whose stacked hidden states condition a
+    ``Flux2Transformer2DModel`` (double- and single-stream blocks, 4-axis RoPE) over 2x2-patched
+    latents of an ``AutoencoderKLFlux2`` (with its batch-norm latent statistics), sampled by
+    flow matching. The VAE downsamples by 8, so ``sample_size`` is the native resolution.
+    """
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer: Any = build_tiny_qwen_tokenizer()
+    latent_channels = 4
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = Flux2Transformer2DModel(
+            patch_size=1,
+            in_channels=latent_channels * 4,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=_TINY_QWEN_HIDDEN * 3,
+            timestep_guidance_channels=32,
+            mlp_ratio=2.0,
+            axes_dims_rope=(4, 4, 4, 4),
+            guidance_embeds=False,
+        )
+        torch.manual_seed(seed + 1)
+        vae = AutoencoderKLFlux2(
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(16, 16, 16, 16),
+            layers_per_block=1,
+            latent_channels=latent_channels,
+            norm_num_groups=8,
+            sample_size=sample_size,
+        )
+        torch.manual_seed(seed + 2)
+        text_encoder = Qwen3ForCausalLM(
+            Qwen3Config(
+                vocab_size=len(tokenizer),
+                hidden_size=_TINY_QWEN_HIDDEN,
+                intermediate_size=32,
+                num_hidden_layers=_TINY_QWEN_LAYERS,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                head_dim=8,
+                max_position_embeddings=4096,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                tie_word_embeddings=True,
+            )
+        )
+    # FLUX.2's own scheduler settings (resolution-dependent shift).
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+    pipe: Any = Flux2KleinPipeline(
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        is_distilled=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+TinyFamily = Literal["sd15", "sdxl", "flux2-klein"]
+_BUILDERS: dict[str, Callable[[int], Any]] = {
+    "sd15": build_tiny_pipeline,
+    "sdxl": build_tiny_sdxl_pipeline,
+    "flux2-klein": build_tiny_klein_pipeline,
+}
 
 
 def save_tiny_model(path: Path, seed: int = 0, *, family: TinyFamily = "sd15") -> Path:
     """Write the tiny ``family`` model in diffusers layout to ``path`` (a HEADSHOTS_BASE_MODEL)."""
-    builder = build_tiny_sdxl_pipeline if family == "sdxl" else build_tiny_pipeline
-    pipe = builder(seed)
+    pipe = _BUILDERS[family](seed)
     path.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(path, safe_serialization=True)
     logger.info("wrote tiny %s model to %s", family, path)

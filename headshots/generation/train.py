@@ -1,4 +1,4 @@
-"""DreamBooth-style LoRA fine-tuning of the UNet on one person's face crops.
+"""DreamBooth-style LoRA fine-tuning of the UNet (or FLUX.2 transformer) on one person's crops.
 
 Follows the diffusers DreamBooth-LoRA recipe (peft ``LoraConfig`` on ``to_k/to_q/to_v/to_out.0``
 added with ``unet.add_adapter``; saved with ``save_lora_weights``) with what a service needs on
@@ -14,6 +14,14 @@ adapter gone, peft wrappers removed, ``requires_grad``/train-mode flags and grad
 checkpointing as they were, so the next job's base output is bit-identical. A per-UNet lock
 (:func:`unet_lock`, also taken by the resident pipeline while a job's LoRA is loaded) keeps a
 generation job from loading its LoRA into a UNet that is being trained.
+
+FLUX.2 [klein] trains its transformer the way diffusers' ``train_dreambooth_lora_flux2_klein.py``
+does: LoRA on the attention projections (the same ``to_k/to_q/to_v/to_out.0``), latents
+2x2-patchified and normalised by the VAE's batch-norm statistics, flow matching (noisy =
+(1 - sigma) x + sigma noise, target = noise - x) with timesteps drawn uniformly from the
+scheduler's ("none" weighting, the example's default), and the LoRA saved with
+``Flux2KleinPipeline.save_lora_weights``. Its text encoder leaves the GPU once the captions
+are encoded, and comes back when training ends. It trains eagerly (no compiled call).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from headshots.generation.models import DiffusersPipeline, ModelFamily
+from headshots.generation.models import DiffusersPipeline, ModelFamily, denoiser, pipeline_class
 
 if TYPE_CHECKING:
     import torch
@@ -211,7 +219,7 @@ class TrainConfig:
         """
         base = cls(
             family=family,
-            resolution=resolution or (1024 if family == "sdxl" else 512),
+            resolution=resolution or NATIVE_RESOLUTION[family],
             steps=steps if steps is not None else default_steps(photos),
         )
         needed = checkpointing_needed(
@@ -240,7 +248,15 @@ _GIB = 1 << 30
 #: prior). SDXL at 1024 px peaked at 18.6 GB *with* it; its activations without it are an
 #: estimate (~4x the latent area of SD1.5 and ~2.5x the UNet), not a measurement, so the margin
 #: is wide. A step that still runs out of memory turns checkpointing on (``_Trainer.step``).
-_NO_CHECKPOINTING_BYTES_PER_EXAMPLE = {"sd15": 4 * _GIB, "sdxl": 24 * _GIB}
+#: klein 4B at 1024 px is an estimate too (a 4B transformer over 4096 image tokens plus the
+#: text tokens), not a measurement.
+_NO_CHECKPOINTING_BYTES_PER_EXAMPLE = {
+    "sd15": 4 * _GIB,
+    "sdxl": 24 * _GIB,
+    "flux2-klein": 32 * _GIB,
+}
+#: Each family's native training resolution (what a folder without sizes is assumed to have).
+NATIVE_RESOLUTION: dict[ModelFamily, int] = {"sd15": 512, "sdxl": 1024, "flux2-klein": 1024}
 
 
 def checkpointing_needed(
@@ -249,11 +265,11 @@ def checkpointing_needed(
     """Whether to train with gradient checkpointing: only when memory is short.
 
     ``free_bytes`` None (a CPU, or a device that cannot tell) keeps the old defaults: on for
-    SDXL, off for SD1.5.
+    SDXL and klein, off for SD1.5.
     """
     if free_bytes is None:
-        return family == "sdxl"
-    native = 1024 if family == "sdxl" else 512
+        return family != "sd15"
+    native = NATIVE_RESOLUTION[family]
     # Prior preservation pairs every example with a class example: two per batch entry.
     examples = 2 * batch_size
     needed = _NO_CHECKPOINTING_BYTES_PER_EXAMPLE[family] * examples * (resolution / native) ** 2
@@ -394,15 +410,14 @@ def _encode_once(
     finally:
         if upcast:
             vae.to(torch.float16)
+    distinct = list(dict.fromkeys(example.caption for example in everything))
     with torch.no_grad():
-        captions: dict[str, int] = {}
-        conditioning: list[_Conditioning] = []
-        indices: list[int] = []
-        for example in everything:
-            if example.caption not in captions:
-                captions[example.caption] = len(conditioning)
-                conditioning.append(_encode_caption(pipe, example.caption, config.family))
-            indices.append(captions[example.caption])
+        if config.family == "flux2-klein":
+            conditioning = _encode_klein_captions(pipe, distinct)
+        else:
+            conditioning = [_encode_caption(pipe, caption, config.family) for caption in distinct]
+    captions = {caption: number for number, caption in enumerate(distinct)}
+    indices = [captions[example.caption] for example in everything]
     return _Cache(
         latent_params=torch.cat(params),
         captions=indices,
@@ -424,6 +439,41 @@ def _encode_caption(pipe: DiffusersPipeline, caption: str, family: ModelFamily) 
         return _Conditioning(embeds.float().cpu(), pooled.float().cpu())
     embeds, _ = pipe.encode_prompt(caption, device, 1, False)
     return _Conditioning(embeds.float().cpu())
+
+
+def _encode_klein_captions(pipe: DiffusersPipeline, captions: list[str]) -> list[_Conditioning]:
+    """klein's own ``encode_prompt``, every caption whole and all of one length (one batch)."""
+    from headshots.generation.prompts import klein_sequence_length, klein_text_layers
+
+    embeds, _ = pipe.encode_prompt(
+        prompt=captions,
+        device=pipe.device,
+        max_sequence_length=klein_sequence_length(pipe.tokenizer, *captions),
+        text_encoder_out_layers=klein_text_layers(pipe),
+    )
+    return [
+        _Conditioning(embeds[number : number + 1].float().cpu()) for number in range(len(captions))
+    ]
+
+
+@contextlib.contextmanager
+def _text_encoder_parked(pipe: DiffusersPipeline, family: ModelFamily) -> Iterator[None]:
+    """klein's text encoder (Qwen3, 8 GB for the 4B) on the CPU while the transformer trains.
+
+    The captions are encoded by then, and the validator's prompt was encoded before training.
+    """
+    device = pipe.device
+    if family != "flux2-klein" or device.type == "cpu":
+        yield
+        return
+    import torch
+
+    pipe.text_encoder.to("cpu")
+    torch.cuda.empty_cache()
+    try:
+        yield
+    finally:
+        pipe.text_encoder.to(device)
 
 
 def _sample_latents(
@@ -516,15 +566,32 @@ class _Trainer:
         compiled: CompiledUnetCall | None = None,
     ) -> None:
         import torch
-        from diffusers import DDPMScheduler
+        from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
         self.config = config
-        self.compiled = compiled
+        self.flow = config.family == "flux2-klein"
+        # The compiled call is a UNet's; klein's transformer runs eagerly.
+        self.compiled = None if self.flow else compiled
         self.cache = cache
         self.device = pipe.device
-        self.scaling = float(pipe.vae.config.scaling_factor)
-        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.unet = pipe.unet
+        self.latent_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.flow:
+            # Flow matching on the pipeline's own schedule (a copy: training never sets steps).
+            self.noise_scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+                pipe.scheduler.config
+            )
+            self.scaling = 1.0
+            bn = pipe.vae.bn
+            eps = float(pipe.vae.config.batch_norm_eps)
+            self.latent_stats = (
+                bn.running_mean.detach().float().cpu().view(1, -1, 1, 1),
+                torch.sqrt(bn.running_var.detach().float().cpu().view(1, -1, 1, 1) + eps),
+            )
+        else:
+            self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+            self.scaling = float(pipe.vae.config.scaling_factor)
+        #: The network the LoRA trains: the UNet, or klein's transformer.
+        self.unet = denoiser(pipe)
         self.unet.train()
         self.params = [p for p in self.unet.parameters() if p.requires_grad]
         # Fused AdamW: one kernel for all LoRA tensors instead of a few per tensor (CUDA only;
@@ -533,7 +600,7 @@ class _Trainer:
             self.params, lr=config.learning_rate, fused=self.device.type == "cuda"
         )
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.autocast_dtype = pipe.unet.dtype if self.device.type == "cuda" else None
+        self.autocast_dtype = self.unet.dtype if self.device.type == "cuda" else None
         self.time_ids: torch.Tensor | None = None
         if config.family == "sdxl":
             r = config.resolution
@@ -551,6 +618,9 @@ class _Trainer:
 
         cache = self.cache
         embeds = torch.cat([cache.conditioning[cache.captions[i]].prompt_embeds for i in indices])
+        if self.flow:
+            per_example = self._flow_loss(embeds, noise, timesteps, latents)
+            return self._weighted(indices, per_example)
         added: dict[str, torch.Tensor] | None = None
         if self.time_ids is not None:
             pooled = torch.cat([cache.conditioning[cache.captions[i]].pooled for i in indices])  # type: ignore[misc]
@@ -572,11 +642,87 @@ class _Trainer:
         ):
             pred = self._predict(noisy.to(dtype), timesteps, embeds.to(self.device, dtype), added)
         per_example = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        return self._weighted(indices, per_example)
+
+    def _weighted(self, indices: list[int], per_example: torch.Tensor) -> torch.Tensor:
+        """The batch loss, prior-preservation examples weighted by ``prior_loss_weight``."""
+        import torch
+
+        cache = self.cache
         weights = torch.tensor(
             [self.config.prior_loss_weight if cache.is_prior[i] else 1.0 for i in indices],
             device=self.device,
         )
         return (per_example * weights).sum() / weights.sum()
+
+    def _flow_loss(
+        self,
+        embeds: torch.Tensor,
+        noise: torch.Tensor,
+        steps: torch.Tensor,
+        latents: torch.Tensor,
+    ) -> torch.Tensor:
+        """Per-example flow-matching loss of klein's transformer (``steps``: schedule indices)."""
+        import torch
+        import torch.nn.functional as F
+        from diffusers import Flux2KleinPipeline
+
+        device, dtype = self.device, self.unet.dtype
+        latents, noise = latents.to(device), noise.to(device)
+        embeds = embeds.to(device, dtype)
+        text_ids = Flux2KleinPipeline._prepare_text_ids(embeds).to(device)
+        latent_ids = Flux2KleinPipeline._prepare_latent_ids(latents).to(device)
+        sigmas = self.noise_scheduler.sigmas[steps].to(device).view(-1, 1, 1, 1)
+        timesteps = self.noise_scheduler.timesteps[steps].to(device)
+        packed = Flux2KleinPipeline._pack_latents((1.0 - sigmas) * latents + sigmas * noise)
+        guidance = None
+        if getattr(self.unet.config, "guidance_embeds", False):
+            guidance = torch.ones(len(steps), device=device, dtype=dtype)
+        with torch.autocast(
+            device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
+            pred = self.unet(
+                hidden_states=packed.to(dtype),
+                encoder_hidden_states=embeds,
+                timestep=(timesteps / 1000).to(dtype),
+                img_ids=latent_ids,
+                txt_ids=text_ids,
+                guidance=guidance,
+                return_dict=False,
+            )[0]
+        pred = Flux2KleinPipeline._unpack_latents_with_ids(pred[:, : packed.size(1)], latent_ids)
+        target = noise - latents
+        return F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+
+    def _latents(self, indices: list[int], generator: torch.Generator) -> torch.Tensor:
+        """A fresh draw of the examples' latents, as the denoiser sees them.
+
+        klein's: 2x2-patchified and normalised by the VAE's batch-norm statistics, as its
+        pipeline does before decoding (and the example before training).
+        """
+        latents = _sample_latents(self.cache, indices, generator, self.scaling)
+        if self.latent_stats is None:
+            return latents
+        from diffusers import Flux2KleinPipeline
+
+        mean, std = self.latent_stats
+        patches: torch.Tensor = Flux2KleinPipeline._patchify_latents(latents)
+        return (patches - mean) / std
+
+    def _timesteps(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """DDPM: timesteps drawn uniformly. klein: schedule indices, drawn as the example draws
+        them (``compute_density_for_timestep_sampling`` with its default "none" weighting)."""
+        import torch
+
+        total = int(self.noise_scheduler.config.num_train_timesteps)
+        if not self.flow:
+            return torch.randint(0, total, (count,), generator=generator)
+        from diffusers.training_utils import compute_density_for_timestep_sampling
+
+        u: torch.Tensor = compute_density_for_timestep_sampling("none", count, generator=generator)
+        return (u * total).long().clamp(max=total - 1)
 
     def _predict(
         self,
@@ -655,14 +801,9 @@ class _Trainer:
         import torch
 
         indices = self._pick()
-        latents = _sample_latents(self.cache, indices, self.generator, self.scaling)
+        latents = self._latents(indices, self.generator)
         noise = torch.randn(latents.shape, generator=self.generator)
-        timesteps = torch.randint(
-            0,
-            self.noise_scheduler.config.num_train_timesteps,
-            (len(indices),),
-            generator=self.generator,
-        )
+        timesteps = self._timesteps(len(indices), self.generator)
         loss = self._forward_loss(indices, noise, timesteps, latents)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
@@ -681,10 +822,9 @@ class _Trainer:
         with torch.no_grad():
             for sample in range(self.config.eval_samples):
                 indices = [instance[sample % len(instance)]]
-                latents = _sample_latents(self.cache, indices, generator, self.scaling)
+                latents = self._latents(indices, generator)
                 noise = torch.randn(latents.shape, generator=generator)
-                steps = self.noise_scheduler.config.num_train_timesteps
-                timesteps = torch.randint(0, steps, (1,), generator=generator)
+                timesteps = self._timesteps(1, generator)
                 total += float(self._forward_loss(indices, noise, timesteps, latents))
         self.unet.train()
         return total / max(1, self.config.eval_samples)
@@ -758,19 +898,27 @@ def save_lora(
     ``state`` is a peft state dict (adapter name already stripped); without it, the weights of
     ``unet``'s adapter ``adapter_name`` are saved.
     """
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from diffusers.utils.state_dict_utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
     peft_state = (
         state if state is not None else get_peft_model_state_dict(unet, adapter_name=adapter_name)
     )
-    layers = convert_state_dict_to_diffusers(peft_state)
-    pipeline_class: Any = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     output_dir.mkdir(parents=True, exist_ok=True)
-    pipeline_class.save_lora_weights(
-        save_directory=output_dir, unet_lora_layers=layers, weight_name=LORA_WEIGHT_NAME
-    )
+    saver: Any = pipeline_class(family)
+    if family == "flux2-klein":
+        # peft's own key names, as diffusers' klein example saves them.
+        saver.save_lora_weights(
+            save_directory=output_dir,
+            transformer_lora_layers=peft_state,
+            weight_name=LORA_WEIGHT_NAME,
+        )
+    else:
+        saver.save_lora_weights(
+            save_directory=output_dir,
+            unet_lora_layers=convert_state_dict_to_diffusers(peft_state),
+            weight_name=LORA_WEIGHT_NAME,
+        )
     return output_dir / LORA_WEIGHT_NAME
 
 
@@ -801,7 +949,12 @@ def train_lora(
     started = time.monotonic()
     fingerprint = config.fingerprint(len(examples), len(class_examples))
     cache = _encode_once(pipe, examples, class_examples, config)
-    with unet_lock(pipe.unet), _training_adapter(pipe.unet, config):
+    network = denoiser(pipe)
+    with (
+        unet_lock(network),
+        _text_encoder_parked(pipe, config.family),
+        _training_adapter(network, config),
+    ):
         trainer = _Trainer(pipe, cache, config, compiled)
         result = _run(
             trainer,
@@ -813,7 +966,8 @@ def train_lora(
             validate=validate,
         )
     result.seconds = time.monotonic() - started
-    result.compile = compiled.mode if compiled is not None and compiled.usable else "eager"
+    used = trainer.compiled
+    result.compile = used.mode if used is not None and used.usable else "eager"
     logger.info(
         "trained %d steps (%d run here) in %.1fs, eval loss %s -> %s",
         result.total_steps,

@@ -102,6 +102,18 @@ class Preset:
     colour_grade: ColourGrade
     film_grain: bool
     upscale_factor: float = DEFAULT_UPSCALE_FACTOR
+    #: For text encoders that read plain language (FLUX.2 [klein]): ``{subject}`` = token +
+    #: class, no emphasis; with its own negative prompt, steps and guidance.
+    natural_prompt: str = ""
+    natural_negative_prompt: str = ""
+    natural_steps: int = 50
+    natural_cfg: float = 4.0
+
+
+#: Families whose text encoder reads plain language: presets give them ``natural_prompt``.
+NATURAL_LANGUAGE_FAMILIES = frozenset({"flux2-klein"})
+#: :data:`NO_GLASSES_NEGATIVE` in plain words.
+NO_GLASSES_NEGATIVE_PLAIN = "eyeglasses, glasses, sunglasses"
 
 
 @dataclass(frozen=True)
@@ -239,7 +251,13 @@ def load_presets(path: Path = _PRESETS_FILE) -> dict[str, Preset]:
             colour_grade=grade,
             film_grain=bool(merged.get("film_grain", True)),
             upscale_factor=float(merged.get("upscale_factor", DEFAULT_UPSCALE_FACTOR)),
+            natural_prompt=str(merged.get("natural_prompt", "")),
+            natural_negative_prompt=str(merged.get("natural_negative_prompt", "")),
+            natural_steps=int(merged.get("natural_steps", 50)),
+            natural_cfg=float(merged.get("natural_cfg", 4.0)),
         )
+        if "{subject}" not in presets[name].natural_prompt:
+            raise ConfigurationError(f"preset {name}: natural_prompt must contain {{subject}}")
         if presets[name].upscale_factor < 1:
             raise ConfigurationError(f"preset {name}: upscale_factor must be at least 1")
     return presets
@@ -314,12 +332,21 @@ def build_prompt_spec(
     steps: int | None = None,
     scheduler: SchedulerName | None = None,
     output_long_side: int | None = None,
+    family: str = "sd15",
 ) -> PromptSpec:
-    """Turn a chat's :class:`StyleChoice` into a full, reproducible :class:`PromptSpec`."""
+    """Turn a chat's :class:`StyleChoice` into a full, reproducible :class:`PromptSpec`.
+
+    ``family`` picks the prompt language: A1111/compel tags for the CLIP families, the
+    preset's ``natural_prompt`` in plain words for :data:`NATURAL_LANGUAGE_FAMILIES`.
+    """
     preset = get_preset(style.preset)
     cls = style.subject_class
-    prompt = normalise_prompt(preset.prompts[cls])
-    if token != DEFAULT_TOKEN:
+    natural = family in NATURAL_LANGUAGE_FAMILIES
+    if natural:
+        prompt = preset.natural_prompt.replace("{subject}", f"{token} {cls}")
+    else:
+        prompt = normalise_prompt(preset.prompts[cls])
+    if token != DEFAULT_TOKEN and not natural:
         prompt = re.sub(rf"\b{DEFAULT_TOKEN}\b", token, prompt)
 
     attire = _option_text(preset.attire, style.attire)
@@ -331,7 +358,7 @@ def build_prompt_spec(
             prompt = _insert_after_subject(prompt, [attire_extra])
     background = _option_text(preset.backgrounds, style.background)
     custom = sanitise_custom(style.custom)
-    attributes = attribute_phrases(style.attributes)
+    attributes = attribute_phrases(style.attributes, weighted=not natural)
     extras: list[str | None] = list(attributes)
     if background:
         for phrase in preset.background_phrases:
@@ -341,12 +368,20 @@ def build_prompt_spec(
         extras.extend([custom, SAFETY_POSITIVE])
     prompt = _insert_after_subject(prompt, extras)
 
-    # The reference negative prompt verbatim (its repeats too: nothing is truncated any more).
-    negative = join_terms(
-        SAFETY_NEGATIVE,
-        NO_GLASSES_NEGATIVE if style.attributes.glasses == "none" else None,
-        normalise_prompt(preset.negative_prompt),
-    )
+    no_glasses = style.attributes.glasses == "none"
+    if natural:
+        negative = join_terms(
+            SAFETY_NEGATIVE,
+            NO_GLASSES_NEGATIVE_PLAIN if no_glasses else None,
+            preset.natural_negative_prompt,
+        )
+    else:
+        # The reference negative prompt verbatim (its repeats too: nothing is truncated now).
+        negative = join_terms(
+            SAFETY_NEGATIVE,
+            NO_GLASSES_NEGATIVE if no_glasses else None,
+            normalise_prompt(preset.negative_prompt),
+        )
     aspect = style.aspect_ratio or preset.aspect_ratio
     width, height = size_for_aspect(aspect, native_resolution)
     out_width, out_height = output_size(
@@ -363,8 +398,8 @@ def build_prompt_spec(
         subject_class=cls,
         prompt=prompt,
         negative_prompt=negative,
-        steps=steps if steps is not None else preset.steps,
-        cfg=preset.cfg,
+        steps=steps if steps is not None else (preset.natural_steps if natural else preset.steps),
+        cfg=preset.natural_cfg if natural else preset.cfg,
         scheduler=scheduler or preset.scheduler,
         width=width,
         height=height,

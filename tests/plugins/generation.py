@@ -8,6 +8,8 @@
 - ``training_images``: a fixed small set of captioned images for training tests.
 - ``tiny_sdxl_model_path`` / ``tiny_sdxl_settings`` / ``make_tiny_sdxl_lora``: the same for a
   tiny SDXL-shaped model (two text encoders, ``text_time`` added conditioning), 64 px native.
+- ``tiny_klein_model_path`` / ``tiny_klein_settings`` / ``make_tiny_klein_lora``: the same for
+  a tiny FLUX.2 [klein]-shaped model (Qwen3 text encoder, FLUX.2 transformer), 64 px native.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ def tiny_sdxl_model_path(tmp_path_factory: pytest.TempPathFactory, torch_threads
     return save_tiny_model(tmp_path_factory.mktemp("tiny-sdxl-model"), seed=0, family="sdxl")
 
 
+@pytest.fixture(scope="session")
+def tiny_klein_model_path(tmp_path_factory: pytest.TempPathFactory, torch_threads: None) -> Path:
+    """A tiny FLUX.2 [klein]-shaped model on disk (built once per session, ~1 MB)."""
+    from headshots.generation.tiny import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-klein"), seed=0, family="flux2-klein")
+
+
 def _tiny_settings(model_path: Path, tmp_path: Path) -> Any:
     from headshots.settings import Settings
 
@@ -81,6 +91,12 @@ def tiny_settings(tiny_model_path: Path, tmp_path: Path) -> Any:
 def tiny_sdxl_settings(tiny_sdxl_model_path: Path, tmp_path: Path) -> Any:
     """:func:`tiny_settings` on the tiny SDXL model."""
     return _tiny_settings(tiny_sdxl_model_path, tmp_path)
+
+
+@pytest.fixture
+def tiny_klein_settings(tiny_klein_model_path: Path, tmp_path: Path) -> Any:
+    """:func:`tiny_settings` on the tiny klein model."""
+    return _tiny_settings(tiny_klein_model_path, tmp_path)
 
 
 @pytest.fixture
@@ -113,20 +129,21 @@ def training_images() -> list[CaptionedImage]:
 def _lora_maker(
     model_path: Path, tmp_path_factory: pytest.TempPathFactory, family: str
 ) -> Callable[[int], bytes]:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import StableDiffusionPipeline
 
+    from headshots.generation.models import pipeline_class
     from headshots.generation.train import LORA_WEIGHT_NAME, TrainConfig, train_lora
 
     cache: dict[int, bytes] = {}
 
     def make(seed: int) -> bytes:
         if seed not in cache:
-            if family == "sdxl":
-                pipe = StableDiffusionXLPipeline.from_pretrained(model_path)
-            else:
+            if family == "sd15":
                 pipe = StableDiffusionPipeline.from_pretrained(
                     model_path, safety_checker=None, requires_safety_checker=False
                 )
+            else:
+                pipe = pipeline_class(family).from_pretrained(model_path)
             out = tmp_path_factory.mktemp(f"lora-{family}-{seed}")
             config = TrainConfig(
                 family=family,  # type: ignore[arg-type]
@@ -160,3 +177,11 @@ def make_tiny_sdxl_lora(
 ) -> Callable[[int], bytes]:
     """:func:`make_tiny_lora` on the tiny SDXL model."""
     return _lora_maker(tiny_sdxl_model_path, tmp_path_factory, "sdxl")
+
+
+@pytest.fixture(scope="session")
+def make_tiny_klein_lora(
+    tiny_klein_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[int], bytes]:
+    """:func:`make_tiny_lora` on the tiny klein model."""
+    return _lora_maker(tiny_klein_model_path, tmp_path_factory, "flux2-klein")

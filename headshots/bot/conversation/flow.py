@@ -569,8 +569,11 @@ class Flow:
         return Screen(text, buttons=buttons)
 
     def _quick_offered(self, conversation: Conversation) -> bool:
-        """Quick drafts need an LCM-LoRA; a team's look fixes the quality too."""
-        return bool(self.settings.lcm_lora) and not conversation.team_id
+        """Quick drafts need an LCM-LoRA (or a step-distilled klein); a team's look fixes the
+        quality too."""
+        from headshots.generation.models import quick_drafts_possible
+
+        return quick_drafts_possible(self.settings) and not conversation.team_id
 
     # --- text, custom descriptions -------------------------------------------------------
     async def text(self, turn: Turn, place: Place, text: str) -> None:
