@@ -178,6 +178,9 @@ def test_training_saves_a_klein_lora_that_load_lora_weights_reads(
     assert weights and all(k.startswith("transformer.") for k in weights)
     assert any(".attn.to_q.lora_A." in k for k in weights)
     assert any(".attn.to_out.0.lora_B." in k for k in weights)
+    # The single-stream blocks train too, as in diffusers' example.
+    assert any("single_transformer_blocks.0.attn.to_qkv_mlp_proj.lora_A." in k for k in weights)
+    assert any("single_transformer_blocks.0.attn.to_out.lora_B." in k for k in weights)
 
     # diffusers' own loader reads it, and it changes the picture.
     pipe = Flux2KleinPipeline.from_pretrained(tiny_klein_model_path)

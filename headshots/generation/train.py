@@ -16,7 +16,7 @@ checkpointing as they were, so the next job's base output is bit-identical. A pe
 generation job from loading its LoRA into a UNet that is being trained.
 
 FLUX.2 [klein] trains its transformer the way diffusers' ``train_dreambooth_lora_flux2_klein.py``
-does: LoRA on the attention projections (the same ``to_k/to_q/to_v/to_out.0``), latents
+does: LoRA on the attention projections of both block kinds (:func:`lora_target_modules`), latents
 2x2-patchified and normalised by the VAE's batch-norm statistics, flow matching (noisy =
 (1 - sigma) x + sigma noise, target = noise - x) with timesteps drawn uniformly from the
 scheduler's ("none" weighting, the example's default), and the LoRA saved with
@@ -52,6 +52,22 @@ logger = logging.getLogger(__name__)
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 LORA_TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
+
+
+def lora_target_modules(model: Any) -> list[str]:
+    """The modules the LoRA wraps: the attention projections of a UNet; on a FLUX.2
+    transformer also its single-stream blocks (their fused ``to_qkv_mlp_proj`` and
+    ``attn.to_out``), as diffusers' ``train_dreambooth_lora_flux2_klein.py`` does by default."""
+    single = int(getattr(model.config, "num_single_layers", 0) or 0)
+    if not single:
+        return list(LORA_TARGET_MODULES)
+    return [
+        *LORA_TARGET_MODULES,
+        "to_qkv_mlp_proj",
+        *(f"single_transformer_blocks.{i}.attn.to_out" for i in range(single)),
+    ]
+
+
 #: The adapter name training uses on the resident UNet (job LoRAs load as ``job_<id>``, ``lcm``).
 TRAINING_ADAPTER = "headshots_training"
 _CHECKPOINT_FORMAT = 1
@@ -522,7 +538,7 @@ def _training_adapter(unet: Any, config: TrainConfig) -> Iterator[None]:
                     r=config.rank,
                     lora_alpha=config.alpha or config.rank,
                     init_lora_weights="gaussian",
-                    target_modules=list(LORA_TARGET_MODULES),
+                    target_modules=lora_target_modules(unet),
                 ),
                 adapter_name=TRAINING_ADAPTER,
             )
