@@ -27,7 +27,6 @@ from headshots.generation.local_context import LocalContext, run_stages
 from headshots.generation.models import (
     detect_family,
     load_base_pipeline,
-    quick_drafts_possible,
     resolve_model,
 )
 from headshots.generation.pipeline import ResidentPipeline
@@ -38,6 +37,7 @@ from headshots.generation.prompts import (
     klein_text_layers,
 )
 from headshots.generation.stages import KLEIN_NO_QUICK, GenerationOptions, GenerationStages
+from headshots.model_family import quick_drafts_possible
 from headshots.queue.contracts import ChatTarget, JobRequest, StyleChoice, UserRef
 from headshots.settings import Settings
 from headshots.style.presets import build_prompt_spec, load_presets, output_size

@@ -8,13 +8,17 @@ a traceback is the most common first-run failure of diffusers services.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from headshots.errors import ConfigurationError, ModelMissing
+
+# Re-exported: the generation side names the family from here.
+from headshots.model_family import _MISSING_HINT, _read_json
+from headshots.model_family import ModelFamily as ModelFamily
+from headshots.model_family import detect_family as detect_family
 
 if TYPE_CHECKING:
     import torch
@@ -22,9 +26,6 @@ if TYPE_CHECKING:
     from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-ModelFamily = Literal["sd15", "sdxl", "flux2-klein"]
-MODEL_FAMILIES: tuple[ModelFamily, ...] = ("sd15", "sdxl", "flux2-klein")
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,6 @@ FAMILY_FACTS: dict[ModelFamily, FamilyFacts] = {
 #: diffusers pipelines register their modules at runtime, so static types cannot follow them.
 DiffusersPipeline = Any
 
-_MISSING_HINT = (
-    "set HEADSHOTS_BASE_MODEL to a local diffusers folder or a reachable Hugging Face id, "
-    "HEADSHOTS_MODEL_DIR to the cache that holds it, and HEADSHOTS_HF_OFFLINE=1 only when the "
-    "weights are already there (`headshots models fetch` fills that cache on a host with network)"
-)
-
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -90,56 +85,6 @@ class ModelSource:
             sample_size = sample_size[0]
         vae_factor = 2 ** (len(vae_config.get("block_out_channels", [0, 0, 0, 0])) - 1)
         return int(sample_size) * int(vae_factor)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelMissing(f"cannot read {path}: {exc}; {_MISSING_HINT}") from exc
-    if not isinstance(data, dict):
-        raise ModelMissing(f"{path} is not a JSON object; {_MISSING_HINT}")
-    return data
-
-
-def detect_family(path: Path) -> ModelFamily:
-    """``flux2-klein`` for a FLUX.2 [klein] folder (its pipeline class, or a FLUX.2 transformer
-    with a Qwen3 text encoder), ``sdxl`` when the folder has a second text encoder (or says so),
-    else ``sd15``."""
-    index = _read_json(path / "model_index.json")
-    class_name = str(index.get("_class_name", ""))
-    transformer = index.get("transformer") or [None, ""]
-    text_encoder = index.get("text_encoder") or [None, ""]
-    if class_name.startswith("Flux2Klein") or (
-        str(transformer[-1]) == "Flux2Transformer2DModel" and "Qwen3" in str(text_encoder[-1])
-    ):
-        return "flux2-klein"
-    if "Flux" in class_name or "transformer" in index:
-        raise ConfigurationError(
-            f"{path} holds a {class_name or 'transformer'} model; supported families are "
-            f"{', '.join(MODEL_FAMILIES)}; {_MISSING_HINT}"
-        )
-    if "XL" in class_name or "text_encoder_2" in index:
-        return "sdxl"
-    return "sd15"
-
-
-def quick_drafts_possible(settings: Settings) -> bool:
-    """Whether a quick draft can be made: an LCM-LoRA for the SD families, the step-distilled
-    variant for klein (the undistilled klein base has none, whatever HEADSHOTS_LCM_LORA says).
-
-    The chats call it to show the button, so it reads only a local folder's model_index.json:
-    a Hugging Face id is judged by the LCM-LoRA setting alone (the worker then says why not).
-    """
-    folder = Path(settings.base_model).expanduser()
-    try:
-        index = json.loads((folder / "model_index.json").read_text())
-        family = detect_family(folder)
-    except (OSError, ValueError, ModelMissing, ConfigurationError):
-        return bool(settings.lcm_lora)
-    if family == "flux2-klein":
-        return bool(index.get("is_distilled"))
-    return bool(settings.lcm_lora)
 
 
 def resolve_model(settings: Settings, model: str | None = None) -> ModelSource:

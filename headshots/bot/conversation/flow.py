@@ -22,6 +22,7 @@ from headshots.bot.conversation.kit import look_lines
 from headshots.bot.conversation.screens import Button, FrontEnd, Question, Screen, Surface, Turn
 from headshots.bot.conversation.state import ACTIVE, Conversation, Photo, Place, Store
 from headshots.errors import ConfigurationError, LimitReached, NotFound, UserError
+from headshots.model_family import quick_drafts_possible
 from headshots.queue.chat_log import ChatCleanup, ChatLog
 from headshots.queue.client import JobInfo, QueueClient
 from headshots.queue.contracts import (
@@ -571,8 +572,6 @@ class Flow:
     def _quick_offered(self, conversation: Conversation) -> bool:
         """Quick drafts need an LCM-LoRA (or a step-distilled klein); a team's look fixes the
         quality too."""
-        from headshots.generation.models import quick_drafts_possible
-
         return quick_drafts_possible(self.settings) and not conversation.team_id
 
     # --- text, custom descriptions -------------------------------------------------------
