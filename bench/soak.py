@@ -902,16 +902,30 @@ class Soak:
                 return ACCEPTED.search(str(message["content"]))
         return None
 
+    async def send_photos(
+        self,
+        person: DiscordPerson | SlackPerson,
+        send: Callable[[list[bytes]], Awaitable[int]],
+    ) -> None:
+        """Several photos in one message first, then one per message, then the reserve until
+        four are accepted; ``send`` sends some and returns how many are accepted so far."""
+        first = self.rng.randint(2, min(4, len(person.photos) - 1))
+        accepted = await send(person.photos[:first])
+        for photo in person.photos[first:]:
+            accepted = await send([photo])
+        for photo in person.reserve:  # more only if too few were accepted
+            if accepted >= 4:
+                break
+            accepted = await send([photo])
+
     async def dc_upload(self, person: DiscordPerson) -> None:
         """Several photos in one message first, then one message per photo (timed)."""
         assert person.place is not None
         place = person.place
-        first = self.rng.randint(2, min(4, len(person.photos) - 1))
         sent = 0
-        accepted = 0
 
-        async def send(photos: list[bytes]) -> None:
-            nonlocal sent, accepted
+        async def send(photos: list[bytes]) -> int:
+            nonlocal sent
             total = sent + len(photos)
             pushed_at = [0.0]
 
@@ -939,15 +953,10 @@ class Soak:
             )
             if len(photos) == 1:
                 self.figures.dc_photo_latency.append(time.monotonic() - pushed_at[0])
-            sent, accepted = int(found[1]) + int(found[2]), int(found[1])
+            sent = int(found[1]) + int(found[2])
+            return int(found[1])
 
-        await send(person.photos[:first])
-        for photo in person.photos[first:]:
-            await send([photo])
-        for photo in person.reserve:  # more only if too few were accepted
-            if accepted >= 4:
-                break
-            await send([photo])
+        await self.send_photos(person, send)
 
     async def dc_order(self, person: DiscordPerson) -> None:
         assert person.place is not None
@@ -1145,11 +1154,10 @@ class Soak:
 
     async def sl_upload(self, person: SlackPerson) -> None:
         """Several files in one message first, then one file per message (timed)."""
-        first = self.rng.randint(2, min(4, len(person.photos) - 1))
-        sent = accepted = 0
+        sent = 0
 
-        async def send(photos: list[bytes]) -> None:
-            nonlocal sent, accepted
+        async def send(photos: list[bytes]) -> int:
+            nonlocal sent
             total, shared_at = sent + len(photos), [0.0]
 
             async def share() -> None:
@@ -1165,15 +1173,10 @@ class Soak:
             )
             if len(photos) == 1:
                 self.figures.sl_photo_latency.append(time.monotonic() - shared_at[0])
-            sent, accepted = int(found[1]) + int(found[2]), int(found[1])
+            sent = int(found[1]) + int(found[2])
+            return int(found[1])
 
-        await send(person.photos[:first])
-        for photo in person.photos[first:]:
-            await send([photo])
-        for photo in person.reserve:  # more only if too few were accepted
-            if accepted >= 4:
-                break
-            await send([photo])
+        await self.send_photos(person, send)
 
     async def sl_single(self, person: SlackPerson, channel: str) -> None:
         await self.sl_start(person, channel)
