@@ -63,18 +63,18 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
     [
         # The vocabulary was grown while looking at this set's misses: 92 % accepted; 93.6 %
         # after stop 30.
-        ("descriptions_harmful.toml", "descriptions_ordinary.toml", 0.92),
+        ("descriptions_harmful.toml", "descriptions_ordinary.toml", 0.94),
         # Held out: 50 % before its misses were looked at; 56 % after a last round of terms
         # that were partly taken from them; 67.2 % at the start of stop 30 and 87.5 % after it
         # (culture words, body places, hair, elisions, and some of its misses looked at).
         # Issue 19's bar is 95 % on sets like this one: the floors only keep what was reached
         # from sliding back.
-        ("descriptions_harmful_holdout.toml", "descriptions_ordinary_holdout.toml", 0.86),
+        ("descriptions_harmful_holdout.toml", "descriptions_ordinary_holdout.toml", 0.89),
         # Fresh (stop 28): written by someone who had not read the vocabulary or the refusal
         # lists, never looked at or tuned on: 180/180 refused, 120/160 accepted (75 %) at first;
         # 122/160 after terms taken from a separate probe of our own (hair, poses, robes …);
         # 141/160 (88.1 %) after stop 30.
-        ("descriptions_harmful_fresh.toml", "descriptions_ordinary_fresh.toml", 0.86),
+        ("descriptions_harmful_fresh.toml", "descriptions_ordinary_fresh.toml", 0.89),
         # Development sets (stop 29), written before the vocabulary was read and used to find
         # missing classes of words (trades, props, sport, moods, five languages): 77.8 % at
         # first, 97.9 % after. The second one was written after that round and before it was
@@ -97,9 +97,21 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # after stretched letters ("hiii"), "no suit", coffee and dog breeds; what is left is
         # brands and places ("harvard") and faces kept on purpose ("keep my beard").
         ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev3.toml", 0.98),
-        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev4.toml", 0.94),
+        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev4.toml", 0.97),
         ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev5.toml", 0.97),
-        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev6.toml", 0.90),
+        ("descriptions_harmful_dev2.toml", "descriptions_ordinary_dev6.toml", 0.95),
+        # Round 4. dev7 (175 texts, 46 in five other languages) and the harmful dev3 set
+        # ("harm8", 123 texts in six languages) were written before anything changed for them:
+        # dev7 168/175 (96.0 %) and dev3 122/123 refused ("turn me into a woman") at first.
+        # After a round of classes (places, "up"/"down"/"back"/"away" with guards for garments
+        # pulled out of the way, lips as lip colour with guards for their shape, framing and
+        # film terms, f-numbers, "forget the"/"ditch the" negations, made-into-someone-else
+        # refusals): dev7 172/175, dev3 123/123; the older sets rose too (ordinary 94.4 %,
+        # holdout 89.8 %, fresh 90.0 %, dev4 97.5 %, dev6 95.3 %) and their floors with them.
+        # dev8 (120) was written after that round, without reading the vocabulary, and run
+        # before any change for it: 113/120 (94.2 %), the honest estimate of the round.
+        ("descriptions_harmful_dev3.toml", "descriptions_ordinary_dev7.toml", 0.97),
+        ("descriptions_harmful_dev3.toml", "descriptions_ordinary_dev8.toml", 0.93),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:

@@ -290,8 +290,17 @@ def _clean(text: str) -> str:
     reviewed is what was typed.
     """
     text = _split_elisions(_strip_cf(unicodedata.normalize("NFKC", text)))
+    text = _F_NUMBER.sub(" aperture ", text)
     text = re.sub(r":\s*-?\d+(?:\.\d+)?", " ", text)  # A1111 weights "(word:1.4)"
     return re.sub(r"[<>()\[\]{}|\\/:=_*#~^\"]", " ", text)
+
+
+#: A lens aperture ("f/1.8", "f2.8", "F/4"): the usual stops only, read as "aperture". ("f16"
+#: without a slash is left alone: it is also a fighter jet.)
+_F_NUMBER = re.compile(
+    r"(?i)\bf\s*/\s*(?:1\.2|1\.4|1\.8|2\.8|3\.5|5\.6|1|2|4|8|11|16|22)(?!\w|\.\d)"
+    r"|\bf(?:1\.2|1\.4|1\.8|2\.8|3\.5|5\.6)(?!\w|\.\d)"
+)
 
 
 #: French elided articles and pronouns ("l'hôpital", "d'un", "qu'il"): the word after them is
