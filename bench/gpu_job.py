@@ -82,14 +82,19 @@ def _klein_floors(pipe: Any, resolution: int, images_per_call: int, rank: int) -
         _Conditioning,
         _Trainer,
         _training_adapter,
-        checkpointing_needed,
+        decide_gradient_checkpointing,
         free_device_memory,
     )
 
     device = pipe.device
-    checkpointing = checkpointing_needed(
-        "flux2-klein", resolution=resolution, batch_size=1, free_bytes=free_device_memory(device)
-    )
+    checkpointing = decide_gradient_checkpointing(
+        "auto",
+        "flux2-klein",
+        resolution=resolution,
+        batch_size=1,
+        device_type=device.type,
+        free_bytes=free_device_memory(device),
+    ).enabled
     config = TrainConfig(
         family="flux2-klein",
         resolution=resolution,
@@ -148,8 +153,8 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
         TrainConfig,
         _Trainer,
         _training_adapter,
-        checkpointing_needed,
         compiled_unet_call,
+        decide_gradient_checkpointing,
         free_device_memory,
     )
     from headshots.settings import Settings
@@ -191,12 +196,14 @@ def _floors(model: str, resolution: int, images_per_call: int, rank: int) -> dic
 
     dtype = pipe.unet.dtype
     # The floor is measured as the product trains: checkpointing only when memory is short.
-    checkpointing = checkpointing_needed(
+    checkpointing = decide_gradient_checkpointing(
+        "auto",
         "sdxl" if sdxl else "sd15",
         resolution=resolution,
         batch_size=1,
+        device_type=device.type,
         free_bytes=free_device_memory(device),
-    )
+    ).enabled
     config = TrainConfig(resolution=resolution, rank=rank, gradient_checkpointing=checkpointing)
     empty: Any = type("Cache", (), {})()
     with _training_adapter(pipe.unet, config):

@@ -1,7 +1,7 @@
 """Which family a base model folder holds, read from its JSON files alone (no torch).
 
-The chats ask it whether to offer a quick draft, and ``headshots.bot`` may not import
-``headshots.generation`` (which loads the models): so this lives beside both.
+The chats ask it whether to offer a quick draft or a reference photo, and ``headshots.bot`` may
+not import ``headshots.generation`` (which loads the models): so this lives beside both.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from headshots.errors import ConfigurationError, ModelMissing
 
 if TYPE_CHECKING:
+    from headshots.queue.contracts import ControlHint
     from headshots.settings import Settings
 
 ModelFamily = Literal["sd15", "sdxl", "flux2-klein"]
@@ -74,3 +75,42 @@ def quick_drafts_possible(settings: Settings) -> bool:
     if family == "flux2-klein":
         return bool(index.get("is_distilled"))
     return bool(settings.lcm_lora)
+
+
+CONTROL_HINTS: tuple[ControlHint, ...] = ("pose", "canny")
+
+#: Why a FLUX.2 [klein] base never offers a reference photo (the doctor and the worker say it).
+KLEIN_NO_CONTROLNET = (
+    "diffusers has no ControlNet for FLUX.2 [klein] yet, so a reference photo cannot steer it"
+)
+
+
+def configured_controlnet(settings: Settings, family: ModelFamily, hint: ControlHint) -> str | None:
+    """The ControlNet (folder or Hugging Face id) of ``hint`` for ``family``, if one is set."""
+    if family == "flux2-klein":
+        return None
+    value: str | None = getattr(settings, f"controlnet_{family}_{hint}")
+    return value or None
+
+
+def local_family(settings: Settings) -> ModelFamily | None:
+    """The base model's family when it is a readable local folder; None for a hub id."""
+    try:
+        return detect_family(Path(settings.base_model).expanduser())
+    except (ModelMissing, ConfigurationError):
+        return None
+
+
+def reference_hints(settings: Settings) -> tuple[ControlHint, ...]:
+    """The hints a chat may offer for a reference photo, pose first; empty: no offer at all.
+
+    A hub id base is judged by any family's ControlNets (the worker says why when the
+    family turns out not to match); a local folder by its own family's.
+    """
+    family = local_family(settings)
+    families: tuple[ModelFamily, ...] = (family,) if family else ("sd15", "sdxl")
+    return tuple(
+        hint
+        for hint in CONTROL_HINTS
+        if any(configured_controlnet(settings, f, hint) for f in families)
+    )

@@ -118,6 +118,28 @@ class Settings(BaseSettings):
     train_compile: Literal[
         "auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs"
     ] = "auto"
+    #: Gradient checkpointing while training (less memory, slower steps): ``auto`` turns it on
+    #: only when the device's free memory is short of what a step needs without it (never on
+    #: the CPU); ``on`` and ``off`` force it.
+    train_gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
+    #: Examples per training step. A batch of B runs ceil(steps / B) steps (the same number of
+    #: images seen) at sqrt(B) x the learning rate (train.py ``TrainConfig.for_family``).
+    train_batch_size: int = Field(default=1, ge=1, le=16)
+    #: Validate likeness at checkpoints during training and keep the best-scoring LoRA; off:
+    #: one validation at the end, for the record (it costs two quick samples each time).
+    train_early_stopping: bool = False
+    #: ControlNets for a reference photo, per family and hint: a diffusers folder or a Hugging
+    #: Face id (``lllyasviel/control_v11p_sd15_openpose`` for SD1.5 pose). Unset: the chats do
+    #: not offer a reference photo for that hint. diffusers has none for FLUX.2 [klein].
+    controlnet_sd15_pose: str | None = None
+    controlnet_sd15_canny: str | None = None
+    controlnet_sdxl_pose: str | None = None
+    controlnet_sdxl_canny: str | None = None
+    #: How strongly the control image steers (diffusers' ``controlnet_conditioning_scale``).
+    controlnet_scale: float = Field(default=0.8, ge=0.0, le=2.0)
+    #: How much of the reference photo is re-drawn (img2img "prompt strength"); 1.0 keeps only
+    #: the control image and draws everything else from the prompt.
+    reference_strength: float = Field(default=0.8, gt=0.0, le=1.0)
     #: Override every preset's sampling steps (smoke tests, cheap dry runs); None = the preset's.
     sample_steps: int | None = None
 

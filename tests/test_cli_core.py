@@ -259,3 +259,27 @@ def test_doctor_says_whether_faceid_previews_and_quick_drafts_can_run(
         not checks["faceid"]["ok"]
         and "h94/IP-Adapter-FaceID is not cached" in (checks["faceid"]["detail"])
     )
+
+
+def test_doctor_says_whether_a_reference_photo_is_offered(
+    settings_factory: Callable[..., Settings],
+    tiny_model_path: Path,
+    tiny_klein_model_path: Path,
+    tiny_controlnet_path: Path,
+    tmp_path: Path,
+    capsys: Any,
+) -> None:
+    settings = settings_factory(base_model=str(tiny_model_path), model_dir=tmp_path / "models")
+    check = _doctor(settings, capsys)["reference photo"]
+    assert not check["ok"] and "HEADSHOTS_CONTROLNET_SD15_POSE" in check["detail"]
+    configured = settings.model_copy(update={"controlnet_sd15_pose": str(tiny_controlnet_path)})
+    check = _doctor(configured, capsys)["reference photo"]
+    assert check["ok"] and f"sd15 pose: {tiny_controlnet_path}" in check["detail"], check
+    offline = configured.model_copy(
+        update={"hf_offline": True, "controlnet_sd15_canny": "lllyasviel/control_v11p_sd15_canny"}
+    )
+    check = _doctor(offline, capsys)["reference photo"]
+    assert not check["ok"] and "control_v11p_sd15_canny is not cached" in check["detail"]
+    klein = configured.model_copy(update={"base_model": str(tiny_klein_model_path)})
+    check = _doctor(klein, capsys)["reference photo"]
+    assert not check["ok"] and "FLUX.2 [klein]" in check["detail"]

@@ -89,6 +89,7 @@ def fake_hub(
     tiny_model_path: Path,
     safety_checker_path: Path,
     make_tiny_lora: Callable[[int], bytes],
+    tiny_controlnet_path: Path,
     tmp_path: Path,
 ) -> Iterator[str]:
     from headshots.generation.train import LORA_WEIGHT_NAME
@@ -100,6 +101,7 @@ def fake_hub(
         "acme/tiny-headshot-base": tiny_model_path,
         "CompVis/stable-diffusion-safety-checker": safety_checker_path,
         "acme/lcm-lora-tiny": lcm,
+        "acme/tiny-openpose": tiny_controlnet_path,
     }
     server = ThreadingHTTPServer(("127.0.0.1", 0), _hub_handler(repos))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -120,6 +122,7 @@ def _env(endpoint: str, model_dir: Path, **extra: str) -> dict[str, str]:
         "HEADSHOTS_SAFETY_CHECKER": "auto",
         "HEADSHOTS_FACE_BACKEND": "auto",
         "HEADSHOTS_LCM_LORA": "acme/lcm-lora-tiny",
+        "HEADSHOTS_CONTROLNET_SD15_POSE": "acme/tiny-openpose",
         # The point of fetching ahead: the host that fetches may itself be set up offline.
         "HEADSHOTS_HF_OFFLINE": "1",
     }
@@ -153,6 +156,7 @@ def test_fetch_fills_the_folder_an_offline_worker_then_uses(fake_hub: str, tmp_p
     }, "the insightface pack (non-commercial) is not fetched unless the operator chose it"
     assert rows["FaceID adapter"]["outcome"] == "skipped"
     assert rows["LCM-LoRA"]["outcome"] == "ready"
+    assert rows["sd15 pose ControlNet"]["outcome"] == "ready"
 
     # Now the hub is gone: the same settings, offline, find everything in the folder.
     offline = _env("http://127.0.0.1:9", models)
@@ -160,6 +164,7 @@ def test_fetch_fills_the_folder_an_offline_worker_then_uses(fake_hub: str, tmp_p
     assert after["base model"]["ok"] and "cached" in str(after["base model"]["detail"])
     assert after["output check"]["ok"], after["output check"]
     assert after["quick drafts"]["ok"], after["quick drafts"]
+    assert after["reference photo"]["ok"], after["reference photo"]
     again = headshots("models", "fetch", env=offline, timeout=120)
     assert again.returncode == 0 and "Ready." in again.stdout, "the cached copies still count"
 
@@ -177,6 +182,7 @@ def test_fetch_names_every_problem_at_once(fake_hub: str, tmp_path: Path) -> Non
         HEADSHOTS_LCM_LORA="acme/no-such-lora",
         HEADSHOTS_IP_ADAPTER_FACEID=str(tmp_path / "missing" / "faceid.bin"),
         HEADSHOTS_FACE_BACKEND="insightface",
+        HEADSHOTS_CONTROLNET_SD15_POSE="acme/no-such-controlnet",
     )
     result = headshots("models", "fetch", env=env, timeout=120)
     assert result.returncode == 1
@@ -186,5 +192,6 @@ def test_fetch_names_every_problem_at_once(fake_hub: str, tmp_path: Path) -> Non
     assert lines["face"].startswith("✓") and str(pack) in lines["face"]
     assert lines["FaceID"].startswith("✗") and "does not exist" in lines["FaceID"]
     assert lines["LCM-LoRA"].startswith("✗")
+    assert lines["sd15"].startswith("✗") and "acme/no-such-controlnet" in lines["sd15"]
     assert all("\n" not in line for line in lines.values())
     assert result.stdout.splitlines()[-1].startswith("Not ready: base model, output check")

@@ -25,6 +25,10 @@ def test_dev_tiny_model(cli_env: None, tmp_path: Path, torch_threads: None) -> N
     assert main(["dev", "tiny-model", str(tmp_path / "xl"), "--family", "sdxl"]) == 0
     assert detect_family(tmp_path / "xl") == "sdxl"
     assert (tmp_path / "xl" / "text_encoder_2" / "config.json").is_file()
+    assert main(["dev", "tiny-controlnet", str(tmp_path / "xl"), str(tmp_path / "xl-cn")]) == 0
+    assert json.loads((tmp_path / "xl-cn" / "config.json").read_text())["addition_embed_type"] == (
+        "text_time"
+    )
 
 
 def test_run_quick_asks_for_a_quick_draft(
@@ -45,16 +49,32 @@ def test_run_quick_asks_for_a_quick_draft(
 
 
 def test_run_end_to_end_then_generate_from_the_trained_lora(
-    cli_env: None, tiny_model_path: Path, face_photo_bytes: list[bytes], tmp_path: Path
+    cli_env: None,
+    tiny_model_path: Path,
+    tiny_controlnet_path: Path,
+    face_photo_bytes: list[bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from tests.plugins.faces import astronaut_image
+
     selfies = tmp_path / "selfies"
     selfies.mkdir()
     for number, data in enumerate(face_photo_bytes):
         (selfies / f"{number}.jpg").write_bytes(data)
+    reference = tmp_path / "framing.png"
+    astronaut_image().save(reference)
     out = tmp_path / "out"
+    # Without its ControlNet a reference is refused before anything is checked or trained.
+    refused = ["run", "--selfies", str(selfies), "--out", str(out), "--reference", str(reference)]
+    assert main([*refused, "--model", str(tiny_model_path)]) == 1
+    assert not (out / "report.json").exists()
+    monkeypatch.setenv("HEADSHOTS_CONTROLNET_SD15_POSE", str(tiny_controlnet_path))
     code = main(
         [
             "run",
+            "--reference",
+            str(reference),
             "--selfies",
             str(selfies),
             "--style",
@@ -92,6 +112,11 @@ def test_run_end_to_end_then_generate_from_the_trained_lora(
         assert Path(result["file"]).is_file() and isinstance(result["seed"], int)
     assert Image.open(out / "contact_sheet.jpg").format == "JPEG"
     assert report["generation"]["preset"] == "legal" and report["generation"]["seeds"]
+    # The reference framed the job: its pose image is kept with the job and named in the report.
+    control = report["generation"]["control"]
+    assert control["hint"] == "pose" and control["conditioning_scale"] == 0.8
+    assert Image.open(out / control["image"]).size == tuple(control["size"])
+    assert report["check"]["control"]["reference_sha256"] == control["reference_sha256"]
 
     # `train` output layout is what `generate` consumes: reuse the store's LoRA.
     lora = out / "lora"

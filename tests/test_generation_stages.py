@@ -117,8 +117,13 @@ def test_train_stages_then_resume_on_another_host(
     other.close()
 
 
-def test_likeness_validation_runs_twice_with_few_sampler_steps(
-    tiny_settings: Settings, face_photo_bytes: list[bytes], tmp_path: Path, monkeypatch: Any
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_likeness_validation_runs_with_few_sampler_steps(
+    early_stopping: bool,
+    tiny_settings: Settings,
+    face_photo_bytes: list[bytes],
+    tmp_path: Path,
+    monkeypatch: Any,
 ) -> None:
     from diffusers import StableDiffusionPipeline
 
@@ -128,7 +133,9 @@ def test_likeness_validation_runs_twice_with_few_sampler_steps(
     assert stages.validation_steps(200, 100) == {100, 200}
     assert stages.validation_steps(250, 100) == {200, 250}
     assert stages.validation_steps(6, 0) == {6}
-    settings = tiny_settings.model_copy(update={"train_steps": 8})
+    settings = tiny_settings.model_copy(
+        update={"train_steps": 8, "train_early_stopping": early_stopping}
+    )
     ctx = _context(tmp_path, settings, _request(), face_photo_bytes)
     options = GenerationOptions(sample_steps=3, checkpoint_every=2, validate_likeness=True)
     sampled: list[int] = []
@@ -147,8 +154,9 @@ def test_likeness_validation_runs_twice_with_few_sampler_steps(
     monkeypatch.setattr(prompts, "encode_prompts", encode)
     generation = GenerationStages(settings, options)
     run_stages(ctx, generation.stage_set().train)
-    # Checkpoints at 2, 4, 6, 8: validated at 4 (the first in the second half) and 8 only.
-    assert sampled == [stages.VALIDATION_STEPS] * 2
+    # Early stopping: checkpoints at 2, 4, 6, 8, validated at 4 (the first in the second half)
+    # and 8 only; without it, once after the last step (for the record).
+    assert sampled == [stages.VALIDATION_STEPS] * (2 if early_stopping else 1)
     assert len(encodings) == 1, "the prompt is encoded once per run"
     train = ctx.output_of("train")
     assert train is not None and train["optimizer_steps"] == 8

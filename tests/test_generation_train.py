@@ -14,7 +14,11 @@ from headshots.generation.train import (
     DirectoryCheckpoints,
     TrainConfig,
     TrainProgress,
-    checkpointing_needed,
+    activation_bytes,
+    adamw_options,
+    batched_learning_rate,
+    batched_steps,
+    decide_gradient_checkpointing,
     default_steps,
     train_lora,
 )
@@ -321,7 +325,7 @@ def test_cancel_check_stops_between_steps(
     assert calls == 3
 
 
-def test_validation_keeps_the_best_checkpoint(
+def test_validation_with_early_stopping_keeps_the_best_checkpoint(
     tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
 ) -> None:
     scores = {4: 0.2, 8: 0.9, 12: 0.5}
@@ -332,10 +336,32 @@ def test_validation_keeps_the_best_checkpoint(
         return scores[step]
 
     result = train_lora(
-        tiny_pipeline, training_images, FAST, output_dir=tmp_path, validate=validate
+        tiny_pipeline,
+        training_images,
+        replace(FAST, early_stopping=True),
+        output_dir=tmp_path,
+        validate=validate,
     )
     assert seen == [4, 8, 12]
     assert result.best_step == 8 and result.best_score == 0.9
+
+
+def test_without_early_stopping_the_likeness_is_validated_once_at_the_end(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    """Each validation samples images (~9 s on the H200): only the end's score is needed."""
+    seen: list[int] = []
+
+    def validate(unet: Any, step: int) -> float | None:
+        seen.append(step)
+        return 0.4
+
+    result = train_lora(
+        tiny_pipeline, training_images, FAST, output_dir=tmp_path, validate=validate
+    )
+    assert not FAST.early_stopping and seen == [FAST.steps]
+    assert result.best_step == FAST.steps and result.best_score == 0.4
+    assert FAST.fingerprint(4, 0) != replace(FAST, early_stopping=True).fingerprint(4, 0)
 
 
 def test_defaults_per_family() -> None:
@@ -345,6 +371,28 @@ def test_defaults_per_family() -> None:
     assert not sd15.gradient_checkpointing
     sdxl = TrainConfig.for_family("sdxl", photos=20, steps=50)
     assert (sdxl.resolution, sdxl.gradient_checkpointing, sdxl.steps) == (1024, True, 50)
+    # On a CPU checkpointing only slows the run: off, unless the setting forces it.
+    on_cpu = TrainConfig.for_family("sdxl", photos=20, device_type="cpu")
+    assert not on_cpu.gradient_checkpointing and "cpu" in on_cpu.gradient_checkpointing_reason
+    forced = TrainConfig.for_family("sdxl", photos=20, device_type="cpu", checkpointing="on")
+    assert forced.gradient_checkpointing and "forced" in forced.gradient_checkpointing_reason
+
+
+def test_a_larger_batch_sees_as_many_images_in_fewer_steps() -> None:
+    one = TrainConfig.for_family("sd15", photos=7)
+    two = TrainConfig.for_family("sd15", photos=7, batch_size=2)
+    four = TrainConfig.for_family("sd15", photos=7, steps=201, batch_size=4)
+    assert (one.steps, one.batch_size, one.learning_rate) == (700, 1, 1e-4)
+    assert (two.steps, two.batch_size) == (350, 2)
+    assert (four.steps, four.batch_size) == (51, 4), "ceil: never fewer images than asked"
+    # Adam's square-root rule (see batched_learning_rate).
+    assert two.learning_rate == pytest.approx(1e-4 * 2**0.5)
+    assert four.learning_rate == pytest.approx(2e-4)
+    # An explicit learning rate is taken as given.
+    fixed = TrainConfig.for_family("sd15", photos=7, batch_size=4, learning_rate=3e-4)
+    assert fixed.learning_rate == 3e-4
+    assert batched_steps(1, 4) == 1 and batched_steps(800, 1) == 800
+    assert batched_learning_rate(1e-4, 1) == 1e-4
 
 
 def test_gradient_checkpointing_only_when_memory_is_short() -> None:
@@ -359,13 +407,123 @@ def test_gradient_checkpointing_only_when_memory_is_short() -> None:
     assert TrainConfig.for_family(
         "sdxl", photos=8, free_memory=120 * gib, batch_size=4
     ).gradient_checkpointing
-    assert checkpointing_needed("sdxl", resolution=768, batch_size=1, free_bytes=40 * gib) is False
-    # Unknown (a CPU): the old defaults.
-    assert checkpointing_needed("sdxl", resolution=1024, batch_size=1, free_bytes=None)
-    assert not checkpointing_needed("sd15", resolution=512, batch_size=1, free_bytes=None)
+    assert not _decide("sdxl", resolution=768, free_bytes=40 * gib).enabled
+    # Free memory unknown on a CUDA device, or the device unknown: the cautious defaults.
+    assert _decide("sdxl", free_bytes=None).enabled
+    assert _decide("sdxl", free_bytes=None, device_type=None).enabled
+    assert not _decide("sd15", resolution=512, free_bytes=None).enabled
     # The decision changes memory, not results: a retry on another card resumes the checkpoint.
     assert roomy.fingerprint(8, 0) == replace(roomy, gradient_checkpointing=True).fingerprint(8, 0)
     assert roomy.fingerprint(8, 0) != replace(roomy, rank=8).fingerprint(8, 0)
+
+
+def _decide(
+    family: Any,
+    *,
+    resolution: int = 1024,
+    batch_size: int = 1,
+    free_bytes: int | None,
+    device_type: str | None = "cuda",
+    policy: Any = "auto",
+) -> Any:
+    return decide_gradient_checkpointing(
+        policy,
+        family,
+        resolution=resolution,
+        batch_size=batch_size,
+        device_type=device_type,
+        free_bytes=free_bytes,
+    )
+
+
+def test_the_checkpointing_decision_from_injected_memory_figures() -> None:
+    gib = 1 << 30
+    # The estimate: per example at the native size, two examples (instance + prior) per entry,
+    # the square of the resolution.
+    assert activation_bytes("sd15", resolution=512, batch_size=1) == 8 * gib
+    assert activation_bytes("sd15", resolution=1024, batch_size=1) == 32 * gib
+    assert activation_bytes("sdxl", resolution=1024, batch_size=2) == 96 * gib
+    # Exactly enough is enough; a byte short is not.
+    assert not _decide("sd15", resolution=512, free_bytes=8 * gib).enabled
+    assert _decide("sd15", resolution=512, free_bytes=8 * gib - 1).enabled
+    # The H200 of issue 20: ~120 GiB free with SDXL resident; an H100: ~70; a 24 GiB card: ~14.
+    roomy = _decide("sdxl", free_bytes=120 * gib)
+    assert not roomy.enabled and "120.0 GiB free" in roomy.reason and "48.0 GiB" in roomy.reason
+    assert not _decide("sdxl", free_bytes=70 * gib).enabled
+    assert _decide("sdxl", free_bytes=70 * gib, batch_size=2).enabled
+    short = _decide("sdxl", free_bytes=14 * gib)
+    assert short.enabled and short.reason.startswith("on (auto")
+    # Never on a CPU (or another non-CUDA device) unless forced; forced both ways anywhere.
+    assert not _decide("sdxl", free_bytes=None, device_type="cpu").enabled
+    assert not _decide("flux2-klein", free_bytes=1, device_type="mps").enabled
+    assert _decide("sd15", free_bytes=None, device_type="cpu", policy="on").enabled
+    assert not _decide("sdxl", free_bytes=1, policy="off").enabled
+    assert _decide("sd15", free_bytes=500 * gib, policy="on").enabled
+
+
+@pytest.mark.parametrize(("resident", "decided"), [(False, True), (True, False), (False, False)])
+def test_the_unet_trains_with_the_decided_checkpointing_and_the_report_says_so(
+    tiny_pipeline: Any,
+    training_images: list[Any],
+    tmp_path: Path,
+    monkeypatch: Any,
+    resident: bool,
+    decided: bool,
+) -> None:
+    from headshots.generation import train
+
+    unet = tiny_pipeline.unet
+    if resident:
+        unet.enable_gradient_checkpointing()
+    real = train._Trainer._forward_loss
+    seen: list[bool] = []
+
+    def forward_loss(self: Any, *args: Any) -> Any:
+        if self.unet.training:  # a training step, not the eval loss
+            seen.append(bool(self.unet.is_gradient_checkpointing))
+        return real(self, *args)
+
+    monkeypatch.setattr(train._Trainer, "_forward_loss", forward_loss)
+    decision = _decide(
+        "sd15", free_bytes=None, device_type="cpu", policy="on" if decided else "off"
+    )
+    config = replace(
+        FAST,
+        steps=3,
+        gradient_checkpointing=decision.enabled,
+        gradient_checkpointing_reason=decision.reason,
+    )
+    try:
+        result = train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path)
+        assert seen == [decided] * 3
+        assert unet.is_gradient_checkpointing == resident, "the resident UNet is left as it was"
+    finally:
+        if resident:
+            unet.disable_gradient_checkpointing()
+    record = result.to_record()
+    assert record["gradient_checkpointing"] is decided
+    assert record["gradient_checkpointing_reason"] == decision.reason
+    assert "forced" in record["gradient_checkpointing_reason"]
+
+
+def test_adamw_is_fused_on_cuda_and_foreach_elsewhere(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path, monkeypatch: Any
+) -> None:
+    from headshots.generation import train
+
+    assert adamw_options("cuda") == {"fused": True}
+    assert adamw_options("cpu") == {"foreach": True}
+    assert adamw_options("mps") == {"foreach": True}
+    seen: list[dict[str, Any]] = []
+    real = train._Trainer.step
+
+    def step(self: Any) -> float:
+        seen.append(dict(self.optimizer.defaults))
+        return real(self)
+
+    monkeypatch.setattr(train._Trainer, "step", step)
+    train_lora(tiny_pipeline, training_images, replace(FAST, steps=1), output_dir=tmp_path)
+    assert seen and seen[0]["foreach"] is True and not seen[0]["fused"]
 
 
 def test_a_step_out_of_device_memory_turns_checkpointing_on_and_goes_on(
@@ -390,6 +548,8 @@ def test_a_step_out_of_device_memory_turns_checkpointing_on_and_goes_on(
         result = train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path)
     assert seen == [False, False, True, True, True], "the failed step is tried again"
     assert result.optimizer_steps == 4 and (tmp_path / LORA_WEIGHT_NAME).is_file()
+    assert result.gradient_checkpointing
+    assert result.gradient_checkpointing_reason.endswith("after a step ran out of memory")
     assert sum("turning it on" in r.message for r in caplog.records) == 1
     assert not tiny_pipeline.unet.is_gradient_checkpointing, "the resident UNet is left as it was"
 
@@ -526,3 +686,107 @@ def test_compile_mode_auto_captures_cuda_graphs_on_cuda_only() -> None:
     assert forced is not None and forced.mode == "max-autotune-no-cudagraphs"
     with pytest.raises(ValueError, match="unknown compile mode"):
         compiled_unet_call("fastest", torch.device("cpu"))
+
+
+def _batched(**overrides: Any) -> TrainConfig:
+    """FAST's run at batch 2, made the way the train stage makes it: half the steps."""
+    config = TrainConfig.for_family(
+        "sd15",
+        photos=4,
+        resolution=64,
+        steps=FAST.steps,
+        batch_size=2,
+        device_type="cpu",
+        rank=FAST.rank,
+        learning_rate=FAST.learning_rate,
+        checkpoint_every=FAST.checkpoint_every,
+        progress_every=FAST.progress_every,
+        eval_samples=FAST.eval_samples,
+    )
+    return replace(config, **overrides)
+
+
+def test_batch_2_trains_in_half_the_steps(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    import math
+
+    config = _batched()
+    assert (config.steps, config.batch_size) == (FAST.steps // 2, 2)
+    result = train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path)
+    assert result.total_steps == result.optimizer_steps == len(result.losses) == 6
+    assert result.batch_size == 2 and result.to_record()["batch_size"] == 2
+    assert all(math.isfinite(loss) for loss in result.losses)
+    weights = load_file(str(result.lora_path))
+    # peft's "gaussian" init starts every lora_B (diffusers' lora.up) at zero.
+    ups = [v for k, v in weights.items() if ".lora.up." in k]
+    assert ups and all(bool(v.abs().max() > 0) for v in ups), "the LoRA moved from its init"
+
+
+def test_a_batch_pairs_each_example_with_its_own_caption(
+    tiny_pipeline: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import torch
+
+    from headshots.generation import train
+
+    from .plugins.generation import make_training_images
+
+    images = make_training_images(4)
+    examples = [
+        type(image)(image.image, f"photo of ohwx person, take {number}")
+        for number, image in enumerate(images)
+    ]
+    batches: list[tuple[list[int], Any, Any, Any]] = []
+    real_forward, real_predict = train._Trainer._forward_loss, train._Trainer._predict
+
+    def forward_loss(self: Any, indices: list[int], *args: Any) -> Any:
+        batches.append((list(indices), None, None, self.cache))
+        return real_forward(self, indices, *args)
+
+    def predict(self: Any, noisy: Any, timesteps: Any, embeds: Any, added: Any) -> Any:
+        indices, _, _, cache = batches[-1]
+        batches[-1] = (indices, noisy.shape, embeds.detach().clone(), cache)
+        return real_predict(self, noisy, timesteps, embeds, added)
+
+    monkeypatch.setattr(train._Trainer, "_forward_loss", forward_loss)
+    monkeypatch.setattr(train._Trainer, "_predict", predict)
+    train_lora(tiny_pipeline, examples, _batched(steps=3, eval_samples=0), output_dir=tmp_path)
+    assert len(batches) == 3
+    for indices, shape, embeds, cache in batches:
+        assert len(indices) == 2 and shape[0] == 2 and embeds.shape[0] == 2
+        assert len(cache.conditioning) == 4, "four captions, encoded once each"
+        for row, index in enumerate(indices):
+            expected = cache.conditioning[cache.captions[index]].prompt_embeds[0]
+            assert torch.equal(embeds[row], expected), (row, index)
+
+
+def test_batch_2_compiled_matches_eager_and_compiles_once_for_every_job(
+    tiny_pipeline: Any, training_images: list[Any], tmp_path: Path
+) -> None:
+    """The compile guards hold at batch 2 too: one graph for every job of the same shape."""
+    from headshots.generation.train import CompiledUnetCall
+
+    config = _batched()
+    eager = train_lora(tiny_pipeline, training_images, config, output_dir=tmp_path / "eager")
+    graphs: list[Any] = []
+    compiled = CompiledUnetCall("default", backend=_aot_eager_counting(graphs))
+    first = train_lora(
+        tiny_pipeline, training_images, config, output_dir=tmp_path / "c1", compiled=compiled
+    )
+    after_first_job = len(graphs)
+    assert after_first_job >= 2
+    second = train_lora(
+        tiny_pipeline,
+        training_images,
+        replace(config, seed=1),
+        output_dir=tmp_path / "c2",
+        compiled=compiled,
+    )
+    assert len(graphs) == after_first_job, "the second job compiled again"
+    assert first.compile == second.compile == "default"
+    assert (
+        _max_relative_difference(load_file(str(first.lora_path)), load_file(str(eager.lora_path)))
+        < 1e-3
+    )
+    assert first.losses == pytest.approx(eager.losses, rel=1e-3)

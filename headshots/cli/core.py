@@ -366,6 +366,51 @@ def _check_adapters(settings: Settings, check: Any) -> None:
             check("quick drafts", False, f"unusable: {exc}", False)
 
 
+def _check_reference(settings: Settings, check: Callable[..., None]) -> None:
+    """Say which reference-photo hints the chats offer, and whether their ControlNets load."""
+    from pathlib import Path
+
+    from headshots.generation.controlnet import controlnet_env
+    from headshots.model_family import (
+        CONTROL_HINTS,
+        KLEIN_NO_CONTROLNET,
+        ModelFamily,
+        configured_controlnet,
+        local_family,
+    )
+
+    family = local_family(settings)
+    if family == "flux2-klein":
+        check("reference photo", False, f"not offered: {KLEIN_NO_CONTROLNET}", False)
+        return
+    families: tuple[ModelFamily, ...] = (family,) if family else ("sd15", "sdxl")
+    found: list[str] = []
+    problems: list[str] = []
+    for fam in families:
+        for hint in CONTROL_HINTS:
+            name = configured_controlnet(settings, fam, hint)
+            if name is None:
+                continue
+            local = Path(name).expanduser()
+            if local.is_dir():
+                if not (local / "config.json").is_file():
+                    problems.append(f"{controlnet_env(fam, hint)}={local} has no config.json")
+                    continue
+            elif settings.hf_offline and not _hub_cached(settings, name):
+                problems.append(
+                    f"{fam} {hint} ControlNet {name} is not cached and HEADSHOTS_HF_OFFLINE=1 "
+                    f"({_FETCH_HINT})"
+                )
+                continue
+            found.append(f"{fam} {hint}: {name}")
+    if not found and not problems:
+        names = ", ".join(controlnet_env(f, h) for f in families for h in CONTROL_HINTS)
+        check("reference photo", False, f"not offered: no ControlNet set ({names})", False)
+        return
+    detail = "; ".join([*problems, *found])
+    check("reference photo", not problems, detail, False)
+
+
 def _check_slack(settings: Settings, check: Callable[..., None]) -> None:
     """``auth.test`` with the bot token, and whether Socket Mode has its app-level token."""
     from headshots.bot.slack import check_auth
@@ -487,6 +532,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     )
     _check_output_check(settings, check)
     _check_adapters(settings, check)
+    _check_reference(settings, check)
     if args.json:
         print(
             json.dumps(

@@ -17,12 +17,14 @@ from typing import Any, get_args
 from headshots.errors import UserError
 from headshots.queue.contracts import (
     ChatTarget,
+    ControlHint,
     EyeColour,
     Glasses,
     HairColour,
     HairLength,
     JobRequest,
     PersonAttributes,
+    ReferenceChoice,
     StyleChoice,
     UserRef,
 )
@@ -37,6 +39,7 @@ _CLASSES = ("man", "woman", "person")
 _EYE_COLOURS: tuple[str, ...] = get_args(EyeColour)
 _GLASSES: tuple[str, ...] = get_args(Glasses)
 _HAIR_COLOURS: tuple[str, ...] = get_args(HairColour)
+_HINTS: tuple[str, ...] = get_args(ControlHint)
 _HAIR_LENGTHS: tuple[str, ...] = get_args(HairLength)
 
 
@@ -56,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "flux2-klein: a Qwen3 text encoder and a FLUX.2 transformer",
     )
     tiny.set_defaults(func=cmd_tiny_model)
+    tiny_cn = dev_sub.add_parser(
+        "tiny-controlnet",
+        help="write a random ControlNet shaped like a tiny model's UNet (SD1.5 or SDXL)",
+    )
+    tiny_cn.add_argument("base", type=Path, help="a folder written by `dev tiny-model`")
+    tiny_cn.add_argument("path", type=Path)
+    tiny_cn.set_defaults(func=cmd_tiny_controlnet)
 
     train = subparsers.add_parser("train", help="check selfies and train a LoRA of the person")
     _add_selfies(train)
@@ -129,6 +139,18 @@ def _add_style(parser: argparse.ArgumentParser, *, with_class: bool = True) -> N
     parser.add_argument("--seed", type=int)
     parser.add_argument("--sample-steps", type=int, help="override the preset's sampling steps")
     parser.add_argument("--no-refine", action="store_true", help="skip the face refine pass")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="a photo to frame the headshots like (its pose or edges steer a ControlNet: "
+        "HEADSHOTS_CONTROLNET_<FAMILY>_<HINT>)",
+    )
+    parser.add_argument(
+        "--hint",
+        choices=_HINTS,
+        default="pose",
+        help="what of the reference steers: pose (face and shoulders) or canny (edges)",
+    )
 
 
 def _settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -150,8 +172,45 @@ def _options(args: argparse.Namespace) -> Any:
     )
 
 
+def _reference(args: argparse.Namespace) -> tuple[ReferenceChoice, bytes] | None:
+    """The ``--reference`` photo as the chats store it (bounded decode, PNG, no metadata)."""
+    import hashlib
+
+    from headshots.generation.faces import ImageRejected, normalise_reference
+
+    path: Path | None = getattr(args, "reference", None)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise UserError(f"--reference {path}: no such file")
+    try:
+        data = normalise_reference(path.read_bytes())
+    except ImageRejected as exc:
+        raise UserError(f"--reference {path}: {exc.reason}") from None
+    sha = hashlib.sha256(data).hexdigest()
+    choice = ReferenceChoice(path=ReferenceChoice.path_for(sha), sha256=sha, hint=args.hint)
+    return choice, data
+
+
+def _store_reference(
+    ctx: Any, settings: Settings, reference: tuple[ReferenceChoice, bytes]
+) -> None:
+    """Store the reference where the worker reads it; say an unset ControlNet before training."""
+    from headshots.generation.context import Retention
+    from headshots.generation.controlnet import require_controlnet
+    from headshots.generation.models import resolve_model
+
+    choice, data = reference
+    require_controlnet(settings, resolve_model(settings).family, choice.hint)
+    ctx.write_blob(choice.path, data, Retention.SELFIE)
+
+
 def _request(
-    args: argparse.Namespace, *, kind: str = "full", lora_job_id: str | None = None
+    args: argparse.Namespace,
+    *,
+    kind: str = "full",
+    lora_job_id: str | None = None,
+    reference: ReferenceChoice | None = None,
 ) -> JobRequest:
     style = StyleChoice(
         preset=getattr(args, "style", "corporate"),
@@ -164,6 +223,7 @@ def _request(
         custom=getattr(args, "custom", None),
         seed=getattr(args, "seed", None),
         quick=getattr(args, "quick", False),
+        reference=reference,
         attributes=PersonAttributes(
             eye_colour=getattr(args, "eye_colour", None),
             glasses=getattr(args, "glasses", None) or "as_in_photos",
@@ -310,13 +370,33 @@ def cmd_tiny_model(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tiny_controlnet(args: argparse.Namespace, settings: Settings) -> int:
+    from headshots.generation.models import detect_family
+    from headshots.generation.tiny import save_tiny_controlnet
+
+    family = detect_family(args.base)
+    if family == "flux2-klein":
+        raise UserError("FLUX.2 [klein] has no ControlNet in diffusers")
+    save_tiny_controlnet(args.base, args.path)
+    print(
+        f"tiny {family} ControlNet written to {args.path} "
+        f"(use HEADSHOTS_CONTROLNET_{family.upper()}_POSE={args.path})"
+    )
+    return 0
+
+
 def _train_into(
-    args: argparse.Namespace, settings: Settings, request: JobRequest
+    args: argparse.Namespace,
+    settings: Settings,
+    request: JobRequest,
+    reference: tuple[ReferenceChoice, bytes] | None = None,
 ) -> tuple[Any, list[Any], Any]:
     from headshots.generation.local_context import run_stages
     from headshots.generation.stages import GenerationStages
 
     ctx = _context(args.out, request, settings)
+    if reference is not None:
+        _store_reference(ctx, settings, reference)
     count = _store_selfies(ctx, args.selfies)
     print(f"{count} photos stored; checking and training on {settings.base_model}")
     stages = GenerationStages(settings, _options(args))
@@ -350,8 +430,16 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     info_file = args.lora / "model.json"
     if info_file.is_file() and args.subject_class == "person":
         args.subject_class = json.loads(info_file.read_text()).get("subject_class", "person")
-    request = _request(args, kind="new_style", lora_job_id=_CLI_LORA_JOB)
+    reference = _reference(args)
+    request = _request(
+        args,
+        kind="new_style",
+        lora_job_id=_CLI_LORA_JOB,
+        reference=reference[0] if reference else None,
+    )
     ctx = _context(args.out, request, settings, train_job_id=_CLI_LORA_JOB)
+    if reference is not None:
+        _store_reference(ctx, settings, reference)
     ctx.write_blob(lora_path(_CLI_LORA_JOB), weights.read_bytes(), Retention.LORA)
     reference = args.lora / "reference.npy"
     if reference.is_file():
@@ -376,8 +464,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from headshots.generation.local_context import run_stages
 
     settings = _settings_for(args, settings)
-    request = _request(args)
-    ctx, train_timings, stages = _train_into(args, settings, request)
+    reference = _reference(args)
+    request = _request(args, reference=reference[0] if reference else None)
+    ctx, train_timings, stages = _train_into(args, settings, request, reference)
     try:
         generate_timings = run_stages(ctx, stages.stage_set().generate)
     finally:

@@ -1,10 +1,10 @@
 """Fetch every configured model ahead of time, so a worker host is ready before it takes jobs.
 
 ``headshots models fetch`` runs this on a host with network: the base model, the output check,
-the FaceID adapter and the LCM-LoRA when configured, and the insightface pack only when the
-operator chose that backend (its packs are licensed for non-commercial research; dlib's models
-ship in a pip package). Everything lands where the worker looks (``settings.models_path``), so
-the same folder then serves ``HEADSHOTS_HF_OFFLINE=1`` workers.
+the FaceID adapter, the LCM-LoRA and the ControlNets when configured, and the insightface pack
+only when the operator chose that backend (its packs are licensed for non-commercial research;
+dlib's models ship in a pip package). Everything lands where the worker looks
+(``settings.models_path``), so the same folder then serves ``HEADSHOTS_HF_OFFLINE=1`` workers.
 
 Each model is fetched with the loader the worker itself uses, so "fetched" means "the worker
 will find it". One failure does not stop the others: the operator sees every problem at once.
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 from headshots.errors import HeadshotsError, ModelMissing
 
 if TYPE_CHECKING:
+    from headshots.model_family import ModelFamily
+    from headshots.queue.contracts import ControlHint
     from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,25 @@ def fetch_all(settings: Settings) -> list[Fetched]:
         results.append(_attempt("LCM-LoRA", online.lcm_lora, lambda: str(lcm_lora_file(online))))
     else:
         results.append(Fetched("LCM-LoRA", "-", "skipped", "not configured"))
+    results.extend(_controlnets(online))
     return results
+
+
+def _controlnets(settings: Settings) -> list[Fetched]:
+    """Every configured ControlNet (the reference photo), whatever the base's family."""
+    from headshots.generation.controlnet import resolve_controlnet
+    from headshots.model_family import CONTROL_HINTS, configured_controlnet
+
+    def fetcher(family: ModelFamily, hint: ControlHint) -> Callable[[], str]:
+        return lambda: str(resolve_controlnet(settings, family, hint))
+
+    families: tuple[ModelFamily, ...] = ("sd15", "sdxl")
+    return [
+        _attempt(f"{family} {hint} ControlNet", name, fetcher(family, hint))
+        for family in families
+        for hint in CONTROL_HINTS
+        if (name := configured_controlnet(settings, family, hint)) is not None
+    ]
 
 
 def _attempt(what: str, name: str, fetch: Callable[[], str]) -> Fetched:

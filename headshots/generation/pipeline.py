@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from headshots.errors import ModelMissing
 from headshots.generation.models import (
     DiffusersPipeline,
+    ModelFamily,
     ModelSource,
     denoiser,
     load_base_pipeline,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from headshots.queue.contracts import ControlHint
     from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,22 @@ class GeneratedImage:
     image: Image.Image
     seed: int
     index: int
+
+
+@dataclass(frozen=True)
+class Control:
+    """A reference photo's steer on one generation (a ControlNet of ``hint``).
+
+    ``image`` is the control image at the generation size. With ``init`` (the reference fitted
+    to the same size) the images start from the reference and redraw ``strength`` of it, as
+    Astria's "prompt strength" does; without it the control image alone steers.
+    """
+
+    hint: ControlHint
+    image: Image.Image
+    scale: float
+    init: Image.Image | None = None
+    strength: float = 1.0
 
 
 @dataclass
@@ -124,10 +142,15 @@ class ResidentPipeline:
         *,
         model: str | None = None,
         loader: Callable[[Settings, str | None], DiffusersPipeline] = load_base_pipeline,
+        controlnet_loader: Callable[[Settings, ModelFamily, ControlHint], Any] | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
         self._loader = loader
+        self._controlnet_loader = controlnet_loader
+        #: The ControlNets by hint, loaded on first use and kept like the base.
+        self._controlnets: dict[str, Any] = {}
+        self._control_pipes: dict[tuple[str, bool], DiffusersPipeline] = {}
         self._pipe: DiffusersPipeline | None = None
         self._img2img: DiffusersPipeline | None = None
         self._base_scheduler: Any = None
@@ -202,6 +225,33 @@ class ResidentPipeline:
             img2img.set_progress_bar_config(disable=True)
             self._img2img = img2img
         return self._img2img
+
+    def controlnet(self, hint: ControlHint) -> Any:
+        """The ``hint`` ControlNet of the base's family, loaded once and kept resident."""
+        if hint not in self._controlnets:
+            from headshots.generation.controlnet import load_controlnet
+
+            loader = self._controlnet_loader or load_controlnet
+            started = time.monotonic()
+            model = loader(self.settings, self.source.family, hint)
+            pipe = self.pipe
+            dtype = denoiser(pipe).dtype
+            # Cast only when the loader did not already load in the base's dtype.
+            model = model.to(pipe.device) if model.dtype == dtype else model.to(pipe.device, dtype)
+            self._controlnets[hint] = model
+            logger.info("%s ControlNet resident after %.1fs", hint, time.monotonic() - started)
+        return self._controlnets[hint]
+
+    def control_pipeline(self, hint: ControlHint, *, img2img: bool) -> DiffusersPipeline:
+        """The ControlNet pipeline of ``hint`` over the resident modules (and so the LoRA)."""
+        key = (hint, img2img)
+        if key not in self._control_pipes:
+            from headshots.generation.controlnet import controlnet_pipeline
+
+            self._control_pipes[key] = controlnet_pipeline(
+                self.pipe, self.controlnet(hint), self.source.family, img2img=img2img
+            )
+        return self._control_pipes[key]
 
     @contextlib.contextmanager
     def adapters(
@@ -282,11 +332,14 @@ class ResidentPipeline:
         batch_size: int = 4,
         init_image: Image.Image | None = None,
         strength: float = 0.55,
+        control: Control | None = None,
     ) -> GenerationResult:
         """One image per seed of ``spec``; ``check_cancelled`` may raise between steps.
 
         With ``init_image`` every seed is a variation of that image (img2img at ``strength``):
         "More like #N" keeps the composition and light the user picked, and changes details.
+        With ``control`` a ControlNet steers every image by the reference's pose or edges; a
+        variation then starts from ``init_image``, anything else from the fitted reference.
         """
         import torch
 
@@ -301,12 +354,28 @@ class ResidentPipeline:
             size_or_image: dict[str, Any] = {"width": spec.width, "height": spec.height}
             # img2img runs only the last `strength` share of the schedule.
             progress_steps = steps
-            if init_image is not None:
+            start_image, start_strength = (
+                (init_image, strength)
+                if init_image is not None or control is None
+                else (control.init, control.strength)
+            )
+            if control is not None:
+                runner = self.control_pipeline(control.hint, img2img=start_image is not None)
+                runner.scheduler = pipe.scheduler  # the pipe shares modules, not this
+                size_or_image["controlnet_conditioning_scale"] = control.scale
+                if start_image is None:
+                    size_or_image["image"] = control.image
+                else:
+                    size_or_image["control_image"] = control.image
+            elif start_image is not None:
                 runner = self.img2img
                 runner.scheduler = pipe.scheduler  # the img2img pipe shares modules, not this
-                source = init_image.convert("RGB").resize((spec.width, spec.height))
-                size_or_image = {"image": source, "strength": strength}
-                progress_steps = max(1, int(steps * strength))
+            if start_image is not None:
+                source = start_image.convert("RGB").resize((spec.width, spec.height))
+                # img2img takes its size from the image.
+                del size_or_image["width"], size_or_image["height"]
+                size_or_image.update(image=source, strength=start_strength)
+                progress_steps = max(1, int(steps * start_strength))
             # compel: weighted, never truncated, positive and negative padded to one length.
             encoded = encode_prompts(
                 runner, spec.prompt, spec.negative_prompt, family=self.source.family
@@ -347,6 +416,7 @@ class ResidentPipeline:
             **spec.to_record(),
             **{k: v for k, v in effective.items() if v is not None},
             **({"variation_strength": strength} if init_image is not None else {}),
+            **({"control": _control_record(control, init_image)} if control is not None else {}),
             **encoded.to_record(),
             "model": self.source.name,
             "family": self.source.family,
@@ -358,6 +428,8 @@ class ResidentPipeline:
         with self._lock:
             self._pipe = None
             self._img2img = None
+            self._controlnets.clear()
+            self._control_pipes.clear()
             self._lcm_state = None
         try:
             import torch
@@ -366,3 +438,11 @@ class ResidentPipeline:
                 torch.cuda.empty_cache()
         except ImportError:  # pragma: no cover - torch is a worker dependency
             pass
+
+
+def _control_record(control: Control, init_image: Image.Image | None) -> dict[str, Any]:
+    """How the ControlNet steered: enough, with the stored control image, to reproduce it."""
+    record: dict[str, Any] = {"hint": control.hint, "conditioning_scale": control.scale}
+    if init_image is None and control.init is not None:
+        record["reference_strength"] = control.strength
+    return record

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from headshots.errors import (
+    ConfigurationError,
     HeadshotsError,
     JobCancelled,
     ModelMissing,
@@ -33,6 +34,7 @@ from headshots.errors import (
     OperationalError,
     SelfieRejected,
     StoreUnavailable,
+    UserError,
 )
 from headshots.generation.context import (
     Retention,
@@ -50,8 +52,9 @@ if TYPE_CHECKING:
 
     from PIL import Image
 
+    from headshots.generation.control import DlibLandmarks
     from headshots.generation.faces import Face, FaceAnalyzer
-    from headshots.generation.pipeline import GenerationResult, ResidentPipeline
+    from headshots.generation.pipeline import Control, GenerationResult, ResidentPipeline
     from headshots.generation.provenance import Provenance
     from headshots.generation.safety import SafetyChecker
     from headshots.generation.upscale import SuperResolution
@@ -69,6 +72,11 @@ _SELFIE_SUFFIXES = (".jpg", ".jpeg")
 #: A quick draft's sampling steps: LCM needs 4-8 (the resident pipeline clamps to that range).
 QUICK_STEPS = 6
 QUICK_CAPTION = "quick draft"
+#: Said when a job asks for a reference this worker cannot steer by (the log says why).
+REFERENCE_UNAVAILABLE = (
+    "A reference photo can't be used with this service's current model: choose "
+    '"No reference photo" and try again.'
+)
 
 
 def quick_unavailable(settings: Settings) -> str | None:
@@ -204,6 +212,7 @@ class GenerationStages:
         self._safety_loaded = False
         self._super_resolution: SuperResolution | None = None
         self._provenance: Provenance | None = None
+        self._landmarks: DlibLandmarks | None = None
 
     # --- resident things ----------------------------------------------------------------
 
@@ -256,8 +265,18 @@ class GenerationStages:
             self._provenance = Provenance.from_settings(self.settings)
         return self._provenance
 
+    @property
+    def landmarks(self) -> DlibLandmarks:
+        """dlib's 68 face landmarks: the pose of a reference photo (loaded on first use)."""
+        if self._landmarks is None:
+            from headshots.generation.control import DlibLandmarks
+
+            self._landmarks = DlibLandmarks()
+        return self._landmarks
+
     def close(self) -> None:
         self._super_resolution = None
+        self._landmarks = None
         if self._resident is not None:
             self._resident.close()
         self._resident = None
@@ -311,6 +330,8 @@ class GenerationStages:
                 "Your photos are no longer stored (they expire after a day): "
                 "please send them again."
             )
+        # A reference that cannot be used fails the job now, not after the LoRA has trained.
+        control = self._control(ctx)
         ctx.progress(None, f"checking {len(paths)} photos")
         analyzer = self.analyzer
         verdicts = []
@@ -351,6 +372,7 @@ class GenerationStages:
                 for v in accepted
             ],
             "reference": reference_embedding_path(ctx.job_id),
+            **({"control": control[1]} if control is not None else {}),
         }
 
     def crops(self, ctx: StageContext) -> dict[str, Any]:
@@ -468,7 +490,11 @@ class GenerationStages:
             photos=len(check["accepted"]),
             resolution=int(crops["resolution"]),
             steps=self.settings.train_steps,
+            batch_size=self.settings.train_batch_size,
             free_memory=free_device_memory(resident.pipe.device),
+            device_type=resident.pipe.device.type,
+            checkpointing=self.settings.train_gradient_checkpointing,
+            early_stopping=self.settings.train_early_stopping,
             seed=_job_seed(ctx.job_id),
             checkpoint_every=self.options.checkpoint_every,
             progress_every=self.options.progress_every,
@@ -621,6 +647,65 @@ class GenerationStages:
         source = {"job": request.lora_job_id, "rank": request.like_rank, "seed": chosen.get("seed")}
         return image, source
 
+    def _control(self, ctx: StageContext) -> tuple[Control, dict[str, Any]] | None:
+        """The reference photo's control image at the generation size, stored with the job.
+
+        The same photo gives byte-identical control images, so every member of a team whose kit
+        has a reference is steered alike. The photo passes the output check first: a reference
+        is a picture someone sent, and it shapes what is drawn on a real person's face.
+        """
+        choice = ctx.request.style.reference
+        if choice is None:
+            return None
+        from headshots.generation.control import make_control_image
+        from headshots.generation.controlnet import require_controlnet
+        from headshots.generation.pipeline import Control
+
+        try:
+            require_controlnet(self.settings, self.resident.source.family, choice.hint)
+        except ConfigurationError as exc:
+            logger.error("job %s: reference photo refused: %s", ctx.job_id, exc)
+            raise UserError(REFERENCE_UNAVAILABLE) from exc
+        try:
+            data = ctx.read_blob(choice.path)
+        except NotFound:
+            data = b""
+        if hashlib.sha256(data).hexdigest() != choice.sha256:
+            raise NotFound(
+                "Your reference photo is no longer stored (photos are kept "
+                f"{self.settings.selfie_ttl_hours:g} hours): send it again, or go on without one."
+            )
+        reference = _decode(data)
+        checker = self.safety
+        if checker is not None and checker.flags([reference])[0]:
+            raise UserError(
+                "Your reference photo did not pass the content check, so it cannot be used: "
+                "send another one, or go on without one."
+            )
+        spec = self._spec(ctx, count=1)
+        made = make_control_image(
+            reference, choice.hint, (spec.width, spec.height), landmarks=self.landmarks
+        )
+        path = f"jobs/{ctx.job_id}/control.png"
+        ctx.write_blob(path, _encode_png(made.image), Retention.SELFIE)
+        strength = self.settings.reference_strength
+        control = Control(
+            hint=choice.hint,
+            image=made.image,
+            scale=self.settings.controlnet_scale,
+            # Strength 1 redraws everything: the control image alone steers (no img2img).
+            init=made.fitted if strength < 1.0 else None,
+            strength=strength,
+        )
+        record = {
+            **made.to_record(),
+            "image": path,
+            "reference": choice.path,
+            "reference_sha256": choice.sha256,
+            "size": [spec.width, spec.height],
+        }
+        return control, record
+
     def generate(self, ctx: StageContext) -> dict[str, Any]:
         """Generate the images of the request with the person's LoRA on the resident base.
 
@@ -633,6 +718,7 @@ class GenerationStages:
         quick, note = self._quick(ctx)
         lora = self._lora(ctx)
         variation = self._variation_source(ctx)
+        control = self._control(ctx)
 
         def progress(done: float, total: int) -> None:
             ctx.progress(100.0 * done / total, f"generating {int(done)}/{total}")
@@ -645,6 +731,7 @@ class GenerationStages:
                 progress=progress,
                 check_cancelled=ctx.check_cancelled,
                 init_image=variation[0] if variation else None,
+                control=control[0] if control else None,
             )
 
         try:
@@ -659,6 +746,8 @@ class GenerationStages:
             result = run(False)
         if variation:
             result.record["variation_of"] = variation[1]
+        if control:
+            result.record["control"] = {**result.record.get("control", {}), **control[1]}
         if ctx.request.style.quick:
             result.record["quick"] = {"used": quick, "note": note}
         images = []

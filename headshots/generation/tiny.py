@@ -357,3 +357,23 @@ def save_tiny_model(path: Path, seed: int = 0, *, family: TinyFamily = "sd15") -
     pipe.save_pretrained(path, safe_serialization=True)
     logger.info("wrote tiny %s model to %s", family, path)
     return path
+
+
+def save_tiny_controlnet(base: Path, path: Path) -> Path:
+    """A random ControlNet shaped like the tiny base model's UNet (``ControlNetModel.from_unet``),
+    saved in diffusers layout: what the tests configure as ``HEADSHOTS_CONTROLNET_*``."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(base / "unet")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        controlnet = ControlNetModel.from_unet(unet)
+        # from_unet zero-initialises the output convolutions (a fresh ControlNet changes
+        # nothing); random ones make "with and without a reference" differ in a tiny test.
+        with torch.no_grad():
+            for block in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+                torch.nn.init.normal_(block.weight, std=0.05)
+    path.mkdir(parents=True, exist_ok=True)
+    controlnet.save_pretrained(path, safe_serialization=True)
+    return path

@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 from headshots.generation.models import DiffusersPipeline, ModelFamily, denoiser, pipeline_class
 
@@ -211,6 +211,10 @@ class TrainConfig:
     batch_size: int = 1
     max_grad_norm: float = 1.0
     gradient_checkpointing: bool = False
+    #: Why checkpointing is on or off (:func:`decide_gradient_checkpointing`), for the report.
+    gradient_checkpointing_reason: str = ""
+    #: Validate at checkpoints and keep the best-scoring LoRA; off: validate once, at the end.
+    early_stopping: bool = False
     prior_loss_weight: float = 1.0
     seed: int = 0
     progress_every: int = 10
@@ -225,31 +229,50 @@ class TrainConfig:
         photos: int,
         resolution: int | None = None,
         steps: int | None = None,
+        batch_size: int = 1,
         free_memory: int | None = None,
+        device_type: str | None = None,
+        checkpointing: CheckpointingPolicy = "auto",
         **overrides: Any,
     ) -> TrainConfig:
         """Defaults per family: SD1.5 512 px rank 16; SDXL 1024 px.
 
-        Gradient checkpointing (slower steps, less memory) is on only when ``free_memory``
-        (bytes free on the device, None when unknown) is short of what a step needs without it.
+        ``steps`` (or the photo budget) counts batch-1 steps: a batch of B runs
+        :func:`batched_steps` of them at :func:`batched_learning_rate`, unless ``overrides``
+        sets the learning rate. Gradient checkpointing follows ``checkpointing``; ``auto`` turns
+        it on only when ``free_memory`` (bytes free on a ``device_type`` device; None when
+        unknown) is short of what a step needs without it.
         """
         base = cls(
             family=family,
             resolution=resolution or NATIVE_RESOLUTION[family],
-            steps=steps if steps is not None else default_steps(photos),
+            steps=batched_steps(steps if steps is not None else default_steps(photos), batch_size),
+            batch_size=batch_size,
         )
-        needed = checkpointing_needed(
+        decision = decide_gradient_checkpointing(
+            checkpointing,
             family,
             resolution=base.resolution,
-            batch_size=int(overrides.get("batch_size", base.batch_size)),
+            batch_size=batch_size,
+            device_type=device_type,
             free_bytes=free_memory,
         )
-        return replace(base, gradient_checkpointing=needed, **overrides)
+        batched = {"learning_rate": batched_learning_rate(base.learning_rate, batch_size)}
+        return replace(
+            base,
+            gradient_checkpointing=decision.enabled,
+            gradient_checkpointing_reason=decision.reason,
+            **{**batched, **overrides},
+        )
 
     def fingerprint(self, examples: int, class_examples: int) -> str:
         # A checkpoint is only resumed by a run that would have produced it. Checkpointing
         # changes memory, not results: a retry on a device with more or less free memory resumes.
-        values = {k: v for k, v in asdict(self).items() if k != "gradient_checkpointing"}
+        values = {
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("gradient_checkpointing", "gradient_checkpointing_reason")
+        }
         material = json.dumps(
             {**values, "examples": examples, "class_examples": class_examples},
             sort_keys=True,
@@ -257,15 +280,42 @@ class TrainConfig:
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+def batched_steps(steps: int, batch_size: int) -> int:
+    """Optimizer steps at ``batch_size`` that show as many images as ``steps`` at batch 1."""
+    return max(1, math.ceil(steps / batch_size))
+
+
+def batched_learning_rate(learning_rate: float, batch_size: int) -> float:
+    """The learning rate for a batch of ``batch_size``: sqrt-scaled from batch 1.
+
+    Adam normalises the gradient's scale away, so the linear rule (diffusers' ``--scale_lr``,
+    made for SGD) overshoots; the square-root rule is the one that keeps Adam's trajectory
+    (Malladi et al., "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms", 2022)
+    when the batch grows B-fold and the steps shrink B-fold, as :func:`batched_steps` does.
+    An unchanged rate would move the LoRA ~sqrt(B) times less over the shorter run. Adam's
+    betas stay as they are: at B <= 4 the rule's beta correction is within their tolerance.
+    """
+    return learning_rate * math.sqrt(batch_size)
+
+
 _GIB = 1 << 30
 #: Free device memory one training step needs without gradient checkpointing, per example in
-#: the batch (an instance and its prior example make two) at the family's native resolution.
-#: SD1.5 at 512 px peaked at 5.0 GB on an H200 without checkpointing (issue 20's run, batch 1 +
-#: prior). SDXL at 1024 px peaked at 18.6 GB *with* it; its activations without it are an
-#: estimate (~4x the latent area of SD1.5 and ~2.5x the UNet), not a measurement, so the margin
-#: is wide. A step that still runs out of memory turns checkpointing on (``_Trainer.step``).
-#: klein 4B at 1024 px is an estimate too (a 4B transformer over 4096 image tokens plus the
-#: text tokens), not a measurement.
+#: the batch (an instance and its prior example make two) at the family's native resolution:
+#: the step's activations, kept for the backward, which checkpointing would recompute instead.
+#: The weights are resident already (they are not in the free figure), and the LoRA's weights,
+#: gradients and Adam state are a few MB.
+#: - SD1.5, 512 px: the whole H200 job (weights 2.2 GB in bf16, training without
+#:   checkpointing at batch 1, then generation at a CFG batch of 8) peaked at 5.0 GB in issue
+#:   20's run, so a step's activations are under ~3 GB; 4 GiB per example (8 GiB for batch 1
+#:   counted with a prior slot) is a margin of more than 2x.
+#: - SDXL, 1024 px: not measured without checkpointing (its 18.6 GB peak was with it). Scaled
+#:   from SD1.5: 4x the latent area (128x128 against 64x64), and ~2.5x the activations per
+#:   latent pixel (10 transformer blocks at its lowest level, 2048-wide cross-attention):
+#:   3 GB x 4 x 2.5 = 30 GB for the pair, ~24 GiB per example, with a wide margin.
+#: - klein 4B, 1024 px: an estimate too: a 4B transformer over 4096 image tokens plus the
+#:   text tokens.
+#: A step that still runs out of memory turns checkpointing on for the rest of the run
+#: (``_Trainer.step``), so an estimate that is too low costs one retried step, not the job.
 _NO_CHECKPOINTING_BYTES_PER_EXAMPLE = {
     "sd15": 4 * _GIB,
     "sdxl": 24 * _GIB,
@@ -274,22 +324,78 @@ _NO_CHECKPOINTING_BYTES_PER_EXAMPLE = {
 #: Each family's native training resolution (what a folder without sizes is assumed to have).
 NATIVE_RESOLUTION: dict[ModelFamily, int] = {"sd15": 512, "sdxl": 1024, "flux2-klein": 1024}
 
+CheckpointingPolicy = Literal["auto", "on", "off"]
 
-def checkpointing_needed(
-    family: ModelFamily, *, resolution: int, batch_size: int, free_bytes: int | None
-) -> bool:
-    """Whether to train with gradient checkpointing: only when memory is short.
 
-    ``free_bytes`` None (a CPU, or a device that cannot tell) keeps the old defaults: on for
-    SDXL and klein, off for SD1.5.
+@dataclass(frozen=True)
+class CheckpointingDecision:
+    """Whether a run trains with gradient checkpointing, and why (for the report)."""
+
+    enabled: bool
+    reason: str
+
+
+def activation_bytes(family: ModelFamily, *, resolution: int, batch_size: int) -> int:
+    """The estimated device memory a step needs without gradient checkpointing (see above).
+
+    Activations grow with the latent area, so with the square of the resolution.
     """
-    if free_bytes is None:
-        return family != "sd15"
     native = NATIVE_RESOLUTION[family]
     # Prior preservation pairs every example with a class example: two per batch entry.
     examples = 2 * batch_size
-    needed = _NO_CHECKPOINTING_BYTES_PER_EXAMPLE[family] * examples * (resolution / native) ** 2
-    return free_bytes < needed
+    per_example = _NO_CHECKPOINTING_BYTES_PER_EXAMPLE[family]
+    return int(per_example * examples * (resolution / native) ** 2)
+
+
+def decide_gradient_checkpointing(
+    policy: CheckpointingPolicy,
+    family: ModelFamily,
+    *,
+    resolution: int,
+    batch_size: int,
+    device_type: str | None,
+    free_bytes: int | None,
+) -> CheckpointingDecision:
+    """Whether to train with gradient checkpointing; ``auto``: only when memory is short.
+
+    ``auto`` on a device other than CUDA (``device_type``) is off: host memory is not what
+    limits a CPU run, and recomputing activations only slows it. An unknown device, or a CUDA
+    device whose free memory is unknown (``free_bytes`` None), keeps the cautious defaults:
+    on for SDXL and klein, off for SD1.5.
+    """
+    if policy != "auto":
+        return CheckpointingDecision(policy == "on", f"{policy} (forced by the setting)")
+    if device_type is not None and device_type != "cuda":
+        return CheckpointingDecision(False, f"off (auto: a {device_type} device)")
+    if free_bytes is None:
+        enabled = family != "sd15"
+        return CheckpointingDecision(
+            enabled, f"{'on' if enabled else 'off'} (auto: free memory unknown)"
+        )
+    needed = activation_bytes(family, resolution=resolution, batch_size=batch_size)
+    enabled = free_bytes < needed
+    return CheckpointingDecision(
+        enabled,
+        f"{'on' if enabled else 'off'} (auto: {free_bytes / _GIB:.1f} GiB free, a step "
+        f"without it needs ~{needed / _GIB:.1f} GiB)",
+    )
+
+
+class AdamWOptions(TypedDict, total=False):
+    """The implementation keywords of ``torch.optim.AdamW``."""
+
+    fused: bool
+    foreach: bool
+
+
+def adamw_options(device_type: str) -> AdamWOptions:
+    """AdamW's implementation for a device: ``fused`` on CUDA, ``foreach`` elsewhere.
+
+    Fused is one kernel for every LoRA tensor (a few hundred tensors: a launch each, or a few,
+    is what the batch-1 step is bound by on a GPU). torch has no fused AdamW for the CPU in
+    every version we allow; ``foreach`` is the multi-tensor path that runs there.
+    """
+    return {"fused": True} if device_type == "cuda" else {"foreach": True}
 
 
 def free_device_memory(device: torch.device) -> int | None:
@@ -330,6 +436,11 @@ class TrainResult:
     seconds: float = 0.0
     #: How the UNet call ran: a compile mode, or "eager" (off, or fell back).
     compile: str = "eager"
+    #: Whether the run ended with gradient checkpointing on, and why.
+    gradient_checkpointing: bool = False
+    gradient_checkpointing_reason: str = ""
+    #: Examples per step (``total_steps`` x ``batch_size`` images seen).
+    batch_size: int = 1
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -544,8 +655,12 @@ def _training_adapter(unet: Any, config: TrainConfig) -> Iterator[None]:
             )
         # Frozen weights stay in the pipeline dtype; the LoRA weights train in fp32.
         cast_training_params(unet, dtype=torch.float32)
+        # The run's decision either way: a resident UNet left checkpointing would otherwise
+        # slow every step of a run that has the memory to go without it.
         if config.gradient_checkpointing and not checkpointing:
             unet.enable_gradient_checkpointing()
+        elif checkpointing and not config.gradient_checkpointing:
+            unet.disable_gradient_checkpointing()
         yield
     finally:
         if existing:
@@ -562,6 +677,8 @@ def _training_adapter(unet: Any, config: TrainConfig) -> Iterator[None]:
             unet._hf_peft_config_loaded = peft_flag
         if unet.is_gradient_checkpointing and not checkpointing:
             unet.disable_gradient_checkpointing()
+        elif checkpointing and not unet.is_gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
         for module, mode in modes:
             module.training = mode
         for parameter, flag in requires_grad:
@@ -610,11 +727,11 @@ class _Trainer:
         self.unet = denoiser(pipe)
         self.unet.train()
         self.params = [p for p in self.unet.parameters() if p.requires_grad]
-        # Fused AdamW: one kernel for all LoRA tensors instead of a few per tensor (CUDA only;
-        # the CPU path keeps the reference implementation the tests compare against).
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=config.learning_rate, fused=self.device.type == "cuda"
+            self.params, lr=config.learning_rate, **adamw_options(self.device.type)
         )
+        #: Whether a step ran out of memory and turned gradient checkpointing on.
+        self.checkpointing_after_oom = False
         self.generator = torch.Generator().manual_seed(config.seed)
         self.autocast_dtype = self.unet.dtype if self.device.type == "cuda" else None
         self.time_ids: torch.Tensor | None = None
@@ -793,6 +910,7 @@ class _Trainer:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             self.unet.enable_gradient_checkpointing()
+            self.checkpointing_after_oom = True
             self.generator.set_state(rng)
             return self._step()
 
@@ -956,7 +1074,9 @@ def train_lora(
     The LoRA trains on ``pipe.unet`` itself and is removed again before this returns or raises:
     ``pipe`` is left as it was. ``check_cancelled`` and ``on_progress`` may raise to stop the
     run; the last checkpoint survives and the next call with the same config and store resumes
-    from it. ``validate`` gets ``pipe.unet`` with the adapter active. ``compiled`` (the
+    from it. ``validate`` gets ``pipe.unet`` with the adapter active, after the last step, and
+    with ``config.early_stopping`` at every checkpoint too (the best score's LoRA is the one
+    saved). ``compiled`` (the
     process's :class:`CompiledUnetCall`, shared by every job) runs the UNet call compiled.
     """
     if not examples:
@@ -981,7 +1101,12 @@ def train_lora(
             check_cancelled=check_cancelled,
             validate=validate,
         )
+        result.gradient_checkpointing = bool(network.is_gradient_checkpointing)
     result.seconds = time.monotonic() - started
+    result.batch_size = config.batch_size
+    result.gradient_checkpointing_reason = config.gradient_checkpointing_reason
+    if trainer.checkpointing_after_oom:
+        result.gradient_checkpointing_reason += "; turned on after a step ran out of memory"
     used = trainer.compiled
     result.compile = used.mode if used is not None and used.usable else "eager"
     logger.info(
@@ -1051,7 +1176,10 @@ def _run(
             raise FloatingPointError(f"training diverged at step {step} (loss {loss})")
         losses.append(loss)
         at_checkpoint = step % config.checkpoint_every == 0 or step == config.steps
-        if at_checkpoint and validate is not None:
+        # Each validation samples images (seconds on a GPU): without early stopping only the
+        # final LoRA is kept, and one validation at the end scores it for the record.
+        validate_now = step == config.steps or (config.early_stopping and at_checkpoint)
+        if validate_now and validate is not None:
             trainer.unet.eval()
             score = validate(trainer.unet, step)
             trainer.unet.train()

@@ -20,6 +20,9 @@ EyeColour = Literal["brown", "dark_brown", "hazel", "green", "blue", "grey"]
 Glasses = Literal["as_in_photos", "wear", "none"]
 HairColour = Literal["black", "dark_brown", "brown", "auburn", "red", "blonde", "grey", "white"]
 HairLength = Literal["shaved", "short", "medium", "long"]
+#: How a reference photo steers the composition (a ControlNet per hint): OpenPose keypoints of
+#: face and shoulders, or Canny edges.
+ControlHint = Literal["pose", "canny"]
 
 #: The short name of each platform in user keys (``tg:42``), team ids and Redis key patterns.
 PLATFORM_SHORT: dict[str, str] = {"telegram": "tg", "discord": "dc", "slack": "sl", "cli": "cli"}
@@ -93,6 +96,25 @@ class PersonAttributes(BaseModel):
         return self == PersonAttributes()
 
 
+class ReferenceChoice(BaseModel):
+    """A reference photo the output is framed like ("this pose, this crop").
+
+    The photo itself lives in the job's user store at ``path`` (selfie retention, the same
+    delete); a team kit's reference is copied there for each member's job. ``sha256`` makes two
+    different photos two different jobs.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(pattern=r"^references/[0-9a-f]{16}\.png$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hint: ControlHint = "pose"
+
+    @staticmethod
+    def path_for(sha256: str) -> str:
+        return f"references/{sha256[:16]}.png"
+
+
 class StyleChoice(BaseModel):
     """What a chat collects about the look; presets turn it into prompts."""
 
@@ -108,6 +130,8 @@ class StyleChoice(BaseModel):
     attributes: PersonAttributes = Field(default_factory=PersonAttributes)
     #: "Quick draft": 4-8 steps with the LCM-LoRA (when the operator configured one).
     quick: bool = False
+    #: "Frame me like this photo": pose or edges of a reference through a ControlNet.
+    reference: ReferenceChoice | None = None
 
     @field_validator("custom")
     @classmethod
@@ -143,7 +167,10 @@ class JobRequest(BaseModel):
                 self.kind,
                 self.lora_job_id or "",
                 str(self.like_rank or ""),
-                self.style.model_dump_json(),
+                # Without a reference the id is what it was before references existed.
+                self.style.model_dump_json(
+                    exclude={"reference"} if self.style.reference is None else None
+                ),
                 self.nonce,
             ]
         )

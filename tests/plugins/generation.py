@@ -65,6 +65,24 @@ def tiny_klein_model_path(tmp_path_factory: pytest.TempPathFactory, torch_thread
     return save_tiny_model(tmp_path_factory.mktemp("tiny-klein"), seed=0, family="flux2-klein")
 
 
+@pytest.fixture(scope="session")
+def tiny_controlnet_path(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Path:
+    """A random ControlNet shaped like the tiny SD1.5 UNet (``ControlNetModel.from_unet``)."""
+    from headshots.generation.tiny import save_tiny_controlnet
+
+    return save_tiny_controlnet(tiny_model_path, tmp_path_factory.mktemp("tiny-controlnet"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_controlnet_path(
+    tmp_path_factory: pytest.TempPathFactory, tiny_sdxl_model_path: Path
+) -> Path:
+    """A random ControlNet shaped like the tiny SDXL UNet (text_time conditioning and all)."""
+    from headshots.generation.tiny import save_tiny_controlnet
+
+    return save_tiny_controlnet(tiny_sdxl_model_path, tmp_path_factory.mktemp("tiny-sdxl-cn"))
+
+
 def _tiny_settings(model_path: Path, tmp_path: Path) -> Any:
     from headshots.settings import Settings
 

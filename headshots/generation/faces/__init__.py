@@ -9,7 +9,7 @@ from __future__ import annotations
 from headshots.generation.faces.contact_sheet import contact_sheet
 from headshots.generation.faces.crops import TrainingExample, make_training_crops
 from headshots.generation.faces.dlib_backend import DlibAnalyzer
-from headshots.generation.faces.images import decode_image, normalise_selfie
+from headshots.generation.faces.images import decode_image, normalise_reference, normalise_selfie
 from headshots.generation.faces.insightface_backend import (
     ArcFaceEmbedder,
     InsightFaceAnalyzer,
@@ -45,6 +45,7 @@ __all__ = [
     "insightface_pack_dir",
     "load_analyzer",
     "make_training_crops",
+    "normalise_reference",
     "normalise_selfie",
     "rank_by_likeness",
     "reference_embedding",

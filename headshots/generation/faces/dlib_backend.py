@@ -109,7 +109,7 @@ class DlibAnalyzer:
             size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
             small = rgb.resize(size, Image.Resampling.BILINEAR)
         pixels = np.ascontiguousarray(np.asarray(small, dtype=np.uint8))
-        boxes = _detect(detector, pixels)
+        boxes = detect_faces(detector, pixels)
 
         faces: list[Face] = []
         for box, score in boxes:
@@ -132,7 +132,7 @@ class DlibAnalyzer:
         return faces
 
 
-def _detect(
+def detect_faces(
     detector: Any, pixels: np.ndarray
 ) -> list[tuple[tuple[float, float, float, float], float]]:
     """Run HOG at 1x and 2x and keep detections confirmed across scales or strong on their own."""

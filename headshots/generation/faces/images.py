@@ -294,6 +294,18 @@ def normalise_selfie(data: bytes) -> bytes:
     return encode_jpeg(image, quality=92)
 
 
+def normalise_reference(data: bytes) -> bytes:
+    """Return the copy of a reference photo we store: PNG (lossless, so every member of a team
+    gets byte-identical control images from it), long side <= 1024 px, no metadata at all.
+
+    The same bounded decode as a selfie; raises :class:`ImageRejected` like it.
+    """
+    image = shrink_to(decode_image(data, max_side=2 * STORED_LONG_SIDE), STORED_LONG_SIDE)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
 def shrink_to(image: Image.Image, long_side: int) -> Image.Image:
     """Return ``image`` scaled down so its long side is at most ``long_side`` (never enlarged)."""
     if max(image.size) <= long_side:
