@@ -12,6 +12,12 @@ GPU has no bf16), then prints per-stage times, peak GPU memory, and the overhead
 job wall time / (training steps x step floor + images x sampler steps x forward floor), the
 floors measured on the same GPU right after the job. Without CUDA it says so and exits 0.
 Without ``--selfies`` it writes seven photos of scikit-image's astronaut (public domain).
+
+With ``--reference PATH`` (diffusers' ``examples/dreambooth/train_dreambooth_lora.py`` or
+``train_dreambooth_lora_sdxl.py``, fetched by the user; nothing of it is vendored here) it also
+trains that script on the same model and photos (rank 16, the model's resolution, batch 1, the
+same steps and dtype) in a child process, and prints both step medians and their ratio: each the
+median gap between optimizer steps after warm-up (bench/step_hook.py).
 """
 
 from __future__ import annotations
@@ -26,6 +32,84 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.step_hook import intervals, parse, record_steps
+
+_STEP_HOOK = Path(__file__).resolve().parent / "step_hook.py"
+#: The reference trains what our trainer trains by default: rank 16, batch 1, lr 1e-4.
+REFERENCE_RANK = 16
+INSTANCE_PROMPT = "photo of ohwx person"
+
+
+def reference_command(
+    script: Path,
+    *,
+    model: str,
+    selfies: Path,
+    out: Path,
+    steps: int,
+    resolution: int,
+    mixed_precision: str,
+) -> list[str]:
+    """diffusers' DreamBooth LoRA example on our model and photos, under the step hook."""
+    return [
+        sys.executable,
+        str(_STEP_HOOK),
+        str(script),
+        f"--pretrained_model_name_or_path={model}",
+        f"--instance_data_dir={selfies}",
+        f"--instance_prompt={INSTANCE_PROMPT}",
+        f"--output_dir={out}",
+        f"--resolution={resolution}",
+        "--train_batch_size=1",
+        f"--max_train_steps={steps}",
+        f"--rank={REFERENCE_RANK}",
+        "--learning_rate=1e-4",
+        "--lr_scheduler=constant",
+        "--lr_warmup_steps=0",
+        f"--mixed_precision={mixed_precision}",
+        "--seed=0",
+    ]
+
+
+def run_reference(command: list[str], timeout_s: float = 3600) -> dict[str, Any]:
+    """Run the reference; its step statistics, or why there are none."""
+    import subprocess
+
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    wall = time.monotonic() - started
+    found = parse(done.stdout)
+    if done.returncode != 0 or not found:
+        tail = (done.stdout + done.stderr)[-2000:]
+        return {"ok": False, "wall_s": wall, "why": f"exit {done.returncode}: {tail}"}
+    # The trainer's optimizer is the one with the most steps (a script may make others).
+    steps = max(found, key=lambda row: row["steps"])
+    return {"ok": True, "wall_s": wall, **steps}
+
+
+def step_table(ours: dict[str, Any] | None, reference: dict[str, Any] | None) -> list[str]:
+    """The step comparison, one line each: ours, the reference's, and the ratio."""
+    lines = []
+    if ours is not None:
+        lines.append(
+            f"our training step (the job's own steps): median {ours['median_ms']:.1f} ms, "
+            f"min {ours['min_ms']:.1f} ms over {ours['steps']} steps"
+        )
+    if reference is None:
+        return lines
+    if not reference["ok"]:
+        lines.append(f"reference: no step times ({reference['why']})")
+        return lines
+    lines.append(
+        f"reference (diffusers' DreamBooth LoRA): median {reference['median_ms']:.1f} ms, "
+        f"min {reference['min_ms']:.1f} ms over {reference['steps']} steps, "
+        f"wall {reference['wall_s']:.1f} s"
+    )
+    if ours is not None:
+        ratio = reference["median_ms"] / ours["median_ms"]
+        lines.append(f"reference / ours = x{ratio:.2f} (above 1: ours is faster)")
+    return lines
 
 
 def _astronaut_selfies(folder: Path) -> Path:
@@ -282,6 +366,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="diffusers' train_dreambooth_lora.py (or _sdxl.py): also train it on the same "
+        "model and photos and compare step times",
+    )
     args = parser.parse_args()
 
     import torch
@@ -306,6 +396,7 @@ def main() -> int:
     from headshots.cli import main as cli_main
 
     torch.cuda.reset_peak_memory_stats()
+    stamps = record_steps()
     started = time.monotonic()
     code = cli_main(
         [
@@ -365,6 +456,22 @@ def main() -> int:
     elif floors["compile_failure"]:
         print(f"training step, torch.compile failed: {floors['compile_failure']}")
     print(f"the job trained with compile={train.get('compile', 'eager')}; command: {command}")
+    ours = max(intervals(stamps), key=lambda row: row["steps"], default=None)
+    reference = None
+    if args.reference is not None:
+        reference = run_reference(
+            reference_command(
+                args.reference,
+                model=args.model,
+                selfies=selfies,
+                out=work / "reference",
+                steps=args.steps,
+                resolution=resolution,
+                mixed_precision="bf16" if dtype == "bfloat16" else "fp16",
+            )
+        )
+    for line in step_table(ours, reference):
+        print(line)
     print(
         f"overhead = {wall:.1f} s / ({args.steps} x step floor + {images} images x "
         f"{sample_steps} steps x forward floor per image = {arithmetic:.1f} s) "
