@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import pytest
 
 from headshots.bot.conversation import photos, style
+from headshots.errors import NotFound
 from headshots.queue.contracts import ChatTarget, PersonAttributes, StyleChoice, UserRef
 from headshots.queue.delivery.slack import slack_number
 from headshots.queue.teams import BrandKit, KitBackground, TeamStore, team_id_for
@@ -53,6 +54,8 @@ class Person(Protocol):
     async def describe(self, text: str) -> str: ...
     async def summary(self) -> str: ...
     async def quick(self) -> str: ...
+    async def press(self, action: str) -> str: ...
+    async def send_reference(self, photo: bytes, expect: str) -> None: ...
     async def customise(self) -> None: ...
     async def confirm(self) -> str: ...
     async def press_result(self, data: str) -> str: ...
@@ -137,6 +140,19 @@ class TelegramPerson:
 
     async def quick(self) -> str:
         return await self._press(f"f:{self.user.user_id}:q")
+
+    async def press(self, action: str) -> str:
+        from headshots.bot.telegram.surface import ACTIONS
+
+        return await self._press(f"f:{self.user.user_id}:{ACTIONS[(action, '')][1]}")
+
+    async def send_reference(self, photo: bytes, expect: str) -> None:
+        """Send one photo while the bot asks for a reference; wait for ``expect`` in reply."""
+        mark = self.fake.mark()
+        self.driver.photos([photo])
+        reply = await self.driver.said(expect, since=mark, timeout=60)
+        if "Start with this look?" in str(reply["text"]):
+            self.menu = reply
 
     def labels(self) -> list[str]:
         """The buttons under the menu."""
@@ -278,6 +294,26 @@ class DiscordPerson:
 
     async def quick(self) -> str:
         return await self._click("hsd:quick")
+
+    async def press(self, action: str) -> str:
+        return await self._click(f"hsd:{action}")
+
+    async def send_reference(self, photo: bytes, expect: str) -> None:
+        mark = len(self.fake.messages)
+        self.member.bot._connection.parse_message_create(  # type: ignore[arg-type]
+            self.fake.user_message(
+                user=self.member.user,
+                channel=self.place,
+                attachments=photo_attachments(self.fake, [photo]),
+            )
+        )
+
+        def seen() -> bool:
+            texts = [str(self._current()["content"])]
+            texts += [str(m.get("content")) for m in list(self.fake.messages.values())[mark:]]
+            return any(expect in plain(text) for text in texts)
+
+        await self._wait(seen, expect)
 
     def labels(self) -> list[str]:
         rows = self._current().get("components") or []
@@ -564,6 +600,8 @@ async def test_default_path_is_four_taps(platform: Platform, face_photo_bytes: l
     assert "Hair: as in my photos" in summary and "shape style default (4:5)" in summary
     assert any("Looks good" in label for label in alice.labels())
     assert any("Customise" in label for label in alice.labels())
+    # No ControlNet configured: nothing is said of a reference photo.
+    assert not any("reference" in label.lower() for label in alice.labels())
     await alice.confirm()
     assert alice.taps <= 4, alice.taps
     (job,) = await submitted(platform, alice)
@@ -612,6 +650,48 @@ async def test_quick_draft_when_configured(
     await alice.confirm()
     (job,) = await submitted(platform, alice)
     assert job.request.style.quick and job.request.style.preset == "legal"
+
+
+async def test_reference_photo_when_configured(
+    platform: Platform, face_photo_bytes: list[bytes]
+) -> None:
+    """Use a reference photo: a photo without a face is refused, a real portrait (not the
+    person's own) is checked, stored and carried by the job; pose or outline by a tap."""
+    import hashlib
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.plugins.faces import astronaut_image, to_png
+
+    await platform.start(
+        controlnet_sd15_pose="lllyasviel/control_v11p_sd15_openpose",
+        controlnet_sd15_canny="lllyasviel/control_v11p_sd15_canny",
+    )
+    alice = await _alice_picks_legal(platform, face_photo_bytes)
+    await alice.summary()
+    assert "🖼 Use a reference photo" in alice.labels()
+    await alice.press("reference")
+    gradient = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (320, 1))
+    no_face = to_png(Image.fromarray(gradient).convert("RGB"))
+    await alice.send_reference(no_face, "can't use this photo as a reference")
+    await alice.send_reference(to_png(astronaut_image()), "Reference photo:")
+    summary = await alice.summary()
+    assert "Reference photo: framed like your photo, by its pose" in summary
+    said = await alice.press("refhint")
+    assert "by its outline (edges)" in await alice.summary(), (said, alice.labels())
+    await alice.confirm()
+    (job,) = await submitted(platform, alice)
+    reference = job.request.style.reference
+    assert reference is not None and reference.hint == "canny"
+    stored = await platform.client.read_blob(alice.user, reference.path)
+    assert hashlib.sha256(stored).hexdigest() == reference.sha256
+    assert Image.open(io.BytesIO(stored)).format == "PNG"
+    # /delete takes it with everything else of the person's.
+    await platform.client.forget(alice.user)
+    with pytest.raises(NotFound):
+        await platform.client.read_blob(alice.user, reference.path)
 
 
 async def test_group_members_apart(platform: Platform, face_photo_bytes: list[bytes]) -> None:

@@ -135,6 +135,18 @@ class SlackPerson:
     async def quick(self) -> str:
         return await self.click("hss:quick")
 
+    async def press(self, action: str) -> str:
+        return await self.click(f"hss:{action}")
+
+    async def send_reference(self, photo: bytes, expect: str) -> None:
+        mark = self.mark()
+        await self.fake.acked(await self.fake.send_files(self.who, self.dm, [photo]))
+
+        def seen() -> bool:
+            return expect in plain(str(self.current()["text"])) or expect in self.answers(mark)
+
+        await self.fake.wait_for(seen, what=expect, within=60)
+
     def labels(self) -> list[str]:
         buttons = self.current()["blocks"][-1].get("elements", [])
         return [str(b["text"]["text"]) for b in buttons if b.get("type") == "button"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -230,3 +231,18 @@ def test_huge_pixel_counts_in_tiny_files_decode_in_bounded_memory(mode: str, sid
         assert int(width) == side  # ...judged at its own size...
         assert reasons.startswith("no face found")
         assert int(extra_mb) < 250, f"{mode}: {extra_mb} MB above the baseline"  # ...bounded
+
+
+def test_a_reference_photo_shows_exactly_one_person(dlib_analyzer, group_photo_bytes) -> None:
+    from headshots.generation.faces import ImageRejected, check_reference
+
+    png = check_reference(to_jpeg(astronaut_image()), dlib_analyzer)
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+    assert png == check_reference(to_jpeg(astronaut_image()), dlib_analyzer)  # one photo, one file
+    with pytest.raises(ImageRejected, match="exactly one person"):
+        check_reference(group_photo_bytes, dlib_analyzer)
+    gradient = np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (400, 1))
+    with pytest.raises(ImageRejected):
+        check_reference(to_png(Image.fromarray(gradient).convert("RGB")), dlib_analyzer)
+    with pytest.raises(ImageRejected):
+        check_reference(b"not a photo", dlib_analyzer)

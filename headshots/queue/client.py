@@ -6,6 +6,7 @@ limit and every state lives in Redis, so several bot processes (or a restarted o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -21,7 +22,15 @@ from headshots.errors import LimitReached, NotFound
 from headshots.generation.context import upload_prefix
 from headshots.queue import constants, guarded
 from headshots.queue.connections import RedisTimeouts, connect
-from headshots.queue.contracts import PLATFORM_SHORT, JobRequest, JobState, Platform, UserRef
+from headshots.queue.contracts import (
+    PLATFORM_SHORT,
+    ControlHint,
+    JobRequest,
+    JobState,
+    Platform,
+    ReferenceChoice,
+    UserRef,
+)
 from headshots.queue.progress import QueuePosition, decode_hash, queue_position, set_state
 from headshots.queue.store import BlobStore, build_store
 from headshots.queue.teams import TeamStore
@@ -131,6 +140,15 @@ class QueueClient:
         if await guarded.forgotten_since_seen(self.redis, user.key):
             await self.store.delete(user.key, path)
         return path
+
+    async def add_reference(self, user: UserRef, png: bytes, hint: ControlHint) -> ReferenceChoice:
+        """Store a checked reference photo with the selfies' retention; the job's choice of it."""
+        sha = hashlib.sha256(png).hexdigest()
+        choice = ReferenceChoice(path=ReferenceChoice.path_for(sha), sha256=sha, hint=hint)
+        await self.store.put(user.key, choice.path, png, self.settings.selfie_ttl_s)
+        if await guarded.forgotten_since_seen(self.redis, user.key):  # as add_selfie
+            await self.store.delete(user.key, choice.path)
+        return choice
 
     async def list_selfies(self, user: UserRef, upload_id: str) -> list[str]:
         return await self.store.list(user.key, upload_prefix(upload_id))

@@ -22,7 +22,7 @@ from headshots.bot.conversation.kit import look_lines
 from headshots.bot.conversation.screens import Button, FrontEnd, Question, Screen, Surface, Turn
 from headshots.bot.conversation.state import ACTIVE, Conversation, Photo, Place, Store
 from headshots.errors import ConfigurationError, LimitReached, NotFound, UserError
-from headshots.model_family import quick_drafts_possible
+from headshots.model_family import quick_drafts_possible, reference_hints
 from headshots.queue.chat_log import ChatCleanup, ChatLog
 from headshots.queue.client import JobInfo, QueueClient
 from headshots.queue.contracts import (
@@ -267,12 +267,39 @@ class Flow:
                     if conversation.stage == "consent"
                     else texts.ALREADY_SUBMITTED
                 )
+            if conversation.stage == "reference" and incoming:
+                return await self._take_reference(turn, conversation, incoming)
             if conversation.stage != "collecting" or conversation.kind != "full":
                 return texts.NOT_COLLECTING
             await self._take(turn, conversation, incoming)
             conversation.tally_due = True
             await self.store.save(turn.user, turn.scope, conversation)
             return None
+
+    async def _take_reference(
+        self, turn: Turn, conversation: Conversation, incoming: Sequence[Photo]
+    ) -> str | None:
+        """The first photo as the reference (checked and stored), then the summary again."""
+        photo = incoming[0]
+        if photo.refused is not None:
+            return photo.refused
+        try:
+            png = await self.services.faces.reference(lambda: self.front.download(photo.url))
+        except UserError as exc:
+            return str(exc)
+        hint = reference_hints(self.settings)[0]
+        choice = await self.client.add_reference(turn.user, png, hint)
+        conversation.style["reference"] = choice.model_dump()
+        conversation.stage = "confirm"
+        # A form (Discord, Slack) is one message that changes; a chat gets the summary anew,
+        # below the photo.
+        conversation.menu_message_id = await turn.surface.show(
+            await self._menu(turn.surface, conversation),
+            message_id=conversation.menu_message_id if turn.surface.form else None,
+            reply_to=conversation.anchor_message_id,
+        )
+        await self.store.save(turn.user, turn.scope, conversation)
+        return texts.REFERENCE_ONE_PHOTO if len(incoming) > 1 else None
 
     async def _take(
         self, turn: Turn, conversation: Conversation, incoming: Sequence[Photo]
@@ -450,6 +477,21 @@ class Flow:
             conversation.stage = "confirm"
         elif action == "quick" and stage == "confirm" and self._quick_offered(conversation):
             conversation.style["quick"] = not conversation.style.get("quick")
+        elif action == "reference" and stage == "confirm" and self._reference_offered(conversation):
+            conversation.stage = "reference"
+        elif action == "refback" and stage == "reference":
+            conversation.stage = "confirm"
+        elif action == "refoff" and stage == "confirm":
+            conversation.style.pop("reference", None)
+        elif action == "refhint" and stage == "confirm" and conversation.style.get("reference"):
+            hints = reference_hints(self.settings)
+            current = conversation.style["reference"].get("hint")
+            others = [h for h in hints if h != current]
+            if others:
+                conversation.style["reference"] = {
+                    **conversation.style["reference"],
+                    "hint": others[0],
+                }
         elif action == "change" and stage == "confirm":
             # "Customise": every question, the features among them, from the top.
             conversation.stage, conversation.page, conversation.remembered = "style", 0, False
@@ -501,6 +543,8 @@ class Flow:
             return Screen(texts.custom_prompt(replies_only=surface.replies_only))
         if conversation.stage == "confirm":
             return await self._summary(conversation)
+        if conversation.stage == "reference":
+            return Screen(texts.REFERENCE_ASK, buttons=[Button("refback", "↩️ Go on without one")])
         if surface.form:
             return await self._form(conversation)
         step = conversation.step = conversation.step or self._next(conversation, None) or "preset"
@@ -565,9 +609,23 @@ class Flow:
             quick = conversation.style.get("quick")
             label = "Full quality instead" if quick else "⚡ Quick draft (fast, lower quality)"
             buttons.append(Button("quick", label))
+        if self._reference_offered(conversation):
+            reference = conversation.style.get("reference")
+            if reference is None:
+                buttons.append(Button("reference", "🖼 Use a reference photo"))
+            else:
+                buttons.append(Button("refoff", "No reference photo"))
+                other = [h for h in reference_hints(self.settings) if h != reference.get("hint")]
+                if other:
+                    buttons.append(Button("refhint", f"Frame by {texts.REFERENCE_HINTS[other[0]]}"))
         buttons += [Button("change", "✏️ Customise"), Button("cancel", "Cancel", tone="danger")]
         text = await self._summary_text(conversation) + "\n\n" + texts.CONFIRM_QUESTION
         return Screen(text, buttons=buttons)
+
+    def _reference_offered(self, conversation: Conversation) -> bool:
+        """A reference photo needs a ControlNet of the base's family; a team's look is the
+        kit's (a kit reference is not built yet)."""
+        return bool(reference_hints(self.settings)) and not conversation.team_id
 
     def _quick_offered(self, conversation: Conversation) -> bool:
         """Quick drafts need an LCM-LoRA (or a step-distilled klein); a team's look fixes the

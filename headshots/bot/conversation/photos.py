@@ -7,8 +7,9 @@ shows its place in the chat (message id, then attachment position).
 
 Face checks are blocking (dlib / onnxruntime): they run in :class:`FaceWork`'s threads, at most
 ``HEADSHOTS_CHECK_CONCURRENCY`` at once for the whole process (each holds a downloaded photo in
-memory), and the face libraries are imported only on the first photo. Team logos are decoded
-under the same limit and the same pixel cap (:meth:`FaceWork.logo`).
+memory), and the face libraries are imported only on the first photo. Team logos and
+reference photos are decoded under the same limit and the same pixel cap
+(:meth:`FaceWork.logo`, :meth:`FaceWork.reference`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,27 @@ class FaceWork:
                 return await self.run(normalise_logo, data)
             except LogoRejected as exc:
                 raise UserError(texts.logo_refused(exc.kind, exc.detail)) from None
+
+    async def reference(self, fetch: Callable[[], Awaitable[bytes]]) -> bytes:
+        """Download and check a reference photo within the same limit: the PNG we keep.
+
+        Raises :class:`UserError` with the chat's reply when it can't be a reference.
+        """
+        from headshots.generation.faces import ImageRejected, check_reference
+
+        async with self.limit:
+            try:
+                data = await fetch()
+            except UserError:
+                raise
+            except Exception:  # the link expired or the platform hiccuped: the person resends
+                logger.warning("could not download a reference photo", exc_info=True)
+                raise UserError(texts.DOWNLOAD_FAILED) from None
+            analyzer = await self.analyzer()
+            try:
+                return await self.run(check_reference, data, analyzer)
+            except ImageRejected as exc:
+                raise UserError(f"I can't use this photo as a reference: {exc.reason}.") from None
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -27,9 +27,9 @@ from pydantic import BaseModel, Field
 from headshots.queue.client import QueueClient
 from headshots.queue.contracts import UserRef
 
-Stage = Literal["consent", "collecting", "style", "custom", "confirm", "submitted"]
+Stage = Literal["consent", "collecting", "style", "custom", "reference", "confirm", "submitted"]
 #: Stages in which the person is in the middle of something with the bot.
-ACTIVE = ("consent", "collecting", "style", "custom", "confirm")
+ACTIVE = ("consent", "collecting", "style", "custom", "reference", "confirm")
 #: Session prefix of a team member's conversation; an admin's kit draft is the "kit" session.
 TEAM_SESSION = "team:"
 KIT_SESSION = "kit"

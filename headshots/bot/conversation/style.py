@@ -278,4 +278,7 @@ def lines(style: dict[str, Any]) -> list[str]:
     found.append(f"Images: {choice.count}, shape {shape}")
     if choice.quick:
         found.append("Quality: quick draft (fast, lower quality)")
+    if choice.reference is not None:
+        hint = texts.REFERENCE_HINTS[choice.reference.hint]
+        found.append(f"Reference photo: framed like your photo, by its {hint}")
     return found

@@ -233,6 +233,12 @@ NOT_COLLECTING = (
     "Your upload is finished; choose your style with the buttons above. "
     "To upload a new set, send /start."
 )
+REFERENCE_ASK = (
+    "Send one photo to frame your headshots like: its pose and crop are followed, the person "
+    "in it need not be you (a portrait you like, your CEO's). Exactly one person, please."
+)
+REFERENCE_HINTS = {"pose": "pose (face and shoulders)", "canny": "outline (edges)"}
+REFERENCE_ONE_PHOTO = "I took the first photo as the reference; the others were not used."
 ALREADY_SUBMITTED = (
     "Your photos for this session are already submitted. For a new set, send /start again."
 )

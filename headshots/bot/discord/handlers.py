@@ -303,7 +303,15 @@ class DiscordBot:
             if isinstance(message.channel, discord.DMChannel):
                 await message.channel.send(for_discord(texts.NO_UPLOAD_HERE))
             return
-        surface = DiscordSurface(self.client, message.channel.id, owner_id=user.user_id)
+        # The session's id: a reference photo brings the summary back, and its buttons must
+        # reach this session.
+        surface = DiscordSurface(
+            self.client,
+            message.channel.id,
+            guild_id=message.guild.id if message.guild else None,
+            owner_id=user.user_id,
+            session_id=scope.removeprefix(session_scope("")),
+        )
         photos = [photo_of(a, message.id, n) for n, a in enumerate(message.attachments)]
         turn = Turn(surface, user, scope)
         problem = await self.flow.add_photos(turn, photos)
@@ -372,8 +380,9 @@ class DiscordBot:
         # The interaction's id orders these among the thread's messages (both are snowflakes).
         pending = [photo_of(a, interaction.id, n) for n, a in enumerate(photos)]
         here = DiscordSurface(
-            self.client, workspace, guild_id=interaction.guild_id, owner_id=user.user_id
-        )
+            self.client, workspace, guild_id=interaction.guild_id, owner_id=user.user_id,
+            session_id=scope.removeprefix(session_scope("")),
+        )  # fmt: skip
         turn = Turn(here, user, scope)
         problem = await self.flow.add_photos(turn, pending)
         if problem is not None:

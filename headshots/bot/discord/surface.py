@@ -89,7 +89,7 @@ class _Clicked:
 
 _SELECT_OPS = "|".join(sorted({*STYLE_OPS.values(), *KIT_OPS.values()}))
 _BUTTON_OPS = "consent|decline|more|back|look|you|hairstyle|custom|next|confirm|change|cancel"
-_BUTTON_OPS += "|forget|keep|quick|name|colours|save"
+_BUTTON_OPS += "|forget|keep|quick|name|colours|save|reference|refoff|refhint|refback"
 
 
 class ButtonItem(

@@ -271,6 +271,9 @@ class SlackBot:
         if scope is None:
             await surface.answer(texts.NO_UPLOAD_HERE if files else texts.TEXT_HINT)
             return
+        # The session's id: a reference photo brings the summary back, and its buttons must
+        # reach this session.
+        surface.session_id = scope.removeprefix(session_scope(""))
         turn = Turn(surface, user, scope)
         if not files:
             await self.flow.text(turn, Place(slack_number(surface.channel)), str(event["text"]))

@@ -52,7 +52,8 @@ ACTIONS = {
     for action, value, kind, arg in (
         row.split(",")
         for row in "consent,y,c,y consent,n,c,n resume,go,u,go resume,new,u,new done,,d, "
-        "confirm,,f,ok quick,,f,q change,,f,change cancel,,f,no forget,y,x,y forget,n,x,n".split()
+        "confirm,,f,ok quick,,f,q change,,f,change cancel,,f,no forget,y,x,y forget,n,x,n "
+        "reference,,f,r refoff,,f,roff refhint,,f,rh refback,,f,rb".split()
     )
 }
 FROM_KIND = {kind_arg: action for action, kind_arg in ACTIONS.items()}

@@ -20,6 +20,7 @@ from headshots.generation.faces.ranking import RankedImage, rank_by_likeness, re
 from headshots.generation.faces.selfie_check import (
     SelfieVerdict,
     SetVerdict,
+    check_reference,
     check_selfie,
     check_selfie_image,
     check_selfie_set,
@@ -37,6 +38,7 @@ __all__ = [
     "SelfieVerdict",
     "SetVerdict",
     "TrainingExample",
+    "check_reference",
     "check_selfie",
     "check_selfie_image",
     "check_selfie_set",

@@ -23,6 +23,7 @@ from headshots.generation.faces.images import (
     CHECK_MAX_PIXELS,
     DecodedPhoto,
     decode_photo,
+    normalise_reference,
 )
 from headshots.generation.faces.prominence import MIN_FACE_FRACTION, prominent_faces
 from headshots.generation.faces.ranking import reference_embedding
@@ -163,6 +164,24 @@ def check_selfie(data: bytes, analyzer: FaceAnalyzer, *, index: int) -> SelfieVe
     verdict = check_selfie_image(photo.image, analyzer, index=index, original_size=photo.size)
     verdict.warnings.extend(_file_warnings(photo))
     return verdict
+
+
+def check_reference(data: bytes, analyzer: FaceAnalyzer) -> bytes:
+    """A reference photo ("frame me like this"): the PNG we keep, or :class:`ImageRejected`.
+
+    The selfie's bounded decode, and exactly one person, who need not be the user (a team
+    frames everybody like one portrait). Sharpness, size and light are not judged: only the
+    pose and composition are taken from it, and the worker's output check looks at it too.
+    """
+    photo = decode_photo(data, max_pixels=CHECK_MAX_PIXELS, max_side=CHECK_LONG_SIDE)
+    prominent = prominent_faces(analyzer.analyze(photo.image), analyzer)
+    if not prominent:
+        raise ImageRejected(_why_no_face(photo.image, analyzer))
+    if len(prominent) > 1:
+        raise ImageRejected(
+            f"I see {len(prominent)} people in this photo: a reference shows exactly one person"
+        )
+    return normalise_reference(data)
 
 
 def _file_warnings(photo: DecodedPhoto) -> list[str]:
