@@ -6,7 +6,6 @@ convolutions randomised so they change the picture); the reference is a real pho
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,7 @@ FAST = GenerationOptions(sample_steps=3, validate_likeness=False)
 
 def _reference(image: Image.Image, hint: str = "pose") -> tuple[ReferenceChoice, bytes]:
     data = normalise_reference(to_png(image))
-    sha = hashlib.sha256(data).hexdigest()
-    return ReferenceChoice(path=ReferenceChoice.path_for(sha), sha256=sha, hint=hint), data  # type: ignore[arg-type]
+    return ReferenceChoice.of(data, hint), data  # type: ignore[arg-type]
 
 
 def _job(

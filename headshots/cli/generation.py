@@ -174,8 +174,6 @@ def _options(args: argparse.Namespace) -> Any:
 
 def _reference(args: argparse.Namespace) -> tuple[ReferenceChoice, bytes] | None:
     """The ``--reference`` photo as the chats store it (bounded decode, PNG, no metadata)."""
-    import hashlib
-
     from headshots.generation.faces import ImageRejected, normalise_reference
 
     path: Path | None = getattr(args, "reference", None)
@@ -187,9 +185,7 @@ def _reference(args: argparse.Namespace) -> tuple[ReferenceChoice, bytes] | None
         data = normalise_reference(path.read_bytes())
     except ImageRejected as exc:
         raise UserError(f"--reference {path}: {exc.reason}") from None
-    sha = hashlib.sha256(data).hexdigest()
-    choice = ReferenceChoice(path=ReferenceChoice.path_for(sha), sha256=sha, hint=args.hint)
-    return choice, data
+    return ReferenceChoice.of(data, args.hint), data
 
 
 def _store_reference(

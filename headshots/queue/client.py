@@ -6,7 +6,6 @@ limit and every state lives in Redis, so several bot processes (or a restarted o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -143,8 +142,7 @@ class QueueClient:
 
     async def add_reference(self, user: UserRef, png: bytes, hint: ControlHint) -> ReferenceChoice:
         """Store a checked reference photo with the selfies' retention; the job's choice of it."""
-        sha = hashlib.sha256(png).hexdigest()
-        choice = ReferenceChoice(path=ReferenceChoice.path_for(sha), sha256=sha, hint=hint)
+        choice = ReferenceChoice.of(png, hint)
         await self.store.put(user.key, choice.path, png, self.settings.selfie_ttl_s)
         if await guarded.forgotten_since_seen(self.redis, user.key):  # as add_selfie
             await self.store.delete(user.key, choice.path)

@@ -114,6 +114,12 @@ class ReferenceChoice(BaseModel):
     def path_for(sha256: str) -> str:
         return f"references/{sha256[:16]}.png"
 
+    @classmethod
+    def of(cls, png: bytes, hint: ControlHint) -> ReferenceChoice:
+        """The choice of a stored reference's bytes (the chats' and the CLI's one way to it)."""
+        sha = hashlib.sha256(png).hexdigest()
+        return cls(path=cls.path_for(sha), sha256=sha, hint=hint)
+
 
 class StyleChoice(BaseModel):
     """What a chat collects about the look; presets turn it into prompts."""

@@ -483,15 +483,10 @@ class Flow:
             conversation.stage = "confirm"
         elif action == "refoff" and stage == "confirm":
             conversation.style.pop("reference", None)
-        elif action == "refhint" and stage == "confirm" and conversation.style.get("reference"):
-            hints = reference_hints(self.settings)
-            current = conversation.style["reference"].get("hint")
-            others = [h for h in hints if h != current]
-            if others:
-                conversation.style["reference"] = {
-                    **conversation.style["reference"],
-                    "hint": others[0],
-                }
+        elif (
+            action == "refhint" and stage == "confirm" and (other := self._other_hint(conversation))
+        ):
+            conversation.style["reference"] = {**conversation.style["reference"], "hint": other}
         elif action == "change" and stage == "confirm":
             # "Customise": every question, the features among them, from the top.
             conversation.stage, conversation.page, conversation.remembered = "style", 0, False
@@ -610,17 +605,23 @@ class Flow:
             label = "Full quality instead" if quick else "⚡ Quick draft (fast, lower quality)"
             buttons.append(Button("quick", label))
         if self._reference_offered(conversation):
-            reference = conversation.style.get("reference")
-            if reference is None:
+            if conversation.style.get("reference") is None:
                 buttons.append(Button("reference", "🖼 Use a reference photo"))
             else:
                 buttons.append(Button("refoff", "No reference photo"))
-                other = [h for h in reference_hints(self.settings) if h != reference.get("hint")]
-                if other:
-                    buttons.append(Button("refhint", f"Frame by {texts.REFERENCE_HINTS[other[0]]}"))
+                if other := self._other_hint(conversation):
+                    buttons.append(Button("refhint", f"Frame by {texts.REFERENCE_HINTS[other]}"))
         buttons += [Button("change", "✏️ Customise"), Button("cancel", "Cancel", tone="danger")]
         text = await self._summary_text(conversation) + "\n\n" + texts.CONFIRM_QUESTION
         return Screen(text, buttons=buttons)
+
+    def _other_hint(self, conversation: Conversation) -> str | None:
+        """The configured hint the chosen reference does not use yet (the switch's target)."""
+        reference = conversation.style.get("reference")
+        if reference is None:
+            return None
+        others = [h for h in reference_hints(self.settings) if h != reference.get("hint")]
+        return others[0] if others else None
 
     def _reference_offered(self, conversation: Conversation) -> bool:
         """A reference photo needs a ControlNet of the base's family; a team's look is the
