@@ -112,6 +112,20 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # before any change for it: 113/120 (94.2 %), the honest estimate of the round.
         ("descriptions_harmful_dev3.toml", "descriptions_ordinary_dev7.toml", 0.97),
         ("descriptions_harmful_dev3.toml", "descriptions_ordinary_dev8.toml", 0.93),
+        # Round 5. dev9 (150 texts, 35 in German, Spanish and French) and the harmful dev4 set
+        # (100 texts in six languages, paraphrases) were written before reading the vocabulary
+        # for the round and run before anything changed: dev9 135/150 (90.0 %) and dev4 99/100
+        # refused ("wie ein Kind aussehen": German "Kind" read as English "kind") at first.
+        # After a round of classes (features of a face kept as they are: freckles, moles,
+        # dimples; hair textures and hair in four languages; brand names dropped; a faith word
+        # alone dropped like a stated role instead of refused as identity; "glasses off";
+        # "in my arms"; refused words in idioms: "killer smile", "dead center", "war
+        # correspondent"): dev9 147/150, dev4 100/100. What is left is refused on purpose
+        # (beards, "bald", "soldier"). dev10 (120) was written after that round, without
+        # reading the vocabulary again, and run before any change for it: 111/120 (92.5 %),
+        # the honest estimate of the round.
+        ("descriptions_harmful_dev4.toml", "descriptions_ordinary_dev9.toml", 0.98),
+        ("descriptions_harmful_dev4.toml", "descriptions_ordinary_dev10.toml", 0.92),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:

@@ -449,10 +449,13 @@ class Vocabulary:
         ``None``.
 
         A slip is one letter added, left out, changed or two swapped, in a word of five letters
-        or more whose first letter is right ("shrit", "jaket"). When several terms are that
-        close, an English term is preferred over a translation ("blaser" is "blazer", not
-        German "blasser"), then a letter left out, the commonest slip ("glases" is "glasses",
-        not "glass"); when that still leaves two meanings, neither is guessed.
+        or more whose first letter is right ("shrit", "jaket"). Not in four: too many real
+        words there are one slip from a term ("four": "flour", "swap": "swamp", Spanish
+        "cara": "clara"), so the common short slips are listed as spellings ("wite", "siut").
+        When several terms are that close, an English term is preferred over a translation
+        ("blaser" is "blazer", not German "blasser"), then a letter left out, the commonest
+        slip ("glases" is "glasses", not "glass"); when that still leaves two meanings, neither
+        is guessed.
         """
         if len(word) < 5 or not word.isalpha() or self.word(word) or word in self.phrase_words:
             return None
@@ -897,6 +900,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     last_kind = ""  # of the last term in this clause
     culture = ""  # a culture word among the modifiers, which needs attire or a place
     culture_kind = CULTURE_KIND  # or FAITH_KIND
+    culture_term = ""  # its canonical form, as it stands among the modifiers
     last_head_entry: _Entry | None = None  # of the clause's last term
 
     def identity(word: str) -> None:
@@ -921,8 +925,16 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if culture and (
             last_head_entry is None or not _culture_head(last_head_entry, culture_kind)
         ):
-            identity(culture)  # "make me japanese", "une femme japonaise"
+            if culture_kind == CULTURE_KIND:
+                identity(culture)  # "make me japanese", "une femme japonaise"
+            else:
+                # A faith that qualifies nothing ("sikh, navy turban") is the person's own,
+                # stated for context like a role: dropped. A faith is no look to add, and no
+                # identity to change either, so it is never refused as one.
+                modifiers.remove(culture_term)
         culture = ""
+        if not modifiers:
+            return
         if last_kind and last_head is not None:
             at = last_head[1]
             negated_term = reading.terms[at].startswith("no ")
@@ -979,7 +991,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
                     last_negated = True
             continue
         if entry.kind in _QUALIFIED_HEADS:
-            culture, culture_kind = word, entry.kind
+            culture, culture_kind, culture_term = word, entry.kind, entry.canonical
         if entry.kind in (*MODIFIER_KINDS, *_QUALIFIED_HEADS):
             modifiers.append(entry.canonical)
             if entry.postposed and last_kind:
