@@ -694,6 +694,134 @@ async def test_reference_photo_when_configured(
         await platform.client.read_blob(alice.user, reference.path)
 
 
+CAROL = FakeUser(id=3003, first_name="Carol")
+
+
+async def set_kit_with_reference(platform: Platform, admin: Any, reference: bytes) -> None:
+    """The admin sets a look with a reference portrait, the way each front end takes it:
+    Telegram's question as a reply, Discord's ``/team setup reference:``, Slack's file in the
+    DM after "Send a reference photo"; then saves it (the preview goes to the team)."""
+    if platform.name == "telegram":
+        fake, uid = admin.fake, admin.user.user_id
+        mark = fake.mark()
+        admin.driver.text("/team")
+        await admin.driver.said("team's name", since=mark)
+        admin.driver.text("Acme")
+        await admin.driver.said("Which style", since=mark)
+        answers = [("preset", "legal", "Which background"), ("background", "office", "wear")]
+        answers += [("attire", "default", "colour grade"), ("colour_grade", "default", "shape")]
+        answers += [("aspect_ratio", "1:1", "How many"), ("count", "4", "logo")]
+        answers += [("logo", "none", "reference portrait")]
+        for step, value, next_question in answers:
+            mark = fake.mark()
+            menu = fake.bot_messages(admin.driver.chat.id)[-1]
+            fake.press(admin.driver.user, menu, f"tk:{uid}:{step}:{value}")
+            await admin.driver.said(next_question, since=mark)
+        mark = fake.mark()
+        admin.driver.photos([reference])
+        await admin.driver.said("approve each member", since=mark, timeout=60)
+        for step, value in (("review", "off"), ("confirm", "save")):
+            mark = fake.mark()
+            menu = fake.bot_messages(admin.driver.chat.id)[-1]
+            fake.press(admin.driver.user, menu, f"tk:{uid}:{step}:{value}")
+            await fake.wait_for(
+                None, lambda c: c.method in ("sendMessage", "editMessageText"), since=mark
+            )
+        await fake.wait_for("sendPhoto", lambda c: int(c.params["chat_id"]) == GROUP.id)
+    elif platform.name == "discord":
+        fake, member = admin.fake, admin.member
+        attachment = fake.add_attachment(reference, "reference.png", "image/png")
+        options = {"reference": attachment}
+        await responded(fake, member.team("setup", platform.channel, attachment_options=options))
+        editor = await fake.wait_for(lambda: fake.message_with(f"hsdk:preset:{member.id}:"))
+        for _ in range(2):  # the third page: the reference and its hint
+            await member.press(fake.messages[int(editor["id"])], "hsdk:more")
+        assert "Reference photo: a new one" in str(fake.messages[int(editor["id"])]["content"])
+        await member.press(fake.messages[int(editor["id"])], "hsdk:save")
+        await fake.wait_for(lambda: fake.message_with(f"hsdt:join:{GUILD_ID}"), what="preview")
+    else:
+        fake, uid = admin.fake, admin.who.id
+        await admin.command("team setup")
+        admin.form = await fake.wait_for(
+            lambda: fake.with_action(f"hssk:set.preset:{uid}:", admin.dm)
+        )
+        await admin.click("hssk:reference")
+        assert "Send the reference portrait here" in str(admin.current()["text"])
+        mark = admin.mark()
+        await fake.acked(await fake.send_files(admin.who, admin.dm, [reference], mime="image/png"))
+        await admin.handled(mark)
+        assert "Reference photo: a new one" in str(admin.current()["text"])
+        await admin.click("hssk:save")
+        await fake.wait_for(lambda: fake.with_action("hsst:join:", admin.channel), what="preview")
+
+
+async def test_team_kit_reference_frames_every_member(
+    platform: Platform, face_photo_bytes: list[bytes]
+) -> None:
+    """One reference portrait, the whole team framed alike: the admin adds it to the look; each
+    member's job carries a copy of the same bytes in their own store (their retention, their
+    delete), so every member gets the same control image; the team's copy goes with the team."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from headshots.generation.control import DlibLandmarks, make_control_image
+    from tests.plugins.faces import astronaut_image, to_png
+
+    await platform.start(controlnet_sd15_pose="lllyasviel/control_v11p_sd15_openpose")
+    portrait = to_png(astronaut_image())
+    admin = platform.person(ALICE, group=True, admin=True)
+    await set_kit_with_reference(platform, admin, portrait)
+    teams = platform.teams()
+    team = await teams.require(platform.team_id)
+    assert team.has_reference and team.kit.reference_hint == "pose"
+    kept = await teams.reference(platform.team_id)
+    assert kept is not None
+
+    jobs = []
+    for who, photos_of in ((BOB, face_photo_bytes[:4]), (CAROL, face_photo_bytes[2:6])):
+        member = platform.person(who)
+        if platform.name == "telegram":
+            await member.start(f"team_{platform.team_id}")
+        else:
+            await member.start(join=True)
+        await member.agree()
+        await member.send_photos(photos_of)
+        await member.finish_upload()
+        summary = await member.summary()
+        assert "Reference photo: everyone framed like it, by pose" in summary, summary
+        assert not any("Use a reference photo" in label for label in member.labels())
+        await member.confirm()
+        (job,) = await submitted(platform, member)
+        jobs.append((member, job))
+
+    references = [job.request.style.reference for _, job in jobs]
+    assert all(r is not None and r.hint == "pose" for r in references)
+    assert len({r.sha256 for r in references if r is not None}) == 1
+    assert references[0] is not None and references[0].sha256 == hashlib.sha256(kept).hexdigest()
+    controls = []
+    landmarks = DlibLandmarks()
+    for member, job in jobs:
+        reference = job.request.style.reference
+        assert reference is not None
+        stored = await platform.client.read_blob(member.user, reference.path)
+        control = make_control_image(
+            Image.open(io.BytesIO(stored)), "pose", (512, 512), landmarks=landmarks
+        )
+        controls.append(control.image.tobytes())
+    assert controls[0] == controls[1], "every member gets the same control image"
+
+    # A member's /delete takes their copy only; deleting the team takes the team's.
+    (bob, bob_job), (carol, carol_job) = jobs
+    await platform.client.forget(bob.user)
+    with pytest.raises(NotFound):
+        await platform.client.read_blob(bob.user, bob_job.request.style.reference.path)
+    assert await platform.client.read_blob(carol.user, carol_job.request.style.reference.path)
+    await teams.delete_team(platform.team_id)
+    assert await teams.reference(platform.team_id) is None
+
+
 async def test_group_members_apart(platform: Platform, face_photo_bytes: list[bytes]) -> None:
     """Two people in one group (a forum topic) or channel (their threads): each has their
     own conversation; one cannot answer the other's consent; each job goes where they are."""

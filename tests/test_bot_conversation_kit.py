@@ -104,3 +104,66 @@ def test_the_typed_name_and_the_group_title_are_both_cleaned() -> None:
     with pytest.raises(UserError, match="letters people can see"):
         kit_steps.take_text(kit_steps.start_draft(None, has_logo=False), "\u200b\u200b")
     assert kit_steps.to_kit(draft).team_name == f"Acme {FULLWIDTH_AT}&1 site"
+
+
+# --- the reference portrait steps --------------------------------------------------------------
+def _walk(draft: kit_steps.KitDraft, until: str) -> list[str]:
+    """The steps a draft asks, from the preset to ``until`` (buttons at their first option)."""
+    draft.step, seen = "preset", []
+    while draft.step != until:
+        seen.append(draft.step)
+        first = kit_steps.options(draft.step, draft)[0].value
+        kit_steps.choose(draft, draft.step, first)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("hints", "asked"),
+    [((), ()), (("pose",), ("reference",)), (("pose", "canny"), ("reference",))],
+)
+def test_the_reference_step_is_asked_only_with_a_controlnet(
+    hints: tuple[str, ...], asked: tuple[str, ...]
+) -> None:
+    draft = kit_steps.start_draft(None, has_logo=False, hints=hints)
+    steps = _walk(draft, "confirm")
+    assert tuple(s for s in steps if s in ("reference", "hint")) == asked
+    assert len(kit_steps.form_pages(draft)) == (3 if hints else 2)
+    assert kit_steps.to_kit(draft).reference_hint is None  # "No reference photo" first
+
+
+def test_a_reference_portrait_sets_the_hint_and_no_reference_clears_it() -> None:
+    draft = kit_steps.start_draft(None, has_logo=False, hints=("pose", "canny"))
+    _walk(draft, "reference")
+    kit_steps.take_reference(draft, b"png-bytes")
+    assert draft.step == "hint", "two hints configured: which one is asked"
+    assert kit_steps.to_kit(draft).reference_hint == "pose"
+    kit_steps.choose(draft, "hint", "canny")
+    assert draft.step == "review"
+    kit = kit_steps.to_kit(draft)
+    assert kit.reference_hint == "canny" and draft.reference_bytes == b"png-bytes"
+    assert "Reference photo: everyone framed like it, by outline (edges)" in (
+        kit_steps.look_lines(kit, logo=False)
+    )
+    kit_steps.choose(draft, "reference", "none")
+    assert kit_steps.to_kit(draft).reference_hint is None
+    kit_steps.choose(draft, "reference", "new")  # the photo sent is still there to pick
+    assert kit_steps.to_kit(draft).reference_hint == "pose"
+
+
+def test_a_saved_reference_is_kept_and_follows_the_configured_hints() -> None:
+    from headshots.queue.teams import BrandKit
+
+    kit = BrandKit(team_name="Acme", reference_hint="canny")
+    kept = kit_steps.start_draft(kit, has_logo=False, has_reference=True, hints=("canny",))
+    assert kept.reference == "keep" and kit_steps.to_kit(kept).reference_hint == "canny"
+    assert [o.value for o in kit_steps.options("reference", kept)] == ["keep", "none"]
+    # Its file expired (or was never stored): no reference, whatever the kit says.
+    lost = kit_steps.start_draft(kit, has_logo=False, has_reference=False, hints=("canny",))
+    assert lost.reference == "none" and kit_steps.to_kit(lost).reference_hint is None
+    # The operator now configures pose only: a new portrait takes the hint there is.
+    switched = kit_steps.start_draft(kit, has_logo=False, has_reference=True, hints=("pose",))
+    kit_steps.take_reference(switched, b"png")
+    assert kit_steps.to_kit(switched).reference_hint == "pose"
+    # No ControlNet any more: the step is not asked and offers nothing.
+    none = kit_steps.start_draft(kit, has_logo=False, has_reference=True, hints=())
+    assert kit_steps.options("reference", none) == []

@@ -165,6 +165,45 @@ async def test_member_delete_and_team_delete_leave_nothing(client: QueueClient) 
     assert await client.redis.smembers("hs:user:tg:12:teams") == set()
 
 
+async def test_the_kit_reference_lives_and_goes_with_the_team(client: QueueClient) -> None:
+    """The reference portrait: stored with the kit, its TTL moved with every team write (a
+    member's action on "day 31" keeps it), in each member's job as the same bytes, and gone
+    with the team."""
+    import asyncio
+
+    from headshots.queue.contracts import ReferenceChoice
+    from headshots.queue.teams import REFERENCE_PATH, team_store_key
+
+    teams = teams_of(client)
+    team_id = team_id_for("telegram", -100888)
+    kit = BrandKit(team_name="Acme", reference_hint="pose")
+    team = await teams.save_kit(team_id, "telegram", kit, GROUP, admin_id=99)
+    assert not team.has_reference and await teams.reference(team_id) is None
+    portrait = png((120, 90, 60))
+    await teams.set_reference(team_id, portrait)
+    assert (await teams.require(team_id)).has_reference
+    assert await teams.reference(team_id) == portrait
+
+    # Nearly expired, then a member acts: every team key, the reference among them, lives on.
+    await client.store.expire(team_store_key(team_id), REFERENCE_PATH, 1)
+    await teams.join(team_id, "tg:21", "Bea")
+    await asyncio.sleep(1.5)
+    assert await teams.reference(team_id) == portrait
+
+    choice = ReferenceChoice.of(portrait, "pose")
+    styles = [kit.style_for(c, None, choice) for c in ("woman", "man")]
+    assert {s.reference for s in styles} == {choice}
+    assert BrandKit().style_for("woman").reference is None
+
+    await teams.set_reference(team_id, None)
+    assert not (await teams.require(team_id)).has_reference
+    assert await teams.reference(team_id) is None
+    await teams.set_reference(team_id, portrait)
+    await teams.delete_team(team_id)
+    assert await teams.reference(team_id) is None
+    assert await keys_mentioning(client.redis, [team_id]) == []
+
+
 def test_colour_names_and_preview() -> None:
     from headshots.style.brand import KitLook, colour_name, render_kit_preview
 
@@ -177,6 +216,15 @@ def test_colour_names_and_preview() -> None:
     )
     preview = Image.open(io.BytesIO(render_kit_preview(look, png((255, 0, 0), (50, 50)))))
     assert preview.format == "JPEG" and preview.width == 640 and preview.height == 800 + 56
+
+    # With a reference portrait: an inset of it at the kit's crop, bottom left.
+    plain = Image.open(io.BytesIO(render_kit_preview(look))).convert("RGB")
+    framed = render_kit_preview(look, None, png((0, 200, 0), (900, 600)))
+    inset = Image.open(io.BytesIO(framed)).convert("RGB")
+    assert inset.size == plain.size
+    r, g, b = inset.getpixel((60, 700))  # inside the inset: the portrait's green
+    assert g > 150 and r < 80 and b < 80, (r, g, b)
+    assert plain.getpixel((inset.width - 60, 100)) == inset.getpixel((inset.width - 60, 100))
 
 
 async def test_a_refused_submission_gives_the_run_back(client: QueueClient) -> None:

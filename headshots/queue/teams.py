@@ -8,10 +8,11 @@ favourite each member picks is copied into the team's namespace and posted in th
 
 Keys (see :mod:`headshots.queue.constants`): the team hash, its members hash, and a per-user set
 of teams so that a member's ``/delete`` also removes their photo from every team. They live and
-expire together (every write extends them all, and the logo), and a ``/delete`` also scans the
-platform's teams, so nothing of a person is left in a team whatever their TTLs did. Writes of a
-person's records check their delete epoch (:mod:`headshots.queue.guarded`): a handler that
-was running when they deleted cannot write them back.
+expire together (every write extends them all, the logo and the reference portrait), and a
+``/delete`` also scans the platform's teams, so nothing of a person is left in a team whatever
+their TTLs did. Writes of a person's records check their delete epoch
+(:mod:`headshots.queue.guarded`): a handler that was running when they deleted cannot write them
+back.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from headshots.queue.contracts import (
     PLATFORM_SHORT,
     AspectRatio,
     ChatTarget,
+    ControlHint,
     PersonAttributes,
     Platform,
+    ReferenceChoice,
     StyleChoice,
     SubjectClass,
     UserRef,
@@ -99,6 +102,9 @@ class BrandKit(BaseModel):
     logo_placement: LogoPlacement = "none"
     #: Admin approves each member's favourite before it counts as final.
     review: bool = False
+    #: How every member is framed like the kit's reference portrait (``reference.png`` in the
+    #: team's store); ``None``: no reference photo.
+    reference_hint: ControlHint | None = None
 
     def look(self) -> KitLook:
         """What the preview image shows of this kit."""
@@ -117,10 +123,17 @@ class BrandKit(BaseModel):
         )
 
     def style_for(
-        self, subject_class: SubjectClass, attributes: PersonAttributes | None = None
+        self,
+        subject_class: SubjectClass,
+        attributes: PersonAttributes | None = None,
+        reference: ReferenceChoice | None = None,
     ) -> StyleChoice:
         """The :class:`StyleChoice` of every member's job: the class and the person's own
-        features (eyes, glasses, hair) are theirs, everything else is the kit's."""
+        features (eyes, glasses, hair) are theirs, everything else is the kit's.
+
+        ``reference``: the kit's reference photo as copied into the member's own store (the
+        same bytes for everyone, so every member gets the same control image).
+        """
         from headshots.style.brand import background_phrase
 
         return StyleChoice(
@@ -133,6 +146,7 @@ class BrandKit(BaseModel):
             aspect_ratio=self.aspect_ratio,
             seed=self.seed,
             attributes=attributes or PersonAttributes(),
+            reference=reference,
         )
 
 
@@ -159,6 +173,8 @@ class Team:
     target: ChatTarget
     admins: list[int]
     has_logo: bool
+    #: The kit's reference portrait is stored (``BrandKit.reference_hint`` says how it frames).
+    has_reference: bool = False
 
 
 def team_id_for(platform: Platform, chat_or_guild_id: int) -> str:
@@ -172,6 +188,9 @@ def team_store_key(team_id: str) -> str:
 
 
 LOGO_PATH = "logo.png"
+REFERENCE_PATH = "reference.png"
+#: The team's own files that live as long as the kit (favourites keep the results' retention).
+KIT_FILES = (LOGO_PATH, REFERENCE_PATH)
 
 
 def favourite_path(member_key: str) -> str:
@@ -244,6 +263,7 @@ class TeamStore:
             target=ChatTarget.model_validate_json(raw["target"]),
             admins=list(json.loads(raw.get("admins", "[]"))),
             has_logo=raw.get("logo") == "1",
+            has_reference=raw.get("reference") == "1",
         )
 
     async def require(self, team_id: str) -> Team:
@@ -253,18 +273,32 @@ class TeamStore:
         return team
 
     async def set_logo(self, team_id: str, png: bytes | None) -> None:
-        key = constants.team_key(team_id)
-        if png is None:
-            await self.store.delete(team_store_key(team_id), LOGO_PATH)
-            await self.redis.hset(key, "logo", "0")
-            return
-        await self.store.put(team_store_key(team_id), LOGO_PATH, png, self._ttl)
-        await self.redis.hset(key, "logo", "1")
-        await self._touch(team_id)
+        await self._set_file(team_id, "logo", LOGO_PATH, png)
 
     async def logo(self, team_id: str) -> bytes | None:
+        return await self._file(team_id, LOGO_PATH)
+
+    async def set_reference(self, team_id: str, png: bytes | None) -> None:
+        """Store (or with ``None`` remove) the kit's reference portrait: checked like a
+        member's reference (one person, the output check) before it gets here."""
+        await self._set_file(team_id, "reference", REFERENCE_PATH, png)
+
+    async def reference(self, team_id: str) -> bytes | None:
+        return await self._file(team_id, REFERENCE_PATH)
+
+    async def _set_file(self, team_id: str, flag: str, path: str, png: bytes | None) -> None:
+        key = constants.team_key(team_id)
+        if png is None:
+            await self.store.delete(team_store_key(team_id), path)
+            await self.redis.hset(key, flag, "0")
+            return
+        await self.store.put(team_store_key(team_id), path, png, self._ttl)
+        await self.redis.hset(key, flag, "1")
+        await self._touch(team_id)
+
+    async def _file(self, team_id: str, path: str) -> bytes | None:
         try:
-            return await self.store.get(team_store_key(team_id), LOGO_PATH)
+            return await self.store.get(team_store_key(team_id), path)
         except NotFound:
             return None
 
@@ -323,7 +357,8 @@ class TeamStore:
 
     async def _touch(self, team_id: str) -> None:
         """Give every key of the team the same TTL again: kit, members, each member's set of
-        teams, the logo. (Favourites keep the results' retention: they are results.)"""
+        teams, the logo and the reference. (Favourites keep the results' retention: they are
+        results.)"""
         members = await self.redis.hkeys(constants.team_members_key(team_id))
         async with self.redis.pipeline(transaction=False) as pipe:
             # EXPIRE never creates a key: a record deleted meanwhile stays deleted.
@@ -333,7 +368,8 @@ class TeamStore:
                 name = member_key.decode() if isinstance(member_key, bytes) else str(member_key)
                 pipe.expire(constants.user_teams_key(name), self._ttl)
             await pipe.execute()
-        await self.store.expire(team_store_key(team_id), LOGO_PATH, self._ttl)
+        for path in KIT_FILES:
+            await self.store.expire(team_store_key(team_id), path, self._ttl)
 
     async def record_job(self, team_id: str, user_key: str, job_id: str) -> Member:
         """Count a job against the member's quota; raises :class:`LimitReached` past it."""

@@ -255,14 +255,23 @@ def with_logo_mark(image: Image.Image, logo: bytes, *, share: float = 0.14) -> I
     return out
 
 
-def render_kit_preview(look: KitLook, logo: bytes | None = None, *, long_side: int = 800) -> bytes:
-    """A JPEG of the kit on a stock composition, with a caption bar naming the choices."""
+def render_kit_preview(
+    look: KitLook,
+    logo: bytes | None = None,
+    reference: bytes | None = None,
+    *,
+    long_side: int = 800,
+) -> bytes:
+    """A JPEG of the kit on a stock composition, with a caption bar naming the choices; with
+    a ``reference`` portrait, an inset of it at the kit's crop ("everyone framed like this")."""
     size = _aspect_size(look.aspect_ratio, long_side)
     canvas = _backdrop(size, look.background_kind, look.background_colours)
     _silhouette(canvas, (40, 48, 66))
     canvas = apply_colour_grade(canvas, look.colour_grade)
     if logo is not None and look.logo_placement == "corner":
         canvas = with_logo_mark(canvas, logo)
+    if reference is not None:
+        _reference_inset(canvas, reference, look.aspect_ratio)
     bar = Image.new("RGB", (canvas.width, 56), (250, 250, 250))
     draw = ImageDraw.Draw(bar)
     draw.text((12, 8), look.team_name, fill=(20, 20, 20))
@@ -278,6 +287,32 @@ def render_kit_preview(look: KitLook, logo: bytes | None = None, *, long_side: i
     buffer = io.BytesIO()
     sheet.save(buffer, format="JPEG", quality=88)
     return buffer.getvalue()
+
+
+#: The inset's width as a share of the preview's, and its frame in pixels.
+REFERENCE_INSET_SHARE = 0.3
+_INSET_BORDER = 4
+
+
+def _reference_inset(canvas: Image.Image, reference: bytes, aspect_ratio: str) -> None:
+    """The reference portrait, cropped to the kit's shape as the generation fits it, in a
+    framed inset at the bottom left with a "Framed like" label (drawn into ``canvas``)."""
+    with Image.open(io.BytesIO(reference)) as raw:
+        photo = crop_to_aspect(raw.convert("RGB"), aspect_ratio)  # type: ignore[arg-type]
+    width = max(24, round(canvas.width * REFERENCE_INSET_SHARE))
+    inset = photo.resize((width, max(1, round(width * photo.height / photo.width))))
+    framed = ImageOps.expand(inset, border=_INSET_BORDER, fill=(250, 250, 250))
+    margin = max(8, canvas.width // 40)
+    top = canvas.height - framed.height - margin
+    canvas.paste(framed, (margin, top))
+    draw = ImageDraw.Draw(canvas)
+    label = "Framed like"
+    box = draw.textbbox((0, 0), label)
+    draw.rectangle(
+        (margin, top - (box[3] - box[1]) - 8, margin + (box[2] - box[0]) + 8, top),
+        fill=(250, 250, 250),
+    )
+    draw.text((margin + 4, top - (box[3] - box[1]) - 5), label, fill=(20, 20, 20))
 
 
 #: The smallest long side of an exported headshot (SD1.5's delivered size).

@@ -29,12 +29,14 @@ from headshots.queue.contracts import (
     ChatTarget,
     JobRequest,
     JobState,
+    PersonAttributes,
     Platform,
     StyleChoice,
+    SubjectClass,
     UserRef,
 )
 from headshots.queue.progress import expected_job_s
-from headshots.queue.teams import TeamStore
+from headshots.queue.teams import Team, TeamStore
 from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -624,8 +626,8 @@ class Flow:
         return others[0] if others else None
 
     def _reference_offered(self, conversation: Conversation) -> bool:
-        """A reference photo needs a ControlNet of the base's family; a team's look is the
-        kit's (a kit reference is not built yet)."""
+        """A reference photo needs a ControlNet of the base's family; a team member's is the
+        kit's (:meth:`team_style`)."""
         return bool(reference_hints(self.settings)) and not conversation.team_id
 
     def _quick_offered(self, conversation: Conversation) -> bool:
@@ -693,6 +695,36 @@ class Flow:
             )
         await self.store.save(user, scope, conversation)
 
+    # --- a team member's job ----------------------------------------------------------------
+    async def team_style(
+        self,
+        team: Team,
+        user: UserRef,
+        subject_class: SubjectClass,
+        attributes: PersonAttributes | None,
+    ) -> StyleChoice:
+        """A member's job style: the kit's, with the member's class and features, and the
+        kit's reference portrait copied into the member's own store (their retention, their
+        ``/delete``). The same bytes for everyone: every member gets the same control image."""
+        reference = None
+        png = await self.kit_reference(team)
+        hints = reference_hints(self.settings)
+        if png is not None and team.kit.reference_hint is not None:
+            # The kit's hint while the operator configures it, else the one they do.
+            hint = team.kit.reference_hint if team.kit.reference_hint in hints else hints[0]
+            reference = await self.client.add_reference(user, png, hint)
+        return team.kit.style_for(subject_class, attributes, reference)
+
+    async def kit_reference(self, team: Team) -> bytes | None:
+        """The kit's reference portrait where it can be used: stored, with a hint, and a
+        ControlNet configured for the base (else the kit frames by its prompt alone)."""
+        if not (team.has_reference and team.kit.reference_hint and reference_hints(self.settings)):
+            return None
+        png = await self.services.teams.reference(team.team_id)
+        if png is None:
+            logger.warning("team %s: its reference portrait is gone", team.team_id)
+        return png
+
     # --- confirming and submitting -------------------------------------------------------
     async def _confirm(self, turn: Turn, conversation: Conversation) -> None:
         surface, user, _ = turn
@@ -700,7 +732,7 @@ class Flow:
             choice = style.to_choice(conversation.style)
             if conversation.team_id:
                 team = await self.services.teams.require(conversation.team_id)
-                choice = team.kit.style_for(choice.subject_class, choice.attributes)
+                choice = await self.team_style(team, user, choice.subject_class, choice.attributes)
             summary = await self._summary_text(conversation) + "\n\n" + texts.CONFIRMED
         except UserError as exc:  # the team was deleted meanwhile
             await surface.answer(str(exc))

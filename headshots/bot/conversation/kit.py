@@ -1,12 +1,15 @@
 """The team look (brand kit) an admin builds, question by question or as a form.
 
     name -> preset -> background [-> colour | gradient] -> attire -> colour grade -> shape
-         -> count -> logo [-> placement] -> review -> confirm
+         -> count -> logo [-> placement] [-> reference [-> hint]] -> review -> confirm
 
 The draft lives in the admin's own conversation state (JSON in Redis) until it is saved as the
-team's :class:`BrandKit`. Text steps (name, hex colours) take a typed answer; the logo step takes
-an image. A form shows :data:`GROUPS` (the name, colours and logo come from their own forms).
-The person's own features are never part of the kit: every member answers them.
+team's :class:`BrandKit`. Text steps (name, hex colours) take a typed answer; the logo and the
+reference steps take an image. The reference portrait ("frame everyone like this") is asked only
+where the operator configured a ControlNet (:attr:`KitDraft.hints`), its hint only where there
+are two. A form shows :data:`GROUPS` (the name, colours, logo and reference photo come from their
+own forms or uploads). The person's own features are never part of the kit: every member answers
+them.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from headshots.bot.conversation import style as style_steps
+from headshots.bot.conversation import texts
 from headshots.bot.conversation.screens import Option
 from headshots.errors import UserError
 from headshots.queue.teams import BrandKit, normalise_hex
 
-#: Steps answered by a typed message (the rest by buttons; "logo" by an image or a button).
+#: Steps answered by a typed message (the rest by buttons; "logo" and "reference" by an image
+#: or a button).
+IMAGE_STEPS = ("logo", "reference")
+#: A form's draft step: every question is on screen, no file is awaited.
+FORM_STEP = "form"
 TEXT_STEPS = ("name", "colour", "gradient")
 ORDER = (
     "name",
@@ -34,13 +42,18 @@ ORDER = (
     "count",
     "logo",
     "placement",
+    "reference",
+    "hint",
     "review",
     "confirm",
 )
 STEPS = (*ORDER[:3], "colour", "gradient", *ORDER[3:])
+#: The form's pages; the third exists only where a reference photo can be used (four selects a
+#: page at most: Discord's five rows hold them and the buttons).
 GROUPS = (
     ("preset", "background", "attire", "colour_grade"),
     ("aspect_ratio", "count", "placement", "review"),
+    ("reference", "hint"),
 )
 BACKGROUND_LABELS = {
     "office": "Office",
@@ -61,6 +74,9 @@ QUESTIONS = {
     "logo": "Reply to this message with the team's logo (an image or PNG file), or:",
     "placement": "Where should the logo go? (Corner: a small mark on the exported profile "
     "pictures only, never on the headshots themselves.)",
+    "reference": "Reply to this message with a reference portrait to frame every member like "
+    "it (pose and crop; exactly one person, who need not be in the team), or:",
+    "hint": "What should every headshot follow in the reference?",
     "review": "Should an admin approve each member's pick before it counts?",
     "confirm": "Save this look for the team?",
 }
@@ -135,6 +151,12 @@ class KitDraft:
     logo: Literal["keep", "none", "new"] = "none"
     logo_png: str | None = None  # base64 PNG
     had_logo: bool = False
+    #: The same for the reference portrait (its hint is ``values["reference_hint"]``).
+    reference: Literal["keep", "none", "new"] = "none"
+    reference_png: str | None = None  # base64 PNG
+    had_reference: bool = False
+    #: The ControlNet hints the operator configured (none: no reference step).
+    hints: list[str] = field(default_factory=list)
     #: Changing a saved kit (the name step offers to keep the name).
     editing: bool = False
     #: Where the team's posts go once saved (the group or topic, the channel).
@@ -158,17 +180,35 @@ class KitDraft:
     def logo_bytes(self) -> bytes | None:
         return base64.b64decode(self.logo_png) if self.logo_png else None
 
+    @property
+    def reference_bytes(self) -> bytes | None:
+        return base64.b64decode(self.reference_png) if self.reference_png else None
 
-def start_draft(kit: BrandKit | None, *, has_logo: bool, name: str = "") -> KitDraft:
+
+def start_draft(
+    kit: BrandKit | None,
+    *,
+    has_logo: bool,
+    name: str = "",
+    has_reference: bool = False,
+    hints: tuple[str, ...] | list[str] = (),
+) -> KitDraft:
     """A draft from the saved kit (or the defaults), at the first step."""
     if kit is None:  # named after the group or server, made as safe as a typed name
         name = _neutralised(name)[:MAX_TEAM_NAME].strip()
         name = name if _visible(name) else DEFAULT_TEAM_NAME
     values = (kit or BrandKit(team_name=name)).model_dump(mode="json")
+    # A stored reference without a hint (or the other way round) is no reference.
+    has_reference = has_reference and values.get("reference_hint") is not None
+    if not has_reference:
+        values["reference_hint"] = None
     return KitDraft(
         values=values,
         logo="keep" if has_logo else "none",
         had_logo=has_logo,
+        reference="keep" if has_reference else "none",
+        had_reference=has_reference,
+        hints=list(hints),
         editing=kit is not None,
     )
 
@@ -194,6 +234,19 @@ def options(step: str, draft: KitDraft) -> list[Option]:
         return [Option("keep", "Keep the current logo"), *found] if draft.had_logo else found
     if step == "placement":
         return [Option("none", "Don't use it"), Option("corner", "Small corner mark")]
+    if step == "reference":
+        if not draft.hints:
+            return []
+        found = [Option("none", "No reference photo")]
+        if draft.had_reference:
+            found.insert(0, Option("keep", "Keep the current reference"))
+        if draft.reference_png:
+            found.insert(0, Option("new", "The photo I sent"))
+        return found
+    if step == "hint":
+        if draft.reference == "none" or len(draft.hints) < 2:
+            return []
+        return [Option(h, texts.REFERENCE_HINTS[h].capitalize()) for h in draft.hints]
     if step == "review":
         return [Option("on", "Yes, admins approve"), Option("off", "No, picks are final")]
     if step == "confirm":
@@ -203,6 +256,11 @@ def options(step: str, draft: KitDraft) -> list[Option]:
             Option("cancel", "Cancel"),
         ]
     return []
+
+
+def form_pages(draft: KitDraft) -> tuple[tuple[str, ...], ...]:
+    """The form's pages for this draft: the reference page only with a ControlNet."""
+    return GROUPS if draft.hints else GROUPS[:2]
 
 
 def current(step: str, draft: KitDraft) -> str | None:
@@ -215,15 +273,26 @@ def current(step: str, draft: KitDraft) -> str | None:
         "aspect_ratio": kit.aspect_ratio,
         "count": str(kit.count),
         "placement": kit.logo_placement,
+        "reference": draft.reference,
+        "hint": kit.reference_hint,
         "review": "on" if kit.review else "off",
     }.get(step)
+
+
+def applies(step: str, draft: KitDraft) -> bool:
+    """Whether ``step`` is asked of this draft: the logo's placement only with a logo, the
+    reference only with a ControlNet, its hint only with a reference and a choice of two."""
+    if step == "placement":
+        return draft.logo != "none"
+    if step in ("reference", "hint"):
+        return bool(options(step, draft))
+    return True
 
 
 def _after(step: str, draft: KitDraft) -> str:
     if step in ("colour", "gradient"):
         return "attire"
-    following = ORDER[ORDER.index(step) + 1]
-    return "review" if following == "placement" and draft.logo == "none" else following
+    return next(s for s in ORDER[ORDER.index(step) + 1 :] if applies(s, draft))
 
 
 def choose(draft: KitDraft, step: str, value: str) -> KitDraft:
@@ -248,6 +317,11 @@ def choose(draft: KitDraft, step: str, value: str) -> KitDraft:
         draft.logo, draft.logo_png = ("keep" if value == "keep" else "none"), None
     elif step == "placement":
         values["logo_placement"] = value
+    elif step == "reference":
+        draft.reference = value  # type: ignore[assignment]  # one of the options above
+        _fit_hint(draft)
+    elif step == "hint":
+        values["reference_hint"] = value
     elif step == "review":
         values["review"] = value == "on"
     if step == "logo" and draft.logo == "none":
@@ -284,6 +358,24 @@ def take_logo(draft: KitDraft, png: bytes) -> KitDraft:
     return draft
 
 
+def take_reference(draft: KitDraft, png: bytes) -> KitDraft:
+    """A checked reference portrait (one person, passed the output check) for the kit."""
+    draft.reference, draft.reference_png = "new", base64.b64encode(png).decode()
+    _fit_hint(draft)
+    draft.step = _after("reference", draft)
+    return draft
+
+
+def _fit_hint(draft: KitDraft) -> None:
+    """The kit's hint follows the reference: none without one; with one, the chosen hint if
+    the operator still configures it, else the first configured."""
+    hint = draft.values.get("reference_hint")
+    if draft.reference == "none" or not draft.hints:
+        draft.values["reference_hint"] = None
+    elif hint not in draft.hints:
+        draft.values["reference_hint"] = draft.hints[0]
+
+
 def to_kit(draft: KitDraft) -> BrandKit:
     """The finished kit; a :class:`UserError` when the draft is invalid."""
     try:
@@ -316,6 +408,9 @@ def look_lines(kit: BrandKit, *, logo: bool) -> list[str]:
     ]
     if kit.logo_placement == "corner" and logo:
         lines.append("Logo: small corner mark on the exported profile pictures")
+    if kit.reference_hint is not None:
+        hint = texts.REFERENCE_HINTS[kit.reference_hint]
+        lines.append(f"Reference photo: everyone framed like it, by {hint}")
     lines.append(f"Admin review: {'on' if kit.review else 'off'}")
     return lines
 

@@ -73,12 +73,9 @@ class FaceWork:
 
         async with self.limit:
             try:
-                data = await fetch()
-            except UserError as exc:  # the platform said why (e.g. over its download limit)
+                data = await _download(fetch, f"photo {index}")
+            except UserError as exc:
                 return SelfieVerdict(index, False, [str(exc)]), None
-            except Exception:  # the link expired or the platform hiccuped: the person resends
-                logger.warning("could not download photo %d", index, exc_info=True)
-                return SelfieVerdict(index, False, [texts.DOWNLOAD_FAILED]), None
             analyzer = await self.analyzer()
             return await self.run(_check_and_normalise, data, analyzer, index)
 
@@ -90,7 +87,7 @@ class FaceWork:
         from headshots.style.brand import LogoRejected, normalise_logo
 
         async with self.limit:
-            data = await fetch()
+            data = await _download(fetch, "a logo")
             try:
                 return await self.run(normalise_logo, data)
             except LogoRejected as exc:
@@ -104,13 +101,7 @@ class FaceWork:
         from headshots.generation.faces import ImageRejected, check_reference
 
         async with self.limit:
-            try:
-                data = await fetch()
-            except UserError:
-                raise
-            except Exception:  # the link expired or the platform hiccuped: the person resends
-                logger.warning("could not download a reference photo", exc_info=True)
-                raise UserError(texts.DOWNLOAD_FAILED) from None
+            data = await _download(fetch, "a reference photo")
             analyzer = await self.analyzer()
             try:
                 return await self.run(check_reference, data, analyzer)
@@ -119,6 +110,19 @@ class FaceWork:
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+async def _download(fetch: Callable[[], Awaitable[bytes]], what: str) -> bytes:
+    """``fetch()``; the platform's own refusal (a :class:`UserError`, e.g. over its download
+    limit) as it is, any other failure (a link expired, the platform hiccuped) as "download
+    failed, send it again"."""
+    try:
+        return await fetch()
+    except UserError:
+        raise
+    except Exception:
+        logger.warning("could not download %s", what, exc_info=True)
+        raise UserError(texts.DOWNLOAD_FAILED) from None
 
 
 def _check_and_normalise(

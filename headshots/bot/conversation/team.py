@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from headshots.bot.conversation import kit as kit_steps
 from headshots.bot.conversation import texts
@@ -20,6 +21,7 @@ from headshots.bot.conversation.flow import Flow
 from headshots.bot.conversation.screens import Button, Question, Screen, Surface, Turn
 from headshots.bot.conversation.state import Place, Store
 from headshots.errors import NotFound, UserError
+from headshots.model_family import reference_hints
 from headshots.queue.client import JobInfo
 from headshots.queue.contracts import ChatTarget, UserRef
 from headshots.queue.teams import Member, Team, TeamStore
@@ -43,9 +45,13 @@ def delete_team_screen() -> Screen:
 
 
 class TeamFlow:
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, *, kit_uploads: bool = False) -> None:
+        """``kit_uploads``: files sent to the editor's place reach :meth:`kit_image` (Slack's
+        DM), so the form offers to take the logo and reference photo there. Elsewhere a form
+        takes them with its command (Discord's ``/team setup logo: reference:``)."""
         self.flow = flow
         self.services = flow.services
+        self.kit_uploads = kit_uploads
 
     @property
     def teams(self) -> TeamStore:
@@ -69,25 +75,33 @@ class TeamFlow:
         anchor: int | None = None,
         name: str = "",
         logo: bytes | None = None,
+        reference: bytes | None = None,
     ) -> None:
-        """Open a draft of the team's look (the saved one's, or the defaults)."""
+        """Open a draft of the team's look (the saved one's, or the defaults); ``logo`` and
+        ``reference``: checked images that came with the command."""
         team = await self.teams.get(team_id)
         async with self.store.lock(turn.user, turn.scope):
             draft = kit_steps.start_draft(
-                team.kit if team else None, has_logo=bool(team and team.has_logo), name=name
+                team.kit if team else None,
+                has_logo=bool(team and team.has_logo),
+                has_reference=bool(team and team.has_reference),
+                hints=reference_hints(self.flow.settings),
+                name=name,
             )
             draft.chat_id, draft.thread_id = place.chat_id, place.thread_id
             draft.anchor_message_id = anchor
             if logo is not None:
                 kit_steps.take_logo(draft, logo)
-                draft.step = "name"
+            if reference is not None and draft.hints:
+                kit_steps.take_reference(draft, reference)
+            draft.step = "name"
             await self._show(turn, draft)
 
     async def _show(
         self, turn: Turn, draft: kit_steps.KitDraft, *, message_id: int | None = None
     ) -> None:
         """Ask the draft's current question (or show the form), remember it as the menu."""
-        screen = self.kit_screen(draft, form=turn.surface.form)
+        screen = self.kit_screen(draft, form=turn.surface.form, uploads=self.kit_uploads)
         if screen.asks_text:
             message_id = None  # a typed answer replies to its own question
         draft.menu_message_id = await turn.surface.show(
@@ -97,26 +111,9 @@ class TeamFlow:
         await self.store.put(turn.user, turn.scope, draft.to_json())
 
     @staticmethod
-    def kit_screen(draft: kit_steps.KitDraft, *, form: bool) -> Screen:
+    def kit_screen(draft: kit_steps.KitDraft, *, form: bool, uploads: bool = False) -> Screen:
         if form:
-            group = kit_steps.GROUPS[max(0, min(draft.page, len(kit_steps.GROUPS) - 1))]
-            questions = [
-                Question("kit", step, kit_steps.QUESTIONS[step], options, current)
-                for step in group
-                for options, current in [
-                    (tuple(kit_steps.options(step, draft)), kit_steps.current(step, draft))
-                ]
-            ]
-            logo = {"new": "a new one", "keep": "the current one", "none": "none"}[draft.logo]
-            buttons = [
-                Button("back", "Back") if draft.page else Button("more", "More options"),
-                Button("name", "Team name"),
-                Button("colours", "Colours"),
-                Button("save", "Save", tone="success"),
-                Button("cancel", "Cancel", tone="danger"),
-            ]
-            lines = [texts.KIT_HEADING, *kit_steps.draft_lines(draft), f"Logo file: {logo}"]
-            return Screen("\n".join(lines), questions=questions, buttons=buttons, private=True)
+            return TeamFlow._kit_form(draft, uploads=uploads)
         step = draft.step
         text = kit_steps.QUESTIONS[step]
         if step == "confirm":
@@ -124,6 +121,50 @@ class TeamFlow:
         options = tuple(kit_steps.options(step, draft))
         questions = [Question("kit", step, text, options)] if options else []
         return Screen(text, questions=questions, asks_text=not options)
+
+    @staticmethod
+    def _kit_form(draft: kit_steps.KitDraft, *, uploads: bool) -> Screen:
+        """One page of the look as a form; with ``uploads`` it also offers to take the logo
+        and the reference photo as files sent to the editor's place."""
+        pages = kit_steps.form_pages(draft)
+        draft.page = max(0, min(draft.page, len(pages) - 1))
+        group = pages[draft.page]
+        questions = [
+            Question("kit", step, kit_steps.QUESTIONS[step], options, current)
+            for step in group
+            for options, current in [
+                (tuple(kit_steps.options(step, draft)), kit_steps.current(step, draft))
+            ]
+            if options  # the reference and its hint exist only where they can be used
+        ]
+        files = {"new": "a new one", "keep": "the current one", "none": "none"}
+        lines = [
+            texts.KIT_HEADING,
+            *kit_steps.draft_lines(draft),
+            f"Logo file: {files[draft.logo]}",
+        ]
+        if draft.hints:
+            lines.append(f"Reference photo: {files[draft.reference]}")
+            if not uploads and group == kit_steps.GROUPS[2]:
+                lines.append(texts.KIT_REFERENCE_BY_COMMAND)
+        # One page button (Discord's row holds five): the next page, from the last the first.
+        more = draft.page < len(pages) - 1
+        buttons = [
+            Button("more", "More options") if more else Button("back", "Back"),
+            Button("name", "Team name"),
+            Button("colours", "Colours"),
+        ]
+        if uploads:
+            buttons.append(Button("logo", "Send a logo"))
+            if draft.hints:
+                buttons.append(Button("reference", "Send a reference photo"))
+            if draft.step in kit_steps.IMAGE_STEPS:
+                lines.append(texts.KIT_SEND_FILE[draft.step])
+        buttons += [
+            Button("save", "Save", tone="success"),
+            Button("cancel", "Cancel", tone="danger"),
+        ]
+        return Screen("\n".join(lines), questions=questions, buttons=buttons, private=True)
 
     async def kit_press(
         self, turn: Turn, step: str, value: str, *, team_id: str, message_id: int
@@ -141,8 +182,10 @@ class TeamFlow:
             if step in ("confirm", "form") and value in ("save", "cancel", "restart"):
                 await self._finish(turn, draft, value, team_id, message_id)
                 return
-            if step == "form":  # the form's pages
-                draft.page = 1 if value == "more" else 0
+            if step == "form" and value in kit_steps.IMAGE_STEPS:  # "send it here" (Slack)
+                draft.step = value
+            elif step == "form":  # the form's pages: the next one, or back to the first
+                draft.page = draft.page + 1 if value == "more" else 0
             else:
                 labels = {o.value: o.label for o in kit_steps.options(step, draft)}
                 try:
@@ -150,6 +193,8 @@ class TeamFlow:
                 except ValueError:
                     await surface.answer(texts.STALE_MENU)
                     return
+                if surface.form:  # a form waits for a file only after its "Send a ..." button
+                    draft.step = kit_steps.FORM_STEP
                 if draft.step in kit_steps.TEXT_STEPS and not surface.form:
                     # The question that takes a typed answer needs its own (reply-to) message.
                     chosen = f"{kit_steps.QUESTIONS[step]} {labels[value]}"
@@ -176,18 +221,42 @@ class TeamFlow:
             message_id = draft.menu_message_id if surface.form else None
             await self._show(turn, draft, message_id=message_id)
 
-    async def kit_logo(self, turn: Turn, png: bytes, *, anchor: int) -> None:
+    async def kit_image(self, turn: Turn, png: bytes, *, anchor: int) -> None:
+        """The logo or reference portrait the draft asks for, checked by the front end
+        (:meth:`image_step` says which check)."""
         surface, admin, scope = turn
         async with self.store.lock(admin, scope):
             draft = await self.draft(admin, scope)
-            if draft is None or draft.step != "logo":
+            if draft is None or draft.step not in kit_steps.IMAGE_STEPS:
                 return
-            kit_steps.take_logo(draft, png)
+            step = draft.step
+            if step == "logo":
+                kit_steps.take_logo(draft, png)
+            else:
+                kit_steps.take_reference(draft, png)
+            received = texts.LOGO_RECEIVED if step == "logo" else texts.REFERENCE_RECEIVED
+            if surface.form:  # the form itself shows the new file
+                draft.step = kit_steps.FORM_STEP
+                await surface.answer(received)
+                await self._show(turn, draft, message_id=draft.menu_message_id)
+                return
             if draft.menu_message_id is not None:
-                text = kit_steps.QUESTIONS["logo"] + " " + texts.LOGO_RECEIVED
+                text = kit_steps.QUESTIONS[step] + " " + received
                 await surface.show(Screen(text), message_id=draft.menu_message_id)
             draft.anchor_message_id = anchor
             await self._show(turn, draft)
+
+    async def checked_image(self, step: str, fetch: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The image for kit ``step`` fetched and checked under the selfie checks' limiter: a
+        logo's bounded decode, or a reference's (one person, the output check). Raises
+        :class:`UserError` with the reply."""
+        faces = self.services.faces
+        return await (faces.logo(fetch) if step == "logo" else faces.reference(fetch))
+
+    async def image_step(self, admin: UserRef, scope: str) -> str | None:
+        """The image the admin's draft in ``scope`` waits for (``logo``, ``reference``), if any."""
+        draft = await self.draft(admin, scope)
+        return draft.step if draft is not None and draft.step in kit_steps.IMAGE_STEPS else None
 
     async def _finish(
         self, turn: Turn, draft: kit_steps.KitDraft, choice: str, team_id: str, message_id: int
@@ -198,7 +267,12 @@ class TeamFlow:
             await surface.show(Screen(texts.KIT_CANCELLED, private=True), message_id=message_id)
             return
         if choice == "restart":
-            fresh = kit_steps.start_draft(kit_steps.to_kit(draft), has_logo=draft.had_logo)
+            fresh = kit_steps.start_draft(
+                kit_steps.to_kit(draft),
+                has_logo=draft.had_logo,
+                has_reference=draft.had_reference,
+                hints=draft.hints,
+            )
             for kept in ("editing", "chat_id", "thread_id", "anchor_message_id"):
                 setattr(fresh, kept, getattr(draft, kept))
             await self._show(turn, fresh, message_id=message_id)
@@ -215,6 +289,10 @@ class TeamFlow:
             await self.teams.set_logo(team_id, draft.logo_bytes)
         elif draft.logo == "none":
             await self.teams.set_logo(team_id, None)
+        if draft.reference == "new":
+            await self.teams.set_reference(team_id, draft.reference_bytes)
+        elif draft.reference == "none":
+            await self.teams.set_reference(team_id, None)
         # The draft (and its Save button) goes only once the group has the Join post: a bot
         # that dies in between leaves the admin a Save that still works (found by the soak).
         team = await self.teams.require(team_id)
@@ -237,7 +315,10 @@ class TeamFlow:
         from headshots.style.brand import render_kit_preview
 
         logo = await self.teams.logo(team.team_id) if team.has_logo else None
-        preview = await self.services.faces.run(render_kit_preview, team.kit.look(), logo)
+        reference = await self.flow.kit_reference(team)
+        preview = await self.services.faces.run(
+            render_kit_preview, team.kit.look(), logo, reference
+        )
         lines = kit_steps.look_lines(team.kit, logo=logo is not None)
         join = [Button("join", "👋 Join", team.team_id, "success")]
         buttons = [] if private else [*join, Button("kit_change", "Change look (admins)")]
@@ -321,12 +402,14 @@ class TeamFlow:
         # A redo of a redo still reuses the model of the member's one training run.
         lora_job_id = last.request.lora_job_id if last.request.kind != "full" else last.job_id
         features = last.request.style
-        style = team.kit.style_for(
-            member.subject_class or features.subject_class, features.attributes
-        ).model_copy(update={"seed": team.kit.seed + 1000 * len(member.job_ids)})
+        person = member_user(member, team.platform)
+        style = await self.flow.team_style(
+            team, person, member.subject_class or features.subject_class, features.attributes
+        )
+        style = style.model_copy(update={"seed": team.kit.seed + 1000 * len(member.job_ids)})
         await self._tell(team, member, texts.REDO_MEMBER.format(team_name=team.kit.team_name))
         target = member.private_target
-        surface, person = self.flow.front.surface(target), member_user(member, team.platform)
+        surface = self.flow.front.surface(target)
         job_id = await self.flow.submit(
             surface, person, Place(target.chat_id, target.thread_id), style=style,
             upload_id=last.request.upload_id, kind="new_style", lora_job_id=lora_job_id,

@@ -474,7 +474,23 @@ KIT_CANCELLED = "Team setup cancelled; nothing was changed."
 KIT_SAVED = "✅ Team look saved."
 KIT_HEADING = "**Team look** (members only choose how the model sees them)"
 LOGO_RECEIVED = "Logo received."
+REFERENCE_RECEIVED = "Reference portrait received."
+#: The form's line while it waits for a file in the editor's place (Slack's DM).
+KIT_SEND_FILE = {
+    "logo": "📎 Send the logo here now, as a PNG or JPEG file.",
+    "reference": "📎 Send the reference portrait here now: one person, the pose and crop every "
+    "member's headshots will follow.",
+}
+KIT_REFERENCE_NOT_IMAGE = (
+    "That is not a photo I can use as the reference: send a PNG or JPEG (or press No reference "
+    "photo)."
+)
 LOGO_NOT_IMAGE = "That is not an image I can use as a logo: send a PNG or JPEG (or press No logo)."
+KIT_REFERENCE_BY_COMMAND = (
+    "A new reference portrait comes with the command: run /team setup again with the photo "
+    "attached as `reference`."
+)
+KIT_NOT_IMAGE = {"logo": LOGO_NOT_IMAGE, "reference": KIT_REFERENCE_NOT_IMAGE}
 #: Why a logo file was refused (``brand.LogoRefusal``), before any of it was decoded.
 LOGO_REFUSED = {
     "vector": "I can't use vector files (SVG, PDF, EPS) as a logo: export it as a PNG with a "
@@ -584,6 +600,13 @@ ANONYMOUS_SENDER = (
     "write to you privately. Turn off “Remain anonymous” in your admin rights, or post as "
     "yourself, and send the command again."
 )
+
+
+def kit_file_too_large(size: int, limit: int) -> str:
+    return (
+        f"That file is {size / 1024 / 1024:.0f} MB; please send one under "
+        f"{limit // 1024 // 1024} MB (a few MB is plenty)."
+    )
 
 
 def file_too_large(size: int | None) -> str:

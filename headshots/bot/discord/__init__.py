@@ -110,13 +110,14 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
 
     from headshots.bot.discord.client import command_tree_hash
     from headshots.bot.discord.commands import HeadshotGroup
+    from headshots.model_family import reference_hints
     from headshots.queue import constants
 
     token = _token(settings)
     _point_at_api(settings)
     client = discord.Client(intents=discord.Intents.none())
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-    tree.add_command(HeadshotGroup())
+    tree.add_command(HeadshotGroup(references=bool(reference_hints(settings))))
     async with client:
         await client.login(token)
         if guild_id is not None:

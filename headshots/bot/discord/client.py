@@ -24,6 +24,7 @@ from headshots.bot.conversation.flow import Services
 from headshots.bot.discord.commands import HeadshotGroup
 from headshots.bot.discord.handlers import DiscordBot, report_error
 from headshots.bot.discord.surface import ButtonItem, SelectItem, for_discord
+from headshots.model_family import reference_hints
 from headshots.queue import constants
 from headshots.queue.client import QueueClient
 from headshots.settings import Settings
@@ -71,7 +72,7 @@ class HeadshotsClient(discord.Client):
         self.services = Services(settings, client=queue)
         self.bot = DiscordBot(self, self.services)
         self.tree = HeadshotsTree(self)
-        self.tree.add_command(HeadshotGroup())
+        self.tree.add_command(HeadshotGroup(references=bool(reference_hints(settings))))
         self._sync_commands = sync_commands
         self._owed_tallies: asyncio.Task[None] | None = None
 

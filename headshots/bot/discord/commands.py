@@ -57,6 +57,27 @@ class TeamGroup(app_commands.Group, name="team", description="Team headshots in 
         await run(interaction, "team delete")
 
 
+def setup_with_reference() -> app_commands.Command[Any, ..., None]:
+    """``/headshot team setup`` where a ControlNet is configured: it also takes the reference
+    portrait every member is framed like (unconfigured, the option is absent). Made per tree:
+    a command belongs to one group."""
+
+    @app_commands.command(name="setup", description="Set the team's look (server admins)")
+    @app_commands.describe(
+        logo="Your logo (PNG or JPEG), for a corner mark on profile pictures",
+        reference="A portrait (one person) every member's headshots are framed like",
+    )
+    async def setup(
+        interaction: discord.Interaction,
+        logo: discord.Attachment | None = None,
+        reference: discord.Attachment | None = None,
+    ) -> None:
+        """Open the look editor; Save posts the preview and a Join button in this channel."""
+        await run(interaction, "team setup", logo=logo, reference=reference)
+
+    return setup
+
+
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 @app_commands.allowed_installs(guilds=True, users=False)
 class HeadshotGroup(
@@ -64,9 +85,14 @@ class HeadshotGroup(
 ):
     """``/headshot start|add|styles|status|cancel|delete|privacy|tips|help`` and ``team``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, references: bool = False) -> None:
+        """``references``: a ControlNet is configured, so team setup takes a reference."""
         super().__init__()
-        self.add_command(TeamGroup())
+        team = TeamGroup()
+        if references:
+            team.remove_command("setup")
+            team.add_command(setup_with_reference())
+        self.add_command(team)
 
     @app_commands.command(
         name="start", description="Start a headshot session (attach up to 10 selfies)"

@@ -593,7 +593,11 @@ class DiscordBot:
         return team
 
     async def cmd_team_setup(
-        self, interaction: discord.Interaction, surface: DiscordSurface, logo: Any = None
+        self,
+        interaction: discord.Interaction,
+        surface: DiscordSurface,
+        logo: Any = None,
+        reference: Any = None,
     ) -> None:
         """Open the look editor; Save posts the preview and a Join button in this channel."""
         channel, guild_id = interaction.channel, interaction.guild_id
@@ -611,14 +615,9 @@ class DiscordBot:
             await surface.answer(texts.missing_permissions(missing, private=True))
         else:
             await surface.working()
-            png = None
-            if logo is not None:  # attachment links expire: fetch and convert it now
-                if logo.size > MAX_LOGO_BYTES or not (logo.content_type or "image/").startswith(
-                    "image/"
-                ):
-                    raise UserError(texts.LOGO_NOT_IMAGE)
-                url = logo.url  # fetched and decoded under the selfie checks' limit
-                png = await self.services.faces.logo(lambda: self.flow.front.download(url))
+            # Attachment links expire: both are fetched and checked now.
+            logo_png = await self._kit_attachment("logo", logo)
+            reference_png = await self._kit_attachment("reference", reference)
             name = interaction.guild.name if interaction.guild and interaction.guild.name else ""
             turn = Turn(self._surface(interaction, kit=True), user_ref(interaction.user))
             await self.team.kit_start(
@@ -626,8 +625,23 @@ class DiscordBot:
                 team_id_for("discord", guild_id),
                 Place(channel.id, guild_id=guild_id),
                 name=name,
-                logo=png,
+                logo=logo_png,
+                reference=reference_png,
             )
+
+    async def _kit_attachment(self, step: str, attachment: Any) -> bytes | None:
+        """A ``/team setup`` attachment as the checked PNG for kit ``step`` (``None``: none);
+        :class:`UserError` with the reply when it can't be used."""
+        if attachment is None:
+            return None
+        if not (attachment.content_type or "image/").startswith("image/"):
+            raise UserError(texts.KIT_NOT_IMAGE[step])
+        # A logo is small; a reference is a photo, as large as a selfie may be.
+        limit = MAX_LOGO_BYTES if step == "logo" else MAX_ATTACHMENT_BYTES
+        if attachment.size > limit:
+            raise UserError(texts.kit_file_too_large(attachment.size, limit))
+        url = attachment.url  # fetched and decoded under the selfie checks' limit
+        return await self.team.checked_image(step, lambda: self.flow.front.download(url))
 
     async def _kit(
         self,

@@ -39,8 +39,11 @@ STYLE_OPS = dict(
     "count=count aspect_ratio=aspect eye_colour=eye glasses=glasses hair_colour=hair "
     "hair_length=length".split()
 )
-KIT_OPS = {step: STYLE_OPS.get(step, step) for step in GROUPS[0] + GROUPS[1]} | {
-    "placement": "logo"
+KIT_OPS = {step: STYLE_OPS.get(step, step) for group in GROUPS for step in group} | {
+    "placement": "logo",
+    # Apart from the person's own "reference"/"refhint" buttons.
+    "reference": "kitref",
+    "hint": "kithint",
 }
 OP_STEPS = {
     "hsd": {op: step for step, op in STYLE_OPS.items()},

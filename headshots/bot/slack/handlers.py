@@ -81,7 +81,8 @@ class SlackBot:
         self.client, self.services, self.settings = client, services, services.settings
         self.front = SlackFront(client, token)
         self.flow = Flow(services, self.front)
-        self.team = TeamFlow(self.flow)
+        # The look's editor is the admin's DM, where shared files reach on_message.
+        self.team = TeamFlow(self.flow, kit_uploads=True)
         #: Envelopes being handled; ``settled`` is set while there are none.
         self._handling = 0
         self._settled = asyncio.Event()
@@ -254,20 +255,26 @@ class SlackBot:
             work = self.team.kit_text(turn, typed, step=op.removeprefix("m-"))
         await self.guarded(surface, work, str(view["callback_id"])[:20], ack)
 
-    async def on_message(self, event: dict[str, Any]) -> None:
-        """Check selfies shared in the DM with the app; answer text there with a hint."""
+    async def on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        """Check selfies shared in the DM with the app; answer text there with a hint. A file
+        an admin's team-look editor waits for (logo, reference portrait) goes to the look."""
         channel = str(event.get("channel", ""))
         subtype = event.get("subtype")
         if event.get("bot_id") or subtype not in (None, "file_share") or not is_dm(channel):
             return
         user_id = str(event["user"])
         surface = SlackSurface(self.client, channel, owner=user_id)
-        await self.guarded(surface, self._message(surface, event), "message")
+        team_id = team_id_for("slack", slack_number(str(body.get("team_id") or event["team"])))
+        await self.guarded(surface, self._message(surface, event, team_id), "message")
 
-    async def _message(self, surface: SlackSurface, event: dict[str, Any]) -> None:
+    async def _message(self, surface: SlackSurface, event: dict[str, Any], team_id: str) -> None:
         user = user_ref(surface.owner)
-        scope = await self._session_at(user, surface.channel)
         files = list(event.get("files") or [])
+        kit_scope = f"sl-kit:{team_id}"
+        if files and (step := await self.team.image_step(user, kit_scope)) is not None:
+            await self._kit_file(surface, user, kit_scope, step, files[0], event)
+            return
+        scope = await self._session_at(user, surface.channel)
         if scope is None:
             await surface.answer(texts.NO_UPLOAD_HERE if files else texts.TEXT_HINT)
             return
@@ -300,6 +307,34 @@ class SlackBot:
             await surface.answer(problem)
             return
         await self.flow.refresh_tally(turn)
+
+    async def _kit_file(
+        self,
+        surface: SlackSurface,
+        user: UserRef,
+        scope: str,
+        step: str,
+        file: dict[str, Any],
+        event: dict[str, Any],
+    ) -> None:
+        """The first shared file as the logo or reference portrait the admin's look waits for
+        (checked as such), the form updated in place."""
+        if not await self.is_admin(surface.owner):  # rights may have changed since the setup
+            await surface.answer(texts.ONLY_ADMINS_CHANGE.format(admins=self._admins()))
+            return
+        refused = precheck(int(file.get("size") or 0), file.get("mimetype"))
+        if refused is not None:
+            await surface.answer(refused)
+            return
+        url = str(file.get("url_private_download") or file.get("url_private"))
+        try:
+            png = await self.team.checked_image(step, lambda: self.front.download(url))
+        except UserError as exc:
+            await surface.answer(str(exc))
+            return
+        surface.team, surface.kit = scope.removeprefix("sl-kit:"), True
+        turn = Turn(surface, user, scope)
+        await self.team.kit_image(turn, png, anchor=ts_number(str(event["ts"])))
 
     async def on_home(self, event: dict[str, Any]) -> None:
         """Publish the App Home: the current job, the results, the delete button."""

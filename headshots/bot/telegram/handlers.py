@@ -535,32 +535,32 @@ class TelegramBot:
         raise ApplicationHandlerStop
 
     async def on_kit_image(self, update: Update, context: Context) -> None:
-        """Take the logo an admin sends while their draft asks for it."""
+        """Take the logo or reference portrait an admin sends while their draft asks for it."""
         message = update.effective_message
         if message is None or message.from_user is None:
             return
         user = user_ref(message.from_user)
         found = await self._kit_answer(message, user)
-        if found is None or found[1].step != "logo":
+        if found is None or found[1].step not in kit_steps.IMAGE_STEPS:
             return
+        step = found[1].step
         surface = TelegramSurface(
             context.bot, place_of_message(message), owner_id=user.user_id, message=message
         )
         image = image_file(message)
         if image is None:
-            await surface.answer(texts.LOGO_NOT_IMAGE)
+            await surface.answer(texts.KIT_NOT_IMAGE[step])
             raise ApplicationHandlerStop
         file_id, size, _ = image
         if size is not None and size > DOWNLOAD_LIMIT:
             await surface.answer(texts.file_too_large(size))
             raise ApplicationHandlerStop
         try:
-            # Fetched and decoded under the selfie checks' limit, with the same pixel cap.
-            png = await self.services.faces.logo(lambda: self.flow.front.download(file_id))
+            png = await self.team.checked_image(step, lambda: self.flow.front.download(file_id))
         except UserError as exc:
             await surface.answer(str(exc))
             raise ApplicationHandlerStop from None
-        await self.team.kit_logo(Turn(surface, user, found[0]), png, anchor=message.message_id)
+        await self.team.kit_image(Turn(surface, user, found[0]), png, anchor=message.message_id)
         raise ApplicationHandlerStop
 
     # --- errors ----------------------------------------------------------------------------
