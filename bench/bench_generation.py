@@ -18,6 +18,12 @@ interleaved with their counterpart, so a burst of load from other processes hits
   AdamW on the same LoRA, inputs prepared once: nothing else).
 - ``job``: one whole job on a resident base (train, then generate with the new LoRA) and the
   overhead figure: wall time / (steps x step floor + calls x sampler steps x forward floor).
+- ``sample`` (only with ``--only sample``: inductor's compile takes minutes on a CPU): jobs on
+  a resident base with ``HEADSHOTS_SAMPLE_COMPILE`` off, then ``--sample-compile`` twice (an
+  empty inductor cache, then the one that filled), each in a fresh process: the first job
+  (cold, with the compile warm-up that ``GenerationResult.compile`` reports) apart from the
+  steady-state jobs (alternating LoRAs, which must compile no new graph), each with the
+  seconds spent in its UNet calls alone.
 """
 
 from __future__ import annotations
@@ -59,11 +65,16 @@ def _images(count: int, size: int) -> list[Any]:
     ]
 
 
-def _settings(model: str) -> Any:
+def _settings(model: str, sample_compile: str = "auto") -> Any:
     from headshots.settings import Settings
 
     return Settings(  # type: ignore[call-arg]
-        _env_file=None, base_model=model, device="cpu", dtype="float32", hf_offline=True
+        _env_file=None,
+        base_model=model,
+        device="cpu",
+        dtype="float32",
+        hf_offline=True,
+        sample_compile=sample_compile,
     )
 
 
@@ -326,12 +337,78 @@ def scenario_job(
     }
 
 
+def _time_unet_calls(resident: Any, times: list[float]) -> None:
+    """Append the seconds of every sampling UNet call to ``times`` (compiled or eager)."""
+    call = resident.sample_call
+    if call is None:  # eager: nn.Module's compiled-call slot, left empty then, times the call
+        unet = resident.pipe.unet
+
+        def eager(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            output = unet._call_impl(*args, **kwargs)
+            times.append(time.monotonic() - started)
+            return output
+
+        unet._compiled_call_impl = eager
+        return
+    inner = call._call
+
+    def compiled(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        output = inner(*args, **kwargs)
+        times.append(time.monotonic() - started)
+        return output
+
+    call._call = compiled  # installed() binds it per job
+
+
+def scenario_sample(
+    model: str, size: int, jobs: int, steps: int, rank: int, mode: str
+) -> dict[str, Any]:
+    from headshots.generation.pipeline import ResidentPipeline
+
+    resident = ResidentPipeline(_settings(model, sample_compile=mode))
+    resident.pipe  # noqa: B018 - the base load, not timed
+    loras = [random_lora(resident.pipe, rank, seed=s) for s in (1, 2)]
+    spec = _spec(size, 2, steps, "bench-sample")
+    unet_calls: list[float] = []
+    _time_unet_calls(resident, unet_calls)
+    started = time.monotonic()
+    first = resident.generate(spec, lora=loras[0], adapter_name="job_0")
+    first_job_s = time.monotonic() - started
+    first_unet_s = sum(unet_calls)
+    steady: list[float] = []
+    steady_unet: list[float] = []
+    new_graphs = 0
+    for job in range(1, jobs + 1):
+        unet_calls.clear()
+        started = time.monotonic()
+        result = resident.generate(spec, lora=loras[job % 2], adapter_name=f"job_{job}")
+        steady.append(time.monotonic() - started)
+        steady_unet.append(sum(unet_calls))
+        new_graphs += result.compile.new_graphs
+    return {
+        "mode": first.compile.mode,
+        "first_job_s": first_job_s,
+        "first_unet_s": first_unet_s,
+        "warmup_s": first.compile.warmup_s,
+        "first_new_graphs": first.compile.new_graphs,
+        "steady_job_s": _stats(steady),
+        "steady_unet_s": _stats(steady_unet),
+        "steady_new_graphs": new_graphs,
+    }
+
+
 # --- driver -------------------------------------------------------------------------------------
 
 
-def _run(args: list[str]) -> dict[str, Any]:
+def _run(args: list[str], extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     # The checkout this file is in comes first: the venv may hold another (editable) copy.
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        **(extra_env or {}),
+    }
     done = subprocess.run(
         [sys.executable, __file__, "--scenario", *args], capture_output=True, text=True, env=env
     )
@@ -359,7 +436,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved step/floor pairs")
     parser.add_argument("--train-steps", type=int, default=10, help="steps of the whole job")
     parser.add_argument("--images", type=int, default=2, help="images of the whole job")
-    parser.add_argument("--only", nargs="+", choices=["cold", "swap", "train", "job"])
+    parser.add_argument("--only", nargs="+", choices=["cold", "swap", "train", "job", "sample"])
+    parser.add_argument(
+        "--sample-compile", default="default", help="the compiled mode the sample scenario runs"
+    )
     parser.add_argument("--scenario", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -376,6 +456,8 @@ def main() -> int:
             result = scenario_swap(model, *numbers)
         elif kind == "train":
             result = scenario_train(model, numbers[0], rest[1], numbers[1], numbers[2])
+        elif kind == "sample":
+            result = scenario_sample(model, *numbers, mode=rest[-1])
         else:
             result = scenario_job(model, *numbers)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -448,6 +530,26 @@ def main() -> int:
             f"  overhead = {j['wall_s']:.2f} / ({args.train_steps} x {j['step_floor_s']:.3f} + "
             f"{args.sample_steps} x {j['forward_floor_s']:.3f}) = x{j['overhead']:.2f}"
         )
+    if "sample" in only:
+        # inductor keeps what it compiled on disk: the first compiled process starts from an
+        # empty cache (a new host), the second from the one the first filled (a restart).
+        cache = {"TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="bench-inductor-")}
+        runs = [
+            ("off", "eager"),
+            (args.sample_compile, "empty cache"),
+            (args.sample_compile, "warm cache"),
+        ]
+        for mode, label in runs:
+            sample = ["sample", model, size, str(args.jobs), str(args.sample_steps), rank, mode]
+            r = _run(sample, cache)
+            print(
+                f"sampling {r['mode']} ({label}): first job {r['first_job_s']:.2f} s (UNet calls "
+                f"{r['first_unet_s']:.2f} s, compile warm-up {r['warmup_s']:.2f} s, "
+                f"{r['first_new_graphs']} graphs)"
+            )
+            print(f"  steady job        {_fmt(r['steady_job_s'])}")
+            print(f"  steady UNet calls {_fmt(r['steady_unet_s'])} per job")
+            print(f"  new graphs in the steady jobs: {r['steady_new_graphs']}")
     return 0
 
 

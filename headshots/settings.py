@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     train_compile: Literal[
         "auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs"
     ] = "auto"
+    #: How sampling's UNet forward is compiled (pipeline.py ``CompiledSampleCall``), with the
+    #: values and the ``auto`` rule of ``train_compile``. FLUX.2 [klein] samples eagerly.
+    sample_compile: Literal[
+        "auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs"
+    ] = "auto"
     #: Gradient checkpointing while training (less memory, slower steps): ``auto`` turns it on
     #: only when the device's free memory is short of what a step needs without it (never on
     #: the CPU); ``on`` and ``off`` force it.
@@ -140,6 +145,10 @@ class Settings(BaseSettings):
     #: How much of the reference photo is re-drawn (img2img "prompt strength"); 1.0 keeps only
     #: the control image and draws everything else from the prompt.
     reference_strength: float = Field(default=0.8, gt=0.0, le=1.0)
+    #: An ONNX top-down body-pose model (COCO heatmaps: SimpleBaseline, HRNet, ViTPose exports)
+    #: for a reference photo's shoulders, arms and hips; unset, they are derived from the face
+    #: (dlib's landmarks). The operator picks it, and its licence.
+    pose_model: Path | None = None
     #: Override every preset's sampling steps (smoke tests, cheap dry runs); None = the preset's.
     sample_steps: int | None = None
 

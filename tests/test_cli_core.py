@@ -283,3 +283,19 @@ def test_doctor_says_whether_a_reference_photo_is_offered(
     klein = configured.model_copy(update={"base_model": str(tiny_klein_model_path)})
     check = _doctor(klein, capsys)["reference photo"]
     assert not check["ok"] and "FLUX.2 [klein]" in check["detail"]
+
+
+def test_doctor_says_where_a_reference_photos_body_comes_from(
+    settings_factory: Callable[..., Settings], tmp_path: Path, capsys: Any
+) -> None:
+    from tests.test_generation_body_pose import save_tiny_pose_model
+
+    settings = settings_factory(model_dir=tmp_path / "models")
+    check = _doctor(settings, capsys)["body pose"]
+    assert check["ok"] and "HEADSHOTS_POSE_MODEL" in check["detail"]
+    model = save_tiny_pose_model(tmp_path / "pose.onnx", {"nose": (1, 1)})
+    check = _doctor(settings.model_copy(update={"pose_model": model}), capsys)["body pose"]
+    assert check["ok"] and "48x64 input" in check["detail"], check
+    missing = settings.model_copy(update={"pose_model": tmp_path / "absent.onnx"})
+    check = _doctor(missing, capsys)["body pose"]
+    assert not check["ok"] and "missing" in check["detail"]

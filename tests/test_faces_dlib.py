@@ -81,3 +81,30 @@ def test_concurrent_analyses_from_many_threads(dlib_analyzer) -> None:
     first = results[0][0].embedding
     assert all(len(faces) == 1 for faces in results)
     assert all(np.allclose(faces[0].embedding, first) for faces in results)
+
+
+def _same(found: list, expected: list) -> bool:
+    return [f.box for f in found] == [f.box for f in expected] and all(
+        np.array_equal(a.embedding, b.embedding) for a, b in zip(found, expected, strict=True)
+    )
+
+
+def test_parallel_analyses_equal_sequential_ones_with_bounded_detectors() -> None:
+    # HOG runs outside the GIL: analyses detect in parallel, each with a detector of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from headshots.generation.faces import DlibAnalyzer
+    from headshots.generation.faces.ranking import detect_faces
+    from tests.plugins.faces import face_photo_variants
+
+    images = [decode_image(data) for data in face_photo_variants()]
+    sequential = DlibAnalyzer(workers=1)
+    expected = [sequential.analyze(image) for image in images]
+    parallel = DlibAnalyzer(workers=3)
+    assert parallel.parallelism == 3
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(parallel.analyze, images * 2))
+    assert 1 <= parallel._detectors.qsize() <= 3  # made only as concurrency needed them
+    assert all(_same(a, b) for a, b in zip(found, expected * 2, strict=True))
+    # The ranking's detection hands images to it that many at a time, in order.
+    assert all(_same(a, b) for a, b in zip(detect_faces(images, parallel), expected, strict=True))

@@ -246,3 +246,20 @@ def test_a_reference_photo_shows_exactly_one_person(dlib_analyzer, group_photo_b
         check_reference(to_png(Image.fromarray(gradient).convert("RGB")), dlib_analyzer)
     with pytest.raises(ImageRejected):
         check_reference(b"not a photo", dlib_analyzer)
+
+
+def test_check_selfies_in_parallel_gives_the_sequential_verdicts(face_photo_bytes) -> None:
+    from headshots.errors import JobCancelled
+    from headshots.generation.faces import DlibAnalyzer, check_selfies
+
+    analyzer = DlibAnalyzer(workers=2)
+    photos = [*face_photo_bytes, b"not a photo"]
+    expected = [check_selfie(data, analyzer, index=n) for n, data in enumerate(photos, start=1)]
+    verdicts = check_selfies(photos, analyzer)
+    assert [v.to_json() for v in verdicts] == [v.to_json() for v in expected]
+
+    def cancelled() -> None:
+        raise JobCancelled("stop")
+
+    with pytest.raises(JobCancelled):
+        check_selfies(photos, analyzer, check_cancelled=cancelled)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -198,8 +199,12 @@ def test_generate_stages_deliver_ranked_results_with_provenance(
     record = ctx.output_of("rank")
     assert record is not None
     assert "generating 4/4" in progress and "ranking" in progress
-    # The ranking, its nobody-passed fallback and the shortfall count share one detection.
-    assert len(ranked) == record["generated"] == 4
+    # Each image was analysed once, while postprocessing made the next (issue 20); the ranking,
+    # its nobody-passed fallback and the shortfall count share that detection.
+    assert ranked == [] and record["generated"] == 4
+    post = ctx.output_of("postprocess") or {}
+    faces = json.loads(ctx.read_blob(post["faces"]))
+    assert faces["backend"] == "dlib" and len(faces["images"]) == 4
     # Random tiny weights draw no faces: the honest fallback, flagged as such.
     assert record["low_likeness"] is True
     assert [r["rank"] for r in record["results"]] == [1, 2, 3]
@@ -406,3 +411,96 @@ def test_quick_draft_without_a_usable_lcm_lora_says_why(
         assert rank["message"].startswith(quick["note"])
         assert not any("quick draft" in r["caption"] for r in rank["results"])
     stages.close()
+
+
+def _rank_inputs(
+    tmp_path: Path, photos: list[bytes]
+) -> tuple[GenerationStages, LocalContext, list[Image.Image]]:
+    """A rank stage's inputs as generate and postprocess leave them, with real photos."""
+    from headshots.generation.faces import decode_image
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        state_dir=tmp_path / "state",
+        store_backend="local",
+        face_backend="dlib",
+        hf_offline=True,
+    )
+    ctx = _context(tmp_path, settings, _request(count=3, seed=5), train_job_id="trained")
+    stages = GenerationStages(settings, FAST)
+    stages._safety, stages._safety_loaded = None, True  # no output check model here
+    images = [decode_image(data) for data in photos]
+    reference = stages.analyzer.analyze(images[0])[0].embedding
+    buffer = io.BytesIO()
+    np.save(buffer, reference)
+    ctx.write_blob(reference_embedding_path("trained"), buffer.getvalue(), Retention.LORA)
+    items = []
+    for number, image in enumerate(images):
+        path = f"jobs/{ctx.job_id}/post/{number:02d}.png"
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        ctx.write_blob(path, buffer.getvalue(), Retention.SELFIE)
+        items.append({"path": path, "seed": 5 + number, "index": number, "applied": {}})
+    ctx.save_record("generate", {"generation": {"preset": "corporate", "seeds": [5]}})
+    ctx.save_record("postprocess", {"images": items, "prompt_tokens": {}})
+    return stages, ctx, images
+
+
+def test_rank_reuses_the_faces_found_while_postprocessing(
+    tmp_path: Path, face_photo_bytes: list[bytes], other_person_photo_bytes: bytes
+) -> None:
+    from headshots.generation.faces.ranking import BackgroundDetection
+    from headshots.generation.stages import _save_faces
+
+    photos = [*face_photo_bytes[1:6], other_person_photo_bytes]
+    stages, ctx, images = _rank_inputs(tmp_path, photos)
+    analyzer = stages.analyzer
+    sequential = stages.rank(ctx)
+
+    # What postprocess does: each image analysed on a worker thread as soon as it is final.
+    with BackgroundDetection(analyzer) as early:
+        for image in images:
+            early.submit(image)
+        path = _save_faces(ctx, analyzer, early.results())
+    post = ctx.output_of("postprocess") or {}
+    ctx.save_record("postprocess", {**post, "faces": path})
+    calls: list[int] = []
+
+    class Counting:
+        name, same_person_threshold = analyzer.name, analyzer.same_person_threshold
+        second_face_min_score = analyzer.second_face_min_score
+
+        def analyze(self, image: Image.Image) -> Any:
+            calls.append(1)
+            return analyzer.analyze(image)
+
+    stages._analyzer = Counting()  # type: ignore[assignment]
+    overlapped = stages.rank(ctx)
+    assert calls == []  # rank only read what postprocessing found
+    assert len(sequential["results"]) == 3 and sequential["passed"] >= 3
+    # Identical, not close: the same pixels (PNG is lossless), embeddings exact through JSON.
+    keys = ("rank", "score", "similarity", "seed", "caption")
+    assert [[r[k] for k in keys] for r in overlapped["results"]] == [
+        [r[k] for k in keys] for r in sequential["results"]
+    ]
+    assert {k: v for k, v in overlapped.items() if k != "results"} == {
+        k: v for k, v in sequential.items() if k != "results"
+    }
+
+    # Faces of another backend do not compare with this reference: rank detects again.
+    data = json.loads(ctx.read_blob(path))
+    ctx.write_blob(path, json.dumps({**data, "backend": "other"}).encode(), Retention.SELFIE)
+    again = stages.rank(ctx)
+    assert len(calls) == len(images)
+    assert [r["score"] for r in again["results"]] == [r["score"] for r in sequential["results"]]
+
+
+def test_background_detection_cancels_what_it_has_not_started(dlib_analyzer) -> None:
+    from headshots.generation.faces.ranking import BackgroundDetection
+
+    image = Image.new("RGB", (64, 64))
+    with pytest.raises(JobCancelled), BackgroundDetection(dlib_analyzer) as early:
+        for _ in range(50):
+            early.submit(image)
+        raise JobCancelled("stop")
+    assert sum(future.cancelled() for future in early._pending) > 0

@@ -676,21 +676,6 @@ def test_a_compile_that_fails_falls_back_to_eager_with_one_log_line(
         assert all(torch.equal(fallback[k], eager_lora[k]) for k in eager_lora)
 
 
-def test_compile_mode_auto_captures_cuda_graphs_on_cuda_only() -> None:
-    import torch
-
-    from headshots.generation.train import compiled_unet_call
-
-    assert compiled_unet_call("auto", torch.device("cpu")) is None
-    assert compiled_unet_call("off", torch.device("cuda")) is None
-    on_cuda = compiled_unet_call("auto", torch.device("cuda"))
-    assert on_cuda is not None and on_cuda.mode == "reduce-overhead"
-    forced = compiled_unet_call("max-autotune-no-cudagraphs", torch.device("cpu"))
-    assert forced is not None and forced.mode == "max-autotune-no-cudagraphs"
-    with pytest.raises(ValueError, match="unknown compile mode"):
-        compiled_unet_call("fastest", torch.device("cpu"))
-
-
 def _batched(**overrides: Any) -> TrainConfig:
     """FAST's run at batch 2, made the way the train stage makes it: half the steps."""
     config = TrainConfig.for_family(

@@ -49,3 +49,12 @@ def test_cli_logging_hides_token_urls(caplog: pytest.LogCaptureFixture) -> None:
     configure_logging(Settings(_env_file=None), verbose=False)
     # httpx logs request URLs (python-telegram-bot puts the token there) at INFO.
     assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
+
+
+def test_sample_compile_takes_the_train_compile_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).sample_compile == "auto"
+    monkeypatch.setenv("HEADSHOTS_SAMPLE_COMPILE", "reduce-overhead")
+    assert Settings(_env_file=None).sample_compile == "reduce-overhead"
+    monkeypatch.setenv("HEADSHOTS_SAMPLE_COMPILE", "fastest")
+    with pytest.raises(ValueError, match="sample_compile"):
+        Settings(_env_file=None)

@@ -411,6 +411,27 @@ def _check_reference(settings: Settings, check: Callable[..., None]) -> None:
     check("reference photo", not problems, detail, False)
 
 
+def _check_pose_model(settings: Settings, check: Callable[..., None]) -> None:
+    """Whether a reference photo's body comes from the operator's pose model or the face."""
+    if settings.pose_model is None:
+        check(
+            "body pose", True, "from the face (dlib); HEADSHOTS_POSE_MODEL adds a body model", False
+        )
+        return
+    from headshots.errors import ModelMissing
+    from headshots.generation.body_pose import BodyPoseModel
+
+    try:
+        model = BodyPoseModel.load(settings.pose_model)
+    except (ModelMissing, ConfigurationError) as exc:
+        check("body pose", False, str(exc), False)
+        return
+    height, width = model.input_size
+    check(
+        "body pose", True, f"{settings.pose_model} (COCO heatmaps, {width}x{height} input)", False
+    )
+
+
 def _check_slack(settings: Settings, check: Callable[..., None]) -> None:
     """``auth.test`` with the bot token, and whether Socket Mode has its app-level token."""
     from headshots.bot.slack import check_auth
@@ -533,6 +554,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     _check_output_check(settings, check)
     _check_adapters(settings, check)
     _check_reference(settings, check)
+    _check_pose_model(settings, check)
     if args.json:
         print(
             json.dumps(

@@ -8,7 +8,8 @@ image line up pixel for pixel; then it becomes one of:
   on (lllyasviel's ControlNet 1.1 annotator). OpenPose's own network is licensed for
   non-commercial use only, so the keypoints come from dlib's 68 face landmarks instead (public
   domain, shipped in ``face-recognition-models``) and the body is derived from the face: in a
-  headshot the pose is the head and the shoulders.
+  headshot the pose is the head and the shoulders. Where the operator configures a body-pose
+  model (:mod:`.body_pose`), its shoulders, arms and hips replace the derived ones.
 - ``canny``: Canny edges with the ControlNet annotator's default thresholds.
 
 Everything here is deterministic: the members of a team must all get the same control image.
@@ -44,8 +45,14 @@ logger = logging.getLogger(__name__)
 #: Finds faces in an RGB uint8 array (H, W, 3): one (68, 2) float array of dlib-order landmarks,
 #: in that array's pixel coordinates, per face.
 LandmarkFinder = Callable[[np.ndarray], list[np.ndarray]]
+#: Finds a person's body in an RGB uint8 array: OpenPose's 18 body points in that array's pixel
+#: coordinates, None where not seen (:class:`~headshots.generation.body_pose.BodyPoseModel`).
+BodyFinder = Callable[[np.ndarray], list[tuple[float, float] | None]]
 #: A box as (left, top, right, bottom) in pixels.
 Box = tuple[float, float, float, float]
+#: The body points a body-pose model sets (neck to ankles); the nose, eyes and ears stay dlib's,
+#: which sees the face closer than a whole-body model does.
+MODEL_BODY_POINTS = range(1, 14)
 
 LANDMARK_MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
 
@@ -255,12 +262,14 @@ def make_control_image(
     size: tuple[int, int],
     *,
     landmarks: LandmarkFinder | None = None,
+    body: BodyFinder | None = None,
 ) -> ControlImage:
     """Return the ``hint`` control image of ``reference`` for a ``size`` (width, height) output.
 
     ``pose`` needs ``landmarks`` (a :class:`DlibLandmarks` the caller keeps; one is made for
     this call when omitted) and raises :class:`NoPoseFound` when the photo has no face; with
-    several faces the largest sets the pose.
+    several faces the largest sets the pose. ``body``: the operator's body-pose model, whose
+    points replace the shoulders and the rest derived from the face where it sees them.
     """
     if size[0] < 1 or size[1] < 1:
         raise ValueError(f"a control image needs a positive size, not {size}")
@@ -287,6 +296,9 @@ def make_control_image(
     box = fit_box(rgb.size, size, _landmark_box(points))
     fitted = _crop_resize(rgb, box, size)
     keypoints = pose_keypoints(_to_fitted(points, box, size), size)
+    if body is not None:
+        keypoints = _with_body(keypoints, body(np.asarray(rgb, dtype=np.uint8)), box, size)
+        keypoints["source"] = f"dlib68+{getattr(body, 'name', 'body model')}"
     return ControlImage(
         image=draw_pose(keypoints, size),
         hint="pose",
@@ -332,6 +344,24 @@ def pose_keypoints(landmarks: np.ndarray, size: tuple[int, int]) -> dict[str, An
         "face": [_normalise(point, size) for point in face],
         "source": "dlib68",
     }
+
+
+def _with_body(
+    keypoints: dict[str, Any],
+    found: list[tuple[float, float] | None],
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+) -> dict[str, Any]:
+    """``keypoints`` with the body model's points (reference pixels) where it saw them."""
+    if len(found) != len(BODY_POINTS):
+        raise ValueError(f"a body finder gives {len(BODY_POINTS)} points, not {len(found)}")
+    merged = list(keypoints["body"])
+    for index in MODEL_BODY_POINTS:
+        point = found[index]
+        if point is not None:
+            fitted = _to_fitted(np.array([point], dtype=np.float64), box, size)[0]
+            merged[index] = _inside_or_none(fitted, size)
+    return {**keypoints, "body": merged}
 
 
 def draw_pose(keypoints: dict[str, Any], size: tuple[int, int]) -> Image.Image:

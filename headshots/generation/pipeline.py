@@ -12,11 +12,17 @@ but it needs one fixed adapter name for every job (the stages address a job's ad
 LCM-LoRA differs), and a resident adapter that every other user of the UNet (training, the
 FaceID preview) must work around. Training uses the same UNet between jobs (train.py) and takes
 the same per-UNet lock, so a job's LoRA is never loaded into a UNet that is being trained.
+
+Sampling's UNet forward is compiled once per process (:class:`CompiledSampleCall`,
+``HEADSHOTS_SAMPLE_COMPILE``) and installed on the resident UNet only while ``generate`` runs:
+txt2img, img2img and the ControlNet pipelines all call that one UNet, so they share it. The VAE
+decodes in one piece unless the size needs tiles (:func:`needs_vae_tiling`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -37,8 +43,11 @@ from headshots.generation.models import (
 from headshots.generation.prompts import encode_prompts
 from headshots.generation.train import (
     LORA_WEIGHT_NAME,
+    CompiledCall,
     CompiledUnetCall,
+    CompileMode,
     compiled_unet_call,
+    resolve_compile_mode,
     unet_lock,
 )
 from headshots.style.presets import PromptSpec, SchedulerName
@@ -58,6 +67,18 @@ LoraSource = bytes | Path | dict[str, "torch.Tensor"]
 LCM_ADAPTER = "lcm"
 LCM_STEPS = (4, 8)
 LCM_CFG = (1.0, 2.0)
+
+#: The adapter name every job's LoRA samples under while sampling is compiled. peft indexes
+#: its layers by adapter name and dynamo guards on that string, so ``job_<id>`` would compile
+#: new graphs for every job; one name keeps the first job's graphs for all of them.
+SAMPLE_ADAPTER = "job"
+
+#: The VAE decodes in tiles only above this many times the model's native area (twice the
+#: native side both ways). Every size ``generate`` makes is the native short side with an
+#: aspect ratio (at most 1.5x the area, 2:3), so it decodes in one piece: tiles would only add
+#: seams and time there. Decode memory grows with the area; 4x is a margin past every size the
+#: model was made for, not a measured limit (no GPU has measured one).
+VAE_TILING_AREA = 4
 
 
 @dataclass
@@ -84,10 +105,128 @@ class Control:
 
 
 @dataclass
+class SampleCompileStats:
+    """How one job's UNet calls ran: compiled (a mode) or eagerly, and what compiling cost."""
+
+    mode: str = "eager"
+    #: Graphs dynamo compiled during the job: 0 once the process is warm.
+    new_graphs: int = 0
+    #: Seconds of the UNet calls that compiled a graph: cold start, not steady-state sampling.
+    #: (Under CUDA graphs the call after a compile also records its graph: not counted here.)
+    warmup_s: float = 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        return {"mode": self.mode, "new_graphs": self.new_graphs, "warmup_s": self.warmup_s}
+
+
+@dataclass
 class GenerationResult:
     images: list[GeneratedImage]
     #: The settings actually used (after LCM clamping or fallbacks): enough to reproduce.
     record: dict[str, Any] = field(default_factory=dict)
+    #: How the sampling UNet ran (also in ``record["sample_compile"]``).
+    compile: SampleCompileStats = field(default_factory=SampleCompileStats)
+
+
+def _unet_call(unet: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # _call_impl, not unet(...): the call routed here comes from nn.Module.__call__ already.
+    return unet._call_impl(*args, **kwargs)
+
+
+class CompiledSampleCall(CompiledCall):
+    """Sampling's UNet forward through ``torch.compile``, compiled once per process.
+
+    :meth:`installed` routes every ``unet(...)`` call to it for the length of a job, through
+    ``nn.Module``'s own slot for a compiled call (``_compiled_call_impl``, what
+    ``Module.compile`` sets), and takes it away afterwards: each diffusers pipeline (txt2img,
+    img2img, ControlNet, SDXL's added conditioning) reaches it without a change, and training,
+    the FaceID preview and the upscale keep their own calls. As in :class:`CompiledUnetCall`
+    the UNet is an argument, so the peft layers each job adds anew pass the same guards (with
+    one adapter name, :data:`SAMPLE_ADAPTER`); a new graph comes only with a new input shape
+    or call signature (a ControlNet's residuals, the LCM-LoRA, no LoRA at all). A compile
+    that fails makes sampling eager for the process, with one warning.
+    """
+
+    activity = "sampling"
+
+    def __init__(self, mode: CompileMode, *, backend: Any = "inductor") -> None:
+        super().__init__(mode, backend=backend)
+        self._compiled: Callable[..., Any] | None = None
+
+    @contextlib.contextmanager
+    def installed(self, unet: Any) -> Iterator[SampleCompileStats]:
+        """``unet``'s calls compiled until exit; the stats fill in as the job samples."""
+        stats = SampleCompileStats(mode=self.mode)
+        previous = unet._compiled_call_impl
+        unet._compiled_call_impl = functools.partial(self._call, unet, stats)
+        try:
+            yield stats
+        finally:
+            unet._compiled_call_impl = previous
+            if not self.usable:
+                stats.mode = "eager"
+
+    def _call(self, unet: Any, stats: SampleCompileStats, *args: Any, **kwargs: Any) -> Any:
+        if not self.usable:
+            return unet._call_impl(*args, **kwargs)
+        import torch
+        from torch._dynamo.utils import counters
+
+        # From here: the first call also imports the backend (inductor: seconds), cold start too.
+        started = time.monotonic()
+        if self._compiled is None:
+            self._compiled = self.compile(_unet_call)
+        if args and isinstance(args[0], torch.Tensor):
+            # img2img's latents come from the VAE in channels-last strides; dynamo guards on
+            # strides, so one layout for every pipeline keeps one graph (a copy of the latents).
+            args = (args[0].contiguous(), *args[1:])
+        if self.mode == "reduce-overhead":
+            # The scheduler has consumed the last step's output: its graph memory is free again.
+            torch.compiler.cudagraph_mark_step_begin()
+        graphs = counters["stats"]["unique_graphs"]
+        try:
+            output = self._compiled(unet, args, kwargs)
+        except Exception as exc:  # a compile failure: the eager call below says if it was more
+            self.give_up(exc)
+            stats.warmup_s += time.monotonic() - started
+            return unet._call_impl(*args, **kwargs)
+        compiled = counters["stats"]["unique_graphs"] - graphs
+        if compiled:
+            stats.new_graphs += compiled
+            stats.warmup_s += time.monotonic() - started
+        return output
+
+
+def compiled_sample_call(mode: str, device: torch.device) -> CompiledSampleCall | None:
+    """The process's compiled sampling call for ``mode`` (``auto``: CUDA graphs on CUDA only)."""
+    resolved = resolve_compile_mode(mode, device)
+    return None if resolved == "off" else CompiledSampleCall(resolved)
+
+
+def needs_vae_tiling(width: int, height: int, native_resolution: int) -> bool:
+    """Whether the VAE decodes ``width`` x ``height`` in tiles (:data:`VAE_TILING_AREA`)."""
+    return width * height > VAE_TILING_AREA * native_resolution * native_resolution
+
+
+@contextlib.contextmanager
+def _vae_tiling(vae: Any, tiled: bool) -> Iterator[None]:
+    """The VAE tiled (or not) for one job, and as it was afterwards (it is shared)."""
+    if not hasattr(vae, "enable_tiling"):  # a VAE without tiles decodes in one piece anyway
+        yield
+        return
+    previous = bool(getattr(vae, "use_tiling", False))
+    _set_vae_tiling(vae, tiled)
+    try:
+        yield
+    finally:
+        _set_vae_tiling(vae, previous)
+
+
+def _set_vae_tiling(vae: Any, tiled: bool) -> None:
+    if tiled:
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()
 
 
 def lora_state_dict(source: LoraSource) -> dict[str, torch.Tensor]:
@@ -143,6 +282,9 @@ class ResidentPipeline:
         model: str | None = None,
         loader: Callable[[Settings, str | None], DiffusersPipeline] = load_base_pipeline,
         controlnet_loader: Callable[[Settings, ModelFamily, ControlHint], Any] | None = None,
+        sample_compiler: Callable[
+            [str, torch.device], CompiledSampleCall | None
+        ] = compiled_sample_call,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -160,6 +302,8 @@ class ResidentPipeline:
         #: How many times the base weights were loaded (1 for the life of a worker).
         self.base_loads = 0
         self._train_call: CompiledUnetCall | Literal[False] | None = False
+        self._sample_compiler = sample_compiler
+        self._sample_call: CompiledSampleCall | Literal[False] | None = False
 
     @property
     def source(self) -> ModelSource:
@@ -199,6 +343,36 @@ class ResidentPipeline:
                 pipe.unet.to(memory_format=torch.channels_last)
             self._train_call = call
         return self._train_call
+
+    @property
+    def sample_call(self) -> CompiledSampleCall | None:
+        """Sampling's compiled UNet forward, made once for the life of the worker.
+
+        ``HEADSHOTS_SAMPLE_COMPILE`` (None: eager); klein's transformer samples eagerly.
+        """
+        if self._sample_call is False:
+            pipe = self.pipe
+            call = (
+                None
+                if self.source.family == "flux2-klein"
+                else self._sample_compiler(self.settings.sample_compile, pipe.device)
+            )
+            if call is not None and pipe.device.type == "cuda":
+                import torch
+
+                pipe.unet.to(memory_format=torch.channels_last)
+            self._sample_call = call
+        return self._sample_call
+
+    @contextlib.contextmanager
+    def _sampling(self, pipe: DiffusersPipeline) -> Iterator[SampleCompileStats]:
+        """The UNet compiled (when it is, and usable) for one job's sampling."""
+        call = self.sample_call
+        if call is None or not call.usable:
+            yield SampleCompileStats()
+            return
+        with call.installed(pipe.unet) as stats:
+            yield stats
 
     @property
     def native_resolution(self) -> int:
@@ -346,7 +520,15 @@ class ResidentPipeline:
         effective = self.effective_settings(spec)
         seeds = list(spec.seeds)
         images: list[GeneratedImage] = []
-        with self.adapters(lora, adapter_name, lcm=effective["scheduler"] == "lcm") as pipe:
+        call = self.sample_call
+        if call is not None and call.usable:
+            adapter_name = SAMPLE_ADAPTER
+        tiled = needs_vae_tiling(spec.width, spec.height, self.native_resolution)
+        with (
+            self.adapters(lora, adapter_name, lcm=effective["scheduler"] == "lcm") as pipe,
+            _vae_tiling(pipe.vae, tiled),
+            self._sampling(pipe) as compile_stats,
+        ):
             if self.source.family != "flux2-klein":
                 pipe.scheduler = make_scheduler(effective["scheduler"], self._base_scheduler.config)
             steps = int(effective["steps"])
@@ -420,8 +602,10 @@ class ResidentPipeline:
             **encoded.to_record(),
             "model": self.source.name,
             "family": self.source.family,
+            "vae_tiling": tiled,
+            "sample_compile": compile_stats.to_record(),
         }
-        return GenerationResult(images=images, record=record)
+        return GenerationResult(images=images, record=record, compile=compile_stats)
 
     def close(self) -> None:
         """Drop the resident modules (and free accelerator memory)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import logging
 import math
 import tempfile
@@ -52,8 +53,10 @@ if TYPE_CHECKING:
 
     from PIL import Image
 
+    from headshots.generation.body_pose import BodyPoseModel
     from headshots.generation.control import DlibLandmarks
     from headshots.generation.faces import Face, FaceAnalyzer
+    from headshots.generation.faces.ranking import BackgroundDetection
     from headshots.generation.pipeline import Control, GenerationResult, ResidentPipeline
     from headshots.generation.provenance import Provenance
     from headshots.generation.safety import SafetyChecker
@@ -213,6 +216,7 @@ class GenerationStages:
         self._super_resolution: SuperResolution | None = None
         self._provenance: Provenance | None = None
         self._landmarks: DlibLandmarks | None = None
+        self._body_pose: BodyPoseModel | None = None
 
     # --- resident things ----------------------------------------------------------------
 
@@ -274,9 +278,23 @@ class GenerationStages:
             self._landmarks = DlibLandmarks()
         return self._landmarks
 
+    @property
+    def body_pose(self) -> BodyPoseModel | None:
+        """The operator's body-pose model (``HEADSHOTS_POSE_MODEL``) for a reference photo's
+        body, or None: the body is derived from the face."""
+        path = self.settings.pose_model
+        if path is None:
+            return None
+        if self._body_pose is None:
+            from headshots.generation.body_pose import BodyPoseModel
+
+            self._body_pose = BodyPoseModel.load(Path(path))
+        return self._body_pose
+
     def close(self) -> None:
         self._super_resolution = None
         self._landmarks = None
+        self._body_pose = None
         if self._resident is not None:
             self._resident.close()
         self._resident = None
@@ -318,7 +336,7 @@ class GenerationStages:
 
     def check(self, ctx: StageContext) -> dict[str, Any]:
         """Re-check the stored selfies; keep the usable ones and the person's reference face."""
-        from headshots.generation.faces import check_selfie, check_selfie_set, reference_embedding
+        from headshots.generation.faces import check_selfie_set, check_selfies, reference_embedding
 
         paths = [
             path
@@ -334,10 +352,11 @@ class GenerationStages:
         control = self._control(ctx)
         ctx.progress(None, f"checking {len(paths)} photos")
         analyzer = self.analyzer
-        verdicts = []
-        for number, path in enumerate(paths, start=1):
-            ctx.check_cancelled()
-            verdicts.append(check_selfie(ctx.read_blob(path), analyzer, index=number))
+        ctx.check_cancelled()
+        # Several photos at once where the backend gains from it (the verdicts are the same).
+        verdicts = check_selfies(
+            [ctx.read_blob(path) for path in paths], analyzer, check_cancelled=ctx.check_cancelled
+        )
         verdict = check_selfie_set(
             verdicts,
             same_person_threshold=analyzer.same_person_threshold,
@@ -684,7 +703,11 @@ class GenerationStages:
             )
         spec = self._spec(ctx, count=1)
         made = make_control_image(
-            reference, choice.hint, (spec.width, spec.height), landmarks=self.landmarks
+            reference,
+            choice.hint,
+            (spec.width, spec.height),
+            landmarks=self.landmarks,
+            body=self.body_pose if choice.hint == "pose" else None,
         )
         path = f"jobs/{ctx.job_id}/control.png"
         ctx.write_blob(path, _encode_png(made.image), Retention.SELFIE)
@@ -799,7 +822,8 @@ class GenerationStages:
         steps = int(settings["steps"])
         cfg = float(settings["cfg"])
         outputs = []
-        with resident.adapters(self._lora(ctx), adapter) as pipe:
+        early = self._background_detection(ctx)
+        with early, resident.adapters(self._lora(ctx), adapter) as pipe:
             img2img_pipe = resident.img2img
             encoded = encode_prompts(
                 img2img_pipe,
@@ -857,10 +881,26 @@ class GenerationStages:
                     seed=seed,
                 )
                 lora_weight(1.0)
+                # Final: the rank stage's face analysis starts while the next one is made.
+                early.submit(image)
                 path = f"jobs/{ctx.job_id}/post/{item['index']:02d}.png"
                 ctx.write_blob(path, _encode_png(image), Retention.SELFIE)
                 outputs.append({**item, "path": path, "applied": applied})
-        return {"images": outputs, "prompt_tokens": encoded.to_record()}
+            faces = _save_faces(ctx, analyzer, early.results())
+        return {"images": outputs, "prompt_tokens": encoded.to_record(), "faces": faces}
+
+    def _background_detection(self, ctx: StageContext) -> BackgroundDetection | _NoDetection:
+        """Face analysis for ``rank`` alongside postprocessing; none when it would not rank.
+
+        ``rank`` detects faces only to compare them with the person's reference embedding.
+        """
+        from headshots.generation.faces.ranking import BackgroundDetection
+
+        try:
+            ctx.read_blob(reference_embedding_path(ctx.train_job_id))
+        except NotFound:
+            return _NoDetection()
+        return BackgroundDetection(self.analyzer)
 
     def rank(self, ctx: StageContext) -> dict[str, Any]:
         """Rank by likeness, write the deliverables with provenance, and a contact sheet."""
@@ -889,9 +929,16 @@ class GenerationStages:
         picks: list[tuple[int, float | None, float | None]] = []  # (item index, score, similarity)
         low_likeness = False
         passed: int | None = None
-        # Each image is detected once; the ranking, its fallback and the shortfall reuse it.
-        detected = detect_faces(images, analyzer) if reference is not None else None
+        detected: list[list[Face]] | None = None
         if reference is not None:
+            # Each image is detected once (while postprocessing made the next, where it could);
+            # the ranking, its fallback and the shortfall reuse it.
+            early = _load_faces(ctx, _require(ctx, "postprocess"), analyzer, reference)
+            detected = (
+                detect_faces(images, analyzer)
+                if early is None
+                else [faces for number, faces in enumerate(early) if number not in withheld]
+            )
             ranked = rank_by_likeness(images, reference, analyzer, top_k=count, detected=detected)
             picks = [(r.index, r.score, r.similarity) for r in ranked]
             passed = len(picks)
@@ -1041,6 +1088,67 @@ def likeness_words(similarity: float | None, threshold: float, *, low: bool) -> 
     return (
         "strong likeness" if similarity >= threshold + STRONG_LIKENESS_MARGIN else "good likeness"
     )
+
+
+class _NoDetection:
+    """Stands in for :class:`BackgroundDetection` when ``rank`` will not need faces."""
+
+    def __enter__(self) -> _NoDetection:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def submit(self, image: Image.Image) -> None:
+        return None
+
+    def results(self) -> None:
+        return None
+
+
+def _save_faces(
+    ctx: StageContext, analyzer: FaceAnalyzer, found: list[list[Face]] | None
+) -> str | None:
+    """Store the faces postprocessing found for ``rank``; their path, or None without any."""
+    if found is None:
+        return None
+    path = f"jobs/{ctx.job_id}/post/faces.json"
+    data = {
+        "backend": getattr(analyzer, "name", "unknown"),
+        "images": [[face.to_json() for face in faces] for faces in found],
+    }
+    ctx.write_blob(path, json.dumps(data).encode(), Retention.SELFIE)
+    return path
+
+
+def _load_faces(
+    ctx: StageContext, post: dict[str, Any], analyzer: FaceAnalyzer, reference: np.ndarray
+) -> list[list[Face]] | None:
+    """The faces postprocessing found, when they can stand for ``rank``'s own detection.
+
+    Not when another backend found them (its embeddings do not compare with this reference,
+    e.g. postprocess ran on a worker with the insightface pack and rank on one without), nor
+    when they do not match the images one for one.
+    """
+    from headshots.generation.faces import Face
+
+    path = post.get("faces")
+    if not path:
+        return None
+    try:
+        data = json.loads(ctx.read_blob(path))
+    except NotFound:
+        return None
+    found = [[Face.from_json(face) for face in faces] for faces in data.get("images", [])]
+    sizes = {face.embedding.shape for faces in found for face in faces}
+    if (
+        data.get("backend") != getattr(analyzer, "name", "unknown")
+        or len(found) != len(post["images"])
+        or not sizes <= {np.shape(reference)}
+    ):
+        logger.info("job %s: faces of postprocess not reusable, detecting again", ctx.job_id)
+        return None
+    return found
 
 
 def likeness_failures(

@@ -101,8 +101,8 @@ class CaptionedImage(Protocol):
 
 
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune-no-cudagraphs"]
-"""How the training step's UNet call is compiled: ``reduce-overhead`` captures CUDA graphs
-(issue 20 measured 26 ms against 195 ms eager for the SD1.5 step on an H200);
+"""How a UNet call (the training step's, sampling's) is compiled: ``reduce-overhead`` captures
+CUDA graphs (issue 20 measured 26 ms against 195 ms eager for the SD1.5 step on an H200);
 ``max-autotune-no-cudagraphs`` is for where graphs cannot be used; ``off`` runs eagerly."""
 
 
@@ -116,7 +116,50 @@ def _unet_noise_pred(
     return unet(noisy, timesteps, embeds, added_cond_kwargs=added_cond_kwargs).sample  # type: ignore[no-any-return]
 
 
-class CompiledUnetCall:
+class CompiledCall:
+    """What a UNet call through ``torch.compile`` shares, training's or sampling's: its mode
+    and backend, and the one-way fall back to eager (:meth:`give_up`) when compiling fails."""
+
+    #: What runs eagerly once compiling failed, for the log line ("training", "sampling").
+    activity = "running"
+
+    def __init__(self, mode: CompileMode, *, backend: Any = "inductor") -> None:
+        if mode == "off":
+            raise ValueError(f"mode 'off' means no {type(self).__name__} at all")
+        self.mode = mode
+        self.backend = backend
+        self.failure: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.failure is None
+
+    def compile(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` through ``torch.compile`` with this mode and backend, one graph a shape."""
+        import torch
+
+        # A mode is an inductor setting; other backends (the tests' aot_eager) take none.
+        options: dict[str, Any] = (
+            {"mode": self.mode} if self.backend == "inductor" and self.mode != "default" else {}
+        )
+        return torch.compile(function, backend=self.backend, dynamic=False, **options)
+
+    def give_up(self, exc: BaseException) -> None:
+        """Run eagerly from now on; one log line says why."""
+        if self.failure is None:
+            # dynamo wraps a backend's error (BackendCompilerFailed); the cause says what broke.
+            cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc
+            text = " ".join(str(cause).split())
+            self.failure = f"{type(cause).__name__}: {text}"[:300]
+            logger.warning(
+                "torch.compile (%s) failed, %s eagerly in this process: %s",
+                self.mode,
+                self.activity,
+                self.failure,
+            )
+
+
+class CompiledUnetCall(CompiledCall):
     """The training step's UNet call through ``torch.compile``, compiled once per process.
 
     The UNet is an argument, not something the compiled function closes over: dynamo inlines
@@ -132,17 +175,11 @@ class CompiledUnetCall:
     eager for the rest of the process, with one warning: :meth:`give_up`.
     """
 
-    def __init__(self, mode: CompileMode, *, backend: Any = "inductor") -> None:
-        if mode == "off":
-            raise ValueError("mode 'off' means no CompiledUnetCall at all")
-        self.mode = mode
-        self.backend = backend
-        self.failure: str | None = None
-        self._compiled: Callable[..., torch.Tensor] | None = None
+    activity = "training"
 
-    @property
-    def usable(self) -> bool:
-        return self.failure is None
+    def __init__(self, mode: CompileMode, *, backend: Any = "inductor") -> None:
+        super().__init__(mode, backend=backend)
+        self._compiled: Callable[..., torch.Tensor] | None = None
 
     def __call__(
         self,
@@ -153,44 +190,27 @@ class CompiledUnetCall:
         added_cond_kwargs: dict[str, torch.Tensor] | None,
     ) -> torch.Tensor:
         if self._compiled is None:
-            import torch
-
-            # A mode is an inductor setting; other backends (the tests' aot_eager) take none.
-            options: dict[str, Any] = (
-                {"mode": self.mode} if self.backend == "inductor" and self.mode != "default" else {}
-            )
-            self._compiled = torch.compile(
-                _unet_noise_pred, backend=self.backend, dynamic=False, **options
-            )
+            self._compiled = self.compile(_unet_noise_pred)
         return self._compiled(unet, noisy, timesteps, embeds, added_cond_kwargs)
 
-    def give_up(self, exc: BaseException) -> None:
-        """Run eagerly from now on; one log line says why."""
-        if self.failure is None:
-            # dynamo wraps a backend's error (BackendCompilerFailed); the cause says what broke.
-            cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc
-            text = " ".join(str(cause).split())
-            self.failure = f"{type(cause).__name__}: {text}"[:300]
-            logger.warning(
-                "torch.compile (%s) failed, training eagerly in this process: %s",
-                self.mode,
-                self.failure,
-            )
 
-
-def compiled_unet_call(mode: str, device: torch.device) -> CompiledUnetCall | None:
-    """The process's compiled training call for ``mode`` (``auto``: CUDA graphs on CUDA only).
+def resolve_compile_mode(mode: str, device: torch.device) -> CompileMode:
+    """``mode`` as it applies on ``device``: ``auto`` is CUDA graphs on CUDA and eager elsewhere.
 
     On a CPU ``auto`` stays eager: inductor's C++ compile of an SD UNet takes minutes there and
-    the step is bound by arithmetic, not by kernel launches.
+    the UNet is bound by arithmetic, not by kernel launches.
     """
     if mode == "auto":
         mode = "reduce-overhead" if device.type == "cuda" else "off"
-    if mode == "off":
-        return None
-    if mode not in ("default", "reduce-overhead", "max-autotune-no-cudagraphs"):
+    if mode not in ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs"):
         raise ValueError(f"unknown compile mode {mode!r}")
-    return CompiledUnetCall(mode)  # type: ignore[arg-type]
+    return mode  # type: ignore[return-value]
+
+
+def compiled_unet_call(mode: str, device: torch.device) -> CompiledUnetCall | None:
+    """The process's compiled training call for ``mode`` (:func:`resolve_compile_mode`)."""
+    resolved = resolve_compile_mode(mode, device)
+    return None if resolved == "off" else CompiledUnetCall(resolved)
 
 
 def default_steps(photos: int) -> int:

@@ -24,6 +24,7 @@ from headshots.generation.faces.selfie_check import (
     check_selfie,
     check_selfie_image,
     check_selfie_set,
+    check_selfies,
 )
 from headshots.generation.faces.types import Face, FaceAnalyzer, ImageRejected
 
@@ -42,6 +43,7 @@ __all__ = [
     "check_selfie",
     "check_selfie_image",
     "check_selfie_set",
+    "check_selfies",
     "contact_sheet",
     "decode_image",
     "insightface_pack_dir",

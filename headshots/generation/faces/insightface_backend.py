@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from headshots.errors import ModelMissing
+from headshots.generation.faces.scaling import detection_view, face_view
 from headshots.generation.faces.types import Face, eye_centres, normalise_embedding
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,19 @@ logger = logging.getLogger(__name__)
 #: FaceChain/EasyPhoto filters sit between 0.3 and 0.4. Not measured here: no pack is available
 #: offline. 0.35 leans towards accepting a genuine but unflattering selfie.
 SAME_PERSON_THRESHOLD = 0.35
+#: SCRFD's input; photos are detected on a copy reduced to its long side (see ``analyze``).
 DETECTION_SIZE = (640, 640)
 DETECTION_THRESHOLD = 0.5
 #: SCRFD's score is a probability; real frontal faces score 0.8-0.9, spurious boxes just above
 #: the 0.5 threshold. Not calibrated on the real pack here (it cannot be downloaded in CI).
 SECOND_FACE_MIN_SCORE = 0.7
+#: The embedding warps the region around the landmarks, plus this many times their span on each
+#: side. ArcFace's 112 px template spans 41 px (eyes to mouth corners); its chip reaches at
+#: most 1.27 spans beyond them at any rotation (computed over 0-360 degrees): 1.75 holds it.
+CHIP_MARGIN = 1.75
+#: A face whose landmarks span more than this share of the model's input side (twice the
+#: template's 41/112) is averaged down to it before the warp.
+MAX_LANDMARK_SPAN = 2 * 41 / 112
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
 
@@ -107,12 +116,25 @@ class ArcFaceEmbedder:
         return int(self._model.input_size[0])
 
     def embed(self, image: Image.Image, landmarks: np.ndarray) -> np.ndarray:
-        """Return the L2-normalised embedding of the face at ``landmarks`` in an RGB image."""
+        """Return the L2-normalised embedding of the face at ``landmarks`` in an RGB image.
+
+        Only the face's region is converted and warped (see :func:`face_view`), so the cost does
+        not grow with the photo; a face far larger than the model's input is first averaged down
+        to twice its size, as the bilinear warp alone would skip most of its pixels.
+        """
         from insightface.utils import face_align
 
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        points = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        crop = face_view(
+            image,
+            (float(x0), float(y0), float(x1), float(y1)),
+            margin=CHIP_MARGIN,
+            max_face_side=MAX_LANDMARK_SPAN * self.input_size,
+        )
+        bgr = np.ascontiguousarray(np.asarray(crop.image)[:, :, ::-1])
         aligned = face_align.norm_crop(
-            bgr, landmark=np.asarray(landmarks, dtype=np.float32), image_size=self.input_size
+            bgr, landmark=crop.to_view(points), image_size=self.input_size
         )
         return normalise_embedding(self._model.get_feat(aligned))
 
@@ -124,14 +146,22 @@ class InsightFaceAnalyzer:
     same_person_threshold = SAME_PERSON_THRESHOLD
     second_face_min_score = SECOND_FACE_MIN_SCORE
 
-    def __init__(self, pack_dir: Path, providers: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        pack_dir: Path,
+        providers: list[str] | None = None,
+        *,
+        models: tuple[Any, ArcFaceEmbedder] | None = None,
+    ) -> None:
+        """``models``: a detector (SCRFD's ``detect`` contract) and an embedder already loaded,
+        used instead of the pack's (tests; a caller sharing them across analyzers)."""
         if not pack_is_present(pack_dir):
             raise missing_pack_error(pack_dir)
         self.pack_dir = pack_dir
         #: None: :func:`onnx_providers`, read when the pack loads.
         self.providers = providers
         self._lock = threading.Lock()
-        self._loaded: tuple[Any, ArcFaceEmbedder] | None = None
+        self._loaded: tuple[Any, ArcFaceEmbedder] | None = models
 
     def _load(self) -> tuple[Any, ArcFaceEmbedder]:
         with self._lock:
@@ -158,18 +188,23 @@ class InsightFaceAnalyzer:
 
     def analyze(self, image: Image.Image) -> list[Face]:
         detector, embedder = self._load()
-        rgb = image.convert("RGB")
-        bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+        # SCRFD scales every photo to fit DETECTION_SIZE itself: handing it a copy of that size
+        # spares converting and resizing the full photo (and Pillow averages where OpenCV's
+        # bilinear resize skips pixels). A smaller photo passes as it is; SCRFD enlarges it.
+        view = detection_view(image, max(DETECTION_SIZE))
+        bgr = np.ascontiguousarray(np.asarray(view.image)[:, :, ::-1])
         boxes, landmarks = detector.detect(bgr, max_num=0, metric="default")
         faces: list[Face] = []
-        for row, points in zip(boxes, landmarks, strict=True):
+        for row, found in zip(boxes, landmarks, strict=True):
             x0, y0, x1, y1, score = (float(v) for v in row[:5])
+            points = view.to_full(np.asarray(found, dtype=np.float32).reshape(5, 2))
             faces.append(
                 Face(
-                    box=(x0, y0, x1, y1),
-                    landmarks=np.asarray(points, dtype=np.float32).reshape(5, 2),
+                    box=view.box_to_full((x0, y0, x1, y1)),
+                    landmarks=points,
                     score=score,
-                    embedding=embedder.embed(rgb, points),
+                    # From the full-resolution photo: the reduced copy lost the face's detail.
+                    embedding=embedder.embed(image, points),
                     eyes=eye_centres(points[0], points[1]),  # insightface: eyes, nose, mouth
                 )
             )

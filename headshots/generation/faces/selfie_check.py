@@ -11,6 +11,7 @@ Messages are written for the chat: short, plain, and they say what to do.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ from headshots.generation.faces.images import (
     normalise_reference,
 )
 from headshots.generation.faces.prominence import MIN_FACE_FRACTION, prominent_faces
-from headshots.generation.faces.ranking import reference_embedding
+from headshots.generation.faces.ranking import map_parallel, reference_embedding
 from headshots.generation.faces.types import Face, FaceAnalyzer, ImageRejected
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,26 @@ def check_selfie(data: bytes, analyzer: FaceAnalyzer, *, index: int) -> SelfieVe
     verdict = check_selfie_image(photo.image, analyzer, index=index, original_size=photo.size)
     verdict.warnings.extend(_file_warnings(photo))
     return verdict
+
+
+def check_selfies(
+    photos: Sequence[bytes],
+    analyzer: FaceAnalyzer,
+    *,
+    check_cancelled: Callable[[], None] | None = None,
+) -> list[SelfieVerdict]:
+    """:func:`check_selfie` of each photo (indexed from 1), several at once where the backend
+    runs analyses in parallel (see ``map_parallel``); the verdicts are the same either way.
+
+    ``check_cancelled`` is called before each photo and may raise to stop the rest.
+    """
+
+    def check(numbered: tuple[int, bytes]) -> SelfieVerdict:
+        if check_cancelled is not None:
+            check_cancelled()
+        return check_selfie(numbered[1], analyzer, index=numbered[0])
+
+    return map_parallel(check, list(enumerate(photos, start=1)), analyzer)
 
 
 def check_reference(data: bytes, analyzer: FaceAnalyzer) -> bytes:

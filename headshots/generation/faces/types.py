@@ -99,7 +99,12 @@ def eye_centres(
 
 
 class FaceAnalyzer(Protocol):
-    """Finds faces and embeds them; one object per process, created by ``load_analyzer``."""
+    """Finds faces and embeds them; one object per process, created by ``load_analyzer``.
+
+    A backend whose analyses gain from running side by side says how many with an int
+    ``parallelism`` attribute (optional: test doubles and insightface have none, meaning 1);
+    callers with many images then hand them in that many at a time (``ranking.map_parallel``).
+    """
 
     #: Short backend name for logs and the bench ("dlib", "insightface").
     name: str
