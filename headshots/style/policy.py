@@ -24,13 +24,19 @@ policy denies by default:
    priest"), never the person ("japanese woman": refused as identity). Body words are read
    only where they place a thing ("around my neck", "behind my ear"), French elisions as
    words ("l'hôpital": "l hôpital"), and a profession by its learned suffix ("ornithologist")
-   is dropped like a stated role. Any word outside the vocabulary refuses the description,
+   is dropped like a stated role. A feature of the person's own said of themselves ("keep my
+   beard", "i'm bald", "with my scar": ``[kept]``) is one term that names none of them, so the
+   model keeps what the photos show and never adds a feature; what is said to change such a
+   feature ("shave my beard", "my eyes green") is refused as identity. A word is read by its
+   spelling with accents first ("velo" Spanish, "vélo" French), a long word may carry two
+   typing slips ("coperate"). Any word outside the vocabulary refuses the description,
    naming the words and the nearest known terms; a text in another script is asked for in
    English.
 
 The model only ever receives the canonical English terms (:attr:`DescriptionReview.text`),
 never the person's words. The chat stores that text and the worker reviews it again with the
-same function, which gives the same terms back, so what was checked is what is generated.
+same function, which gives the same terms back (the review is repeated on its own output until
+it does), so what was checked is what is generated.
 """
 
 from __future__ import annotations
@@ -371,6 +377,21 @@ class Vocabulary:
     phrase_words: frozenset[str] = frozenset()
     #: Single-word terms by each form with one letter left out, for :meth:`typo`.
     deletions: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Single-word terms of eight letters or more by first letter, for two slips in :meth:`typo`.
+    long_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Terms by their spelling with its accents ("vélo", "moño"), read before the folded
+    #: spelling so that a word of one language is not taken for another's that differs only by
+    #: an accent (Spanish "velo" is a veil, French "vélo" a bicycle).
+    accented: dict[tuple[str, ...], _Entry] = field(default_factory=dict)
+    #: The term the person's own features stand for ("keep my beard", "i'm bald"), see [kept].
+    kept_term: str | None = None
+    #: Words that only carry the term before them ("friendly eyes", "relaxed shoulders"): read
+    #: right after a mood, dropped; after a colour ("blue eyes"), the person's own feature.
+    carriers: frozenset[str] = frozenset()
+    #: Carriers that name a feature of the person, which a colour before them describes.
+    features: frozenset[str] = frozenset()
+    #: Modifiers that may follow a kept feature ("my scar visible"): they change nothing.
+    kept_after: frozenset[str] = frozenset()
 
     def match(self, tokens: Sequence[_Token], start: int) -> tuple[_Entry | None, int]:
         """The longest term at ``tokens[start:]`` and how many tokens it spans."""
@@ -379,7 +400,11 @@ class Vocabulary:
             end += 1
         for stop in range(end, start, -1):
             key = tuple(token.norm for token in tokens[start:stop])
-            entry = self.exact.get(key) or self.stemmed.get(tuple(map(_stem, key)))
+            entry = (
+                self.accented.get(tuple(token.spelled for token in tokens[start:stop]))
+                or self.exact.get(key)
+                or self.stemmed.get(tuple(map(_stem, key)))
+            )
             if entry is not None:
                 return entry, stop - start
         return self._derived(tokens[start].norm), 1
@@ -470,6 +495,32 @@ class Vocabulary:
             # "ruler", "verme" not "verde"): only a letter left out or two swapped.
             and (len(word) > 5 or len(term) > len(word) or sorted(term) == sorted(word))
         }
+        if not close and len(word) == 5:
+            # A stray letter in a term of four ("greay", "bluue"): the term must be a colour or
+            # a garment, the words a short slip is most often typed in; other four-letter
+            # words are too close to too many real ones.
+            close = {
+                form
+                for form in forms - {word}
+                if (entry := self.exact.get((form,))) is not None
+                and entry.kind in ("colour", "garment")
+                and form[0] == word[0]
+            }
+        if not close and len(word) >= 8:
+            # Long words take two slips ("coperate" for "corporate", "profesionnal"): at that
+            # length two slips still leave one term close, which is checked below.
+            # Only English terms that are their own canonical form, and never a word that is
+            # the other with an ending ("kindergartner" is not German "kindergartnerin"):
+            # two slips reach far, and a word no term explains is better asked about.
+            close = {
+                term
+                for term in self.long_terms.get(word[0], ())
+                if abs(len(term) - len(word)) <= 2
+                and self.exact[(term,)].canonical == term
+                and not term.startswith(word[:-1])
+                and not word.startswith(term[:-1])
+                and _slips(word, term) <= 2
+            }
         if len(close) > 1:
             close = {term for term in close if self.exact[(term,)].canonical == term} or close
         if len(close) > 1:
@@ -484,6 +535,24 @@ class _Token:
     norm: str
     separator: bool = False
     entry: _Entry | None = None  # set for Japanese pieces, found while splitting
+    #: The word with its accents, for :attr:`Vocabulary.accented` (empty: none to compare).
+    spelled: str = ""
+
+
+def _slips(typed: str, term: str) -> int:
+    """Letters added, left out, changed or swapped with a neighbour between the two words
+    (optimal string alignment distance)."""
+    previous2: list[int] = []
+    previous = list(range(len(term) + 1))
+    for i in range(1, len(typed) + 1):
+        current = [i] + [0] * len(term)
+        for j in range(1, len(term) + 1):
+            cost = typed[i - 1] != term[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and typed[i - 1] == term[j - 2] and typed[i - 2] == term[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 def _one_slip(typed: str, term: str) -> bool:
@@ -597,6 +666,8 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
     kind_of: dict[str, str] = {}
     suggestions: dict[str, str] = {}
 
+    accented: dict[tuple[str, ...], _Entry] = {}
+
     def add(phrase: str, entry: _Entry) -> None:
         key = _phrase_key(phrase)
         if not key:
@@ -606,6 +677,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
             return
         exact.setdefault(key, entry)
         stemmed.setdefault(tuple(map(_stem, key)), entry)
+        accented.setdefault(_spelled_key(phrase), entry)
 
     for path, data in files:
         for kind in KINDS:
@@ -652,6 +724,25 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         negatable.update(negatable_raw.get("terms", []))
         if unknown := sorted(negatable - kind_of.keys()):
             raise ConfigurationError(f"{path}: [negatable] names unknown terms {unknown}")
+    kept_term: str | None = None
+    carriers: set[str] = set()
+    features: set[str] = set()
+    kept_after: set[str] = set()
+    for path, data in files:
+        kept = data.get("kept")
+        if kept is None:
+            continue
+        if not isinstance(kept, dict) or kept.get("term") not in kind_of:
+            raise ConfigurationError(f"{path}: [kept] needs a term that is a known term")
+        kept_term = str(kept["term"])
+        entry = _Entry(kept_term, kind_of[kept_term])
+        for feature, phrase in _kept_phrases(kept):
+            # A feature that is a term already ("freckles", "curly hair") stays that term.
+            if _phrase_key(feature) not in exact:
+                add(phrase, entry)
+        carriers.update(_stem(_norm_word(w)) for w in kept.get("carriers", []))
+        features.update(_stem(_norm_word(w)) for w in kept.get("coloured", []))
+        kept_after.update(kept.get("after", []))
     return Vocabulary(
         exact=exact,
         stemmed=stemmed,
@@ -668,7 +759,60 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
             for key, entry in exact.items()
             if len(key) == 1 and len(key[0]) >= 5 and key[0].isalpha() and entry.kind in KINDS
         ),
+        long_terms=_by_first_letter(
+            key[0]
+            for key, entry in exact.items()
+            if len(key) == 1 and len(key[0]) >= 7 and key[0].isalpha() and entry.kind in KINDS
+        ),
+        accented=accented,
+        kept_term=kept_term,
+        carriers=frozenset(carriers | features),
+        features=frozenset(features),
+        kept_after=frozenset(kept_after),
     )
+
+
+def _spelled(word: str) -> str:
+    """A word as typed, with its accents: case folded and apostrophes dropped only."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFKC", word).casefold()).translate(
+        {ord(c): None for c in "'’`"}
+    )
+
+
+def _spelled_key(phrase: str) -> tuple[str, ...]:
+    return tuple(
+        _spelled(m.group(0)) for m in _TOKEN.finditer(_split_elisions(phrase)) if m.group(0).strip()
+    )
+
+
+def _by_first_letter(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    index: dict[str, list[str]] = {}
+    for word in words:
+        index.setdefault(word[0], []).append(word)
+    return {letter: tuple(found) for letter, found in index.items()}
+
+
+def _kept_phrases(table: dict[str, object]) -> Iterator[tuple[str, str]]:
+    """The person's own features as phrases ("my beard", "mi barba", "i'm bald", "i have a
+    scar"): a feature word is read only after a possessive or a statement about oneself.
+
+    On its own ("beard", "bald", "scar") such a word asks for a change of the face, or for an
+    injury, and is refused; said of oneself it is what the person has, which the headshots keep
+    anyway. It becomes the one term [kept] names, which tells the model to keep the features of
+    the photos and names none of them, so a person who has none is never given one.
+    """
+    for language in table.values():
+        if not isinstance(language, dict):
+            continue
+        possessives, features = language.get("possessives", []), language.get("features", [])
+        for possessive in possessives:
+            for feature in features:
+                yield feature, f"{possessive} {feature}"
+        for subject in language.get("subjects", []):
+            for trait in language.get("traits", []):
+                yield trait, f"{subject} {trait}"
+        for phrase in language.get("phrases", []):
+            yield phrase, phrase
 
 
 def _placements(table: object) -> Iterator[str]:
@@ -860,7 +1004,7 @@ def _tokens(
         elif (meant := vocabulary.typo(norm)) and not refused(meant):
             tokens.append(_Token(piece, meant))
         else:
-            tokens.append(_Token(piece, norm))
+            tokens.append(_Token(piece, norm, spelled=_spelled(piece)))
     return tokens
 
 
@@ -902,6 +1046,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     culture_kind = CULTURE_KIND  # or FAITH_KIND
     culture_term = ""  # its canonical form, as it stands among the modifiers
     last_head_entry: _Entry | None = None  # of the clause's last term
+    head_end = -1  # the index of the token after the last term
 
     def identity(word: str) -> None:
         reply = next((c.reply for c in refusals.categories if c.name == "identity"), "")
@@ -935,6 +1080,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         culture = ""
         if not modifiers:
             return
+        if last_kind and last_head is not None and last_head[0] == vocabulary.kept_term:
+            # "my beard longer", "make my eyes green": a feature is kept as the photos show it,
+            # and what is said after it asks for a change ("visible" does not).
+            if not set(modifiers) <= vocabulary.kept_after:
+                identity(" ".join(modifiers))
+            modifiers.clear()
+            return
         if last_kind and last_head is not None:
             at = last_head[1]
             negated_term = reading.terms[at].startswith("no ")
@@ -966,6 +1118,19 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         entry, span = (token.entry, 1) if token.entry else vocabulary.match(tokens, index)
         word = " ".join(t.text for t in tokens[index : index + span])
         index += span
+        if entry is None and _stem(token.norm) in vocabulary.carriers:
+            if not modifiers and last_kind == "mood" and head_end == index - 1:
+                continue  # "friendly eyes", "relaxed shoulders": the mood says it all
+            if (
+                modifiers
+                and vocabulary.kept_term is not None
+                and _stem(token.norm) in vocabulary.features
+                and all(_kind_of(m, vocabulary) == "colour" for m in modifiers)
+            ):
+                # "blue eyes", "grey hair" of a person's own: kept as in the photos, never
+                # recoloured (the term names no colour).
+                entry = vocabulary.exact[_phrase_key(vocabulary.kept_term)]
+                modifiers.clear()
         if entry is None:
             # Numbers say nothing to the model; a stated age under 18 or a hate code was
             # refused in the first pass.
@@ -1002,6 +1167,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if culture and not _culture_head(entry, culture_kind):
             identity(culture)  # "indian doctor", "german uniform": the person, not the look
             break
+        if (
+            entry.canonical == vocabulary.kept_term
+            and modifiers
+            and not set(modifiers) <= vocabulary.kept_after
+        ):
+            identity(word)  # "shave my beard", "grey my hair": a kept feature changed
+            break
         term = compose(entry.canonical)
         modifiers.clear()
         culture = ""
@@ -1012,10 +1184,16 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             term, last_negated = "no " + term, True
         negate = False
         last_head = (entry.canonical, len(reading.terms))
+        head_end = index
         reading.terms.append(term)
     if reading.refusal is None:
         flush()
     return reading
+
+
+def _kind_of(canonical: str, vocabulary: Vocabulary) -> str | None:
+    entry = vocabulary.exact.get(_phrase_key(canonical))
+    return entry.kind if entry is not None else None
 
 
 def _suggestion(word: str, vocabulary: Vocabulary) -> str | None:
@@ -1040,7 +1218,28 @@ def review_description(
     vocabulary_paths: tuple[Path, ...] = VOCABULARY_FILES,
     refusals_path: Path = REFUSALS_FILE,
 ) -> DescriptionReview:
-    """Review an untrusted description: the canonical terms, or a chat-ready refusal."""
+    """Review an untrusted description: the canonical terms, or a chat-ready refusal.
+
+    The chat stores the canonical text and the worker reviews that text again, so the review
+    is repeated on its own output until it reads the same: a term and the modifiers before it
+    may together read as another term the second time ("neat" + "hair bun" gives "neat hair
+    bun", which reads "tidy hair", "hair bun"), and the text handed back is the one the worker
+    will read.
+    """
+    review = _review(text, vocabulary_paths, refusals_path)
+    for _ in range(3):
+        if review.text is None:
+            break
+        again = _review(review.text, vocabulary_paths, refusals_path)
+        if again.terms == review.terms:
+            break
+        review = again
+    return review
+
+
+def _review(
+    text: str | None, vocabulary_paths: tuple[Path, ...], refusals_path: Path
+) -> DescriptionReview:
     if not text or not text.strip():
         return DescriptionReview(text=None)
     cleaned = _clean(text)
