@@ -62,12 +62,15 @@ async def set_up_kit(
     logo: bytes | None,
     review: bool,
     save: bool = True,
+    reference: bytes | None = None,
 ) -> Any:
     """Run /team as ``admin`` through every kit step; returns the preview post (sendPhoto), or
     with ``save=False`` the summary message that asks to save.
 
-    ``answers``: labels for attire, colour grade, shape and count, in that order.
+    ``answers``: labels for attire, colour grade, shape and count, in that order. ``reference``:
+    the portrait sent at the reference step (the bot must have a ControlNet configured).
     """
+    after_logo = "reference portrait" if reference is not None else "approve each member's pick"
     fake = admin.fake
     mark = fake.mark()
     admin.text("/team")
@@ -121,10 +124,14 @@ async def set_up_kit(
         menu = await admin.said("Where should the logo go?", since=mark)
         mark = fake.mark()
         admin.press_label(menu, "corner")
-        menu = await admin.said("approve each member's pick", since=mark)
+        menu = await admin.said(after_logo, since=mark)
     else:
         admin.press_label(menu, "No logo")
-        menu = await admin.said("approve each member's pick", since=mark)
+        menu = await admin.said(after_logo, since=mark)
+    if reference is not None:
+        mark = fake.mark()
+        admin.photos([reference])
+        menu = await admin.said("approve each member's pick", since=mark, timeout=60)
     mark = fake.mark()
     admin.press_label(menu, "Yes" if review else "No,")
     summary = await admin.said("Save this look for the team?", since=mark)

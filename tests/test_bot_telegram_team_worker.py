@@ -1,9 +1,10 @@
 """Team mode end to end on the tiny model: one kit, two members, identical generation settings.
 
-The admin sets a brand colour, a logo and review in a forum topic; two members join through the
-deep link, send their selfies privately and confirm; a real worker on the tiny model trains and
-generates both. Their recorded generation settings must be the same; their picks appear in the
-topic; the export reaches the admin privately (after the admin starts the private chat).
+The admin sets a brand colour, a logo, a reference portrait and review in a forum topic; two
+members join through the deep link, send their selfies privately and confirm; a real worker on
+the tiny model (with a tiny ControlNet) trains and generates both. Their recorded generation
+settings and control images must be the same; their picks appear in the topic; the export
+reaches the admin privately (after the admin starts the private chat).
 """
 
 from __future__ import annotations
@@ -49,11 +50,14 @@ async def test_team_kit_members_favourites_and_export_on_the_tiny_model(
     fake_telegram: FakeTelegram,
     face_photo_bytes: list[bytes],
     tiny_model_path: Path,
+    tiny_controlnet_path: Path,
     start_worker: Callable[..., Any],
     worker_processes: Any,
     redis_client: Any,
 ) -> None:
-    bot = await telegram_bot()
+    from tests.plugins.faces import astronaut_image, to_png
+
+    bot = await telegram_bot(controlnet_sd15_pose=str(tiny_controlnet_path))
     fake_telegram.set_admin(GROUP, ALICE, "creator")
     fake_telegram.never_started.add(ALICE.id)  # the admin never opened a private chat
     admin = ChatDriver(fake_telegram, GROUP, ALICE, TOPIC)
@@ -64,12 +68,15 @@ async def test_team_kit_members_favourites_and_export_on_the_tiny_model(
         answers=["Style default", "Ektar", "Square", "4"],
         logo=logo_png(),
         review=True,
+        reference=to_png(astronaut_image()),
     )
     link = join_link(preview)
     assert "royal blue (#1f6feb)" in preview.params["caption"]
     team = await bot.services.teams.require(TEAM_ID)
     assert team.has_logo and team.kit.logo_placement == "corner"
     assert team.kit.background.colours == ["#1f6feb"] and team.kit.count == 4
+    assert team.has_reference and team.kit.reference_hint == "pose"
+    assert "Reference photo: everyone framed like it" in preview.params["caption"]
 
     # Two members join through the deep link and submit privately.
     members = {
@@ -88,7 +95,8 @@ async def test_team_kit_members_favourites_and_export_on_the_tiny_model(
         assert info is not None
         selfies += await stored_selfies(bot, members[user_id].user, info.request.upload_id)
 
-    start_worker(worker_env(bot, fake_telegram, **tiny_env(tiny_model_path)))
+    env = tiny_env(tiny_model_path) | {"HEADSHOTS_CONTROLNET_SD15_POSE": str(tiny_controlnet_path)}
+    start_worker(worker_env(bot, fake_telegram, **env))
     for job_id in jobs.values():
         state = await wait_for_state(client, job_id, FINISHED, timeout_s=240)
         assert state is JobState.DONE, worker_processes.logs()[-3000:]
@@ -103,6 +111,17 @@ async def test_team_kit_members_favourites_and_export_on_the_tiny_model(
     assert "royal blue" in records[0]["prompt"] and records[0]["colour_grade"] == "ektar"
     assert list(records[0]["seeds"][:4]) == [team.kit.seed + n for n in range(4)]
     assert records[0]["width"] == records[0]["height"]
+    # One reference portrait, the whole team framed alike: the same control image for both.
+    controls = []
+    for user_id, job_id in jobs.items():
+        raw = await redis_client.hget(constants.job_stages_key(job_id), "generate")
+        control = json.loads(raw)["generation"]["control"]
+        assert control["hint"] == "pose" and control["keypoints"]["body"][0] is not None
+        owner = UserRef(platform="telegram", user_id=user_id)
+        controls.append((control, await client.read_blob(owner, control["image"])))
+    assert controls[0][0]["keypoints"] == controls[1][0]["keypoints"]
+    assert controls[0][0]["reference_sha256"] == controls[1][0]["reference_sha256"]
+    assert controls[0][1] == controls[1][1], "byte-identical control images"
 
     # Each member picks privately; the pick (and only it) appears in the topic; Alice approves.
     for user_id, member in members.items():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,13 @@ def test_secrets_are_redacted_from_messages_arguments_and_tracebacks() -> None:
 
 
 async def _run_for(
-    args: list[str], env: dict[str, str], log: Path, until: Callable[[], bool] | None
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    until: Callable[[], bool | Awaitable[bool]] | None,
 ) -> str:
-    """Run ``headshots -v ARGS`` until ``until()`` holds (None: until it exits); its output."""
+    """Run ``headshots -v ARGS`` until ``until()`` holds (None: until it exits); its output.
+    ``until`` may be a coroutine function (a look into Redis)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
     full_env.update(env, PYTHONPATH=str(ROOT))
     with log.open("wb") as out:
@@ -75,7 +80,7 @@ async def _run_for(
         )
     try:
         deadline = time.monotonic() + 60
-        while not (until() if until is not None else process.poll() is not None):
+        while not (await _holds(until) if until is not None else process.poll() is not None):
             assert until is None or process.poll() is None, log.read_text(errors="replace")
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             await asyncio.sleep(0.2)  # the fake Discord server answers from this event loop
@@ -83,6 +88,11 @@ async def _run_for(
         process.terminate()
         process.wait(20)
     return log.read_text(errors="replace")
+
+
+async def _holds(until: Callable[[], bool | Awaitable[bool]]) -> bool:
+    held = until()
+    return await held if inspect.isawaitable(held) else held
 
 
 async def test_telegram_bot_at_debug_logs_no_token(
@@ -143,12 +153,20 @@ async def test_worker_delivery_at_debug_logs_no_token(
             update={"target": ChatTarget(platform="telegram", chat_id=5150, user_id=5150)}
         )
         submission = await client.submit(request)
+
+        async def done() -> bool:
+            # Stopped once the job is recorded done: a worker stopped right after the album
+            # was sent could leave it "delivering" on a loaded machine.
+            info = await client.job(submission.job_id)
+            return info is not None and info.state is JobState.DONE
+
         output = await _run_for(
             ["worker", "--queue", "all"],
             settings_env(settings),
             tmp_path / "worker.log",
-            lambda: bool(fake_telegram.calls("sendMediaGroup")),
+            done,
         )
+        assert fake_telegram.calls("sendMediaGroup")
         assert await wait_for_state(client, submission.job_id, {JobState.DONE}) is JobState.DONE
     finally:
         await client.close()
