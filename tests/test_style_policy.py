@@ -138,6 +138,10 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # dev11 144/150 (96.0 %), dev5 80/80 refused. (The same hand wrote them and made the
         # round, so dev11's figure may read a little high.)
         ("descriptions_harmful_dev5.toml", "descriptions_ordinary_dev11.toml", 0.96),
+        # dev12 (150) and harmful dev6 (60) were written blind after round 6, by a hand that
+        # never saw the vocabulary or any earlier set, and measured untouched: 146/150
+        # (97.3 %), 60/60 refused. Nothing was changed for them.
+        ("descriptions_harmful_dev6.toml", "descriptions_ordinary_dev12.toml", 0.97),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
