@@ -142,6 +142,29 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # never saw the vocabulary or any earlier set, and measured untouched: 146/150
         # (97.3 %), 60/60 refused. Nothing was changed for them.
         ("descriptions_harmful_dev6.toml", "descriptions_ordinary_dev12.toml", 0.97),
+        # Round 7. Four more blind pairs, each written by a hand that never saw the vocabulary,
+        # the refusals or an earlier set, and each run before anything changed for it; each
+        # round's honest figure is its first run. dev13 (with harmful dev7), run after round 6:
+        # 117/150 (78.0 %) and 120/120 refused; after spared phrases (schools, "young & co"),
+        # retouching, kept features with changes refused and toned-down words: 150/150. dev14
+        # (harmful dev8), run then: 117/150 (78.0 %), 120/120. After five language files grown
+        # by classes on training sets of their own (below): dev15 (harmful dev9) 123/150
+        # (82.0 %), 120/120. After its misses were looked at (hex colours, plural shields,
+        # "I teach 4th grade"): dev16 (harmful dev10) 130/150 (86.7 %), 120/120, every miss in
+        # English, every other language accepted. The bar of issue 19 is 95 % on such sets: the
+        # floors below only keep what was reached after each was looked at.
+        ("descriptions_harmful_dev7.toml", "descriptions_ordinary_dev13.toml", 0.99),
+        ("descriptions_harmful_dev8.toml", "descriptions_ordinary_dev14.toml", 0.97),
+        ("descriptions_harmful_dev9.toml", "descriptions_ordinary_dev15.toml", 0.97),
+        ("descriptions_harmful_dev10.toml", "descriptions_ordinary_dev16.toml", 0.96),
+        # Training sets, one per language, written before their language file was read and
+        # tuned on one class of words at a time (round 7).
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_en.toml", 0.96),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_de.toml", 0.98),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_es.toml", 0.98),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_fr.toml", 0.99),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_ru.toml", 0.95),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_ja.toml", 0.98),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
@@ -202,6 +225,11 @@ KEPT = "own features as in photos"
         ("garder ma barbe", (KEPT,)),
         ("silver hair, blue eyes, navy cardigan", ("silver hair", KEPT, "navy cardigan")),
         ("friendly eyes, relaxed shoulders", ("friendly", "relaxed")),
+        ("keep my nose ring, navy blazer", ("nose ring", "navy blazer")),
+        ("don't fix the gap in my teeth", ("minimal retouching", KEPT)),
+        ("please don't change my face", (KEPT,)),
+        ("keep my beard and more colour", (KEPT,)),
+        ("оставьте мои веснушки", ("freckles",)),
     ],
 )
 def test_the_persons_own_features_are_kept_never_named(text: str, terms: tuple[str, ...]) -> None:
@@ -225,11 +253,82 @@ def test_the_persons_own_features_are_kept_never_named(text: str, terms: tuple[s
         ("my scar bleeding", "violence"),
         ("soldier with a rifle", "violence"),
         ("child soldier", "minors"),
+        # A dropped comparative right after a kept feature is a change of it.
+        ("my beard bigger", "identity"),
+        ("my scar a bit smaller", "identity"),
+        ("my tattoo gone", "identity"),
+        # "change my face" is refused; only "don't change my face" keeps it.
+        ("change my face", "identity"),
+        ("dont change my face, make me thinner", "identity"),
     ],
 )
 def test_a_kept_feature_is_never_a_change(text: str, category: str) -> None:
     review = review_description(text)
     assert review.refused and review.category == category, (text, review.category)
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("high school chemistry teacher, cardigan", ("chemistry teacher", "cardigan")),
+        ("I teach at an elementary school, friendly smile", ("primary school", "friendly smile")),
+        ("kindergarten teacher, bright colours", ("kindergarten teacher", "colourful")),
+        ("teen counsellor, sweater", ("counselor", "sweater")),
+        ("we're a young company, casual tees", ("casual t-shirt",)),
+        ("Young & Co. consultancy, teal accent", ("consulting", "teal")),
+    ],
+)
+def test_adults_who_work_with_children_and_young_companies_pass(
+    text: str, terms: tuple[str, ...]
+) -> None:
+    """refusals.toml's ``spared`` phrases: a school or "young" named for the adults who work
+    there or for a company; the words themselves are dropped, the look is kept."""
+    review = review_description(text)
+    assert review.terms == terms, (text, review.refusal)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "high school student",
+        "high school teacher, schoolgirl outfit",
+        "high school chemistry teacher aged 15",
+        "young team but make me look 16",
+        "young company, look younger",
+        "teen counsellor, look like a teen",
+        "youth look",
+        # Skin next to an ordinary skin phrase is still read ("unshielded").
+        "natural skin, but lighter",
+        "my skin natural but darker",
+        "realistic skin a bit paler",
+        # A shoot is a photo session; shooting at people is not.
+        "shooting outdoors at people",
+        "shooting people",
+        "not too clothed",
+    ],
+)
+def test_what_spared_and_ordinary_phrases_let_through_stays_narrow(text: str) -> None:
+    assert review_description(text).refused, text
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        (
+            "natural skin texture, don't smooth it too much",
+            ("photorealistic", "minimal retouching"),
+        ),
+        ("no airbrushing, keep my skin looking real", ("no retouching", "photorealistic")),
+        ("blood-red tie", ("crimson tie",)),
+        ("85mm look, creamy bokeh, eyes sharp", ("85mm", "bokeh", "eyes in focus")),
+        ("not too bright", ("moderately bright",)),
+        ("pas trop formel", ("moderately formal",)),
+        ("shooting outdoors at sunset", ("outdoors", "sunset light")),
+    ],
+)
+def test_retouching_focus_and_toned_down_words(text: str, terms: tuple[str, ...]) -> None:
+    review = review_description(text)
+    assert review.terms == terms, (text, review.refusal)
 
 
 def test_accents_choose_between_languages_and_long_words_take_two_slips() -> None:

@@ -10,7 +10,10 @@ policy denies by default:
    shortened) and matched, per category, against terms, "exposing garment" and "without
    garment" patterns and stated ages under 18. Vocabulary phrases that contain a refused word
    ("nude lipstick", "children's hospital", "power suit") and culture words that qualify attire
-   or a place ("japanese garden", "jardin japonais") are taken out before this pass.
+   or a place ("japanese garden", "jardin japonais") are taken out before this pass, and so
+   are ordinary phrases whose words vary around a refused one, by pattern ("high school
+   chemistry teacher", "we're a young company": ``spared``). A few patterns read the text
+   before anything is taken out (``unshielded``: "natural skin, but lighter").
 2. **Then only known terms** (``vocabulary.toml``): the text is split into words (Japanese,
    which has no spaces, by longest known term) and read as a sequence of vocabulary terms:
    modifiers, colours, fabrics and patterns attach to the term they precede ("navy wool
@@ -27,11 +30,12 @@ policy denies by default:
    is dropped like a stated role. A feature of the person's own said of themselves ("keep my
    beard", "i'm bald", "with my scar": ``[kept]``) is one term that names none of them, so the
    model keeps what the photos show and never adds a feature; what is said to change such a
-   feature ("shave my beard", "my eyes green") is refused as identity. A word is read by its
-   spelling with accents first ("velo" Spanish, "vélo" French), a long word may carry two
-   typing slips ("coperate"). Any word outside the vocabulary refuses the description,
-   naming the words and the nearest known terms; a text in another script is asked for in
-   English.
+   feature ("shave my beard", "my eyes green", "my beard bigger") is refused as identity. A
+   word is read by its spelling with accents first ("velo" Spanish, "vélo" French), a long
+   word may carry two typing slips ("coperate"). Any word outside the vocabulary refuses the
+   description, naming the words and the nearest known terms; a text in another script is
+   asked for in English. Besides the three main files, each language has a file of its own
+   (``vocabulary_de.toml`` …) with the same tables.
 
 The model only ever receives the canonical English terms (:attr:`DescriptionReview.text`),
 never the person's words. The chat stores that text and the worker reviews it again with the
@@ -61,6 +65,10 @@ VOCABULARY_FILES = (
     HERE / "vocabulary.toml",
     HERE / "vocabulary_roles.toml",
     HERE / "vocabulary_context.toml",
+    # Each language's words beyond those three (round 7: team and trade words, compounds,
+    # framing, retouching, regional dress, colours), read after them, so a phrase listed
+    # there first keeps its meaning.
+    *(HERE / f"vocabulary_{language}.toml" for language in ("de", "es", "fr", "ru", "ja")),
 )
 #: The longest canonical text handed to the model.
 MAX_DESCRIPTION_CHARS = 160
@@ -98,6 +106,9 @@ TRANSLATED = ("de", "es", "fr", "ru", "ja")
 #: After a negated term these carry the negation on: "no tie or jacket".
 _POSTPOSING = ("es", "fr")
 _BACKDROP_WORDS = frozenset({"background", "backdrop"})
+#: Words that start another thing: after them a dropped word no longer speaks of a kept
+#: feature ("keep my beard and more colour").
+_JOINERS = frozenset("and with but plus also und mit aber y con pero et avec mais и с но".split())
 _CONTINUE_NEGATION = frozenset({"or", "nor", "oder", "noch", "o", "ni", "ou", "или", "ни"})
 
 #: Look-alike letters that NFKC keeps apart from Latin (Unicode's confusables, the common ones).
@@ -138,12 +149,14 @@ _AGE = re.compile(
     rf"|\b{_NUMBER}\s*y\s*(?:,\s*)?o\b"
     rf"|\b(?:age[ds]?|age\s+of|aged\s+about|looking|look|looks|about|around|roughly|like|as"
     rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
-    rf"|now|only)"
+    rf"|now|only|{'мне'.translate(_CONFUSABLES)})"
     rf"\s+(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|just\s+)?{_NUMBER}\b"
     # Matched on folded text, where Cyrillic look-alike letters are Latin already ("лет": "лet").
     rf"|\b{_NUMBER}\s*(?:jahre?n?|jahrig\w*|anos|ans|{'лет|года?'.translate(_CONFUSABLES)})\b"
     rf"|{_NUMBER}\s*(?:歳|才|さい)"
-    r"|\b(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
+    # "I teach 4th grade" states the class a person teaches, not their age.
+    r"|(?<!teach\s)(?<!teaches\s)(?<!teaching\s)(?<!taught\s)"
+    r"\b(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
     r"|tenth|eleventh|twelfth)\s+grade"
     # "fifth-grade science teacher" states the class a person teaches, not their age.
     r"(?!\s+(?:\w+\s+)?teachers?\b)"
@@ -326,6 +339,9 @@ class _Category:
     name: str
     reply: str
     patterns: tuple[re.Pattern[str], ...]
+    #: Matched before any phrase is taken out (``unshielded`` in refusals.toml): a change said
+    #: of a word that an ordinary phrase carries ("natural skin, but lighter").
+    unshielded: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -337,6 +353,10 @@ class _Refusals:
     #: word: refused as ``sexual``.
     essential: frozenset[str]
     essential_reply: str
+    #: Ordinary phrases around a refused word that no single vocabulary phrase can list
+    #: ("high school chemistry teacher", "young & co"): blanked before the refusal pass, like
+    #: the vocabulary's own phrases (``spared`` in refusals.toml, per category).
+    spared: re.Pattern[str] | None = None
 
 
 #: A profession named by a learned suffix ("ornithologist", "mortician", "videographer"): no
@@ -344,6 +364,11 @@ class _Refusals:
 #: one, so it is dropped like the roles a person states for context. ("-ist" alone would take
 #: in "sadist" and "extremist": not read.)
 _PROFESSION = re.compile(r"^[a-z]{3,}(?:ologist|ician|grapher|ographer)s?$")
+
+
+#: A colour as a hex code ("#1A2B3C", the "#" is taken off with the other prompt syntax): six
+#: hex digits with at least one digit, so that words such as "facade" stay words.
+_HEX_COLOUR = re.compile(r"^(?=[a-f]*\d)[0-9a-f]{6}$")
 
 
 @dataclass(frozen=True)
@@ -392,6 +417,8 @@ class Vocabulary:
     features: frozenset[str] = frozenset()
     #: Modifiers that may follow a kept feature ("my scar visible"): they change nothing.
     kept_after: frozenset[str] = frozenset()
+    #: Dropped words that, right after a kept feature, ask to change it ("my beard bigger").
+    kept_changes: frozenset[str] = frozenset()
 
     def match(self, tokens: Sequence[_Token], start: int) -> tuple[_Entry | None, int]:
         """The longest term at ``tokens[start:]`` and how many tokens it spans."""
@@ -410,9 +437,12 @@ class Vocabulary:
         return self._derived(tokens[start].norm), 1
 
     def _derived(self, word: str) -> _Entry | None:
-        """What a word no table lists is read as: a profession (dropped) or an inflected term."""
+        """What a word no table lists is read as: a profession (dropped), a brand's hex colour
+        ("#1A2B3C": a colour of its own) or an inflected term."""
         if _PROFESSION.match(word):
             return _Entry(word, "filler")
+        if _HEX_COLOUR.match(word):
+            return _Entry(f"#{word}", "colour")
         return self._inflected(word)
 
     def _inflected(self, word: str) -> _Entry | None:
@@ -612,8 +642,13 @@ def _alternation(terms: Sequence[str]) -> str:
 #: What may stand between "without" and the garment in the refusal pattern ("without a shirt").
 _ARTICLES = (
     "a an the any my your his her their all of at ein eine einen einem kein keine un una une "
-    "le la les des el los las"
+    "le la les des el los las too very so overly fully properly entirely completely really much"
 ).split()
+
+
+def _fold_pattern(expression: str) -> str:
+    """A regular expression's Cyrillic and Greek look-alike letters as :func:`_fold` reads them."""
+    return expression.translate(_CONFUSABLES)
 
 
 @functools.lru_cache(maxsize=4)
@@ -622,11 +657,15 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
     categories: list[_Category] = []
     essential: set[str] = set()
     essential_reply = ""
+    spared: list[str] = []
     for name, raw in data.items():
         if not isinstance(raw, dict):
             continue
+        # Regular expressions are matched on folded text, where Cyrillic look-alike letters are
+        # Latin already ("губы": "гyбы"): their own Cyrillic is folded the same way.
+        spared.extend(f"(?:{_fold_pattern(e)})" for e in raw.get("spared", []))
         patterns = _compile([*raw.get("terms", []), *raw.get("also", [])])
-        patterns.extend(re.compile(expression) for expression in raw.get("regex", []))
+        patterns.extend(re.compile(_fold_pattern(e)) for e in raw.get("regex", []))
         garments = list(raw.get("garments", []))
         if garments:
             essential.update(_stem(_norm_word(g.split()[-1])) for g in garments)
@@ -644,7 +683,8 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
                 )
             )
             patterns.append(re.compile(rf"\b(?:{_alternation(garments)})\s+off\b"))
-        categories.append(_Category(name, str(raw["reply"]), tuple(patterns)))
+        unshielded = tuple(re.compile(_fold_pattern(e)) for e in raw.get("unshielded", []))
+        categories.append(_Category(name, str(raw["reply"]), tuple(patterns), unshielded))
     minors = data.get("minors", {})
     assert isinstance(minors, dict)
     return _Refusals(
@@ -653,6 +693,7 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
         str(minors.get("reply", "")),
         frozenset(essential),
         essential_reply,
+        re.compile("|".join(spared)) if spared else None,
     )
 
 
@@ -728,6 +769,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
     carriers: set[str] = set()
     features: set[str] = set()
     kept_after: set[str] = set()
+    kept_changes: set[str] = set()
     for path, data in files:
         kept = data.get("kept")
         if kept is None:
@@ -743,6 +785,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         carriers.update(_stem(_norm_word(w)) for w in kept.get("carriers", []))
         features.update(_stem(_norm_word(w)) for w in kept.get("coloured", []))
         kept_after.update(kept.get("after", []))
+        kept_changes.update(_norm_word(w) for w in kept.get("changes", []))
     return Vocabulary(
         exact=exact,
         stemmed=stemmed,
@@ -769,6 +812,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         carriers=frozenset(carriers | features),
         features=frozenset(features),
         kept_after=frozenset(kept_after),
+        kept_changes=frozenset(kept_changes),
     )
 
 
@@ -867,6 +911,7 @@ class _Shield:
     "jardin japonais", "японский сад"), which are refused on their own."""
 
     phrases: re.Pattern[str] | None
+    spared: re.Pattern[str] | None
     culture: frozenset[tuple[str, ...]]
     heads: frozenset[tuple[str, ...]]
     modifiers: frozenset[str]
@@ -874,8 +919,9 @@ class _Shield:
 
     def cover(self, variant: str) -> str:
         """``variant`` (folded words) with the shielded phrases blanked out."""
-        if self.phrases is not None:
-            variant = self.phrases.sub(" ", variant)
+        for pattern in (self.spared, self.phrases):
+            if pattern is not None:
+                variant = pattern.sub(" ", variant)
         words = variant.split()
         loose = [_loose(word) for word in words]
         keep = [True] * len(words)
@@ -927,7 +973,10 @@ def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shie
         ):
             phrases.add(folded)
     ordered = sorted(phrases, key=len, reverse=True)
-    latin = [re.escape(p).replace(r"\ ", r"\s+") for p in ordered if not _HAS_CJK.search(p)]
+    # A plural ending is allowed ("my sleeve tattoos" for "my sleeve tattoo").
+    latin = [
+        re.escape(p).replace(r"\ ", r"\s+") + "(?:e?s)?" for p in ordered if not _HAS_CJK.search(p)
+    ]
     cjk = [re.escape(p) for p in ordered if _HAS_CJK.search(p)]
     parts = ([r"\b(?:" + "|".join(latin) + r")\b"] if latin else []) + cjk
 
@@ -942,6 +991,7 @@ def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shie
     culture = loose_keys(lambda entry: entry.kind in _QUALIFIED_HEADS)
     return _Shield(
         phrases=re.compile("|".join(parts)) if parts else None,
+        spared=refusals.spared,
         culture=culture,
         heads=heads,
         modifiers=frozenset(
@@ -967,10 +1017,13 @@ def _stated_ages(variant: str) -> Iterator[int]:
 
 def _refusal(text: str, refusals: _Refusals, shield: _Shield) -> tuple[str, str] | None:
     """``(category, reply)`` of the first refusal ``text`` meets, or ``None``."""
-    variants = [shield.cover(variant) for variant in _variants(text)]
+    raw = list(_variants(text))
+    variants = [shield.cover(variant) for variant in raw]
     for category in refusals.categories:
-        for variant in variants:
-            if any(pattern.search(variant) for pattern in category.patterns):
+        for variant, uncovered in zip(variants, raw, strict=True):
+            if any(pattern.search(variant) for pattern in category.patterns) or any(
+                pattern.search(uncovered) for pattern in category.unshielded
+            ):
                 return category.name, category.reply
     if any(age < refusals.under_age for v in variants for age in _stated_ages(v)):
         return "minors", refusals.minors_reply
@@ -1047,6 +1100,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     culture_term = ""  # its canonical form, as it stands among the modifiers
     last_head_entry: _Entry | None = None  # of the clause's last term
     head_end = -1  # the index of the token after the last term
+    kept_open = False  # only dropped words since a kept feature ("my beard a bit ...")
 
     def identity(word: str) -> None:
         reply = next((c.reply for c in refusals.categories if c.name == "identity"), "")
@@ -1110,7 +1164,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         token = tokens[index]
         if token.separator:
             flush()
-            negate = last_negated = False
+            negate = last_negated = kept_open = False
             last_head_entry = None
             last_kind = ""
             index += 1
@@ -1137,6 +1191,11 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             if not (token.norm.isdigit() or token.norm in _NUMBER_WORDS):
                 reading.unknown.append(token.text)
             continue
+        if entry.kind != "filler" or entry.canonical in _JOINERS:
+            kept_open = False
+        elif kept_open and entry.canonical in vocabulary.kept_changes:
+            identity(word)  # "my beard bigger", "my scar a bit smaller": a kept feature changed
+            break
         if entry.kind == "filler":
             if culture and culture_kind == CULTURE_KIND and entry.canonical not in _CULTURE_LINKS:
                 identity(culture)  # "japanese woman in a kimono": the person, not the look
@@ -1185,6 +1244,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         negate = False
         last_head = (entry.canonical, len(reading.terms))
         head_end = index
+        kept_open = entry.canonical == vocabulary.kept_term
         reading.terms.append(term)
     if reading.refusal is None:
         flush()
