@@ -260,6 +260,10 @@ def test_the_persons_own_features_are_kept_never_named(text: str, terms: tuple[s
         # "change my face" is refused; only "don't change my face" keeps it.
         ("change my face", "identity"),
         ("dont change my face, make me thinner", "identity"),
+        # A word asking for a feature to be made, earlier in the clause, makes it a change.
+        ("add a scar on my cheek", "identity"),
+        ("give me a scar above my eyebrow", "identity"),
+        ("make me bald and proud", "identity"),
     ],
 )
 def test_a_kept_feature_is_never_a_change(text: str, category: str) -> None:
@@ -276,6 +280,10 @@ def test_a_kept_feature_is_never_a_change(text: str, category: str) -> None:
         ("teen counsellor, sweater", ("counselor", "sweater")),
         ("we're a young company, casual tees", ("casual t-shirt",)),
         ("Young & Co. consultancy, teal accent", ("consulting", "teal")),
+        ("i teach 4th grade, navy cardigan", ("navy cardigan",)),
+        ("I coach a kids' football team, navy polo", ("coach", "football", "navy polo shirt")),
+        ("I look young for my age and that's fine, grey suit", ("grey suit",)),
+        ("a nice office, not my bedroom", ("office",)),
     ],
 )
 def test_adults_who_work_with_children_and_young_companies_pass(
@@ -305,6 +313,12 @@ def test_adults_who_work_with_children_and_young_companies_pass(
         "shooting outdoors at people",
         "shooting people",
         "not too clothed",
+        "4th grade",
+        "in my bedroom",
+        "kids football team",
+        "head and shoulders bare",
+        "blue eyes in focus",
+        "make me look old and wrinkled",
     ],
 )
 def test_what_spared_and_ordinary_phrases_let_through_stays_narrow(text: str) -> None:
@@ -324,6 +338,11 @@ def test_what_spared_and_ordinary_phrases_let_through_stays_narrow(text: str) ->
         ("not too bright", ("moderately bright",)),
         ("pas trop formel", ("moderately formal",)),
         ("shooting outdoors at sunset", ("outdoors", "sunset light")),
+        ("background colour #1A2B3C", ("#1a2b3c background",)),
+        ("remove the messy kitchen behind me", ("no messy kitchen",)),
+        ("keep my sleeve tattoos visible", (KEPT,)),
+        ("make sure to keep my scar", (KEPT,)),
+        ("チーム全員同じ背景・同じ構図で", ("background", "composition")),
     ],
 )
 def test_retouching_focus_and_toned_down_words(text: str, terms: tuple[str, ...]) -> None:

@@ -106,6 +106,8 @@ TRANSLATED = ("de", "es", "fr", "ru", "ja")
 #: After a negated term these carry the negation on: "no tie or jacket".
 _POSTPOSING = ("es", "fr")
 _BACKDROP_WORDS = frozenset({"background", "backdrop"})
+#: Kinds a negation may always take away: places and things seen around a person.
+_PLACES = frozenset({"background", "scene"})
 #: Words that start another thing: after them a dropped word no longer speaks of a kept
 #: feature ("keep my beard and more colour").
 _JOINERS = frozenset("and with but plus also und mit aber y con pero et avec mais и с но".split())
@@ -162,7 +164,8 @@ _AGE = re.compile(
     r"(?!\s+(?:\w+\s+)?teachers?\b)"
 )
 #: Japanese (and Chinese) script: matched without word boundaries, split by known terms.
-_CJK = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+# (Without the middle dot "・", U+30FB, which separates like a comma.)
+_CJK = "\u3005\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 _HAS_CJK = re.compile(f"[{_CJK}]")
 _SEPARATORS = ",;.!?、。・"
 _TOKEN = re.compile(
@@ -419,6 +422,11 @@ class Vocabulary:
     kept_after: frozenset[str] = frozenset()
     #: Dropped words that, right after a kept feature, ask to change it ("my beard bigger").
     kept_changes: frozenset[str] = frozenset()
+    #: Dropped words that, before a kept feature in the same clause, ask for one to be made
+    #: ("add a scar on my cheek", "make me bald and proud"), unless a keeping word comes
+    #: between ("make sure to keep my scar").
+    kept_makers: frozenset[str] = frozenset()
+    kept_keepers: frozenset[str] = frozenset()
 
     def match(self, tokens: Sequence[_Token], start: int) -> tuple[_Entry | None, int]:
         """The longest term at ``tokens[start:]`` and how many tokens it spans."""
@@ -770,6 +778,8 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
     features: set[str] = set()
     kept_after: set[str] = set()
     kept_changes: set[str] = set()
+    kept_makers: set[str] = set()
+    kept_keepers: set[str] = set()
     for path, data in files:
         kept = data.get("kept")
         if kept is None:
@@ -786,6 +796,8 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         features.update(_stem(_norm_word(w)) for w in kept.get("coloured", []))
         kept_after.update(kept.get("after", []))
         kept_changes.update(_norm_word(w) for w in kept.get("changes", []))
+        kept_makers.update(" ".join(_phrase_key(w)) for w in kept.get("makers", []))
+        kept_keepers.update(" ".join(_phrase_key(w)) for w in kept.get("keepers", []))
     return Vocabulary(
         exact=exact,
         stemmed=stemmed,
@@ -813,6 +825,8 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         features=frozenset(features),
         kept_after=frozenset(kept_after),
         kept_changes=frozenset(kept_changes),
+        kept_makers=frozenset(kept_makers),
+        kept_keepers=frozenset(kept_keepers),
     )
 
 
@@ -1101,6 +1115,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     last_head_entry: _Entry | None = None  # of the clause's last term
     head_end = -1  # the index of the token after the last term
     kept_open = False  # only dropped words since a kept feature ("my beard a bit ...")
+    making = ""  # a word asking for something to be made, earlier in this clause ("add a")
 
     def identity(word: str) -> None:
         reply = next((c.reply for c in refusals.categories if c.name == "identity"), "")
@@ -1151,7 +1166,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         modifiers.clear()
 
     def negated(canonical: str, word: str) -> bool:
-        if canonical in vocabulary.negatable:
+        # A place or a thing around the person may always be left out ("remove the messy
+        # kitchen behind me"): that takes nothing off the person.
+        if canonical in vocabulary.negatable or _kind_of(canonical, vocabulary) in _PLACES:
             return True
         if _stem(_norm_word(canonical.split()[-1])) in refusals.essential:
             reading.refusal = ("sexual", refusals.essential_reply, word)
@@ -1165,6 +1182,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if token.separator:
             flush()
             negate = last_negated = kept_open = False
+            making = ""
             last_head_entry = None
             last_kind = ""
             index += 1
@@ -1197,6 +1215,10 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             identity(word)  # "my beard bigger", "my scar a bit smaller": a kept feature changed
             break
         if entry.kind == "filler":
+            if entry.canonical in vocabulary.kept_makers:
+                making = word
+            elif entry.canonical in vocabulary.kept_keepers:
+                making = ""
             if culture and culture_kind == CULTURE_KIND and entry.canonical not in _CULTURE_LINKS:
                 identity(culture)  # "japanese woman in a kimono": the person, not the look
                 break
@@ -1232,6 +1254,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             and not set(modifiers) <= vocabulary.kept_after
         ):
             identity(word)  # "shave my beard", "grey my hair": a kept feature changed
+            break
+        if entry.canonical == vocabulary.kept_term and making:
+            identity(f"{making} … {word}")  # "add a scar on my cheek": a feature made
             break
         term = compose(entry.canonical)
         modifiers.clear()
