@@ -157,6 +157,11 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_dev8.toml", "descriptions_ordinary_dev14.toml", 0.97),
         ("descriptions_harmful_dev9.toml", "descriptions_ordinary_dev15.toml", 0.97),
         ("descriptions_harmful_dev10.toml", "descriptions_ordinary_dev16.toml", 0.96),
+        # Round 8 (a second and third English training set, dress and vestments worldwide):
+        # dev17 (harmful dev11) was written after round 7 by a hand asked for 150 different
+        # chatty customers, and run before round 8 changed anything for it: 110/150 (73.3 %),
+        # 120/120 refused. Acceptance depends on who writes the texts; 136/150 after round 8.
+        ("descriptions_harmful_dev11.toml", "descriptions_ordinary_dev17.toml", 0.9),
         # Training sets, one per language, written before their language file was read and
         # tuned on one class of words at a time (round 7).
         ("descriptions_harmful.toml", "descriptions_ordinary_train_en.toml", 0.96),
@@ -165,6 +170,9 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful.toml", "descriptions_ordinary_train_fr.toml", 0.99),
         ("descriptions_harmful.toml", "descriptions_ordinary_train_ru.toml", 0.95),
         ("descriptions_harmful.toml", "descriptions_ordinary_train_ja.toml", 0.98),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_en2.toml", 0.97),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_en3.toml", 0.93),
+        ("descriptions_harmful.toml", "descriptions_ordinary_train_world.toml", 0.95),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:

@@ -69,6 +69,8 @@ VOCABULARY_FILES = (
     # framing, retouching, regional dress, colours), read after them, so a phrase listed
     # there first keeps its meaning.
     *(HERE / f"vocabulary_{language}.toml" for language in ("de", "es", "fr", "ru", "ja")),
+    # Dress, marks and vestments of cultures and faiths worldwide, in all six languages.
+    HERE / "vocabulary_world.toml",
 )
 #: The longest canonical text handed to the model.
 MAX_DESCRIPTION_CHARS = 160
@@ -789,8 +791,10 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         kept_term = str(kept["term"])
         entry = _Entry(kept_term, kind_of[kept_term])
         for feature, phrase in _kept_phrases(kept):
-            # A feature that is a term already ("freckles", "curly hair") stays that term.
-            if _phrase_key(feature) not in exact:
+            # A feature that is a term already ("freckles", "curly hair") stays that term;
+            # one that reads as this term already ("scar above my eyebrow") takes its phrases.
+            known = exact.get(_phrase_key(feature))
+            if known is None or known.canonical == kept_term:
                 add(phrase, entry)
         carriers.update(_stem(_norm_word(w)) for w in kept.get("carriers", []))
         features.update(_stem(_norm_word(w)) for w in kept.get("coloured", []))
