@@ -620,6 +620,11 @@ def _phrase_key(phrase: str) -> tuple[str, ...]:
     )
 
 
+def _joined_key(phrase: str) -> str:
+    """A phrase's words as one string: the canonical form of a dropped word (a filler)."""
+    return " ".join(_phrase_key(phrase))
+
+
 def _read_toml(path: Path) -> dict[str, object]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -744,7 +749,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
                 entry = _Entry(canonical, kind)
                 for phrase in (canonical, *alternatives):
                     add(phrase, entry)
-                    suggestions.setdefault(" ".join(_phrase_key(phrase)), canonical)
+                    suggestions.setdefault(_joined_key(phrase), canonical)
     negatable: set[str] = set()
     for path, data in files:
         for language in TRANSLATED:
@@ -765,7 +770,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         assert isinstance(negatable_raw, dict)
         for words in fillers.values():
             for word in words:
-                add(word, _Entry(" ".join(_phrase_key(word)), "filler"))
+                add(word, _Entry(_joined_key(word), "filler"))
         for language, words in negations.items():
             kind = "negation_post" if language.endswith("postfix") else "negation"
             for word in words:
@@ -775,19 +780,15 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         negatable.update(negatable_raw.get("terms", []))
         if unknown := sorted(negatable - kind_of.keys()):
             raise ConfigurationError(f"{path}: [negatable] names unknown terms {unknown}")
+    kept_tables: list[dict[str, list[str]]] = []
     kept_term: str | None = None
-    carriers: set[str] = set()
-    features: set[str] = set()
-    kept_after: set[str] = set()
-    kept_changes: set[str] = set()
-    kept_makers: set[str] = set()
-    kept_keepers: set[str] = set()
     for path, data in files:
         kept = data.get("kept")
         if kept is None:
             continue
         if not isinstance(kept, dict) or kept.get("term") not in kind_of:
             raise ConfigurationError(f"{path}: [kept] needs a term that is a known term")
+        kept_tables.append(kept)
         kept_term = str(kept["term"])
         entry = _Entry(kept_term, kind_of[kept_term])
         for feature, phrase in _kept_phrases(kept):
@@ -796,12 +797,12 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
             known = exact.get(_phrase_key(feature))
             if known is None or known.canonical == kept_term:
                 add(phrase, entry)
-        carriers.update(_stem(_norm_word(w)) for w in kept.get("carriers", []))
-        features.update(_stem(_norm_word(w)) for w in kept.get("coloured", []))
-        kept_after.update(kept.get("after", []))
-        kept_changes.update(_norm_word(w) for w in kept.get("changes", []))
-        kept_makers.update(" ".join(_phrase_key(w)) for w in kept.get("makers", []))
-        kept_keepers.update(" ".join(_phrase_key(w)) for w in kept.get("keepers", []))
+
+    def kept_words(key: str, read: Callable[[str], str]) -> frozenset[str]:
+        """The words under ``key`` in every file's [kept], each as ``read`` gives it."""
+        return frozenset(read(word) for kept in kept_tables for word in kept.get(key, []))
+
+    features = kept_words("coloured", lambda word: _stem(_norm_word(word)))
     return Vocabulary(
         exact=exact,
         stemmed=stemmed,
@@ -825,12 +826,12 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         ),
         accented=accented,
         kept_term=kept_term,
-        carriers=frozenset(carriers | features),
-        features=frozenset(features),
-        kept_after=frozenset(kept_after),
-        kept_changes=frozenset(kept_changes),
-        kept_makers=frozenset(kept_makers),
-        kept_keepers=frozenset(kept_keepers),
+        carriers=kept_words("carriers", lambda word: _stem(_norm_word(word))) | features,
+        features=features,
+        kept_after=kept_words("after", str),
+        kept_changes=kept_words("changes", _joined_key),
+        kept_makers=kept_words("makers", _joined_key),
+        kept_keepers=kept_words("keepers", _joined_key),
     )
 
 
