@@ -71,6 +71,9 @@ VOCABULARY_FILES = (
     *(HERE / f"vocabulary_{language}.toml" for language in ("de", "es", "fr", "ru", "ja")),
     # Dress, marks and vestments of cultures and faiths worldwide, in all six languages.
     HERE / "vocabulary_world.toml",
+    # Countries, US states and large cities named for context: read last, so a place's name
+    # never takes a word that the look has.
+    HERE / "vocabulary_places.toml",
 )
 #: The longest canonical text handed to the model.
 MAX_DESCRIPTION_CHARS = 160
@@ -144,7 +147,29 @@ _NUMBER_WORDS = {
         "fourteen fifteen sixteen seventeen".split()
     )
 }
+#: Ages under 18 spelled out in German, Spanish, French and Russian, read only before that
+#: language's word for years ("once años", "seize ans", "пятнадцать лет"): several are English
+#: words elsewhere ("once", "elf", "six").
+_FOREIGN_NUMBER_WORDS = {
+    word.translate(_CONFUSABLES): value
+    for words in (
+        "null ein zwei drei vier funf sechs sieben acht neun zehn elf zwolf dreizehn vierzehn "
+        "funfzehn sechzehn siebzehn",
+        "cero un dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce "
+        "quince dieciseis diecisiete",
+        "zero un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
+        "quinze seize dix-sept",
+        "ноль один два три четыре пять шесть семь восемь девять десять одиннадцать двенадцать "
+        "тринадцать четырнадцать пятнадцать шестнадцать семнадцать",
+    )
+    for value, word in enumerate(words.split())
+}
 _NUMBER = r"(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")"
+_FOREIGN_NUMBER = (
+    r"(\d{1,2}|"
+    + "|".join(re.escape(w).replace(r"\-", r"\s*") for w in _FOREIGN_NUMBER_WORDS)
+    + r")"
+)
 _SPELLED_OUT = re.compile(r"\b(?:\w[\s.\-_*'·]+){2,}\w\b")
 #: A stated age: "12 year old", "15yo", "aged 16", "13 years of age", "looking about 15",
 #: "15 Jahre", "15 años", "15 ans", "15 лет", "15歳".
@@ -153,10 +178,23 @@ _AGE = re.compile(
     rf"|\b{_NUMBER}\s*y\s*(?:,\s*)?o\b"
     rf"|\b(?:age[ds]?|age\s+of|aged\s+about|looking|look|looks|about|around|roughly|like|as"
     rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
-    rf"|now|only|{'мне'.translate(_CONFUSABLES)})"
-    rf"\s+(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|just\s+)?{_NUMBER}\b"
+    rf"|now|only|shes|she\s+is|hes|he\s+is|daughter\s+is|son\s+is|{'мне'.translate(_CONFUSABLES)})"
+    rf"(?:\s*[:=\-]\s*|\s+)(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|just\s+)?{_NUMBER}\b"
+    # "like 10 percent", "about 5 minutes": an amount, not an age.
+    r"(?!\s*(?:%|percent|per\s+cent|minutes?|mins?|hours?|seconds?|secs?|days?|weeks?|months?"
+    r"|people|persons|of\s+us|of\s+them|members|staff|employees|colleagues|photos|pictures"
+    r"|selfies|shots|images|km|miles|mm|cm|px|x\b|times))"
     # Matched on folded text, where Cyrillic look-alike letters are Latin already ("лет": "лet").
-    rf"|\b{_NUMBER}\s*(?:jahre?n?|jahrig\w*|anos|ans|{'лет|года?'.translate(_CONFUSABLES)})\b"
+    # A span of time is no age: "seit 5 Jahren" (for 5 years), "hace diez años" (ten years
+    # ago), "depuis 10 ans", "10 лет назад", "más de 10 años de experiencia".
+    r"|(?<!seit\s)(?<!vor\s)(?<!uber\s)(?<!mehr\sals\s)(?<!hace\s)(?<!mas\sde\s)"
+    r"(?<!depuis\s)(?<!y\sa\s)(?<!plus\sde\s)(?<!pendant\s)(?<!durant\s)"
+    rf"\b{_FOREIGN_NUMBER}\s*(?:jahre?n?|jahrig\w*|anos|ans|{'лет|года?'.translate(_CONFUSABLES)})\b"
+    rf"(?!\s+(?:{'назад|опыта|стажа|работы|практики'.translate(_CONFUSABLES)}|ago|erfahrung"
+    r"|berufserfahrung|im\s+beruf|de\s+experiencia|d\s+experience|de\s+carrera|de\s+carriere))"
+    # "лет 12" (about twelve years old), not "лет 5 назад" (some five years ago).
+    rf"|\b(?:{'лет|года?'.translate(_CONFUSABLES)})\s+{_FOREIGN_NUMBER}\b"
+    rf"(?!\s+(?:{'назад|опыта|стажа|работы|практики'.translate(_CONFUSABLES)}))"
     rf"|{_NUMBER}\s*(?:歳|才|さい)"
     # "I teach 4th grade" states the class a person teaches, not their age.
     r"|(?<!teach\s)(?<!teaches\s)(?<!teaching\s)(?<!taught\s)"
@@ -164,6 +202,10 @@ _AGE = re.compile(
     r"|tenth|eleventh|twelfth)\s+grade"
     # "fifth-grade science teacher" states the class a person teaches, not their age.
     r"(?!\s+(?:\w+\s+)?teachers?\b)"
+    # A British school year ("I'm in year 9"), not a year of a course or a job ("year 2 of my
+    # PhD") nor the class a person teaches.
+    r"|(?<!teach\s)(?<!teaches\s)(?<!teaching\s)\bin\s+year\s+(?:[1-9]|1[0-3]|seven|eight|nine"
+    r"|ten|eleven|twelve|thirteen)\b(?!\s+(?:of|at|in|with|\d))"
 )
 #: Japanese (and Chinese) script: matched without word boundaries, split by known terms.
 # (Without the middle dot "・", U+30FB, which separates like a comma.)
@@ -315,7 +357,8 @@ def _clean(text: str) -> str:
     """
     text = _split_elisions(_strip_cf(unicodedata.normalize("NFKC", text)))
     text = _F_NUMBER.sub(" aperture ", text)
-    text = re.sub(r":\s*-?\d+(?:\.\d+)?", " ", text)  # A1111 weights "(word:1.4)"
+    # A1111 weights "(word:1.4)", "(word:2)"; a number after a colon elsewhere ("age: 9") stays.
+    text = re.sub(r":\s*-?\d+(?:\.\d+)?(?=\s*\))|:\s*-?\d+\.\d+", " ", text)
     return re.sub(r"[<>()\[\]{}|\\/:=_*#~^\"]", " ", text)
 
 
@@ -362,6 +405,10 @@ class _Refusals:
     #: ("high school chemistry teacher", "young & co"): blanked before the refusal pass, like
     #: the vocabulary's own phrases (``spared`` in refusals.toml, per category).
     spared: re.Pattern[str] | None = None
+    #: Vocabulary words that are refused words themselves ("nude", a colour): they shield
+    #: nothing, so the refusal pass reads them unless a ``spared`` pattern cleared them ("nude
+    #: blouse"); ``unshielding`` in refusals.toml.
+    unshielding: frozenset[str] = frozenset()
 
 
 #: A profession named by a learned suffix ("ornithologist", "mortician", "videographer"): no
@@ -662,8 +709,11 @@ _ARTICLES = (
 
 
 def _fold_pattern(expression: str) -> str:
-    """A regular expression's Cyrillic and Greek look-alike letters as :func:`_fold` reads them."""
-    return expression.translate(_CONFUSABLES)
+    """A regular expression's Cyrillic and Greek look-alike letters, and its accents and
+    Japanese voicing marks ("ヌード" reads "ヌート"), as :func:`_fold` reads them. (Only marks
+    are dropped: the ASCII of the expression's syntax is left as written.)"""
+    decomposed = unicodedata.normalize("NFKD", expression.translate(_CONFUSABLES))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 @functools.lru_cache(maxsize=4)
@@ -701,7 +751,8 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
         unshielded = tuple(re.compile(_fold_pattern(e)) for e in raw.get("unshielded", []))
         categories.append(_Category(name, str(raw["reply"]), tuple(patterns), unshielded))
     minors = data.get("minors", {})
-    assert isinstance(minors, dict)
+    unshielding = data.get("unshielding", [])
+    assert isinstance(minors, dict) and isinstance(unshielding, list)
     return _Refusals(
         tuple(categories),
         int(minors.get("under_age", 18)),
@@ -709,6 +760,7 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
         frozenset(essential),
         essential_reply,
         re.compile("|".join(spared)) if spared else None,
+        frozenset(_words(_fold(str(word))) for word in unshielding),
     )
 
 
@@ -876,6 +928,11 @@ def _kept_phrases(table: dict[str, object]) -> Iterator[tuple[str, str]]:
                 yield trait, f"{subject} {trait}"
         for phrase in language.get("phrases", []):
             yield phrase, phrase
+        # Features read even with no possessive ("keep the kippah and beard", "bald and happy
+        # about it"): a change asked of one is still refused (a maker before it, a change word
+        # or a modifier after it), and the model is never handed the feature itself.
+        for feature in language.get("bare", []):
+            yield feature, feature
 
 
 def _placements(table: object) -> Iterator[str]:
@@ -987,6 +1044,8 @@ def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shie
         if entry.kind in ("filler", "negation", "negation_post"):
             continue
         folded = _words(_fold(" ".join(key)))
+        if folded in refusals.unshielding:
+            continue
         if _AGE.search(folded) or any(
             p.search(folded) for c in refusals.categories for p in c.patterns
         ):
@@ -1031,7 +1090,12 @@ def _stated_ages(variant: str) -> Iterator[int]:
         if value is None:  # "sixth grade"
             yield 11
         else:
-            yield int(value) if value.isdigit() else _NUMBER_WORDS[value]
+            if value.isdigit():
+                yield int(value)
+            else:
+                yield _NUMBER_WORDS.get(
+                    value, _FOREIGN_NUMBER_WORDS.get(value.replace(" ", "-"), 0)
+                )
 
 
 def _refusal(text: str, refusals: _Refusals, shield: _Shield) -> tuple[str, str] | None:
@@ -1181,10 +1245,26 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             reading.refusal = ("negation", f"I can't leave out {word!r}.", word)
         return False
 
+    def trailing_negation() -> None:
+        """A bare "no" that ends a clause right after a term negates it: Spanish says
+        "corbata no" (no tie)."""
+        nonlocal negate, last_negated
+        if not (negate and not modifiers and last_head is not None and not last_negated):
+            return
+        before = tokens[index - 1] if index > 0 else None
+        if before is None or before.norm not in _TRAILING_NO or head_end != index - 1:
+            return
+        canonical, at = last_head
+        if negated(canonical, before.text):
+            reading.terms[at] = "no " + reading.terms[at]
+            last_negated = True
+        negate = False
+
     index = 0
     while index < len(tokens) and reading.refusal is None:
         token = tokens[index]
         if token.separator:
+            trailing_negation()
             flush()
             negate = last_negated = kept_open = False
             making = ""
@@ -1241,6 +1321,12 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
                     reading.terms[at] = "no " + canonical
                     last_negated = True
             continue
+        if (
+            entry.kind == CULTURE_KIND
+            and not making
+            and _stated_origin(tokens, index - span, index, vocabulary)
+        ):
+            continue  # "I'm Nigerian", "German engineer", "a farmer in Vietnam": context
         if entry.kind in _QUALIFIED_HEADS:
             culture, culture_kind, culture_term = word, entry.kind, entry.canonical
         if entry.kind in (*MODIFIER_KINDS, *_QUALIFIED_HEADS):
@@ -1250,19 +1336,30 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             continue
         if entry.canonical in _BACKDROP_WORDS and not modifiers and last_kind == "background":
             continue  # "office background": the place already is the background
+        if culture and culture_kind == CULTURE_KIND and entry.kind == "role" and not making:
+            # "retired German engineer": where a person comes from, said for context like the
+            # role itself. The model gets the role alone, never the nationality.
+            modifiers.remove(culture_term)
+            culture = ""
         if culture and not _culture_head(entry, culture_kind):
-            identity(culture)  # "indian doctor", "german uniform": the person, not the look
+            identity(culture)  # "german uniform", "make me an indian doctor": not the look
             break
         if (
             entry.canonical == vocabulary.kept_term
             and modifiers
-            and not set(modifiers) <= vocabulary.kept_after
+            # A colour before it is the person's own ("salt-and-pepper beard", "red beard").
+            and any(
+                m not in vocabulary.kept_after and _kind_of(m, vocabulary) != "colour"
+                for m in modifiers
+            )
         ):
             identity(word)  # "shave my beard", "grey my hair": a kept feature changed
             break
         if entry.canonical == vocabulary.kept_term and making:
             identity(f"{making} … {word}")  # "add a scar on my cheek": a feature made
             break
+        if entry.canonical == vocabulary.kept_term:
+            modifiers.clear()  # the person's own colour is in the photos: never handed over
         term = compose(entry.canonical)
         modifiers.clear()
         culture = ""
@@ -1277,8 +1374,47 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         kept_open = entry.canonical == vocabulary.kept_term
         reading.terms.append(term)
     if reading.refusal is None:
+        trailing_negation()
+    if reading.refusal is None:
         flush()
     return reading
+
+
+#: Negations that may follow the term they negate at the end of a clause ("corbata no").
+_TRAILING_NO = frozenset({"no"})
+
+
+#: Words after which a nationality or a country says where a person is from or works ("I'm
+#: Nigerian", "a farmer in Vietnam", "soy de México", "ich bin Deutsche", "я из Казани").
+_ORIGIN_WORDS = frozenset(
+    """i'm im am i are we're were proud from in born raised based living live lives work works
+    working bin aus in soy somos de en je suis sommes nous я мы из в родом 出身""".split()
+)
+
+#: Words after a nationality that make it the person's look, never their context.
+_IDENTITY_AFTER = frozenset(
+    """look looks looking features face eyes skin version vibe woman man girl boy lady guy
+    person female male women men people frau mann mädchen junge mujer hombre chica chico femme
+    homme fille garçon женщина женщиной мужчина мужчиной девушка парень""".split()
+)
+
+
+def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocabulary) -> bool:
+    """Whether the nationality at ``tokens[start:end]`` is said of where a person is from: at
+    the start of a clause or after one of :data:`_ORIGIN_WORDS`, and followed by a role, a
+    dropped word or nothing ("Scottish and proud", "German engineer"; not "Scottish tartan
+    tie", nor "german uniform")."""
+    before = tokens[start - 1] if start > 0 else None
+    origin = before is not None and before.norm in _ORIGIN_WORDS
+    if before is not None and not before.separator and not origin:
+        return False
+    if end >= len(tokens) or tokens[end].separator:
+        return origin  # "I'm Nigerian," but not "kilt, Scottish"
+    if tokens[end].norm in _IDENTITY_AFTER:
+        return False  # "mexican look", "japanese woman": the person made into someone
+    after = tokens[end].entry or vocabulary.match(tokens, end)[0]
+    # Before a look ("german uniform", "japanese minimal") it is the look's: read as before.
+    return after is None or after.kind in ("role", "filler")
 
 
 def _kind_of(canonical: str, vocabulary: Vocabulary) -> str | None:
