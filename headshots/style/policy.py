@@ -349,17 +349,25 @@ def _variants(text: str) -> Iterator[str]:
                 yield variant
 
 
-def _clean(text: str) -> str:
+def _clean(text: str, emoji: Sequence[tuple[str, str]] = ()) -> str:
     """No invisible characters, no prompt syntax: weights, brackets and tags become spaces.
 
     Tags are opened up rather than dropped ("bare<i>chest" reads "bare i chest"), so what is
-    reviewed is what was typed.
+    reviewed is what was typed; the pictographs of ``emoji`` read as their words, and a
+    smiley ends a clause like a full stop ("not hiding them :) Audiologist").
     """
     text = _split_elisions(_strip_cf(unicodedata.normalize("NFKC", text)))
+    for pictograph, word in emoji:
+        text = text.replace(pictograph, f" {word} ")
+    text = _SMILEY.sub(" . ", text)
     text = _F_NUMBER.sub(" aperture ", text)
     # A1111 weights "(word:1.4)", "(word:2)"; a number after a colon elsewhere ("age: 9") stays.
     text = re.sub(r":\s*-?\d+(?:\.\d+)?(?=\s*\))|:\s*-?\d+\.\d+", " ", text)
     return re.sub(r"[<>()\[\]{}|\\/:=_*#~^\"]", " ", text)
+
+
+#: A typed smiley (":)", ";-)", ":D", ":P", ":("), not followed by a letter or a bracket.
+_SMILEY = re.compile(r"(?<![:;])[:;]-?[()DPp](?![\w()])")
 
 
 #: A lens aperture ("f/1.8", "f2.8", "F/4"): the usual stops only, read as "aperture". ("f16"
@@ -409,6 +417,10 @@ class _Refusals:
     #: nothing, so the refusal pass reads them unless a ``spared`` pattern cleared them ("nude
     #: blouse"); ``unshielding`` in refusals.toml.
     unshielding: frozenset[str] = frozenset()
+    #: Pictographs that say a refused word ("👙", "🔫"), read as that word before anything
+    #: else (``[emoji]`` in refusals.toml); any other pictograph is dropped with the rest of
+    #: what is not a letter, and never reaches the model.
+    emoji: tuple[tuple[str, str], ...] = ()
 
 
 #: A profession named by a learned suffix ("ornithologist", "mortician", "videographer"): no
@@ -469,6 +481,9 @@ class Vocabulary:
     features: frozenset[str] = frozenset()
     #: Modifiers that may follow a kept feature ("my scar visible"): they change nothing.
     kept_after: frozenset[str] = frozenset()
+    #: Modifiers that may stand before a kept feature and only describe it ("short grey
+    #: beard", "small tattoo"), with ``kept_after`` and colours.
+    kept_before: frozenset[str] = frozenset()
     #: Dropped words that, right after a kept feature, ask to change it ("my beard bigger").
     kept_changes: frozenset[str] = frozenset()
     #: Dropped words that, before a kept feature in the same clause, ask for one to be made
@@ -476,6 +491,9 @@ class Vocabulary:
     #: between ("make sure to keep my scar").
     kept_makers: frozenset[str] = frozenset()
     kept_keepers: frozenset[str] = frozenset()
+    #: Terms that name a flaw to take away ("light retouching" for "the shaving nick"):
+    #: "remove the shaving nick" asks for the fix, so negated they read as themselves.
+    fixes: frozenset[str] = frozenset()
 
     def match(self, tokens: Sequence[_Token], start: int) -> tuple[_Entry | None, int]:
         """The longest term at ``tokens[start:]`` and how many tokens it spans."""
@@ -724,7 +742,7 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
     essential_reply = ""
     spared: list[str] = []
     for name, raw in data.items():
-        if not isinstance(raw, dict):
+        if not isinstance(raw, dict) or name == "emoji":
             continue
         # Regular expressions are matched on folded text, where Cyrillic look-alike letters are
         # Latin already ("губы": "гyбы"): their own Cyrillic is folded the same way.
@@ -752,7 +770,9 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
         categories.append(_Category(name, str(raw["reply"]), tuple(patterns), unshielded))
     minors = data.get("minors", {})
     unshielding = data.get("unshielding", [])
+    emoji = data.get("emoji", {})
     assert isinstance(minors, dict) and isinstance(unshielding, list)
+    assert isinstance(emoji, dict)
     return _Refusals(
         tuple(categories),
         int(minors.get("under_age", 18)),
@@ -761,6 +781,7 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
         essential_reply,
         re.compile("|".join(spared)) if spared else None,
         frozenset(_words(_fold(str(word))) for word in unshielding),
+        tuple((_strip_cf(unicodedata.normalize("NFKC", k)), str(v)) for k, v in emoji.items()),
     )
 
 
@@ -803,6 +824,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
                     add(phrase, entry)
                     suggestions.setdefault(_joined_key(phrase), canonical)
     negatable: set[str] = set()
+    fixes: set[str] = set()
     for path, data in files:
         for language in TRANSLATED:
             table = data.get(language, {})
@@ -830,7 +852,8 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         for phrase in _placements(data.get("placement", {})):
             add(phrase, _Entry(phrase, "filler"))
         negatable.update(negatable_raw.get("terms", []))
-        if unknown := sorted(negatable - kind_of.keys()):
+        fixes.update(negatable_raw.get("fixes", []))
+        if unknown := sorted((negatable | fixes) - kind_of.keys()):
             raise ConfigurationError(f"{path}: [negatable] names unknown terms {unknown}")
     kept_tables: list[dict[str, list[str]]] = []
     kept_term: str | None = None
@@ -881,9 +904,11 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         carriers=kept_words("carriers", lambda word: _stem(_norm_word(word))) | features,
         features=features,
         kept_after=kept_words("after", str),
+        kept_before=kept_words("before", str),
         kept_changes=kept_words("changes", _joined_key),
         kept_makers=kept_words("makers", _joined_key),
         kept_keepers=kept_words("keepers", _joined_key),
+        fixes=frozenset(fixes),
     )
 
 
@@ -1235,6 +1260,8 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         modifiers.clear()
 
     def negated(canonical: str, word: str) -> bool:
+        if canonical in vocabulary.fixes:
+            return False  # "remove the shaving nick": the fix itself, read as the term
         # A place or a thing around the person may always be left out ("remove the messy
         # kitchen behind me"): that takes nothing off the person.
         if canonical in vocabulary.negatable or _kind_of(canonical, vocabulary) in _PLACES:
@@ -1349,7 +1376,8 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             and modifiers
             # A colour before it is the person's own ("salt-and-pepper beard", "red beard").
             and any(
-                m not in vocabulary.kept_after and _kind_of(m, vocabulary) != "colour"
+                m not in vocabulary.kept_after | vocabulary.kept_before
+                and _kind_of(m, vocabulary) != "colour"
                 for m in modifiers
             )
         ):
@@ -1360,6 +1388,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             break
         if entry.canonical == vocabulary.kept_term:
             modifiers.clear()  # the person's own colour is in the photos: never handed over
+        if negate and entry.kind == "role":
+            # "I'm not a model", "not like a student": a role said not to be the person's
+            # is context like any role, left out rather than refused.
+            negate = False
+            modifiers.clear()
+            culture = ""
+            continue
         term = compose(entry.canonical)
         modifiers.clear()
         culture = ""
@@ -1385,10 +1420,13 @@ _TRAILING_NO = frozenset({"no"})
 
 
 #: Words after which a nationality or a country says where a person is from or works ("I'm
-#: Nigerian", "a farmer in Vietnam", "soy de México", "ich bin Deutsche", "я из Казани").
+#: Nigerian", "a farmer in Vietnam", "soy de México", "ich bin Deutsche", "я из Казани"), or
+#: a language they work in ("court interpreter (Spanish/English)", "I teach French").
 _ORIGIN_WORDS = frozenset(
     """i'm im am i are we're were proud from in born raised based living live lives work works
-    working bin aus in soy somos de en je suis sommes nous я мы из в родом 出身""".split()
+    working bin aus in soy somos de en je suis sommes nous я мы из в родом 出身 interpreter
+    interpreters translator translators interpreting translating bilingual trilingual speak
+    speaks speaking teach teaches teaching""".split()
 )
 
 #: Words after a nationality that make it the person's look, never their context.
@@ -1403,7 +1441,17 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
     """Whether the nationality at ``tokens[start:end]`` is said of where a person is from: at
     the start of a clause or after one of :data:`_ORIGIN_WORDS`, and followed by a role, a
     dropped word or nothing ("Scottish and proud", "German engineer"; not "Scottish tartan
-    tie", nor "german uniform")."""
+    tie", nor "german uniform"). Nationalities next to each other are one ("I'm
+    Korean-American")."""
+
+    def culture(at: int) -> bool:
+        entry = tokens[at].entry or vocabulary.match(tokens, at)[0]
+        return entry is not None and entry.kind == CULTURE_KIND
+
+    while start > 0 and not tokens[start - 1].separator and culture(start - 1):
+        start -= 1
+    while end < len(tokens) and not tokens[end].separator and culture(end):
+        end += 1
     before = tokens[start - 1] if start > 0 else None
     origin = before is not None and before.norm in _ORIGIN_WORDS
     if before is not None and not before.separator and not origin:
@@ -1468,8 +1516,8 @@ def _review(
 ) -> DescriptionReview:
     if not text or not text.strip():
         return DescriptionReview(text=None)
-    cleaned = _clean(text)
     refusals = load_refusals(refusals_path)
+    cleaned = _clean(text, refusals.emoji)
     vocabulary = load_vocabulary(vocabulary_paths)
     found = _refusal(cleaned, refusals, _protected(vocabulary_paths, refusals_path))
     if found is not None:
