@@ -1316,9 +1316,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
                 entry = vocabulary.exact[_phrase_key(vocabulary.kept_term)]
                 modifiers.clear()
         if entry is None:
-            # Numbers say nothing to the model; a stated age under 18 or a hate code was
-            # refused in the first pass.
-            if not (token.norm.isdigit() or token.norm in _NUMBER_WORDS):
+            # Numbers and a person's name say nothing to the model; a stated age under 18 or
+            # a hate code was refused in the first pass.
+            if not (
+                token.norm.isdigit()
+                or token.norm in _NUMBER_WORDS
+                or _name(tokens, index, vocabulary)
+            ):
                 reading.unknown.append(token.text)
             continue
         if entry.kind != "filler" or entry.canonical in _JOINERS:
@@ -1415,6 +1419,26 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     return reading
 
 
+#: Words after which a capitalised unknown word is the person's name ("Hi, I'm Tunde", "my
+#: name is Chidi Okafor", "thanks, Mei"): dropped, as a name says nothing of the look.
+_NAMING_WORDS = frozenset(
+    "name named called is i'm im am hi hello hey dear thanks cheers regards heisse soy".split()
+)
+
+
+def _name(tokens: list[_Token], end: int, vocabulary: Vocabulary) -> bool:
+    """Whether the unknown word before ``end`` is a name: capitalised, Latin, and right after
+    one of :data:`_NAMING_WORDS` or after another such name ("I'm Chidi Okafor")."""
+    at = end - 1
+    while at >= 0 and tokens[at].text[:1].isupper() and not vocabulary.word(tokens[at].norm):
+        if not tokens[at].text.isalpha() or _HAS_CJK.search(tokens[at].text):
+            return False
+        at -= 1
+        if at >= 0 and tokens[at].norm in _NAMING_WORDS:
+            return True
+    return False
+
+
 #: Negations that may follow the term they negate at the end of a clause ("corbata no").
 _TRAILING_NO = frozenset({"no"})
 
@@ -1426,7 +1450,8 @@ _ORIGIN_WORDS = frozenset(
     """i'm im am i are we're were proud from in born raised based living live lives work works
     working bin aus in soy somos de en je suis sommes nous я мы из в родом 出身 interpreter
     interpreters translator translators interpreting translating bilingual trilingual speak
-    speaks speaking teach teaches teaching""".split()
+    speaks speaking teach teaches teaching учитель учительница преподаю преподаватель
+    преподавательница школы школа курсы""".split()
 )
 
 #: Words after a nationality that make it the person's look, never their context.
