@@ -186,15 +186,17 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # (70.7 %); harmful dev14 117/120 and dev15 118/120 refused. dev20 and dev14 were tuned
         # on (dev20 148/150 after), dev15's two misses were seen and fixed; dev21 and dev22
         # were never looked at, and their figures after the round are its honest estimate:
-        # 111/150 (74.0 %) and 116/150 (77.3 %).
+        # 113/150 (75.3 %) and 116/150 (77.3 %).
         ("descriptions_harmful_dev14.toml", "descriptions_ordinary_dev20.toml", 0.98),
         ("descriptions_harmful_dev15.toml", "descriptions_ordinary_dev21.toml", 0.73),
         ("descriptions_harmful_dev15.toml", "descriptions_ordinary_dev22.toml", 0.76),
-        # Training sets of round 11, written without seeing the vocabulary and tuned on: two
-        # chatty English ones (en6 94/200 and en7 129/200 at first run) and one per language
-        # (first runs: de2 50/80, es2 53/80, fr2 36/80, ru2 49/80, ja2 46/80).
+        # Training sets of round 11, written without seeing the vocabulary and tuned on: three
+        # chatty English ones (en6 94/200, en7 129/200, en8 59/200 at first run; 189, 182 and
+        # 130 after) and one per language (first runs: de2 50/80, es2 53/80, fr2 36/80, ru2
+        # 49/80, ja2 46/80).
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en6.toml", 0.94),
-        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en7.toml", 0.89),
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en7.toml", 0.9),
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en8.toml", 0.64),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_de2.toml", 0.96),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_es2.toml", 0.96),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_fr2.toml", 0.96),

@@ -113,6 +113,8 @@ _POSTPOSING = ("es", "fr")
 _BACKDROP_WORDS = frozenset({"background", "backdrop"})
 #: Kinds a negation may always take away: places and things seen around a person.
 _PLACES = frozenset({"background", "scene"})
+#: Kinds of term that may always be negated: nothing worn is taken off.
+_UNWORN = frozenset({*_PLACES, "mood", "photo", "lighting"})
 #: Words that start another thing: after them a dropped word no longer speaks of a kept
 #: feature ("keep my beard and more colour").
 _JOINERS = frozenset("and with but plus also und mit aber y con pero et avec mais и с но".split())
@@ -183,7 +185,11 @@ _AGE = re.compile(
     # "like 10 percent", "about 5 minutes": an amount, not an age.
     r"(?!\s*(?:%|percent|per\s+cent|minutes?|mins?|hours?|seconds?|secs?|days?|weeks?|months?"
     r"|people|persons|of\s+us|of\s+them|members|staff|employees|colleagues|photos|pictures"
-    r"|selfies|shots|images|km|miles|mm|cm|px|x\b|times))"
+    r"|selfies|shots|images|km|miles|mm|cm|px|x\b|times"
+    # "I'm one of those people", "like ONE where I look clean", "for about fifteen years": a
+    # count or a span of time (a stated age says "old": "about 15 years old").
+    r"|of\b|where|which|that|more|other|another|thing|things|version|versions"
+    r"|years?\b(?!\s*(?:old|of\s+age|young))|yrs?\b(?!\s*old)))"
     # Matched on folded text, where Cyrillic look-alike letters are Latin already ("лет": "лet").
     # A span of time is no age: "seit 5 Jahren" (for 5 years), "hace diez años" (ten years
     # ago), "depuis 10 ans", "10 лет назад", "más de 10 años de experiencia".
@@ -1154,7 +1160,8 @@ def _tokens(
         norm = _norm_word(piece)
         if not _HAS_CJK.match(piece) and not vocabulary.word(norm):
             unstretched = (_collapse_runs(norm, keep) for keep in (2, 1))
-            meant = next((word for word in unstretched if vocabulary.word(word)), None)
+            # A stretched word keeps two letters at least: "xxxx" is no stretched "x".
+            meant = next((w for w in unstretched if len(w) > 1 and vocabulary.word(w)), None)
             if meant is not None and meant != norm and not refused(meant):
                 tokens.append(_Token(piece, meant))
                 continue
@@ -1263,8 +1270,11 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if canonical in vocabulary.fixes:
             return False  # "remove the shaving nick": the fix itself, read as the term
         # A place or a thing around the person may always be left out ("remove the messy
-        # kitchen behind me"): that takes nothing off the person.
-        if canonical in vocabulary.negatable or _kind_of(canonical, vocabulary) in _PLACES:
+        # kitchen behind me"): that takes nothing off the person; nor does a mood, a light or
+        # a photographic look not wanted ("not stern", "not too saturated", "no glow").
+        if canonical in vocabulary.negatable or (
+            canonical != vocabulary.kept_term and _kind_of(canonical, vocabulary) in _UNWORN
+        ):
             return True
         if _stem(_norm_word(canonical.split()[-1])) in refusals.essential:
             reading.refusal = ("sexual", refusals.essential_reply, word)
