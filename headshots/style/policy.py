@@ -488,7 +488,8 @@ class Vocabulary:
     #: Modifiers that may follow a kept feature ("my scar visible"): they change nothing.
     kept_after: frozenset[str] = frozenset()
     #: Modifiers that may stand before a kept feature and only describe it ("short grey
-    #: beard", "small tattoo"), with ``kept_after`` and colours.
+    #: beard", "small tattoo"): ``before`` in [kept] and every ``kept_after`` word. (Colours
+    #: may too: the person's own.)
     kept_before: frozenset[str] = frozenset()
     #: Dropped words that, right after a kept feature, ask to change it ("my beard bigger").
     kept_changes: frozenset[str] = frozenset()
@@ -910,7 +911,7 @@ def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
         carriers=kept_words("carriers", lambda word: _stem(_norm_word(word))) | features,
         features=features,
         kept_after=kept_words("after", str),
-        kept_before=kept_words("before", str),
+        kept_before=kept_words("before", str) | kept_words("after", str),
         kept_changes=kept_words("changes", _joined_key),
         kept_makers=kept_words("makers", _joined_key),
         kept_keepers=kept_words("keepers", _joined_key),
@@ -1390,8 +1391,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             and modifiers
             # A colour before it is the person's own ("salt-and-pepper beard", "red beard").
             and any(
-                m not in vocabulary.kept_after | vocabulary.kept_before
-                and _kind_of(m, vocabulary) != "colour"
+                m not in vocabulary.kept_before and _kind_of(m, vocabulary) != "colour"
                 for m in modifiers
             )
         ):
@@ -1440,8 +1440,9 @@ def _name(tokens: list[_Token], end: int, vocabulary: Vocabulary) -> bool:
     """Whether the unknown word before ``end`` is a name: capitalised, Latin, and right after
     one of :data:`_NAMING_WORDS` or after another such name ("I'm Chidi Okafor")."""
     at = end - 1
+    # (A Japanese run has no capital letter, so it never passes the first test.)
     while at >= 0 and tokens[at].text[:1].isupper() and not vocabulary.word(tokens[at].norm):
-        if not tokens[at].text.isalpha() or _HAS_CJK.search(tokens[at].text):
+        if not tokens[at].text.isalpha():
             return False
         at -= 1
         if at >= 0 and tokens[at].norm in _NAMING_WORDS:
@@ -1479,8 +1480,11 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
     tie", nor "german uniform"). Nationalities next to each other are one ("I'm
     Korean-American")."""
 
+    def entry_at(at: int) -> _Entry | None:
+        return tokens[at].entry or vocabulary.match(tokens, at)[0]
+
     def culture(at: int) -> bool:
-        entry = tokens[at].entry or vocabulary.match(tokens, at)[0]
+        entry = entry_at(at)
         return entry is not None and entry.kind == CULTURE_KIND
 
     while start > 0 and not tokens[start - 1].separator and culture(start - 1):
@@ -1495,7 +1499,7 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
         return origin  # "I'm Nigerian," but not "kilt, Scottish"
     if tokens[end].norm in _IDENTITY_AFTER:
         return False  # "mexican look", "japanese woman": the person made into someone
-    after = tokens[end].entry or vocabulary.match(tokens, end)[0]
+    after = entry_at(end)
     # Before a look ("german uniform", "japanese minimal") it is the look's: read as before.
     return after is None or after.kind in ("role", "filler")
 
@@ -1554,11 +1558,11 @@ def _review(
     refusals = load_refusals(refusals_path)
     cleaned = _clean(text, refusals.emoji)
     vocabulary = load_vocabulary(vocabulary_paths)
-    found = _refusal(cleaned, refusals, _protected(vocabulary_paths, refusals_path))
+    shield = _protected(vocabulary_paths, refusals_path)
+    found = _refusal(cleaned, refusals, shield)
     if found is not None:
         category, reply = found
         return DescriptionReview(None, f"{reply} {ASK_INSTEAD}", category)
-    shield = _protected(vocabulary_paths, refusals_path)
     tokens = _tokens(
         cleaned, vocabulary, lambda parts: _refusal(parts, refusals, shield) is not None
     )
