@@ -180,7 +180,10 @@ _AGE = re.compile(
     rf"|\b{_NUMBER}\s*y\s*(?:,\s*)?o\b"
     rf"|\b(?:age[ds]?|age\s+of|aged\s+about|looking|look|looks|about|around|roughly|like|as"
     rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
-    rf"|now|only|shes|she\s+is|hes|he\s+is|daughter\s+is|son\s+is|{'мне'.translate(_CONFUSABLES)})"
+    rf"|now|only|shes|she\s+is|hes|he\s+is|daughter\s+is|son\s+is|{'мне'.translate(_CONFUSABLES)}"
+    # "my son (11) needs one": a child of the person's, with the child's age.
+    r"|(?:my|our|his|her)\s+(?:son|daughter|kid|child|boy|girl|nephew|niece|grandson|granddaughter"
+    r"|stepson|stepdaughter))"
     rf"(?:\s*[:=\-]\s*|\s+)(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|just\s+)?{_NUMBER}\b"
     # "like 10 percent", "about 5 minutes": an amount, not an age.
     r"(?!\s*(?:%|percent|per\s+cent|minutes?|mins?|hours?|seconds?|secs?|days?|weeks?|months?"
@@ -296,6 +299,8 @@ _RUSSIAN_ENDINGS = tuple(
     )
 )
 _CYRILLIC_WORD = re.compile(r"^[\u0400-\u04ff]+$")
+_CYRILLIC_LEFT = re.compile(r"[\u0400-\u04ff]")
+_MASKED = re.compile(r"(?<=[^\W\d_])\*(?=[^\W\d_])")
 
 
 def _stem(word: str) -> str:
@@ -342,13 +347,18 @@ def _join_spelled_out(text: str) -> str:
 def _variants(text: str) -> Iterator[str]:
     """Every reading of ``text`` a refusal is matched against (each already word-normalised)."""
     folded = _fold(text)
+    # Digits read as letters, except in a Cyrillic word, where a "3" is the folded "з"
+    # ("разделочной" folds to "pa3дeлoчhoи"), never a leet "e".
+    leet = re.sub(
+        r"\S+", lambda m: m[0] if _CYRILLIC_LEFT.search(m[0]) else m[0].translate(_LEET), folded
+    )
     seen: set[str] = set()
-    for base in (
-        _words(folded),
-        _words(folded.translate(_LEET)),
-        _words(_join_spelled_out(folded)),
-        _words(_join_spelled_out(folded.translate(_LEET))),
-    ):
+    bases = [folded, leet, _join_spelled_out(folded), _join_spelled_out(leet)]
+    # A letter masked with "*" ("n*de", "s*xy"): each vowel in its place, the same in every
+    # masked place of the text.
+    if _MASKED.search(folded):
+        bases.extend(_MASKED.sub(vowel, folded) for vowel in "aeiou")
+    for base in map(_words, bases):
         for variant in (base, _collapse_runs(base, 1), _collapse_runs(base, 2)):
             if variant not in seen:
                 seen.add(variant)
@@ -369,7 +379,8 @@ def _clean(text: str, emoji: Sequence[tuple[str, str]] = ()) -> str:
     text = _F_NUMBER.sub(" aperture ", text)
     # A1111 weights "(word:1.4)", "(word:2)"; a number after a colon elsewhere ("age: 9") stays.
     text = re.sub(r":\s*-?\d+(?:\.\d+)?(?=\s*\))|:\s*-?\d+\.\d+", " ", text)
-    return re.sub(r"[<>()\[\]{}|\\/:=_*#~^\"]", " ", text)
+    # A "*" inside a word masks a letter ("n*de"), which the refusal pass tries (_variants).
+    return re.sub(r"[<>()\[\]{}|\\/:=_#~^\"]|(?<![^\W\d_])\*|\*(?![^\W\d_])", " ", text)
 
 
 #: A typed smiley (":)", ";-)", ":D", ":P", ":("), not followed by a letter or a bracket.
@@ -1218,6 +1229,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     head_end = -1  # the index of the token after the last term
     kept_open = False  # only dropped words since a kept feature ("my beard a bit ...")
     making = ""  # a word asking for something to be made, earlier in this clause ("add a")
+    keeping = False  # a word asking to keep, earlier in this clause ("keep the beard grey")
+    after_kept = False  # the clause before ended on a kept feature ("keep my beard, but ...")
+    against_kept = False  # and this one turns against it ("..., but longer")
 
     def identity(word: str) -> None:
         reply = next((c.reply for c in refusals.categories if c.name == "identity"), "")
@@ -1251,10 +1265,16 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         culture = ""
         if not modifiers:
             return
+        if against_kept and not last_kind:
+            identity(" ".join(modifiers))  # "keep my beard, but longer": the feature changed
+            modifiers.clear()
+            return
         if last_kind and last_head is not None and last_head[0] == vocabulary.kept_term:
             # "my beard longer", "make my eyes green": a feature is kept as the photos show it,
-            # and what is said after it asks for a change ("visible" does not).
-            if not set(modifiers) <= vocabulary.kept_after:
+            # and what is said after it asks for a change ("visible" does not). A colour after
+            # it, when the clause asks to keep ("keep the beard grey"), is the person's own.
+            own_colour = keeping and all(_kind_of(m, vocabulary) == "colour" for m in modifiers)
+            if not (set(modifiers) <= vocabulary.kept_after or own_colour):
                 identity(" ".join(modifiers))
             modifiers.clear()
             return
@@ -1304,7 +1324,10 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if token.separator:
             trailing_negation()
             flush()
-            negate = last_negated = kept_open = False
+            after_kept = (
+                bool(last_kind) and last_head is not None and (last_head[0] == vocabulary.kept_term)
+            )
+            negate = last_negated = kept_open = keeping = against_kept = False
             making = ""
             last_head_entry = None
             last_kind = ""
@@ -1345,7 +1368,10 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             if entry.canonical in vocabulary.kept_makers:
                 making = word
             elif entry.canonical in vocabulary.kept_keepers:
-                making = ""
+                making, keeping = "", True
+            elif entry.canonical in _CONTRAST:
+                keeping = False  # "keep my beard but grey" asks for a change
+                against_kept = after_kept and not last_kind and not modifiers
             if culture and culture_kind == CULTURE_KIND and entry.canonical not in _CULTURE_LINKS:
                 identity(culture)  # "japanese woman in a kimono": the person, not the look
                 break
@@ -1421,6 +1447,8 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         last_head = (entry.canonical, len(reading.terms))
         head_end = index
         kept_open = entry.canonical == vocabulary.kept_term
+        if kept_open and tokens[index - span].norm in vocabulary.kept_keepers:
+            keeping = True  # the keeping word is part of the phrase ("keep the beard")
         reading.terms.append(term)
     if reading.refusal is None:
         trailing_negation()
@@ -1428,6 +1456,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         flush()
     return reading
 
+
+#: Words that turn a clause against what came before it ("keep my beard but grey").
+_CONTRAST = frozenset("but yet though although however aber doch pero sino mais но а".split())
 
 #: Words after which a capitalised unknown word is the person's name ("Hi, I'm Tunde", "my
 #: name is Chidi Okafor", "thanks, Mei"): dropped, as a name says nothing of the look.
@@ -1493,6 +1524,9 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
         end += 1
     before = tokens[start - 1] if start > 0 else None
     origin = before is not None and before.norm in _ORIGIN_WORDS
+    if before is not None and before.norm in _ARTICLES and start > 1:
+        # An article between ("I'm an Igbo chief", "a player in the Philippines").
+        origin = tokens[start - 2].norm in _ORIGIN_WORDS
     if before is not None and not before.separator and not origin:
         return False
     if end >= len(tokens) or tokens[end].separator:
