@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.plugins.slack",
     "tests.plugins.safety",
     "tests.plugins.provenance",
+    "tests.plugins.style",
 ]

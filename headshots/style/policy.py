@@ -264,6 +264,7 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@functools.lru_cache(maxsize=1 << 18)  # the vocabulary repeats its words: read each once
 def _norm_word(word: str) -> str:
     """For the vocabulary: case and Latin accents folded, apostrophes dropped, ё as е.
 
@@ -303,6 +304,7 @@ _CYRILLIC_LEFT = re.compile(r"[\u0400-\u04ff]")
 _MASKED = re.compile(r"(?<=[^\W\d_])\*(?=[^\W\d_])")
 
 
+@functools.lru_cache(maxsize=1 << 18)  # the vocabulary repeats its words: read each once
 def _stem(word: str) -> str:
     """Plural to singular, the same on both sides ("blouses" -> "blouse", "ties" -> "tie");
     a Russian word to its stem without the case ending ("шляпой", "шляпу" -> "шляп")."""
