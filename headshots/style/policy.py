@@ -1235,6 +1235,10 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     after_kept = False  # the clause before ended on a kept feature ("keep my beard, but ...")
     against_kept = False  # and this one turns against it ("..., but longer")
 
+    def on_kept() -> bool:
+        """Whether the clause's last term is the person's own kept features."""
+        return bool(last_kind) and last_head is not None and last_head[0] == vocabulary.kept_term
+
     def identity(word: str) -> None:
         reply = next((c.reply for c in refusals.categories if c.name == "identity"), "")
         reading.refusal = ("identity", reply or f"I can't use {word!r} here.", word)
@@ -1271,7 +1275,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             identity(" ".join(modifiers))  # "keep my beard, but longer": the feature changed
             modifiers.clear()
             return
-        if last_kind and last_head is not None and last_head[0] == vocabulary.kept_term:
+        if on_kept():
             # "my beard longer", "make my eyes green": a feature is kept as the photos show it,
             # and what is said after it asks for a change ("visible" does not). A colour after
             # it, when the clause asks to keep ("keep the beard grey"), is the person's own.
@@ -1326,9 +1330,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if token.separator:
             trailing_negation()
             flush()
-            after_kept = (
-                bool(last_kind) and last_head is not None and (last_head[0] == vocabulary.kept_term)
-            )
+            after_kept = on_kept()
             negate = last_negated = kept_open = keeping = against_kept = False
             making = ""
             last_head_entry = None

@@ -37,6 +37,7 @@ async def discord_bot_factory(
     redis_client: Any,
     redis_url: str,
     settings_factory: Callable[..., Settings],
+    style_policy_built: None,
 ) -> AsyncIterator[Callable[..., Any]]:
     """``await make(**settings_overrides)`` -> a logged-in HeadshotsClient (closed at teardown)."""
     from headshots.bot.discord.client import HeadshotsClient

@@ -31,6 +31,7 @@ async def slack_bot_factory(
     redis_client: Any,
     redis_url: str,
     settings_factory: Callable[..., Settings],
+    style_policy_built: None,
 ) -> AsyncIterator[Callable[..., Any]]:
     from headshots.bot.slack.app import SlackApp
     from headshots.queue.client import QueueClient

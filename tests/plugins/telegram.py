@@ -45,6 +45,7 @@ async def telegram_bot(
     settings_factory: Callable[..., Settings],
     redis_url: str,
     redis_client: Any,
+    style_policy_built: None,
 ) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
     """Start the real bot (polling the fake over HTTP) in the test's event loop.
 
