@@ -244,7 +244,12 @@ class Soak:
 
     # --- processes ---------------------------------------------------------------------
     def env(self, tiny_model: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+        # Settings of its own, but the caller's cache of built data (the content policy).
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("HEADSHOTS_") or k == "HEADSHOTS_CACHE_DIR"
+        }
         env.update(
             PYTHONPATH=str(ROOT),
             HEADSHOTS_REDIS_URL=self.redis_url,

@@ -20,6 +20,10 @@ def _default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "headshots"
 
 
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "headshots"
+
+
 class Settings(BaseSettings):
     """Every setting of every process; see ``.env.example`` for the documented list."""
 
@@ -35,6 +39,9 @@ class Settings(BaseSettings):
 
     # --- where things live -------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
+    #: What is built from the shipped data and can be built again (the content policy's
+    #: vocabulary and shield, ~20 MB): each process reads it there instead of building it.
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
     redis_url: str | None = None
     store_backend: StoreBackendName = "redis"
     #: Seconds to open a connection, and to wait for one command's whole answer (a blob of
@@ -173,6 +180,16 @@ class Settings(BaseSettings):
     def _empty_token_is_none(cls, value: object) -> object:
         # An empty ``HEADSHOTS_TELEGRAM_TOKEN=`` in .env means "not configured", not "".
         return None if value == "" else value
+
+    @field_validator(
+        "state_dir", "cache_dir", "model_dir", "pose_model", "super_resolution",
+        "c2pa_cert", "c2pa_key",
+    )  # fmt: skip
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        # .env.example writes "~/.local/state/headshots"; nothing else expands "~" (a folder
+        # named "~" would appear in the working directory).
+        return None if value is None else value.expanduser()
 
     @field_validator("discord_thread_archive_minutes")
     @classmethod

@@ -5,20 +5,19 @@ while; nothing may be lost, posted twice, or left behind by a /delete."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.plugins.queue import ROOT
+from tests.plugins.queue import ROOT, parent_env
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(340)
 def test_quick_soak_loses_nothing_and_posts_nothing_twice() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    env = parent_env()
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "soak.py"), "--quick"],

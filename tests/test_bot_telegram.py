@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 
 from headshots.queue.contracts import JobState, PersonAttributes, UserRef
 from tests.fake_telegram import FakeChat, FakeTelegram, FakeUser
-from tests.plugins.queue import ROOT, settings_env
+from tests.plugins.queue import ROOT, parent_env, settings_env
 from tests.plugins.telegram import ChatDriver, RunningBot
 
 ALICE = FakeUser(id=1001, first_name="Alice", username="alice")
@@ -682,7 +681,7 @@ def test_bot_package_does_not_import_torch() -> None:
 
 
 def bot_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    full_env = parent_env()
     full_env.update(env, PYTHONPATH=str(ROOT))
     with log.open("ab") as out:
         return subprocess.Popen(

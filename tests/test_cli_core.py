@@ -14,12 +14,12 @@ from typing import Any
 
 from headshots.queue.client import QueueClient
 from headshots.settings import Settings
-from tests.plugins.queue import ROOT, settings_env
+from tests.plugins.queue import ROOT, parent_env, settings_env
 from tests.queue_helpers import make_request
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    env = parent_env()
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env

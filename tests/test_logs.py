@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import io
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from headshots.queue.contracts import ChatTarget, JobState
 from headshots.settings import Settings
 from tests.fake_discord import FakeDiscord
 from tests.fake_telegram import FakeTelegram
-from tests.plugins.queue import ROOT, settings_env
+from tests.plugins.queue import ROOT, parent_env, settings_env
 from tests.queue_helpers import make_request, wait_for_state
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -68,7 +67,7 @@ async def _run_for(
 ) -> str:
     """Run ``headshots -v ARGS`` until ``until()`` holds (None: until it exits); its output.
     ``until`` may be a coroutine function (a look into Redis)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    full_env = parent_env()
     full_env.update(env, PYTHONPATH=str(ROOT))
     with log.open("wb") as out:
         process = subprocess.Popen(

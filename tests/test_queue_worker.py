@@ -20,7 +20,7 @@ from headshots.queue.client import QueueClient
 from headshots.queue.contracts import JobState, UserRef
 from headshots.queue.progress import events
 from headshots.settings import Settings
-from tests.plugins.queue import ROOT, settings_env
+from tests.plugins.queue import ROOT, parent_env, settings_env
 from tests.queue_helpers import keys_mentioning, make_request, wait_for_state
 
 FINISHED = {JobState.DONE, JobState.FAILED, JobState.CANCELLED}
@@ -279,7 +279,7 @@ async def test_forget_leaves_no_key_of_the_user(
     other_job = await client.submit(other)
     assert await keys_mentioning(client.redis, ["777001", submission.job_id])
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+    env = parent_env()
     env.update(settings_env(settings))
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(

@@ -28,6 +28,16 @@ def test_env_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     settings = Settings(_env_file=env_file)
     assert settings.telegram_token is None and settings.redis_url in (None, "")
     assert settings.selfie_ttl_s == 24 * 3600 and settings.lora_ttl_s == 30 * 86400
+    # Paths written with "~" mean the home folder, never a folder named "~".
+    assert settings.cache_dir == Path.home() / ".cache" / "headshots"
+
+
+def test_home_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADSHOTS_STATE_DIR", "~/somewhere")
+    monkeypatch.setenv("HEADSHOTS_MODEL_DIR", "~/weights")
+    settings = Settings(_env_file=None)
+    assert settings.state_dir == Path.home() / "somewhere"
+    assert settings.models_path == Path.home() / "weights"
 
 
 def test_prefix_secret_and_validation(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from headshots.settings import Settings
-from headshots.style.policy import VOCABULARY_FILES, review_description
+from headshots.style.policy import VOCABULARY_FILES, prepare, review_description
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +39,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     given = {path.name: path for path in args.vocabulary}
     shipped = tuple(given.pop(path.name, path) for path in VOCABULARY_FILES)
     vocabulary = shipped + tuple(given.values())
+    prepare(settings.cache_dir, vocabulary)
     results = []
     for text in args.texts:
         review = review_description(text, vocabulary_paths=vocabulary)

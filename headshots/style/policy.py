@@ -55,8 +55,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from headshots.errors import ConfigurationError
+from headshots.style.built import cached
 
 HERE = Path(__file__).parent
+#: The code that builds a vocabulary and a shield: a kept build is read only with this code.
+_CODE = Path(__file__)
 REFUSALS_FILE = HERE / "refusals.toml"
 #: The vocabulary: the main file (attire, backgrounds, lighting, mood, photography, filler,
 #: negation, translations), the roles and scene objects a person mentions for context, and
@@ -180,6 +183,8 @@ _AGE = re.compile(
     rf"|\b{_NUMBER}\s*y\s*(?:,\s*)?o\b"
     rf"|\b(?:age[ds]?|age\s+of|aged\s+about|looking|look|looks|about|around|roughly|like|as"
     rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
+    # "ich bin 15": German says an age without "Jahre" as English does.
+    r"|ich\s+bin"
     rf"|now|only|shes|she\s+is|hes|he\s+is|daughter\s+is|son\s+is|{'мне'.translate(_CONFUSABLES)}"
     # "my son (11) needs one": a child of the person's, with the child's age.
     r"|(?:my|our|his|her)\s+(?:son|daughter|kid|child|boy|girl|nephew|niece|grandson|granddaughter"
@@ -192,11 +197,12 @@ _AGE = re.compile(
     # "I'm one of those people", "like ONE where I look clean", "for about fifteen years": a
     # count or a span of time (a stated age says "old": "about 15 years old").
     r"|of\b|where|which|that|more|other|another|thing|things|version|versions"
-    r"|years?\b(?!\s*(?:old|of\s+age|young))|yrs?\b(?!\s*old)))"
+    r"|years?\b(?!\s*(?:old|of\s+age|young))|yrs?\b(?!\s*old)|jahren?\b(?!\s*alt)))"
     # Matched on folded text, where Cyrillic look-alike letters are Latin already ("лет": "лet").
     # A span of time is no age: "seit 5 Jahren" (for 5 years), "hace diez años" (ten years
     # ago), "depuis 10 ans", "10 лет назад", "más de 10 años de experiencia".
     r"|(?<!seit\s)(?<!vor\s)(?<!uber\s)(?<!mehr\sals\s)(?<!hace\s)(?<!mas\sde\s)"
+    r"(?<!hace\scomo\s)(?<!hace\sunos\s)(?<!hace\sya\s)(?<!vor\setwa\s)(?<!il\sy\sa\s)"
     r"(?<!depuis\s)(?<!y\sa\s)(?<!plus\sde\s)(?<!pendant\s)(?<!durant\s)"
     rf"\b{_FOREIGN_NUMBER}\s*(?:jahre?n?|jahrig\w*|anos|ans|{'лет|года?'.translate(_CONFUSABLES)})\b"
     rf"(?!\s+(?:{'назад|опыта|стажа|работы|практики'.translate(_CONFUSABLES)}|ago|erfahrung"
@@ -808,6 +814,16 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
 @functools.lru_cache(maxsize=4)
 def load_vocabulary(paths: tuple[Path, ...] = VOCABULARY_FILES) -> Vocabulary:
     """The vocabulary of ``paths`` together (a term is known in one kind of one file only)."""
+    return cached(
+        _kept_builds.directory,
+        "vocabulary",
+        (_CODE, *paths),
+        lambda: _vocabulary(paths),
+        Vocabulary,
+    )
+
+
+def _vocabulary(paths: tuple[Path, ...]) -> Vocabulary:
     files = [(path, _read_toml(path)) for path in paths]
     exact: dict[tuple[str, ...], _Entry] = {}
     stemmed: dict[tuple[str, ...], _Entry] = {}
@@ -1082,6 +1098,16 @@ class _Shield:
 @functools.lru_cache(maxsize=4)
 def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shield:
     """The :class:`_Shield` of this vocabulary and these refusals."""
+    return cached(
+        _kept_builds.directory,
+        "shield",
+        (_CODE, *vocabulary_paths, refusals_path),
+        lambda: _shield(vocabulary_paths, refusals_path),
+        _Shield,
+    )
+
+
+def _shield(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shield:
     vocabulary, refusals = load_vocabulary(vocabulary_paths), load_refusals(refusals_path)
     phrases: set[str] = set()
     japanese = [((key,), entry) for key, entry in vocabulary.japanese.items()]
@@ -1561,6 +1587,37 @@ def _unknown_reply(words: Sequence[str], vocabulary: Vocabulary) -> tuple[str, s
     reply = f"I can't use {quoted} here"
     reply += (" — try " + " or ".join(f"“{t}”" for t in tries) + ".") if tries else "."
     return "unknown", f"{reply} {ASK_INSTEAD}"
+
+
+@dataclass
+class _KeptBuilds:
+    directory: Path | None = None
+
+
+#: Where this process keeps built vocabularies and shields (:func:`prepare`). Process-wide, as
+#: logging is: the review runs deep in the chat and in prompt building, where no settings are
+#: at hand, and an entry point says once where the cache is.
+_kept_builds = _KeptBuilds()
+
+
+def keep_builds(cache_dir: Path | None) -> None:
+    """Keep the policies this process builds in ``cache_dir``, and read them from there (None:
+    build each in memory)."""
+    _kept_builds.directory = cache_dir
+
+
+def prepare(
+    cache_dir: Path | None,
+    vocabulary_paths: tuple[Path, ...] = VOCABULARY_FILES,
+    refusals_path: Path = REFUSALS_FILE,
+) -> None:
+    """Keep built policies in ``cache_dir`` from now on (None: build each in memory), and have
+    this one built now: entry points call it at start, so that the first person's description
+    is not the one that waits (about 25 s for a build, 2 s for a kept one)."""
+    keep_builds(cache_dir)
+    load_refusals(refusals_path)
+    load_vocabulary(vocabulary_paths)
+    _protected(vocabulary_paths, refusals_path)
 
 
 def review_description(

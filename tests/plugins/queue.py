@@ -69,6 +69,16 @@ def settings_factory(tmp_path: Path, redis_url: str) -> Callable[..., Settings]:
     return make
 
 
+def parent_env() -> dict[str, str]:
+    """This process's environment for a child, without its HEADSHOTS_* settings except the
+    session's cache (tests/plugins/style.py): each child reads the policy built once."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HEADSHOTS_") or k == "HEADSHOTS_CACHE_DIR"
+    }
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The HEADSHOTS_* environment that makes a child process build the same settings."""
     env: dict[str, str] = {}
@@ -87,7 +97,7 @@ class WorkerProcesses:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, env: dict[str, str], queue: str = "all") -> subprocess.Popen[bytes]:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSHOTS_")}
+        full_env = parent_env()
         full_env.update(env)
         full_env["PYTHONPATH"] = str(ROOT)
         log = open(self.tmp_path / f"worker-{len(self.processes)}.log", "wb")

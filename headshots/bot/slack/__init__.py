@@ -35,6 +35,7 @@ def run(settings: Settings, redis_url: str) -> None:
 
 
 async def _serve(settings: Settings, redis_url: str, bot_token: str, app_token: str) -> None:
+    from headshots.bot.conversation.style import prepare_policy
     from headshots.bot.slack.app import SlackApp
     from headshots.queue.client import QueueClient
     from headshots.queue.delivery.base import with_retries
@@ -51,6 +52,7 @@ async def _serve(settings: Settings, redis_url: str, bot_token: str, app_token: 
             )  # fmt: skip
         finally:
             await api.close()
+        await prepare_policy(settings)
         await app.connect()
         await asyncio.Event().wait()  # Socket Mode reconnects by itself; Ctrl-C stops
     finally:
