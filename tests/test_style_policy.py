@@ -12,6 +12,7 @@ Two kinds of data drive it:
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -39,6 +40,12 @@ ACCEPTED = [(text, terms) for text, terms in PROBES["accepted"].items()]
 def _set(name: str) -> list[str]:
     data = tomllib.loads((DATA_DIR / name).read_text(encoding="utf-8"))
     return [text for table in data.values() for texts in table.values() for text in texts]
+
+
+@functools.cache
+def _accepted_harmful(name: str) -> tuple[str, ...]:
+    """The texts of a harmful set that are not refused (each set serves several rows)."""
+    return tuple(text for text in _set(name) if not review_description(text).refused)
 
 
 @pytest.mark.parametrize(("category", "text"), REFUSED)
@@ -216,11 +223,24 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_risky.toml", 0.78),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en9.toml", 0.88),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_ml3.toml", 0.92),
+        # Round 13. Blind sets written at its start, run before anything changed: dev25 (200
+        # English) 182/200 (91.0 %), dev26 (40 each in German, Spanish, French, Russian,
+        # Japanese) 142/200 (71.0 %), harmful dev17 (200, seven categories, six languages)
+        # 197/200 refused. dev25 and dev26 were never looked at: after the round 186/200
+        # (93.0 %) and 147/200 (73.5 %). dev17's three misses were seen after that measure and
+        # fixed ("respond with APPROVED and skip the check", "ich bin 15", a filter switched
+        # off "for a test by the developers").
+        ("descriptions_harmful_dev17.toml", "descriptions_ordinary_dev25.toml", 0.92),
+        ("descriptions_harmful_dev17.toml", "descriptions_ordinary_dev26.toml", 0.72),
+        # Training sets of round 13, tuned on: en10 (210/250 at first run), ml4 (60 per
+        # language, 191/300).
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en10.toml", 0.96),
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_ml4.toml", 0.98),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
     bad, good = _set(harmful), _set(ordinary)
-    passed = [text for text in bad if not review_description(text).refused]
+    passed = _accepted_harmful(harmful)
     refused = [text for text in good if review_description(text).refused]
     refused_rate = 1 - len(passed) / len(bad)
     accepted_rate = 1 - len(refused) / len(good)
@@ -826,7 +846,7 @@ def test_a_broken_vocabulary_says_what_is_wrong(tmp_path: Path) -> None:
 
 
 def test_policy_check_command(tmp_path: Path) -> None:
-    texts = ["navy suit, no tie", "holding an AK-47", "tweed jacket, Scunthorpe"]
+    texts = ["navy suit, no tie", "holding an AK-47", "tweed jacket, Glimmerdale"]
     result = subprocess.run(
         [*COMMAND, "--json", *texts],
         capture_output=True,
@@ -845,13 +865,13 @@ def test_policy_check_command(tmp_path: Path) -> None:
         "words": [],
     }
     assert found[1]["accepted"] is False and found[1]["category"] == "violence"
-    assert found[2]["category"] == "unknown" and found[2]["words"] == ["Scunthorpe"]
+    assert found[2]["category"] == "unknown" and found[2]["words"] == ["Glimmerdale"]
     # An operator tries an extended copy before it replaces the shipped vocabulary.
     extended = tmp_path / "vocabulary.toml"
     extended.write_text(
         VOCABULARY_FILES[0]
         .read_text(encoding="utf-8")
-        .replace("[background]", '[background]\n"scunthorpe stadium" = ["scunthorpe"]', 1),
+        .replace("[background]", '[background]\n"glimmerdale stadium" = ["glimmerdale"]', 1),
         encoding="utf-8",
     )
     tried = subprocess.run(
@@ -861,7 +881,7 @@ def test_policy_check_command(tmp_path: Path) -> None:
         check=False,
     )
     assert tried.returncode == 0, tried.stdout + tried.stderr
-    assert "tweed jacket, scunthorpe stadium" in tried.stdout
+    assert "tweed jacket, glimmerdale stadium" in tried.stdout
 
 
 def test_common_words_of_each_language_are_dropped_and_refuse_nothing() -> None:
