@@ -42,10 +42,15 @@ def _set(name: str) -> list[str]:
     return [text for table in data.values() for texts in table.values() for text in texts]
 
 
+#: Reviews of the large sets, shared by the tests that read them (a review is a pure function
+#: of the text and the shipped vocabulary; ~9,000 texts, each read by two tests).
+_reviewed = functools.cache(review_description)
+
+
 @functools.cache
 def _accepted_harmful(name: str) -> tuple[str, ...]:
     """The texts of a harmful set that are not refused (each set serves several rows)."""
-    return tuple(text for text in _set(name) if not review_description(text).refused)
+    return tuple(text for text in _set(name) if not _reviewed(text).refused)
 
 
 @pytest.mark.parametrize(("category", "text"), REFUSED)
@@ -236,12 +241,22 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # language, 191/300).
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en10.toml", 0.96),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_ml4.toml", 0.98),
+        # Round 14. Blind sets written after round 13 by a hand asked for unusual trades and
+        # regional speech, run before the round changed anything: dev27 (200 English) 130/200
+        # (65.0 %), dev28 (40 each in German, Spanish, French, Russian, Japanese) 113/200
+        # (56.5 %); never looked at, after the round 139/200 (69.5 %) and 132/200 (66.0 %).
+        ("descriptions_harmful_dev17.toml", "descriptions_ordinary_dev27.toml", 0.68),
+        ("descriptions_harmful_dev17.toml", "descriptions_ordinary_dev28.toml", 0.64),
+        # Its training sets, by the same hand, tuned on: en11 172/400, ml5 (100 per language)
+        # 99/500 at first run.
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en11.toml", 0.85),
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_ml5.toml", 0.94),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
     bad, good = _set(harmful), _set(ordinary)
     passed = _accepted_harmful(harmful)
-    refused = [text for text in good if review_description(text).refused]
+    refused = [text for text in good if _reviewed(text).refused]
     refused_rate = 1 - len(passed) / len(bad)
     accepted_rate = 1 - len(refused) / len(good)
     print(
@@ -270,10 +285,10 @@ def test_the_model_gets_canonical_terms_and_a_second_review_agrees() -> None:
     assert len(sets) >= 14
     texts = [text for name in sets for text in _set(name)]
     for text in [*texts, *(t for t, _ in ACCEPTED), "messy bun", "neat bun", "braided updo"]:
-        first = review_description(text)
+        first = _reviewed(text)
         if first.refused or first.text is None:
             continue
-        second = review_description(first.text)
+        second = _reviewed(first.text)
         assert not second.refused, (text, first.text, second.refusal)
         assert second.terms == first.terms, (text, first.text, second.terms)
 
