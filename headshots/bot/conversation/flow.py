@@ -73,6 +73,14 @@ class Services:
         if self._client is None:
             self._attach(await QueueClient.connect(self.settings, self.redis_url))
 
+    async def prepare_policy(self) -> None:
+        """Have the content policy built (or read back from the cache) before anyone
+        describes a look: the chat reviews a description in its event loop, and a first build
+        takes ~25 s (2-5 s to read a kept one)."""
+        from headshots.style.policy import prepare
+
+        await self.faces.run(prepare, self.settings.cache_dir)
+
     async def close(self) -> None:
         self.faces.close()
         if self._client is not None and self._owns_client:

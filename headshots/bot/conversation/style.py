@@ -17,17 +17,13 @@ features (eyes, glasses, hair) are one compact question with "As in my photos" f
 
 from __future__ import annotations
 
-import asyncio
 import functools
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.screens import Option
 from headshots.errors import UserError
 from headshots.queue.contracts import EyeColour, HairColour, HairLength, StyleChoice
-
-if TYPE_CHECKING:
-    from headshots.settings import Settings
 
 #: Option value meaning "what the preset says" / "as in my photos".
 DEFAULT = "default"
@@ -214,14 +210,6 @@ def next_step(
         if len(options(candidate, style)) > 1:
             return candidate
     return None
-
-
-async def prepare_policy(settings: Settings) -> None:
-    """Have the content policy built (or read back from the cache) before anyone describes a
-    look: the chat reviews a description in its event loop, and a first build takes ~25 s."""
-    from headshots.style.policy import prepare
-
-    await asyncio.to_thread(prepare, settings.cache_dir)
 
 
 def with_custom(style: dict[str, Any], text: str) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from discord import app_commands
 
 from headshots.bot.conversation import texts
 from headshots.bot.conversation.flow import Services
-from headshots.bot.conversation.style import prepare_policy
 from headshots.bot.discord.commands import HeadshotGroup
 from headshots.bot.discord.handlers import DiscordBot, report_error
 from headshots.bot.discord.surface import ButtonItem, SelectItem, for_discord
@@ -81,7 +80,7 @@ class HeadshotsClient(discord.Client):
         # Dynamic items answer clicks on any message with a matching custom_id, including
         # messages sent before a restart and the worker's result buttons.
         self.add_dynamic_items(ButtonItem, SelectItem)
-        await prepare_policy(self.settings)
+        await self.services.prepare_policy()
         if self._sync_commands:
             await self.sync_if_changed()
         self._owed_tallies = asyncio.create_task(self._write_owed_tallies())

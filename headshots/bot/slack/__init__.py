@@ -35,7 +35,6 @@ def run(settings: Settings, redis_url: str) -> None:
 
 
 async def _serve(settings: Settings, redis_url: str, bot_token: str, app_token: str) -> None:
-    from headshots.bot.conversation.style import prepare_policy
     from headshots.bot.slack.app import SlackApp
     from headshots.queue.client import QueueClient
     from headshots.queue.delivery.base import with_retries
@@ -52,7 +51,7 @@ async def _serve(settings: Settings, redis_url: str, bot_token: str, app_token: 
             )  # fmt: skip
         finally:
             await api.close()
-        await prepare_policy(settings)
+        await app.services.prepare_policy()
         await app.connect()
         await asyncio.Event().wait()  # Socket Mode reconnects by itself; Ctrl-C stops
     finally:

@@ -13,7 +13,6 @@ from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter, Application, BaseRateLimiter
 
 from headshots.bot.conversation.flow import Services
-from headshots.bot.conversation.style import prepare_policy
 from headshots.bot.telegram.handlers import COMMANDS, AnyApplication, TelegramBot, register
 from headshots.bot.telegram.surface import TelegramFront
 from headshots.errors import ConfigurationError
@@ -94,7 +93,7 @@ def build_application(
 
     async def post_init(application: AnyApplication) -> None:
         await services.connect()
-        await prepare_policy(settings)
+        await services.prepare_policy()
         await application.bot.set_my_commands(COMMANDS)
         task = asyncio.create_task(bot.write_owed_tallies(application.bot))
         background.add(task)
