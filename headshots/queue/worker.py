@@ -436,13 +436,13 @@ async def build_resources(settings: Settings, redis_url: str) -> WorkerResources
         # Before the first job, not at its end: a worker that cannot finish any job must not
         # take one (it would spend each job's training and fail it at the output check).
         await asyncio.to_thread(stages.ready)
-        # A custom description is reviewed again here, with the policy the bot built: read
-        # back on the first such job (~2 s; most jobs have none, so it is not loaded before).
-        keep_policy_builds(settings.cache_dir)
     except HeadshotsError as exc:
         stages.close()
         # One line for the operator (the CLI prints it; ``up`` restarts after a back-off).
         raise ConfigurationError(f"worker not started, it would fail every job: {exc}") from exc
+    # A custom description is reviewed again here, with the policy the bot built: read back on
+    # the first such job (~2 s; most jobs have none, so it is not loaded before).
+    keep_policy_builds(settings.cache_dir)
     redis = await connect(redis_url, RedisTimeouts.from_settings(settings))
     senders = SenderPool(settings)
     return WorkerResources(
