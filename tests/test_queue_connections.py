@@ -96,6 +96,44 @@ async def test_a_frozen_redis_fails_fast_with_our_error_then_works_again(
         await idle.aclose()
 
 
+def test_a_command_s_deadline_covers_connect_backoffs_and_read() -> None:
+    # 2 s to connect, back-offs 0.25 + 0.5 + 1.0 (capped), 5 s to read: under the 10 s promise.
+    assert RedisTimeouts().deadline_s == pytest.approx(8.75)
+    assert RedisTimeouts(retries=0, connect_s=0.5, read_s=1).deadline_s == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("database", [0, 1])
+async def test_many_commands_at_once_on_a_frozen_redis_each_give_up_by_the_deadline(
+    own_redis: EmbeddedRedis, database: int
+) -> None:
+    # Each command beyond the pool's one idle connection opens a new one, under the pool's
+    # lock. Database 1 needs a SELECT on each (a password an AUTH): without the deadline the
+    # n-th command waited n read timeouts. Database 0 without a password needs no round trip.
+    timeouts = RedisTimeouts(connect_s=0.5, read_s=1.0, retries=0)
+    client = await connect(f"{own_redis.url.rsplit('/', 1)[0]}/{database}", timeouts)
+    try:
+        keys = [f"hs:probe:{n}" for n in range(6)]
+        for key in keys:
+            await client.set(key, key)
+        assert own_redis.pid is not None
+        os.kill(own_redis.pid, signal.SIGSTOP)
+        outcomes = await asyncio.gather(*(_timed(client.get(key)) for key in keys))
+        for error, elapsed in outcomes:
+            assert isinstance(error, StoreTimeout), error
+            assert elapsed < timeouts.deadline_s + 0.5, elapsed
+        os.kill(own_redis.pid, signal.SIGCONT)
+        # No connection cut off at the deadline hands its late answer to a later command.
+        values = [key.encode() for key in keys]
+        assert [await client.get(key) for key in reversed(keys)] == values[::-1]
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.get(keys[0])
+            pipe.get(keys[1])
+            assert await pipe.execute() == values[:2]
+    finally:
+        os.kill(own_redis.pid or 0, signal.SIGCONT)
+        await client.aclose()
+
+
 async def test_a_refused_connection_is_retried_with_backoff_then_reported(
     own_redis: EmbeddedRedis,
 ) -> None:

@@ -53,9 +53,11 @@ class StoreDisconnected(StoreUnavailable, RedisConnectionError):
 class RedisTimeouts:
     """How long one Redis command may take, and how a broken connection is retried.
 
-    The defaults bound a command at about ``connect_s + read_s`` (7 s) when Redis is frozen,
-    so a person gets an answer within 10 s. Only connection errors are retried: a command that
-    timed out may still run when Redis wakes, and an INCR or RPUSH must not run twice.
+    A command gives up after :attr:`deadline_s` at most (8.75 s by default), however it
+    waits: on Redis, on a new connection, or behind other commands in the pool. So a person
+    hears "busy" within 10 s even when many people write at once while Redis is frozen. Only
+    connection errors are retried: a command that timed out may still run when Redis wakes,
+    and an INCR or RPUSH must not run twice.
     """
 
     # The defaults are the settings' (one place says what they are).
@@ -77,6 +79,14 @@ class RedisTimeouts:
             health_check_interval_s=settings.redis_health_check_interval_s,
         )
 
+    @property
+    def deadline_s(self) -> float:
+        """The longest one command may take: a connection, the retries' back-offs, an answer."""
+        waits, backoff = 0.0, self.backoff_s
+        for _ in range(self.retries):
+            waits, backoff = waits + min(backoff, self.backoff_max_s), backoff * 2
+        return self.connect_s + waits + self.read_s
+
     def client_options(self) -> dict[str, Any]:
         """redis-py connection keyword arguments."""
         # redis-py's first back-off is base * 2: halve it so the first wait is backoff_s.
@@ -88,6 +98,12 @@ class RedisTimeouts:
             # Without this list redis-py's commands never use the retry above.
             "retry_on_error": [RedisConnectionError],
             "health_check_interval": self.health_check_interval_s,
+            # redis-py names itself to the server (CLIENT SETINFO) on every new connection, a
+            # round trip made while holding the pool's lock: with Redis frozen, each waiting
+            # command's new connection queued behind the last one's timeout (the third of
+            # three took 10 s, in CI the frozen-Redis test missed its 10 s).
+            "lib_name": None,
+            "lib_version": None,
         }
 
 
@@ -99,31 +115,49 @@ def _store_errors() -> Iterator[None]:
         raise
     except RedisTimeoutError as exc:
         raise StoreTimeout(f"Redis did not answer in time: {exc}") from exc
+    except TimeoutError as exc:  # the command's deadline (RedisTimeouts.deadline_s)
+        raise StoreTimeout("Redis did not answer in time") from exc
     except RedisConnectionError as exc:
         raise StoreDisconnected(f"Redis connection failed: {exc}") from exc
 
 
 class StoreRedis(ArqRedis):
-    """arq's client whose connection failures are :class:`StoreUnavailable` (see module)."""
+    """arq's client whose connection failures are :class:`StoreUnavailable` (see module), and
+    whose commands give up after ``deadline_s`` (:attr:`RedisTimeouts.deadline_s`).
+
+    redis-py bounds each read, not a whole command: a command that waits for the pool's lock
+    (another command is opening a connection) or opens one itself could take several read
+    timeouts. Cancelling at the deadline is safe: redis-py drops a connection whose answer was
+    not read, so a late answer never reaches the next command.
+    """
+
+    deadline_s: float | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         with _store_errors():
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            async with asyncio.timeout(self.deadline_s):
+                return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
-        return _StorePipeline(
+        pipe = _StorePipeline(
             self.connection_pool, self.response_callbacks, transaction, shard_hint
         )
+        pipe.deadline_s = self.deadline_s
+        return pipe
 
 
 class _StorePipeline(Pipeline):
+    deadline_s: float | None = None
+
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         with _store_errors():
-            return await super().execute(raise_on_error)
+            async with asyncio.timeout(self.deadline_s):
+                return await super().execute(raise_on_error)
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         with _store_errors():  # WATCH and the reads before MULTI
-            return await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            async with asyncio.timeout(self.deadline_s):
+                return await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def redis_settings_from_url(url: str) -> RedisSettings:
@@ -169,21 +203,23 @@ def _client(settings: RedisSettings, timeouts: RedisTimeouts) -> StoreRedis:
         sentinel = Sentinel(settings.host, ssl=settings.ssl, **options)  # type: ignore[no-untyped-call]
         client = sentinel.master_for(settings.sentinel_master, redis_class=StoreRedis)
         assert isinstance(client, StoreRedis)
-        return client
-    return StoreRedis(
-        host=settings.host,  # type: ignore[arg-type]  # a str unless sentinel
-        port=settings.port,
-        unix_socket_path=settings.unix_socket_path,
-        ssl=settings.ssl,
-        ssl_keyfile=settings.ssl_keyfile,
-        ssl_certfile=settings.ssl_certfile,
-        ssl_cert_reqs=settings.ssl_cert_reqs,
-        ssl_ca_certs=settings.ssl_ca_certs,
-        ssl_ca_data=settings.ssl_ca_data,
-        ssl_check_hostname=settings.ssl_check_hostname,
-        max_connections=settings.max_connections,
-        **options,
-    )
+    else:
+        client = StoreRedis(
+            host=settings.host,  # type: ignore[arg-type]  # a str unless sentinel
+            port=settings.port,
+            unix_socket_path=settings.unix_socket_path,
+            ssl=settings.ssl,
+            ssl_keyfile=settings.ssl_keyfile,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_cert_reqs=settings.ssl_cert_reqs,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_ca_data=settings.ssl_ca_data,
+            ssl_check_hostname=settings.ssl_check_hostname,
+            max_connections=settings.max_connections,
+            **options,
+        )
+    client.deadline_s = timeouts.deadline_s
+    return client
 
 
 #: Tries and pause of the first connection (a Redis that is still starting up).
