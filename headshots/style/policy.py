@@ -74,9 +74,12 @@ VOCABULARY_FILES = (
     *(HERE / f"vocabulary_{language}.toml" for language in ("de", "es", "fr", "ru", "ja")),
     # Dress, marks and vestments of cultures and faiths worldwide, in all six languages.
     HERE / "vocabulary_world.toml",
-    # Countries, US states and large cities named for context: read last, so a place's name
-    # never takes a word that the look has.
+    # Countries, US states and large cities named for context: read after the look, so a
+    # place's name never takes a word that the look has.
     HERE / "vocabulary_places.toml",
+    # Everyday words of five languages the files above do not know, dropped (written by
+    # scripts/common_words.py, which leaves out words that may carry harm): read last.
+    HERE / "vocabulary_common.toml",
 )
 #: The longest canonical text handed to the model.
 MAX_DESCRIPTION_CHARS = 160
@@ -185,6 +188,10 @@ _AGE = re.compile(
     rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
     # "ich bin 15": German says an age without "Jahre" as English does.
     r"|ich\s+bin"
+    # "sieh aus wie 12", "como de 12", "we're all 13 and 14" (a class of children).
+    r"|wie|(?<!hace\s)como|comme"
+    r"|(?:were|we\s+are|sind|wir\s+sind|somos|sommes)\s+(?:all|alle|todos|todas|tous|toutes)"
+    rf"|{'как'.translate(_CONFUSABLES)}"
     rf"|now|only|shes|she\s+is|hes|he\s+is|daughter\s+is|son\s+is|{'мне'.translate(_CONFUSABLES)}"
     # "my son (11) needs one": a child of the person's, with the child's age.
     r"|(?:my|our|his|her)\s+(?:son|daughter|kid|child|boy|girl|nephew|niece|grandson|granddaughter"
@@ -194,6 +201,9 @@ _AGE = re.compile(
     r"(?!\s*(?:%|percent|per\s+cent|minutes?|mins?|hours?|seconds?|secs?|days?|weeks?|months?"
     r"|people|persons|of\s+us|of\s+them|members|staff|employees|colleagues|photos|pictures"
     r"|selfies|shots|images|km|miles|mm|cm|px|x\b|times"
+    r"|von|leute|personen|mitarbeiter\w*|kolleg\w*|fotos?|bilder|minuten|stunden|mal\b"
+    r"|de\s+nosotros|personas|fotos|veces|de\s+nous|personnes|fois"
+    rf"|{'человек|из нас|раз'.translate(_CONFUSABLES)}"
     # "I'm one of those people", "like ONE where I look clean", "for about fifteen years": a
     # count or a span of time (a stated age says "old": "about 15 years old").
     r"|of\b|where|which|that|more|other|another|thing|things|version|versions"
