@@ -189,7 +189,7 @@ _AGE = re.compile(
     # "ich bin 15": German says an age without "Jahre" as English does.
     r"|ich\s+bin"
     # "sieh aus wie 12", "como de 12", "we're all 13 and 14" (a class of children).
-    r"|wie|(?<!hace\s)como|comme"
+    r"|wie|(?<!hace\s)como|comme|tengo|cumplo|acabo\s+de\s+cumplir|j\s+ai"
     r"|(?:were|we\s+are|sind|wir\s+sind|somos|sommes)\s+(?:all|alle|todos|todas|tous|toutes)"
     rf"|{'как'.translate(_CONFUSABLES)}"
     rf"|now|only|shes|she\s+is|hes|he\s+is|daughter\s+is|son\s+is|{'мне'.translate(_CONFUSABLES)}"
