@@ -1008,6 +1008,11 @@ def test_refusals_of_round_fifteen(text: str, category: str) -> None:
         ("tengo 35 años, traje azul", ("blue suit",)),
         ("ich will aussehen wie ein Profi, dunkler Anzug", ("dark suit",)),
         ("quiero parecerme a mí misma, traje azul", None),
+        # A request to make something earlier in the text, then a feature kept by name.
+        (
+            "kindly make a formal navy suit and keep my moustache same",
+            ("kind", "formal navy suit", "own features as in photos"),
+        ),
     ],
 )
 def test_ordinary_text_of_round_fifteen_reads(text: str, terms: tuple[str, ...] | None) -> None:

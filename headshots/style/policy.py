@@ -1463,7 +1463,12 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         ):
             identity(word)  # "shave my beard", "grey my hair": a kept feature changed
             break
-        if entry.canonical == vocabulary.kept_term and making:
+        if (
+            entry.canonical == vocabulary.kept_term
+            and making
+            # "make a navy suit and keep my moustache": the phrase itself keeps the feature.
+            and tokens[index - span].norm not in vocabulary.kept_keepers
+        ):
             identity(f"{making} … {word}")  # "add a scar on my cheek": a feature made
             break
         if entry.canonical == vocabulary.kept_term:
