@@ -496,6 +496,8 @@ class Vocabulary:
     japanese_longest: int
     #: Single English words and phrases offered as "try ..." suggestions.
     suggestions: dict[str, str] = field(default_factory=dict)
+    #: The keys of ``suggestions`` by first letter: the near spellings looked through for one.
+    suggestion_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: Words of multi-word terms ("officer" of "police officer"): such a word is read as it
     #: is, never as a compound or a typing slip.
     phrase_words: frozenset[str] = frozenset()
@@ -932,6 +934,7 @@ def _vocabulary(paths: tuple[Path, ...]) -> Vocabulary:
         longest=max((len(key) for key in exact), default=1),
         japanese_longest=max((len(key) for key in japanese), default=1),
         suggestions=suggestions,
+        suggestion_keys=_by_first_letter(key for key in suggestions if key),
         phrase_words=frozenset(
             word for keys in (exact, stemmed) for key in keys if len(key) > 1 for word in key
         ),
@@ -1589,7 +1592,11 @@ def _kind_of(canonical: str, vocabulary: Vocabulary) -> str | None:
 
 
 def _suggestion(word: str, vocabulary: Vocabulary) -> str | None:
-    close = difflib.get_close_matches(_norm_word(word), list(vocabulary.suggestions), 1, 0.75)
+    """The known term spelt nearest to ``word``, among those with its first letter: a slip
+    seldom hits the first one, and comparing with all ~240,000 spellings took 60 ms a word."""
+    typed = _norm_word(word)
+    candidates = vocabulary.suggestion_keys.get(typed[:1], ())
+    close = difflib.get_close_matches(typed, candidates, 1, 0.75)
     return vocabulary.suggestions[close[0]] if close else None
 
 
