@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -82,19 +82,20 @@ class RedisTimeouts:
     @property
     def deadline_s(self) -> float:
         """The longest one command may take: a connection, the retries' back-offs, an answer."""
-        waits, backoff = 0.0, self.backoff_s
-        for _ in range(self.retries):
-            waits, backoff = waits + min(backoff, self.backoff_max_s), backoff * 2
+        backoff = self._backoff()  # redis-py counts failures from 1
+        waits = sum(backoff.compute(failures) for failures in range(1, self.retries + 1))
         return self.connect_s + waits + self.read_s
+
+    def _backoff(self) -> ExponentialBackoff:
+        # redis-py's first back-off is base * 2: halve it so the first wait is backoff_s.
+        return ExponentialBackoff(cap=self.backoff_max_s, base=self.backoff_s / 2)
 
     def client_options(self) -> dict[str, Any]:
         """redis-py connection keyword arguments."""
-        # redis-py's first back-off is base * 2: halve it so the first wait is backoff_s.
-        backoff = ExponentialBackoff(cap=self.backoff_max_s, base=self.backoff_s / 2)
         return {
             "socket_connect_timeout": self.connect_s,
             "socket_timeout": self.read_s,
-            "retry": Retry(backoff, self.retries, supported_errors=(RedisConnectionError,)),
+            "retry": Retry(self._backoff(), self.retries, supported_errors=(RedisConnectionError,)),
             # Without this list redis-py's commands never use the retry above.
             "retry_on_error": [RedisConnectionError],
             "health_check_interval": self.health_check_interval_s,
@@ -107,10 +108,12 @@ class RedisTimeouts:
         }
 
 
-@contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def _store_errors(deadline_s: float | None) -> AsyncIterator[None]:
+    """Redis' failures as :class:`StoreUnavailable`, and a deadline on the whole command."""
     try:
-        yield
+        async with asyncio.timeout(deadline_s):
+            yield
     except StoreUnavailable:
         raise
     except RedisTimeoutError as exc:
@@ -134,9 +137,8 @@ class StoreRedis(ArqRedis):
     deadline_s: float | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        with _store_errors():
-            async with asyncio.timeout(self.deadline_s):
-                return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        async with _store_errors(self.deadline_s):
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = _StorePipeline(
@@ -150,14 +152,12 @@ class _StorePipeline(Pipeline):
     deadline_s: float | None = None
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        with _store_errors():
-            async with asyncio.timeout(self.deadline_s):
-                return await super().execute(raise_on_error)
+        async with _store_errors(self.deadline_s):
+            return await super().execute(raise_on_error)
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
-        with _store_errors():  # WATCH and the reads before MULTI
-            async with asyncio.timeout(self.deadline_s):
-                return await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        async with _store_errors(self.deadline_s):  # WATCH and the reads before MULTI
+            return await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def redis_settings_from_url(url: str) -> RedisSettings:

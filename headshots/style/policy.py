@@ -1466,11 +1466,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         ):
             identity(word)  # "shave my beard", "grey my hair": a kept feature changed
             break
+        # The keeping word is part of the phrase ("keep the beard", "keep my moustache").
+        kept_by_name = tokens[index - span].norm in vocabulary.kept_keepers
         if (
             entry.canonical == vocabulary.kept_term
             and making
             # "make a navy suit and keep my moustache": the phrase itself keeps the feature.
-            and tokens[index - span].norm not in vocabulary.kept_keepers
+            and not kept_by_name
         ):
             identity(f"{making} … {word}")  # "add a scar on my cheek": a feature made
             break
@@ -1495,8 +1497,8 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         last_head = (entry.canonical, len(reading.terms))
         head_end = index
         kept_open = entry.canonical == vocabulary.kept_term
-        if kept_open and tokens[index - span].norm in vocabulary.kept_keepers:
-            keeping = True  # the keeping word is part of the phrase ("keep the beard")
+        if kept_open and kept_by_name:
+            keeping = True
         reading.terms.append(term)
     if reading.refusal is None:
         trailing_negation()
