@@ -32,8 +32,6 @@ import re
 import sys
 from pathlib import Path
 
-import wordfreq
-
 from headshots.style import policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +68,8 @@ def _names() -> set[str]:
 
 
 def main() -> int:
+    import wordfreq  # only here: the tests read the exclusion lists through _excluded
+
     paths = tuple(path for path in policy.VOCABULARY_FILES if path != OUT)
     vocabulary = policy.load_vocabulary(paths)
     refusals = policy.load_refusals()
