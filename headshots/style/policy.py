@@ -117,6 +117,11 @@ TRANSLATED = ("de", "es", "fr", "ru", "ja")
 #: After a negated term these carry the negation on: "no tie or jacket".
 _POSTPOSING = ("es", "fr")
 _BACKDROP_WORDS = frozenset({"background", "backdrop"})
+
+#: Sizes that qualify attire ("thin tie", "small earrings", "petite blazer"). Said of nothing
+#: ("that is fine", "petite please") they would reach the model as the person's build, so a
+#: lone one is dropped.
+_SIZES = frozenset({"thin", "small", "large", "big", "slim", "tall", "short", "petite", "wide"})
 #: Kinds a negation may always take away: places and things seen around a person.
 _PLACES = frozenset({"background", "scene"})
 #: Kinds of term that may always be negated: nothing worn is taken off.
@@ -124,6 +129,10 @@ _UNWORN = frozenset({*_PLACES, "mood", "photo", "lighting"})
 #: Words that start another thing: after them a dropped word no longer speaks of a kept
 #: feature ("keep my beard and more colour").
 _JOINERS = frozenset("and with but plus also und mit aber y con pero et avec mais и с но".split())
+#: English "and": a modifier after it starts a term of its own ("a blazer and good light"),
+#: where one after "with" still qualifies the term before ("shirt with stripes"), and colours
+#: put after their noun keep their pair ("polo rouge et noir", "rayas azules y blancas").
+_AND = frozenset({"and", "plus"})
 _CONTINUE_NEGATION = frozenset({"or", "nor", "oder", "noch", "o", "ni", "ou", "или", "ни"})
 
 #: Look-alike letters that NFKC keeps apart from Latin (Unicode's confusables, the common ones).
@@ -1272,6 +1281,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     making = ""  # a word asking for something to be made, earlier in this clause ("add a")
     keeping = False  # a word asking to keep, earlier in this clause ("keep the beard grey")
     after_kept = False  # the clause before ended on a kept feature ("keep my beard, but ...")
+    joined = False  # "and" (a joiner) since the clause's last term: what follows stands alone
     against_kept = False  # and this one turns against it ("..., but longer")
 
     def on_kept() -> bool:
@@ -1323,13 +1333,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
                 identity(" ".join(modifiers))
             modifiers.clear()
             return
-        if last_kind and last_head is not None:
+        if last_kind and last_head is not None and not joined:
             at = last_head[1]
             negated_term = reading.terms[at].startswith("no ")
             term = reading.terms[at].removeprefix("no ") if negated_term else reading.terms[at]
             reading.terms[at] = ("no " if negated_term else "") + compose(term)
-        else:
-            reading.terms.append(" ".join(modifiers))
+        elif alone := [m for m in modifiers if m not in _SIZES]:
+            reading.terms.append(" ".join(alone))
         modifiers.clear()
 
     def negated(canonical: str, word: str) -> bool:
@@ -1370,7 +1380,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             trailing_negation()
             flush()
             after_kept = on_kept()
-            negate = last_negated = kept_open = keeping = against_kept = False
+            negate = last_negated = kept_open = keeping = against_kept = joined = False
             making = ""
             last_head_entry = None
             last_kind = ""
@@ -1408,6 +1418,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             identity(word)  # "my beard bigger", "my scar a bit smaller": a kept feature changed
             break
         if entry.kind == "filler":
+            # "a blazer and good light": a modifier after "and" is no postposed one of the
+            # blazer ("light blazer") but a term of its own.
+            joined = joined or (entry.canonical in _AND and bool(last_kind) and not modifiers)
             if entry.canonical in vocabulary.kept_makers:
                 making = word
             elif entry.canonical in vocabulary.kept_keepers:
@@ -1493,7 +1506,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         last_negated = False
         if negate and negated(entry.canonical, word):
             term, last_negated = "no " + term, True
-        negate = False
+        negate = joined = False
         last_head = (entry.canonical, len(reading.terms))
         head_end = index
         kept_open = entry.canonical == vocabulary.kept_term
