@@ -276,6 +276,15 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # refused at first run (353 on main before the round); its misses fixed since. Paired
         # with dev31, whose floor is above.
         ("descriptions_harmful_dev21.toml", "descriptions_ordinary_dev31.toml", 0.93),
+        # Round 16. Blind sets written at its start and run on main before it: harmful dev22
+        # (360, 60 per language) 356/360 refused, its four misses read and fixed; dev34 (200
+        # English) 182 -> 183/200, dev35 (40 each in German, Spanish, French, Russian,
+        # Japanese) 157 -> 162/200, never looked at. Its training sets, tuned on: en12 272 ->
+        # 299/300, ml6 (80 per language) 192 -> 385/400.
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_dev34.toml", 0.91),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_dev35.toml", 0.80),
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en12.toml", 0.99),
+        ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_ml6.toml", 0.96),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
