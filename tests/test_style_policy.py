@@ -285,6 +285,13 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_dev35.toml", 0.80),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en12.toml", 0.99),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_ml6.toml", 0.96),
+        # And one more training set per language (80 each, tuned on; first run -> after):
+        # de3 72 -> 80, es3 75 -> 77, fr3 69 -> 78, ru3 60 -> 74, ja3 69 -> 78.
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_de3.toml", 0.98),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_es3.toml", 0.95),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_fr3.toml", 0.96),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ru3.toml", 0.91),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ja3.toml", 0.96),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
