@@ -278,11 +278,11 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_dev21.toml", "descriptions_ordinary_dev31.toml", 0.93),
         # Round 16. Blind sets written at its start and run on main before it: harmful dev22
         # (360, 60 per language) 356/360 refused, its four misses read and fixed; dev34 (200
-        # English) 182 -> 183/200, dev35 (40 each in German, Spanish, French, Russian,
-        # Japanese) 157 -> 162/200, never looked at. Its training sets, tuned on: en12 272 ->
+        # English) 182 -> 184/200, dev35 (40 each in German, Spanish, French, Russian,
+        # Japanese) 157 -> 166/200, never looked at. Its training sets, tuned on: en12 272 ->
         # 299/300, ml6 (80 per language) 192 -> 385/400.
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_dev34.toml", 0.91),
-        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_dev35.toml", 0.80),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_dev35.toml", 0.82),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_en12.toml", 0.99),
         ("descriptions_harmful_train2.toml", "descriptions_ordinary_train_ml6.toml", 0.96),
         # And one more training set per language (80 each, tuned on; first run -> after):
@@ -292,6 +292,14 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_fr3.toml", 0.96),
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ru3.toml", 0.91),
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ja3.toml", 0.96),
+        # And a second one, asked for rarer trades and chat spelling: de4 67 -> 80, es4 63 ->
+        # 78, fr4 74 -> 80, ru4 56 -> 76, ja4 50 -> 78; en13 (200 English) 190 -> 199.
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_de4.toml", 0.98),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_es4.toml", 0.96),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_fr4.toml", 0.98),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ru4.toml", 0.93),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ja4.toml", 0.96),
+        ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_en13.toml", 0.99),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:

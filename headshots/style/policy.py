@@ -1310,7 +1310,16 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if culture and (
             last_head_entry is None or not _culture_head(last_head_entry, culture_kind)
         ):
-            if culture_kind == CULTURE_KIND:
+            if (
+                culture_kind == CULTURE_KIND
+                and last_head_entry is not None
+                and last_head_entry.kind == "role"
+                and not making
+            ):
+                # "fromager suisse", "ingeniera mexicana": where a person comes from, said
+                # after the role as Romance languages put it; context, like "Swiss cheesemaker".
+                modifiers.remove(culture_term)
+            elif culture_kind == CULTURE_KIND:
                 identity(culture)  # "make me japanese", "une femme japonaise"
             else:
                 # A faith that qualifies nothing ("sikh, navy turban") is the person's own,
