@@ -118,10 +118,10 @@ TRANSLATED = ("de", "es", "fr", "ru", "ja")
 _POSTPOSING = ("es", "fr")
 _BACKDROP_WORDS = frozenset({"background", "backdrop"})
 
-#: Sizes that qualify attire ("thin tie", "small earrings", "petite blazer"). Said of nothing
-#: ("that is fine", "petite please") they would reach the model as the person's build, so a
-#: lone one is dropped.
-_SIZES = frozenset({"thin", "small", "large", "big", "slim", "tall", "short", "petite", "wide"})
+#: The canonical size modifiers ("thin tie", "small earrings", "petite" and "big" read as
+#: "small" and "large"). Said of nothing ("that is fine", "petite please") they would reach
+#: the model as the person's build, so a lone one is dropped.
+_SIZES = frozenset({"thin", "small", "large", "short"})
 #: Kinds a negation may always take away: places and things seen around a person.
 _PLACES = frozenset({"background", "scene"})
 #: Kinds of term that may always be negated: nothing worn is taken off.
@@ -1316,8 +1316,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
                 and last_head_entry.kind == "role"
                 and not making
             ):
-                # "fromager suisse", "ingeniera mexicana": where a person comes from, said
-                # after the role as Romance languages put it; context, like "Swiss cheesemaker".
+                # "fromager suisse", "chef japonais": where a person comes from, said after
+                # the role as Romance languages put it; context, like "Swiss cheesemaker" (a
+                # role that is only a dropped word, "médecin", leaves nothing to follow).
                 modifiers.remove(culture_term)
             elif culture_kind == CULTURE_KIND:
                 identity(culture)  # "make me japanese", "une femme japonaise"
