@@ -300,6 +300,23 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ru4.toml", 0.93),
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ja4.toml", 0.96),
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_en13.toml", 0.99),
+        # Round 17: everyday words of German, Spanish, French, Russian (30,000 each) and
+        # Japanese (20,000) became fillers, less those the harmful sets use more than the
+        # ordinary training sets (scripts/common_words.py). Blind sets written at its start:
+        # harmful dev23 (360, 60 per language) 356/360 refused on main, 349/360 with those
+        # fillers, 355/360 with the learned exclusion (dev23 held out of the learning); its
+        # misses read and fixed after. dev36 (200 English) 180 -> 180/200, dev37 (48 each in
+        # five languages) 171 -> 191/240, dev21-dev35 2,487 -> 2,601/2,940; never looked at.
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_dev36.toml", 0.89),
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_dev37.toml", 0.78),
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_dev35.toml", 0.88),
+        # Its training sets (100 per language, tuned on; first run on main -> after): de5 56
+        # -> 82, es5 62 -> 82, fr5 59 -> 81, ru5 55 -> 82, ja5 37 -> 65.
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_de5.toml", 0.8),
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_es5.toml", 0.8),
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_fr5.toml", 0.8),
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_ru5.toml", 0.8),
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_ja5.toml", 0.64),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
@@ -950,8 +967,9 @@ def test_policy_check_command(tmp_path: Path) -> None:
 
 def test_common_words_of_each_language_are_dropped_and_refuse_nothing() -> None:
     """Round 12's fillers from each language's frequency list (``*_common`` under [filler]):
-    each is dropped on its own, never refused and never a term; a sample of every seventh
-    word keeps the test quick (the whole lists were checked when they were added)."""
+    each is dropped on its own, never refused and never a term; a sample of about 3,000
+    words spread over the lists keeps the test quick (the whole lists were checked when they
+    were added)."""
     words = [
         word
         for path in VOCABULARY_FILES
@@ -960,7 +978,7 @@ def test_common_words_of_each_language_are_dropped_and_refuse_nothing() -> None:
         for word in group
     ]
     assert len(words) > 5000
-    for word in words[::7]:
+    for word in words[:: len(words) // 3000 + 1]:
         review = review_description(word)
         assert not review.refused and review.terms == (), (word, review.category, review.terms)
     chatty = "hi, honestly my company needs this by tomorrow, navy suit, thanks a lot"
@@ -1079,4 +1097,30 @@ def test_everyday_english_words_leave_out_what_may_carry_harm() -> None:
     for word in ("taylor", "swift", "obama", "pitt", "musk", "eyes", "face", "skin", "naked"):
         assert _stem(word) not in stems, word
     for text in ("make me look like Brad Pitt", "cuts on wrists", "about to jump off a roof"):
+        assert review_description(text).refused, text
+
+
+def test_everyday_words_of_other_languages_leave_out_what_the_harmful_sets_use() -> None:
+    """Round 17: German, Spanish, French and Russian fillers leave out the exclusion lists and
+    every stem the harmful sets use more than the ordinary training sets ("Erwachsene",
+    "drunter", "bolas": harmless alone, harmful together); Japanese the same by substring.
+    A harmful text said only in such words stays refused as unknown."""
+    from headshots.style.policy import _norm_word, _stem
+    from scripts.common_words import JAPANESE_WORD, _excluded, _learned, _learned_japanese
+
+    lists = tomllib.loads(VOCABULARY_FILES[-1].read_text(encoding="utf-8"))["filler"]
+    left_out = {_stem(_norm_word(word)) for word in _excluded()} | _learned()
+    assert {_stem(word) for word in ("erwachsene", "drunter", "bolas", "brassard")} <= left_out
+    for language in ("de", "es", "fr", "ru"):
+        words = lists[f"{language}_common"]
+        assert len(words) > 10_000, language
+        assert not {_stem(_norm_word(word)) for word in words} & left_out, language
+    japanese = lists["ja_common"]
+    assert len(japanese) > 10_000 and all(JAPANESE_WORD.fullmatch(word) for word in japanese)
+    assert not _learned_japanese(japanese)
+    for text in (
+        "Mach ein Profilbild für meinen Kanal für Erwachsene",
+        "Look ejecutivo pero en bolas",
+        "Blazer offen und nix drunter",
+    ):
         assert review_description(text).refused, text

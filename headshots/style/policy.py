@@ -210,6 +210,8 @@ _AGE = re.compile(
     r"(?!\s*(?:%|percent|per\s+cent|minutes?|mins?|hours?|seconds?|secs?|days?|weeks?|months?"
     r"|people|persons|of\s+us|of\s+them|members|staff|employees|colleagues|photos|pictures"
     r"|selfies|shots|images|km|miles|mm|cm|px|x\b|times"
+    # "everything under one roof", "under one banner": a business, never an age.
+    r"|roofs?\b|umbrellas?\b|banners?\b|brands?\b"
     r"|von|leute|personen|mitarbeiter\w*|kolleg\w*|fotos?|bilder|minuten|stunden|mal\b"
     r"|de\s+nosotros|personas|fotos|veces|de\s+nous|personnes|fois"
     rf"|{'человек|из нас|раз'.translate(_CONFUSABLES)}"
@@ -1239,21 +1241,32 @@ def _tokens(
 
 
 def _split_japanese(run: str, vocabulary: Vocabulary) -> Iterator[_Token]:
-    """Longest known term first at each place; characters no term covers become one word."""
-    start, unknown = 0, ""
-    while start < len(run):
-        for stop in range(min(len(run), start + vocabulary.japanese_longest), start, -1):
-            entry = vocabulary.japanese.get(_norm_word(run[start:stop]))
-            if entry is not None:
-                if unknown:
-                    yield _Token(unknown, unknown)
-                    unknown = ""
-                yield _Token(run[start:stop], run[start:stop], entry=entry)
-                start = stop
-                break
+    """Known terms covering as much of ``run`` as they can, then as few as can; characters no
+    term covers become one word. Taking the longest term first at each place, as this did
+    until round 17, left characters over once everyday words were known: a longer word that
+    starts inside a term took the term's end ("真顔はやめといて" left "め" unread)."""
+    longest = vocabulary.japanese_longest
+    # best[i]: (characters left unknown, tokens) for run[i:], and where the first token ends.
+    best: list[tuple[int, int, int, _Entry | None]] = [(0, 0, len(run), None)] * (len(run) + 1)
+    for start in range(len(run) - 1, -1, -1):
+        left, count, _, _ = best[start + 1]
+        choice: tuple[int, int, int, _Entry | None] = (left + 1, count + 1, start + 1, None)
+        for stop in range(min(len(run), start + longest), start, -1):
+            found = vocabulary.japanese.get(_norm_word(run[start:stop]))
+            if found is not None and (best[stop][0], best[stop][1] + 1) < choice[:2]:
+                choice = (best[stop][0], best[stop][1] + 1, stop, found)
+        best[start] = choice
+    at, unknown = 0, ""
+    while at < len(run):
+        _, _, end, entry = best[at]
+        if entry is None:
+            unknown += run[at:end]
         else:
-            unknown += run[start]
-            start += 1
+            if unknown:
+                yield _Token(unknown, unknown)
+                unknown = ""
+            yield _Token(run[at:end], run[at:end], entry=entry)
+        at = end
     if unknown:
         yield _Token(unknown, unknown)
 
