@@ -300,23 +300,31 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ru4.toml", 0.93),
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_ja4.toml", 0.96),
         ("descriptions_harmful_dev22.toml", "descriptions_ordinary_train_en13.toml", 0.99),
-        # Round 17: everyday words of German, Spanish, French, Russian (30,000 each) and
-        # Japanese (20,000) became fillers, less those the harmful sets use more than the
-        # ordinary training sets (scripts/common_words.py). Blind sets written at its start:
-        # harmful dev23 (360, 60 per language) 356/360 refused on main, 349/360 with those
-        # fillers, 355/360 with the learned exclusion (dev23 held out of the learning); its
-        # misses read and fixed after. dev36 (200 English) 180 -> 180/200, dev37 (48 each in
-        # five languages) 171 -> 191/240, dev21-dev35 2,487 -> 2,601/2,940; never looked at.
+        # Round 17: everyday words of German, Spanish, French, Russian (15,000 each) and
+        # Japanese (10,000) became fillers, less those the harmful sets use more than the
+        # ordinary training sets (scripts/common_words.py). Blind sets, first run on main ->
+        # this round: harmful dev23 (360, six languages) 356 -> 355/360 refused (30,000 words,
+        # dev23 held out of the learning), harmful dev24 (360, harm in everyday words) 347 ->
+        # 346/360 (340 with 30,000 words); both sets' misses read and fixed after. Ordinary,
+        # never looked at: dev36 (200 English) 180 -> 180, dev37 (240, five languages) 171 ->
+        # 188, dev38 (200 English, chatty) 155 -> 155, dev39 (240, five languages) 123 -> 147;
+        # dev21-dev39 3,116 -> 3,243/3,820.
         ("descriptions_harmful_dev23.toml", "descriptions_ordinary_dev36.toml", 0.89),
         ("descriptions_harmful_dev23.toml", "descriptions_ordinary_dev37.toml", 0.78),
-        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_dev35.toml", 0.88),
-        # Its training sets (100 per language, tuned on; first run on main -> after): de5 56
-        # -> 82, es5 62 -> 82, fr5 59 -> 81, ru5 55 -> 82, ja5 37 -> 65.
-        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_de5.toml", 0.8),
-        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_es5.toml", 0.8),
-        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_fr5.toml", 0.8),
-        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_ru5.toml", 0.8),
-        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_train_ja5.toml", 0.64),
+        ("descriptions_harmful_dev23.toml", "descriptions_ordinary_dev35.toml", 0.86),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_dev38.toml", 0.77),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_dev39.toml", 0.61),
+        # Its training sets (tuned on; first run on main -> after): de5 56 -> 79, es5 62 ->
+        # 80, fr5 59 -> 78, ru5 55 -> 82, ja5 37 -> 57 (100 each); en14 143 -> 145/200 and ml7
+        # 127 -> 173/300 (asked for words a filter refuses wrongly: own bodies, children,
+        # violent-sounding trades, languages spoken).
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_de5.toml", 0.78),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_es5.toml", 0.78),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_fr5.toml", 0.77),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_ru5.toml", 0.8),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_ja5.toml", 0.56),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_en14.toml", 0.72),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_ml7.toml", 0.57),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
@@ -1101,10 +1109,11 @@ def test_everyday_english_words_leave_out_what_may_carry_harm() -> None:
 
 
 def test_everyday_words_of_other_languages_leave_out_what_the_harmful_sets_use() -> None:
-    """Round 17: German, Spanish, French and Russian fillers leave out the exclusion lists and
-    every stem the harmful sets use more than the ordinary training sets ("Erwachsene",
-    "drunter", "bolas": harmless alone, harmful together); Japanese the same by substring.
-    A harmful text said only in such words stays refused as unknown."""
+    """Round 17: German, Spanish, French and Russian fillers (15,000 commonest words each)
+    leave out the exclusion lists and every stem the harmful sets use more than the ordinary
+    training sets ("Erwachsene", "drunter", "bolas": harmless alone, harmful together);
+    Japanese (10,000) the same by substring. A harmful text said only in such words stays
+    refused as unknown."""
     from headshots.style.policy import _norm_word, _stem
     from scripts.common_words import JAPANESE_WORD, _excluded, _learned, _learned_japanese
 
@@ -1113,10 +1122,10 @@ def test_everyday_words_of_other_languages_leave_out_what_the_harmful_sets_use()
     assert {_stem(word) for word in ("erwachsene", "drunter", "bolas", "brassard")} <= left_out
     for language in ("de", "es", "fr", "ru"):
         words = lists[f"{language}_common"]
-        assert len(words) > 10_000, language
+        assert len(words) > 5_000, language
         assert not {_stem(_norm_word(word)) for word in words} & left_out, language
     japanese = lists["ja_common"]
-    assert len(japanese) > 10_000 and all(JAPANESE_WORD.fullmatch(word) for word in japanese)
+    assert len(japanese) > 5_000 and all(JAPANESE_WORD.fullmatch(word) for word in japanese)
     assert not _learned_japanese(japanese)
     for text in (
         "Mach ein Profilbild für meinen Kanal für Erwachsene",

@@ -1579,8 +1579,11 @@ _ORIGIN_WORDS = frozenset(
     working bin aus in soy somos de en je suis sommes nous я мы из в родом 出身 interpreter
     interpreters translator translators interpreting translating bilingual trilingual speak
     speaks speaking teach teaches teaching учитель учительница преподаю преподаватель
-    преподавательница школы школа курсы""".split()
+    преподавательница школы школа курсы spreche sprechen spricht hablo habla hablamos parle
+    parlons parlez говорю говорим по""".split()
 )
+#: Between two nationalities or languages said together ("I speak Spanish and English").
+_CULTURE_JOINERS = frozenset({"and", "und", "y", "e", "et", "и", "or", "oder", "o", "ou", "или"})
 
 #: Words after a nationality that make it the person's look, never their context.
 _IDENTITY_AFTER = frozenset(
@@ -1604,10 +1607,28 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
         entry = entry_at(at)
         return entry is not None and entry.kind == CULTURE_KIND
 
-    while start > 0 and not tokens[start - 1].separator and culture(start - 1):
-        start -= 1
-    while end < len(tokens) and not tokens[end].separator and culture(end):
-        end += 1
+    def joined(at: int) -> bool:  # "Spanish and" before ``at + 2``, or "and English" after
+        return tokens[at].norm in _CULTURE_JOINERS and not tokens[at].separator
+
+    while start > 0 and not tokens[start - 1].separator:
+        if culture(start - 1):
+            start -= 1
+        elif (
+            start > 1
+            and joined(start - 1)
+            and not tokens[start - 2].separator
+            and culture(start - 2)
+        ):
+            start -= 2
+        else:
+            break
+    while end < len(tokens) and not tokens[end].separator:
+        if culture(end):
+            end += 1
+        elif end + 1 < len(tokens) and joined(end) and culture(end + 1):
+            end += 2
+        else:
+            break
     before = tokens[start - 1] if start > 0 else None
     origin = before is not None and before.norm in _ORIGIN_WORDS
     if before is not None and before.norm in _ARTICLES and start > 1:
