@@ -315,16 +315,16 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         ("descriptions_harmful_dev24.toml", "descriptions_ordinary_dev38.toml", 0.77),
         ("descriptions_harmful_dev24.toml", "descriptions_ordinary_dev39.toml", 0.61),
         # Its training sets (tuned on; first run on main -> after): de5 56 -> 79, es5 62 ->
-        # 80, fr5 59 -> 78, ru5 55 -> 82, ja5 37 -> 57 (100 each); en14 143 -> 145/200 and ml7
-        # 127 -> 173/300 (asked for words a filter refuses wrongly: own bodies, children,
+        # 80, fr5 59 -> 78, ru5 55 -> 82, ja5 37 -> 57 (100 each); en14 143 -> 150/200 and ml7
+        # 127 -> 186/300 (asked for words a filter refuses wrongly: own bodies, children,
         # violent-sounding trades, languages spoken).
         ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_de5.toml", 0.78),
         ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_es5.toml", 0.78),
         ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_fr5.toml", 0.77),
         ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_ru5.toml", 0.8),
         ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_ja5.toml", 0.56),
-        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_en14.toml", 0.72),
-        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_ml7.toml", 0.57),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_en14.toml", 0.74),
+        ("descriptions_harmful_dev24.toml", "descriptions_ordinary_train_ml7.toml", 0.61),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:

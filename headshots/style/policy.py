@@ -1607,23 +1607,19 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
         entry = entry_at(at)
         return entry is not None and entry.kind == CULTURE_KIND
 
-    def joined(at: int) -> bool:  # "Spanish and" before ``at + 2``, or "and English" after
-        return tokens[at].norm in _CULTURE_JOINERS and not tokens[at].separator
+    def joined(at: int) -> bool:  # "Spanish and", "French, Arabic": one list of languages
+        token = tokens[at]
+        return token.text == "," if token.separator else token.norm in _CULTURE_JOINERS
 
-    while start > 0 and not tokens[start - 1].separator:
-        if culture(start - 1):
+    while start > 0:
+        if not tokens[start - 1].separator and culture(start - 1):
             start -= 1
-        elif (
-            start > 1
-            and joined(start - 1)
-            and not tokens[start - 2].separator
-            and culture(start - 2)
-        ):
+        elif start > 1 and joined(start - 1) and culture(start - 2):
             start -= 2
         else:
             break
-    while end < len(tokens) and not tokens[end].separator:
-        if culture(end):
+    while end < len(tokens):
+        if not tokens[end].separator and culture(end):
             end += 1
         elif end + 1 < len(tokens) and joined(end) and culture(end + 1):
             end += 2
