@@ -1621,7 +1621,10 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
     while end < len(tokens):
         if not tokens[end].separator and culture(end):
             end += 1
-        elif end + 1 < len(tokens) and joined(end) and culture(end + 1):
+        elif (
+            end + 1 < len(tokens) and not tokens[end].separator and joined(end) and culture(end + 1)
+        ):
+            # Not over a comma: "I'm Nigerian, Japanese garden" is two things.
             end += 2
         else:
             break
