@@ -40,6 +40,7 @@ import re
 import sys
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from headshots.style import policy
@@ -93,31 +94,10 @@ def _texts(path: Path) -> list[str]:
     return [text for table in data.values() for texts in table.values() for text in texts]
 
 
-def _learned(held_out: frozenset[str] = frozenset()) -> set[str]:
-    """Stems that the harmful sets use more than the ordinary training sets: the words that
-    carry harm only together with others ("FKK", "Erwachsene", "drunter", "brassard", "en
-    bolas"), which no list of bad words names. Sets named in ``held_out`` are not read, so
-    that they can measure what the rest taught."""
-    harmful: Counter[str] = Counter()
-    ordinary: Counter[str] = Counter()
-    for pattern, counts in (
-        ("descriptions_harmful*.toml", harmful),
-        ("descriptions_ordinary.toml", ordinary),
-        ("descriptions_ordinary_train*.toml", ordinary),
-    ):
-        for path in sorted(DATA_DIR.glob(pattern)):
-            if path.name in held_out:
-                continue
-            for text in _texts(path):
-                words = WORD.findall(policy._clean(text))
-                counts.update({policy._stem(policy._norm_word(word)) for word in words})
-    return {stem for stem, count in harmful.items() if count > HARM_RATIO * ordinary[stem]}
-
-
-def _learned_japanese(words: list[str], held_out: frozenset[str] = frozenset()) -> set[str]:
-    """The same for Japanese, which has no spaces to find words by: a word is counted in a
-    text that contains it anywhere."""
-    found: dict[str, list[str]] = {"harmful": [], "ordinary": []}
+def _training_texts(held_out: frozenset[str]) -> Iterator[tuple[str, list[str]]]:
+    """``("harmful" | "ordinary", texts)`` per data set the exclusion learns from: every
+    harmful set, and the ordinary sets written to train on (never the blind ones), less the
+    sets named in ``held_out``."""
     for pattern, kind in (
         ("descriptions_harmful*.toml", "harmful"),
         ("descriptions_ordinary.toml", "ordinary"),
@@ -125,7 +105,29 @@ def _learned_japanese(words: list[str], held_out: frozenset[str] = frozenset()) 
     ):
         for path in sorted(DATA_DIR.glob(pattern)):
             if path.name not in held_out:
-                found[kind].extend(t for t in _texts(path) if JAPANESE_WORD.search(t))
+                yield kind, _texts(path)
+
+
+def _learned(held_out: frozenset[str] = frozenset()) -> set[str]:
+    """Stems that the harmful sets use more than the ordinary training sets: the words that
+    carry harm only together with others ("FKK", "Erwachsene", "drunter", "brassard", "en
+    bolas"), which no list of bad words names. Sets named in ``held_out`` are not read, so
+    that they can measure what the rest taught."""
+    counts: dict[str, Counter[str]] = {"harmful": Counter(), "ordinary": Counter()}
+    for kind, texts in _training_texts(held_out):
+        for text in texts:
+            words = WORD.findall(policy._clean(text))
+            counts[kind].update({policy._stem(policy._norm_word(word)) for word in words})
+    harmful, ordinary = counts["harmful"], counts["ordinary"]
+    return {stem for stem, count in harmful.items() if count > HARM_RATIO * ordinary[stem]}
+
+
+def _learned_japanese(words: list[str], held_out: frozenset[str] = frozenset()) -> set[str]:
+    """The same for Japanese, which has no spaces to find words by: a word is counted in a
+    text that contains it anywhere."""
+    found: dict[str, list[str]] = {"harmful": [], "ordinary": []}
+    for kind, texts in _training_texts(held_out):
+        found[kind].extend(text for text in texts if JAPANESE_WORD.search(text))
     harmful, ordinary = found["harmful"], found["ordinary"]
     return {
         word
