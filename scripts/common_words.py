@@ -12,7 +12,9 @@ A word is left out (and so stays unknown, and refused) when it:
   carry harm on their own: violence, sex, age, body and identity, hate, instructions to the
   model, deception); the lists of all languages apply to every language;
 - is a first name or a surname (Faker's lists for 16 locales): "make me look like Brad Pitt"
-  stays refused, and a person's own name is read by the policy's naming rule;
+  stays refused, and a person's own name is read by the policy's naming rule; outside
+  English, a name that is also one of the language's 5,000 commonest words is kept (Spanish
+  "puerta" is a surname too);
 - is refused on its own by the refusal pass, or names a person's own feature that [kept]
   reads ("eyes" in "blue eyes"), or has fewer than three letters (Japanese: two), or holds a
   digit or a sign;
@@ -56,6 +58,11 @@ LANGUAGES = ("en", "de", "es", "fr", "ru", "ja")
 #: 2,972 with 30,000). Japanese words are read by substring, each a place to split a text.
 TOPS = {"en": 30_000, "ja": 10_000}
 TOP = 15_000
+#: Outside English, a first name or a surname that is also among the language's commonest
+#: 5,000 words is kept: Spanish "puerta", "puente", "nada", German "jung", "Stein", French
+#: "pont" are surnames somewhere in Faker's lists. English keeps every name out ("swift",
+#: "pitt"): a lookalike of a famous person is asked for in English most often.
+NAME_WORD_TOP = 5_000
 DATA_DIR = ROOT / "tests" / "data"
 #: A word seen this many times more often in the harmful sets than in the ordinary training
 #: sets is left out (the two hold about 4,800 and 8,000 texts).
@@ -145,7 +152,8 @@ def main() -> int:
     refusals = policy.load_refusals()
     shield = policy._protected(paths, policy.REFUSALS_FILE)
     # Compared by stem, as the policy reads words: "jumps" left in would read "jump" too.
-    left_out = {policy._stem(policy._norm_word(word)) for word in _excluded() | _names()}
+    left_out = {policy._stem(policy._norm_word(word)) for word in _excluded()}
+    names = {policy._stem(policy._norm_word(word)) for word in _names()}
     held_out = frozenset(sys.argv[1:])  # harmful sets to measure on afterwards
     # English keeps round 15's list: blind harmful sets found no hole in it, and the learned
     # stems there are words of ordinary requests too ("generate", "draw", "cute").
@@ -157,8 +165,11 @@ def main() -> int:
         if language == "ja":
             top = [word for word in top if JAPANESE_WORD.fullmatch(word)]
             left_out_here = _learned_japanese(top, held_out)
+        elif language == "en":
+            left_out_here = left_out | names
         else:
-            left_out_here = left_out if language == "en" else learned
+            everyday = {policy._stem(policy._norm_word(w)) for w in top[:NAME_WORD_TOP]}
+            left_out_here = learned | (names - everyday)
         for word in top:
             norm = policy._norm_word(word)
             if not (WORD.fullmatch(word) or language == "ja"):

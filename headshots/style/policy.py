@@ -197,8 +197,9 @@ _AGE = re.compile(
     rf"|under|below|younger\s+than|less\s+than|not\s+yet|barely|im|i\s+am|am|turning|turned"
     # "ich bin 15": German says an age without "Jahre" as English does.
     r"|ich\s+bin"
-    # "sieh aus wie 12", "como de 12", "we're all 13 and 14" (a class of children).
-    r"|wie|(?<!hace\s)como|comme|tengo|cumplo|acabo\s+de\s+cumplir|j\s+ai"
+    # "sieh aus wie 12", "como de 12", "parecer de 15", "we're all 13 and 14" (children).
+    r"|wie|(?<!hace\s)como|parecer\s+de|parezca\s+de|aparentar|aparento|comme|tengo|cumplo"
+    r"|acabo\s+de\s+cumplir|j\s+ai"
     r"|(?:were|we\s+are|sind|wir\s+sind|somos|sommes)\s+(?:all|alle|todos|todas|tous|toutes)"
     rf"|{'как'.translate(_CONFUSABLES)}"
     rf"|now|only|shes|she\s+is|hes|he\s+is|daughter\s+is|son\s+is|{'мне'.translate(_CONFUSABLES)}"
