@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -141,3 +143,39 @@ def test_gpu_smoke_says_no_cuda_and_exits_0_on_a_cpu_host(tmp_path: Any) -> None
     )
     assert done.returncode == 0, done.stderr
     assert "no CUDA device on this host" in done.stdout
+
+
+def test_a_base_model_two_threads_ask_for_at_once_is_loaded_once(tiny_settings: Settings) -> None:
+    """A cancelled job's thread may still be loading the base model when the next job asks
+    for it: the second waits for the first's load instead of loading it again beside it."""
+    from headshots.generation.models import load_base_pipeline
+
+    calls: list[int] = []
+
+    def slow_loader(settings: Settings, model: str | None) -> Any:
+        calls.append(1)
+        time.sleep(0.5)  # the window in which a second thread used to start its own load
+        return load_base_pipeline(settings, model)
+
+    resident = ResidentPipeline(tiny_settings, loader=slow_loader)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pipes = list(pool.map(lambda _: resident.pipe, range(2)))
+    assert len(calls) == 1 and resident.base_loads == 1
+    assert pipes[0] is pipes[1]
+
+
+def test_models_loaded_in_two_threads_at_once_have_no_meta_parameters(
+    tiny_settings: Settings,
+) -> None:
+    """diffusers builds a model under accelerate's init_empty_weights, which patches
+    nn.Module.register_parameter for the whole process: a model another thread built meanwhile
+    had meta parameters, and transformers refused it ("Unsupported device type 'meta'", seen
+    once by bench/soak.py). Loads take turns."""
+    from headshots.generation.models import load_base_pipeline
+
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pipes = list(pool.map(lambda _: load_base_pipeline(tiny_settings), range(2)))
+        for pipe in pipes:
+            for part in (pipe.unet, pipe.text_encoder, pipe.vae):
+                assert all(p.device.type != "meta" for p in part.parameters())

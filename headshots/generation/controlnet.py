@@ -96,13 +96,14 @@ def load_controlnet(settings: Settings, family: ModelFamily, hint: ControlHint) 
     """The configured ControlNet on the worker's device and dtype."""
     from diffusers import ControlNetModel
 
-    from headshots.generation.models import resolve_device, resolve_dtype
+    from headshots.generation.models import MODEL_LOADS, resolve_device, resolve_dtype
 
     path = resolve_controlnet(settings, family, hint)
     device = resolve_device(settings)
     dtype = resolve_dtype(settings, device)
     try:
-        model = ControlNetModel.from_pretrained(path, dtype=dtype)
+        with MODEL_LOADS:
+            model = ControlNetModel.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise ModelMissing(
             f"cannot load the {hint} ControlNet from {path}: {exc}; "

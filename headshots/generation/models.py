@@ -9,6 +9,7 @@ a traceback is the most common first-run failure of diffusers services.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
     from headshots.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: Held by every model load of this package. diffusers builds a model under accelerate's
+#: ``init_empty_weights``, which patches ``nn.Module.register_parameter`` for the whole
+#: process, not the thread: a model another thread builds meanwhile gets meta parameters, and
+#: transformers then fails on them ("Unsupported device type 'meta'"). bench/soak.py met it
+#: once, when a job's worker thread loaded the base model while another still did. Process
+#: state is what it guards, so it is the process's one lock (reentrant: a load may nest one).
+MODEL_LOADS = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,8 @@ def load_base_pipeline(settings: Settings, model: str | None = None) -> Diffuser
             # Headshots are filtered by our own checks; the CLIP safety checker is not shipped
             # with most community checkpoints and would fail to load.
             kwargs.update(safety_checker=None, requires_safety_checker=False)
-        pipe = pipeline_class(source.family).from_pretrained(source.path, **kwargs)
+        with MODEL_LOADS:
+            pipe = pipeline_class(source.family).from_pretrained(source.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelMissing(
             f"cannot load base model from {source.path}: {exc}; {_MISSING_HINT}"

@@ -313,13 +313,14 @@ class ResidentPipeline:
 
     @property
     def pipe(self) -> DiffusersPipeline:
-        if self._pipe is None:
-            started = time.monotonic()
-            self._pipe = self._loader(self.settings, self.model)
-            self._base_scheduler = self._pipe.scheduler
-            self.base_loads += 1
-            logger.info("base pipeline resident after %.1fs", time.monotonic() - started)
-        return self._pipe
+        with self._lock:  # a cancelled job's thread may still be loading it: load once
+            if self._pipe is None:
+                started = time.monotonic()
+                self._pipe = self._loader(self.settings, self.model)
+                self._base_scheduler = self._pipe.scheduler
+                self.base_loads += 1
+                logger.info("base pipeline resident after %.1fs", time.monotonic() - started)
+            return self._pipe
 
     @property
     def train_call(self) -> CompiledUnetCall | None:

@@ -123,12 +123,13 @@ class SafetyChecker:
             StableDiffusionSafetyChecker,
         )
 
-        from headshots.generation.models import resolve_device
+        from headshots.generation.models import MODEL_LOADS, resolve_device
 
         path, subfolder = resolve_checker(settings, name)
         where: dict[str, Any] = {"subfolder": subfolder} if subfolder else {}
         try:
-            model: Any = StableDiffusionSafetyChecker.from_pretrained(path, **where)
+            with MODEL_LOADS:
+                model: Any = StableDiffusionSafetyChecker.from_pretrained(path, **where)
         except (OSError, ValueError) as exc:
             raise ModelMissing(
                 f"cannot load the safety checker from {path}: {exc}; {_HINT}"
