@@ -59,8 +59,8 @@ LANGUAGES = ("en", "de", "es", "fr", "ru", "ja")
 TOPS = {"en": 30_000, "ja": 10_000}
 TOP = 15_000
 #: Outside English, a first name or a surname that is also among the language's commonest
-#: 5,000 words is kept: Spanish "puerta", "puente", "nada", German "jung", "Stein", French
-#: "pont" are surnames somewhere in Faker's lists. English keeps every name out ("swift",
+#: 5,000 words is kept: Spanish "puerta", "puente" and "nada" and French "pont" are surnames
+#: somewhere in Faker's lists. English keeps every name out ("swift",
 #: "pitt"): a lookalike of a famous person is asked for in English most often.
 NAME_WORD_TOP = 5_000
 DATA_DIR = ROOT / "tests" / "data"
