@@ -164,6 +164,32 @@ def test_a_base_model_two_threads_ask_for_at_once_is_loaded_once(tiny_settings: 
     assert pipes[0] is pipes[1]
 
 
+def test_a_loaded_base_model_is_handed_out_during_a_generation(tiny_settings: Settings) -> None:
+    """Only the load is waited for: a thread asking for the resident model while another
+    thread's generation holds the pipeline's lock gets it at once."""
+    import threading
+
+    resident = ResidentPipeline(tiny_settings)
+    loaded = resident.pipe
+    generating, done = threading.Event(), threading.Event()
+
+    def generation() -> None:
+        with resident._lock:
+            generating.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=generation)
+    holder.start()
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        assert generating.wait(10)
+        assert pool.submit(lambda: resident.pipe).result(timeout=2) is loaded
+    finally:
+        done.set()  # lets a waiting ask end either way, so a failure is no hang
+        holder.join()
+        pool.shutdown()
+
+
 def test_models_loaded_in_two_threads_at_once_have_no_meta_parameters(
     tiny_settings: Settings,
 ) -> None:

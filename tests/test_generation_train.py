@@ -747,3 +747,35 @@ def test_a_batch_pairs_each_example_with_its_own_caption(
         for row, index in enumerate(indices):
             expected = cache.conditioning[cache.captions[index]].prompt_embeds[0]
             assert torch.equal(embeds[row], expected), (row, index)
+
+
+def test_an_adapter_added_while_another_thread_loads_a_model_gets_real_weights(
+    tiny_pipeline: Any,
+) -> None:
+    """A model load patches ``nn.Module.register_parameter`` for the whole process (accelerate's
+    ``init_empty_weights``): a LoRA another thread added meanwhile got meta weights. A cancelled
+    job's thread may still be loading while the next job's training adds its adapter."""
+    import threading
+    import time
+
+    from accelerate import init_empty_weights
+
+    from headshots.generation.models import MODEL_LOADS
+    from headshots.generation.train import _training_adapter
+
+    loading = threading.Event()
+
+    def load() -> None:
+        with MODEL_LOADS, init_empty_weights():
+            loading.set()
+            time.sleep(0.5)  # the window a model load keeps the patch in place
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        assert loading.wait(10)
+        with _training_adapter(tiny_pipeline.unet, FAST):
+            lora = [p for name, p in tiny_pipeline.unet.named_parameters() if "lora_" in name]
+            assert lora and all(p.device.type != "meta" for p in lora)
+    finally:
+        loader.join()

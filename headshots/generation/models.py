@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 #: ``init_empty_weights``, which patches ``nn.Module.register_parameter`` for the whole
 #: process, not the thread: a model another thread builds meanwhile gets meta parameters, and
 #: transformers then fails on them ("Unsupported device type 'meta'"). bench/soak.py met it
-#: once, when a job's worker thread loaded the base model while another still did. Process
+#: once, when a job's worker thread loaded the base model while another still did. peft and
+#: diffusers' adapter loads patch the same way (``low_cpu_mem_usage``), and an adapter added
+#: meanwhile would get meta parameters too: every adapter injection holds it as well. Process
 #: state is what it guards, so it is the process's one lock (reentrant: a load may nest one).
 MODEL_LOADS = threading.RLock()
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from headshots.errors import ModelMissing
 from headshots.generation.models import (
+    MODEL_LOADS,
     DiffusersPipeline,
     ModelFamily,
     ModelSource,
@@ -299,6 +300,9 @@ class ResidentPipeline:
         self._source: ModelSource | None = None
         self._lcm_state: dict[str, torch.Tensor] | None = None
         self._lock = threading.RLock()
+        #: Held only while the base loads: a cancelled job's thread may still be loading it,
+        #: and a second load would double the memory; generation (``_lock``) need not wait.
+        self._load_lock = threading.Lock()
         #: How many times the base weights were loaded (1 for the life of a worker).
         self.base_loads = 0
         self._train_call: CompiledUnetCall | Literal[False] | None = False
@@ -313,11 +317,15 @@ class ResidentPipeline:
 
     @property
     def pipe(self) -> DiffusersPipeline:
-        with self._lock:  # a cancelled job's thread may still be loading it: load once
+        pipe = self._pipe
+        if pipe is not None:
+            return pipe
+        with self._load_lock:
             if self._pipe is None:
                 started = time.monotonic()
-                self._pipe = self._loader(self.settings, self.model)
-                self._base_scheduler = self._pipe.scheduler
+                loaded = self._loader(self.settings, self.model)
+                self._base_scheduler = loaded.scheduler
+                self._pipe = loaded  # published last: a reader never sees a half-set pipeline
                 self.base_loads += 1
                 logger.info("base pipeline resident after %.1fs", time.monotonic() - started)
             return self._pipe
@@ -439,11 +447,15 @@ class ResidentPipeline:
             weights: list[float] = []
             try:
                 if lora is not None:
-                    pipe.load_lora_weights(lora_state_dict(lora), adapter_name=adapter_name)
+                    state = lora_state_dict(lora)
+                    with MODEL_LOADS:
+                        pipe.load_lora_weights(state, adapter_name=adapter_name)
                     names.append(adapter_name)
                     weights.append(scale)
                 if lcm:
-                    pipe.load_lora_weights(self._lcm_lora(), adapter_name=LCM_ADAPTER)
+                    state = self._lcm_lora()
+                    with MODEL_LOADS:
+                        pipe.load_lora_weights(state, adapter_name=LCM_ADAPTER)
                     names.append(LCM_ADAPTER)
                     weights.append(1.0)
                 if names:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from headshots.errors import ModelMissing
+from headshots.generation.models import MODEL_LOADS
 from headshots.style.presets import PromptSpec
 
 if TYPE_CHECKING:
@@ -132,14 +133,15 @@ def make_preview(
         extractor = getattr(pipe, "feature_extractor", None)
         try:
             try:
-                pipe.load_ip_adapter(
-                    location,
-                    subfolder=subfolder,
-                    weight_name=weight,
-                    image_encoder_folder=None,
-                    local_files_only=resident.settings.hf_offline,
-                    cache_dir=str(resident.settings.models_path / "hub"),
-                )
+                with MODEL_LOADS:
+                    pipe.load_ip_adapter(
+                        location,
+                        subfolder=subfolder,
+                        weight_name=weight,
+                        image_encoder_folder=None,
+                        local_files_only=resident.settings.hf_offline,
+                        cache_dir=str(resident.settings.models_path / "hub"),
+                    )
             except (OSError, ValueError) as exc:
                 raise ModelMissing(
                     f"cannot load IP-Adapter FaceID from {location}/{weight}: {exc}; "
@@ -151,7 +153,8 @@ def make_preview(
             else:
                 companion = companion_lora(location, weight)
                 if companion is not None:
-                    pipe.load_lora_weights(str(companion), adapter_name=FACEID_LORA_ADAPTER)
+                    with MODEL_LOADS:
+                        pipe.load_lora_weights(str(companion), adapter_name=FACEID_LORA_ADAPTER)
                     active = [FACEID_LORA_ADAPTER]
                     record["lora"] = companion.name
                 else:

@@ -42,7 +42,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
-from headshots.generation.models import DiffusersPipeline, ModelFamily, denoiser, pipeline_class
+from headshots.generation.models import (
+    MODEL_LOADS,
+    DiffusersPipeline,
+    ModelFamily,
+    denoiser,
+    pipeline_class,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -662,7 +668,7 @@ def _training_adapter(unet: Any, config: TrainConfig) -> Iterator[None]:
     try:
         unet.requires_grad_(False)
         # peft draws the initial lora_A from the global RNG: seed it, or runs are not repeatable.
-        with torch.random.fork_rng(devices=[]):
+        with MODEL_LOADS, torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             unet.add_adapter(
                 LoraConfig(
