@@ -974,6 +974,43 @@ def test_retouching_focus_and_toned_down_words(text: str, terms: tuple[str, ...]
     assert review.terms == terms, (text, review.refusal)
 
 
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        # What is replaced never reaches the model, in six languages.
+        ("wool vest instead of a white coat", ("wool vest",)),
+        ("a navy blazer rather than a suit", ("navy blazer",)),
+        ("Strickjacke statt einem weißen Kittel", ("cardigan",)),
+        ("chaleco de lana en vez de bata", ("sweater vest",)),
+        ("gilet en laine au lieu du blazer", ("wool vest",)),
+        ("шерстяной жилет вместо халата", ("wool vest",)),
+        ("白衣じゃなくてウールのベスト", ("wool vest",)),
+        # Nothing is taken off: a shirt replaced by what covers as much.
+        ("Bluse statt Hemd", ("blouse",)),
+        ("a sweater instead of a shirt", ("sweater",)),
+        # Modifiers alone after it go with it; a lone "instead" replaces nothing named.
+        ("navy blazer instead of black, grey background", ("navy blazer", "grey background")),
+        ("a cardigan instead, grey background", ("cardigan", "grey background")),
+    ],
+)
+def test_what_is_replaced_is_left_out(text: str, terms: tuple[str, ...]) -> None:
+    review = review_description(text)
+    assert review.terms == terms, (text, review.refusal, review.terms)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("blazer instead of a shirt", "sexual"),
+        ("シャツじゃなくてジャケット", "sexual"),
+        ("Blaue Augen statt braun", "identity"),
+        ("blue eyes instead of my brown eyes", "identity"),
+    ],
+)
+def test_a_shirt_or_ones_own_feature_replaced_is_refused(text: str, category: str) -> None:
+    assert review_description(text).category == category, text
+
+
 def test_accents_choose_between_languages_and_long_words_take_two_slips() -> None:
     assert review_description("con velo").terms == ("veil",)  # Spanish, not French "vélo"
     assert review_description("moño").terms == ("hair bun",)  # not "mono"

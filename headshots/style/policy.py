@@ -485,7 +485,7 @@ _HEX_COLOUR = re.compile(r"^(?=[a-f]*\d)[0-9a-f]{6}$")
 @dataclass(frozen=True)
 class _Entry:
     canonical: str
-    kind: str  # a KINDS member, "filler", "negation" or "negation_post"
+    kind: str  # a KINDS member, "filler", "negation(_post)" or "replaced(_post)"
     #: A Spanish or French adjective, which follows its noun ("camisa blanca").
     postposed: bool = False
 
@@ -909,6 +909,12 @@ def _vocabulary(paths: tuple[Path, ...]) -> Vocabulary:
             kind = "negation_post" if language.endswith("postfix") else "negation"
             for word in words:
                 add(word, _Entry("no", kind))
+        replaced = data.get("replaced", {})
+        assert isinstance(replaced, dict)
+        for language, words in replaced.items():
+            kind = "replaced_post" if language.endswith("postfix") else "replaced"
+            for word in words:
+                add(word, _Entry("instead", kind))
         for phrase in _placements(data.get("placement", {})):
             add(phrase, _Entry(phrase, "filler"))
         negatable.update(negatable_raw.get("terms", []))
@@ -1120,6 +1126,11 @@ class _Shield:
         return None
 
 
+#: Kinds of entry that are never a term: no phrase of theirs shields a refused word ("en vez
+#: de" stays an instruction where no garment follows it).
+_UNREAD_KINDS = ("filler", "negation", "negation_post", "replaced", "replaced_post")
+
+
 @functools.lru_cache(maxsize=4)
 def _protected(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shield:
     """The :class:`_Shield` of this vocabulary and these refusals."""
@@ -1163,7 +1174,7 @@ def _shield(vocabulary_paths: tuple[Path, ...], refusals_path: Path) -> _Shield:
     candidates: set[str] = set()
     japanese = [((key,), entry) for key, entry in vocabulary.japanese.items()]
     for key, entry in [*vocabulary.exact.items(), *japanese]:
-        if entry.kind in ("filler", "negation", "negation_post"):
+        if entry.kind in _UNREAD_KINDS:
             continue
         folded = _words(_fold(" ".join(key)))
         if folded not in refusals.unshielding:
@@ -1328,6 +1339,8 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     keeping = False  # a word asking to keep, earlier in this clause ("keep the beard grey")
     after_kept = False  # the clause before ended on a kept feature ("keep my beard, but ...")
     joined = False  # "and" (a joiner) since the clause's last term: what follows stands alone
+    replacing = False  # "instead of" since the clause's last term: the next one is left out
+    replaced_essential = ""  # a shirt, top or trousers replaced ("blazer instead of a shirt")
     against_kept = False  # and this one turns against it ("..., but longer")
 
     def on_kept() -> bool:
@@ -1408,7 +1421,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             canonical != vocabulary.kept_term and _kind_of(canonical, vocabulary) in _UNWORN
         ):
             return True
-        if _stem(_norm_word(canonical.split()[-1])) in refusals.essential:
+        if _essential(canonical, refusals):
             reading.refusal = ("sexual", refusals.essential_reply, word)
         else:
             reading.refusal = ("negation", f"I can't leave out {word!r}.", word)
@@ -1433,10 +1446,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     while index < len(tokens) and reading.refusal is None:
         token = tokens[index]
         if token.separator:
+            if replacing:
+                modifiers.clear()  # "a navy blazer instead of black": nothing of it is kept
             trailing_negation()
             flush()
             after_kept = on_kept()
             negate = last_negated = kept_open = keeping = against_kept = joined = False
+            replacing = False
             making = ""
             last_head_entry = None
             last_kind = ""
@@ -1493,6 +1509,26 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if entry.kind == "negation":
             flush()
             negate = True
+            continue
+        if entry.kind == "replaced":
+            # "a wool vest instead of a white coat": what is replaced is left out, neither
+            # handed to the model nor read as taken off ("Bluse statt Hemd" is no bare chest).
+            if last_head is not None and last_head[0] == vocabulary.kept_term:
+                identity(word)  # "blaue Augen statt braun": one's own feature changed
+                break
+            flush()
+            negate, replacing = False, True
+            continue
+        if entry.kind == "replaced_post":
+            # Japanese "白衣じゃなくてベスト": the term right before is the one replaced.
+            if last_head is not None and last_head[0] == vocabulary.kept_term:
+                identity(word)
+                break
+            if last_head is not None and head_end == index - span:
+                if _essential(last_head[0], refusals):
+                    replaced_essential = last_head[0]
+                del reading.terms[last_head[1]]
+                last_head, last_negated, last_kind = None, False, ""
             continue
         if entry.kind == "negation_post":
             if last_head is not None and not last_negated:
@@ -1557,6 +1593,14 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         term = compose(entry.canonical)
         modifiers.clear()
         culture = ""
+        if replacing:
+            if entry.canonical == vocabulary.kept_term:
+                identity(word)  # "blue eyes instead of my brown eyes"
+                break
+            replacing = negate = False
+            if _essential(entry.canonical, refusals):
+                replaced_essential = word
+            continue
         last_kind = entry.kind
         last_head_entry = entry
         last_negated = False
@@ -1569,11 +1613,38 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
         if kept_open and kept_by_name:
             keeping = True
         reading.terms.append(term)
+    if replacing:
+        modifiers.clear()
     if reading.refusal is None:
         trailing_negation()
     if reading.refusal is None:
         flush()
+    if (
+        reading.refusal is None
+        and replaced_essential
+        and not any(_essential(t, refusals) or _last_stem(t) in _COVERING for t in reading.terms)
+    ):
+        # What replaces a shirt or trousers must be one ("Bluse statt Hemd", "a sweater
+        # instead of a shirt"); "a blazer instead of a shirt" leaves the chest bare.
+        reading.refusal = ("sexual", refusals.essential_reply, replaced_essential)
     return reading
+
+
+#: Garments that cover the body the way a shirt does, though a shirt is not taken off when
+#: they are left out: one may replace a shirt ("a sweater instead of a shirt").
+_COVERING = frozenset(
+    """sweater jumper pullover turtleneck polo hoodie sweatshirt tee jersey scrub tunic kurta
+    chino jean slack legging jogger culotte""".split()
+)
+
+
+def _last_stem(term: str) -> str:
+    return _stem(_norm_word(term.split()[-1]))
+
+
+def _essential(canonical: str, refusals: _Refusals) -> bool:
+    """Whether ``canonical`` names a garment that cannot go without a replacement."""
+    return _last_stem(canonical) in refusals.essential
 
 
 #: Words that turn a clause against what came before it ("keep my beard but grey").
