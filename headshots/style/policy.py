@@ -601,7 +601,8 @@ class Vocabulary:
         German writes "Holzboden", "Trainingsanzug", "Perlenohrringe" as one word, and new
         ones are made every day; read it as its parts ("holz boden") when each part is a
         term, with a German linking "s", "n", "en", "e" or "es" between them. The longest
-        first part wins; at most three parts, each of at least three letters.
+        first part wins; at most three parts, each of at least three letters. One whose last
+        part is a filler after a term ("Bankfiliale") says nothing of the look.
         """
         if depth == 0 and (
             len(word) < 6 or not word.isalpha() or word in self.phrase_words or self.word(word)
@@ -610,7 +611,7 @@ class Vocabulary:
         for cut in range(len(word) - 3, 2, -1):
             first, rest = word[:cut], word[cut:]
             entry = self.word(first)
-            # A filler may lead ("Trainings-anzug", "Arbeits-jacke") but never stand last.
+            # A filler may lead ("Trainings-anzug", "Arbeits-jacke").
             if entry is None or entry.kind not in (*KINDS, "filler"):
                 continue
             for link in ("", "s", "n", "en", "e", "es"):
@@ -618,7 +619,18 @@ class Vocabulary:
                 if not rest.startswith(link) or len(tail) < 3:
                     continue
                 last = self.word(tail)
-                if last is not None and last.kind in KINDS:
+                # A filler may stand last only after a term, both long enough not to be a
+                # chance split ("Bank-filiale"; never "pot-head", "salt-ate"): the word is
+                # then read as that filler (see _tokens).
+                if last is not None and (
+                    last.kind in KINDS
+                    or (
+                        last.kind == "filler"
+                        and entry.kind in KINDS
+                        and len(first) >= 4
+                        and len(tail) >= 6
+                    )
+                ):
                     return [first, tail]
                 if depth == 0 and (parts := self.compound(tail, depth + 1)):
                     return [first, *parts]
@@ -1276,7 +1288,14 @@ def _tokens(
         if _HAS_CJK.match(piece):
             tokens.extend(_split_japanese(piece, vocabulary))
         elif (parts := vocabulary.compound(norm)) and not refused(" ".join(parts)):
-            tokens.extend(_Token(part, part) for part in parts)
+            head = vocabulary.word(parts[-1])
+            if head is not None and head.kind == "filler":
+                # "Bankfiliale", "Lippenspalte": a German compound is its last part, and a
+                # filler says nothing of the look; the part before only qualifies it (a cleft
+                # lip is no lipstick), so the whole word is dropped.
+                tokens.append(_Token(piece, parts[-1]))
+            else:
+                tokens.extend(_Token(part, part) for part in parts)
         elif (meant := vocabulary.typo(norm)) and not refused(meant):
             tokens.append(_Token(piece, meant))
         else:
