@@ -1373,8 +1373,10 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     def compose(canonical: str) -> str:
         """The modifiers and ``canonical`` as one term; when together they are a term of their
         own ("dim" + "lighting" is "low light"), that term, so a second review of the text
-        reads the same."""
-        composed = " ".join([*modifiers, canonical])
+        reads the same. A modifier the term already says is said once ("weißer Kittel" is
+        a white coat, not a "white white coat")."""
+        said = canonical.split()
+        composed = " ".join([*(m for m in modifiers if m not in said), canonical])
         key = _phrase_key(composed)
         known = vocabulary.exact.get(key) or vocabulary.stemmed.get(tuple(map(_stem, key)))
         return known.canonical if known is not None and known.kind in KINDS else composed
@@ -1430,15 +1432,18 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             reading.terms.append(" ".join(alone))
         modifiers.clear()
 
-    def negated(canonical: str, word: str) -> bool:
-        if canonical in vocabulary.fixes:
-            return False  # "remove the shaving nick": the fix itself, read as the term
+    def leavable(canonical: str) -> bool:
         # A place or a thing around the person may always be left out ("remove the messy
         # kitchen behind me"): that takes nothing off the person; nor does a mood, a light or
         # a photographic look not wanted ("not stern", "not too saturated", "no glow").
-        if canonical in vocabulary.negatable or (
+        return canonical in vocabulary.negatable or (
             canonical != vocabulary.kept_term and _kind_of(canonical, vocabulary) in _UNWORN
-        ):
+        )
+
+    def negated(canonical: str, word: str) -> bool:
+        if canonical in vocabulary.fixes:
+            return False  # "remove the shaving nick": the fix itself, read as the term
+        if leavable(canonical):
             return True
         if _essential(canonical, refusals):
             reading.refusal = ("sexual", refusals.essential_reply, word)
@@ -1616,10 +1621,14 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             if entry.canonical == vocabulary.kept_term:
                 identity(word)  # "blue eyes instead of my brown eyes"
                 break
-            replacing = negate = False
-            if _essential(entry.canonical, refusals):
-                replaced_essential = word
-            continue
+            replacing = False
+            # What may be left out is handed over as such ("a cardigan instead of a white
+            # coat": "no white coat"); anything else is only dropped.
+            negate = leavable(entry.canonical) and entry.canonical not in vocabulary.fixes
+            if not negate:
+                if _essential(entry.canonical, refusals):
+                    replaced_essential = word
+                continue
         last_kind = entry.kind
         last_head_entry = entry
         last_negated = False
