@@ -1358,7 +1358,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     keeping = False  # a word asking to keep, earlier in this clause ("keep the beard grey")
     after_kept = False  # the clause before ended on a kept feature ("keep my beard, but ...")
     joined = False  # "and" (a joiner) since the clause's last term: what follows stands alone
-    replacing = False  # "instead of" since the clause's last term: the next one is left out
+    replacing = False  # "instead of" since the clause's last term: the next one is replaced
     replaced_essential = ""  # a shirt, top or trousers replaced ("blazer instead of a shirt")
     against_kept = False  # and this one turns against it ("..., but longer")
 
@@ -1535,8 +1535,9 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             negate = True
             continue
         if entry.kind == "replaced":
-            # "a wool vest instead of a white coat": what is replaced is left out, neither
-            # handed to the model nor read as taken off ("Bluse statt Hemd" is no bare chest).
+            # "a wool vest instead of a white coat": what is replaced is never handed to the
+            # model ("no white coat" where it may be left out, else dropped), nor read as
+            # taken off ("Bluse statt Hemd" is no bare chest).
             if last_head is not None and last_head[0] == vocabulary.kept_term:
                 identity(word)  # "blaue Augen statt braun": one's own feature changed
                 break
@@ -1548,11 +1549,16 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             if last_head is not None and last_head[0] == vocabulary.kept_term:
                 identity(word)
                 break
-            if last_head is not None and head_end == index - span:
-                if _essential(last_head[0], refusals):
-                    replaced_essential = last_head[0]
-                del reading.terms[last_head[1]]
-                last_head, last_negated, last_kind = None, False, ""
+            if last_head is not None and head_end == index - span and not last_negated:
+                canonical, at = last_head
+                if leavable(canonical) and canonical not in vocabulary.fixes:
+                    reading.terms[at] = "no " + reading.terms[at]
+                    last_negated = True
+                else:
+                    if _essential(canonical, refusals):
+                        replaced_essential = canonical
+                    del reading.terms[at]
+                    last_head, last_kind = None, ""
             continue
         if entry.kind == "negation_post":
             if last_head is not None and not last_negated:
