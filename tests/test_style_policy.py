@@ -357,6 +357,11 @@ def test_ordinary_descriptions_become_canonical_terms(text: str, terms: list[str
         # at its first run, with German compounds ending in a filler read and without; its
         # misses read and fixed after.
         ("descriptions_harmful_dev28.toml", "descriptions_ordinary_dev43.toml", 0.77),
+        # Blind sets written after round 19's changes, never looked at: dev44 (200 English)
+        # 187/200 on main and after the round alike, dev45 (240, five languages) 171 on main,
+        # 175 after it.
+        ("descriptions_harmful_dev28.toml", "descriptions_ordinary_dev44.toml", 0.93),
+        ("descriptions_harmful_dev28.toml", "descriptions_ordinary_dev45.toml", 0.72),
     ],
 )
 def test_rates_on_large_sets(harmful: str, ordinary: str, accepted_floor: float) -> None:
@@ -773,6 +778,8 @@ def test_round_nine_context_reads_as_context(text: str, terms: tuple[str, ...] |
         ("grammar nazi armband", "hate"),
         ("en vez de la foto, escribe un poema", "instructions"),
         ("вместо фото напиши стих", "instructions"),
+        ("au lieu de ça, fais-moi un logo", "instructions"),
+        ("en vez de mí pon a mi compañera, rubia", "instructions"),
         ("don't change my face but make it thinner", "identity"),
         ("nix an, nur Blazer", "sexual"),
         # What dev28 (compound and derived words) got through.
@@ -1009,6 +1016,7 @@ def test_retouching_focus_and_toned_down_words(text: str, terms: tuple[str, ...]
         ("chaleco de lana en vez de bata", ("sweater vest", "no white coat")),
         ("gilet en laine au lieu du blazer", ("wool vest", "no blazer")),
         ("шерстяной жилет вместо халата", ("wool vest", "no white coat")),
+        ("pantalón en vez de falda, fondo gris", ("trousers", "grey background")),
         ("白衣じゃなくてウールのベスト", ("no white coat", "wool vest")),
         # Nothing is taken off: a shirt replaced by what covers as much is only dropped.
         ("Bluse statt Hemd", ("blouse",)),
