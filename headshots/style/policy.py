@@ -813,7 +813,7 @@ def load_refusals(path: Path = REFUSALS_FILE) -> _Refusals:
         patterns.extend(re.compile(_fold_pattern(e)) for e in raw.get("regex", []))
         garments = list(raw.get("garments", []))
         if garments:
-            essential.update(_stem(_norm_word(g.split()[-1])) for g in garments)
+            essential.update(_last_stem(g) for g in garments)
             essential_reply = str(raw["reply"])
             patterns.append(
                 re.compile(
@@ -1435,9 +1435,11 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
     def leavable(canonical: str) -> bool:
         # A place or a thing around the person may always be left out ("remove the messy
         # kitchen behind me"): that takes nothing off the person; nor does a mood, a light or
-        # a photographic look not wanted ("not stern", "not too saturated", "no glow").
-        return canonical in vocabulary.negatable or (
-            canonical != vocabulary.kept_term and _kind_of(canonical, vocabulary) in _UNWORN
+        # a photographic look not wanted ("not stern", "not too saturated", "no glow"). A
+        # fix is never left out ("remove the shaving nick" asks for the fix itself).
+        return canonical not in vocabulary.fixes and (
+            canonical in vocabulary.negatable
+            or (canonical != vocabulary.kept_term and _kind_of(canonical, vocabulary) in _UNWORN)
         )
 
     def negated(canonical: str, word: str) -> bool:
@@ -1534,24 +1536,21 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             flush()
             negate = True
             continue
-        if entry.kind == "replaced":
+        if entry.kind in ("replaced", "replaced_post"):
             # "a wool vest instead of a white coat": what is replaced is never handed to the
             # model ("no white coat" where it may be left out, else dropped), nor read as
             # taken off ("Bluse statt Hemd" is no bare chest).
             if last_head is not None and last_head[0] == vocabulary.kept_term:
                 identity(word)  # "blaue Augen statt braun": one's own feature changed
                 break
-            flush()
-            negate, replacing = False, True
-            continue
-        if entry.kind == "replaced_post":
+            if entry.kind == "replaced":
+                flush()
+                negate, replacing = False, True
+                continue
             # Japanese "白衣じゃなくてベスト": the term right before is the one replaced.
-            if last_head is not None and last_head[0] == vocabulary.kept_term:
-                identity(word)
-                break
             if last_head is not None and head_end == index - span and not last_negated:
                 canonical, at = last_head
-                if leavable(canonical) and canonical not in vocabulary.fixes:
+                if leavable(canonical):
                     reading.terms[at] = "no " + reading.terms[at]
                     last_negated = True
                 else:
@@ -1630,7 +1629,7 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             replacing = False
             # What may be left out is handed over as such ("a cardigan instead of a white
             # coat": "no white coat"); anything else is only dropped.
-            negate = leavable(entry.canonical) and entry.canonical not in vocabulary.fixes
+            negate = leavable(entry.canonical)
             if not negate:
                 if _essential(entry.canonical, refusals):
                     replaced_essential = word
