@@ -477,6 +477,14 @@ class _Refusals:
 _PROFESSION = re.compile(r"^[a-z]{3,}(?:ologist|ician|grapher|ographer)s?$")
 
 
+#: A time of day in one word ("4am", "6.30pm", "4h", "16h30", "7uhr"): context, like the
+#: number words it is made of, and dropped.
+#: ("6.30pm" reaches here as "6" and "30pm".)
+_CLOCK = re.compile(
+    r"^(?:(?:[01]?\d|2[0-3])(?:h?[0-5]\d)?(?:am|pm|h|uhr)|(?:[01]?\d|2[0-3])h[0-5]\d|[0-5]\d(?:am|pm))$"
+)
+
+
 #: A colour as a hex code ("#1A2B3C", the "#" is taken off with the other prompt syntax): six
 #: hex digits with at least one digit, so that words such as "facade" stay words.
 _HEX_COLOUR = re.compile(r"^(?=[a-f]*\d)[0-9a-f]{6}$")
@@ -562,12 +570,14 @@ class Vocabulary:
         return self._derived(tokens[start].norm), 1
 
     def _derived(self, word: str) -> _Entry | None:
-        """What a word no table lists is read as: a profession (dropped), a brand's hex colour
-        ("#1A2B3C": a colour of its own) or an inflected term."""
+        """What a word no table lists is read as: a profession or a time of day (dropped), a
+        brand's hex colour ("#1A2B3C": a colour of its own) or an inflected term."""
         if _PROFESSION.match(word):
             return _Entry(word, "filler")
         if _HEX_COLOUR.match(word):
             return _Entry(f"#{word}", "colour")
+        if _CLOCK.match(word):
+            return _Entry(word, "filler")
         return self._inflected(word)
 
     def _inflected(self, word: str) -> _Entry | None:
@@ -1587,8 +1597,13 @@ def _read(tokens: list[_Token], vocabulary: Vocabulary, refusals: _Refusals) -> 
             modifiers.remove(culture_term)
             culture = ""
         if culture and not _culture_head(entry, culture_kind):
-            identity(culture)  # "german uniform", "make me an indian doctor": not the look
-            break
+            if culture_kind == CULTURE_KIND:
+                identity(culture)  # "german uniform", "make me an indian doctor": not the look
+                break
+            # A faith before what it cannot qualify ("a Lutheran congregation"): the person's
+            # context, dropped as where it qualifies nothing (see flush).
+            modifiers.remove(culture_term)
+            culture = ""
         if (
             entry.canonical == vocabulary.kept_term
             and modifiers
@@ -1719,6 +1734,16 @@ _ORIGIN_WORDS = frozenset(
     преподавательница школы школа курсы spreche sprechen spricht hablo habla hablamos parle
     parlons parlez говорю говорим по""".split()
 )
+#: Who works in languages: the nationalities after them, even past a comma, are languages.
+_LANGUAGE_WORKERS = frozenset(
+    """interpreter interpreters translator translators interpreting translating bilingual
+    trilingual""".split()
+)
+#: A language as a subject taught or studied, after its name ("English lit professor").
+_LANGUAGE_SUBJECTS = frozenset(
+    """lit literature language languages class classes lesson lessons tutor tutoring teacher
+    teachers professor lecturer department dept studies grammar major""".split()
+)
 #: Between two nationalities or languages said together ("I speak Spanish and English").
 _CULTURE_JOINERS = frozenset({"and", "und", "y", "e", "et", "и", "or", "oder", "o", "ou", "или"})
 
@@ -1770,12 +1795,20 @@ def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocab
     if before is not None and before.norm in _ARTICLES and start > 1:
         # An article between ("I'm an Igbo chief", "a player in the Philippines").
         origin = tokens[start - 2].norm in _ORIGIN_WORDS
+    if before is not None and before.text == "," and start > 1:
+        # The languages a translator works in, after a comma ("court interpreter, Spanish and
+        # English").
+        origin = tokens[start - 2].norm in _LANGUAGE_WORKERS
     if before is not None and not before.separator and not origin:
         return False
     if end >= len(tokens) or tokens[end].separator:
-        return origin  # "I'm Nigerian," but not "kilt, Scottish"
+        # "I'm Nigerian," and a text that opens with where its writer is from ("Ghanaian,
+        # kente stole"), but not "kilt, Scottish"
+        return origin or (before is None and end + 1 < len(tokens))
     if tokens[end].norm in _IDENTITY_AFTER:
         return False  # "mexican look", "japanese woman": the person made into someone
+    if tokens[end].norm in _LANGUAGE_SUBJECTS:
+        return True  # "an English lit professor", "my Spanish classes": a language taught
     after = entry_at(end)
     # Before a look ("german uniform", "japanese minimal") it is the look's: read as before.
     return after is None or after.kind in ("role", "filler")
