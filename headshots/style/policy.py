@@ -1758,8 +1758,10 @@ _IDENTITY_AFTER = frozenset(
 def _stated_origin(tokens: list[_Token], start: int, end: int, vocabulary: Vocabulary) -> bool:
     """Whether the nationality at ``tokens[start:end]`` is said of where a person is from: at
     the start of a clause or after one of :data:`_ORIGIN_WORDS`, and followed by a role, a
-    dropped word or nothing ("Scottish and proud", "German engineer"; not "Scottish tartan
-    tie", nor "german uniform"). Nationalities next to each other are one ("I'm
+    dropped word, a subject taught or nothing ("Scottish and proud", "German engineer", "an
+    English lit professor"; not "Scottish tartan tie", nor "german uniform"); at the start
+    of the text before a comma ("Ghanaian, kente stole"); or the languages after an
+    interpreter and a comma. Nationalities next to each other are one ("I'm
     Korean-American")."""
 
     def entry_at(at: int) -> _Entry | None:
